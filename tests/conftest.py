@@ -1,0 +1,69 @@
+import functools
+import gzip
+import http.server
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import stages  # noqa: F401  (sets TF_USE_LEGACY_KERAS before any test imports TensorFlow)
+from stages.mnist import IdxFile, encode_idx, sha256_of
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def serve_dir():
+    """Serve a folder over HTTP on 127.0.0.1; returns a function
+    folder -> base URL. Servers stop when the test ends."""
+    servers = []
+
+    def start(folder: Path) -> str:
+        handler = functools.partial(_QuietHandler, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def refused_url():
+    """A URL on 127.0.0.1 where nothing listens: connections are refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+def make_synthetic_mnist(folder: Path, n_train: int = 32, n_test: int = 16, seed: int = 0):
+    """Write small MNIST-shaped IDX archives (``.gz``) into ``folder``;
+    return the IdxFile specs (with their real checksums) and the arrays."""
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, n_train, dtype=np.uint8),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, dtype=np.uint8),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    specs = []
+    for name, array in arrays.items():
+        raw = encode_idx(array)
+        (folder / f"{name}.gz").write_bytes(gzip.compress(raw))
+        raw_path = folder / f".{name}.raw"
+        raw_path.write_bytes(raw)
+        specs.append(IdxFile(name, sha256_of(raw_path), len(raw)))
+        raw_path.unlink()
+    return tuple(specs), arrays

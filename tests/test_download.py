@@ -1,0 +1,146 @@
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import REPO, make_synthetic_mnist
+from stages.common import StudyError
+from stages.download import download
+
+
+@pytest.fixture
+def mirror(tmp_path):
+    specs, arrays = make_synthetic_mnist(tmp_path / "good")
+    return tmp_path / "good", specs, arrays
+
+
+def _assert_served(out, arrays):
+    from stages.mnist import read_idx
+
+    for name, array in arrays.items():
+        assert (read_idx(out / name) == array).all()
+
+
+def test_good_mirror_serves_every_file(tmp_path, mirror, serve_dir, caplog):
+    folder, specs, arrays = mirror
+    url = serve_dir(folder)
+    caplog.set_level("INFO")
+    served = download([url, str(tmp_path / "unused")], tmp_path / "out", files=specs, retries=0)
+    assert served == {spec.name: url for spec in specs}
+    _assert_served(tmp_path / "out", arrays)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(arrays)
+    assert f"train-images-idx3-ubyte: verified sha256, served by {url}" in caplog.text
+
+
+def test_corrupted_file_falls_through_to_next_source(tmp_path, mirror, serve_dir, caplog):
+    folder, specs, arrays = mirror
+    bad = tmp_path / "bad"
+    make_synthetic_mnist(bad, seed=1)  # same shapes, other bytes: checksums differ
+    caplog.set_level("INFO")
+    bad_url, good_url = serve_dir(bad), serve_dir(folder)
+    served = download([bad_url, good_url], tmp_path / "out", files=specs, retries=0)
+    assert set(served.values()) == {good_url}
+    _assert_served(tmp_path / "out", arrays)
+    assert f"t10k-labels-idx1-ubyte.gz: skipping {bad_url}: checksum mismatch" in caplog.text
+
+
+def test_truncated_gzip_falls_through(tmp_path, mirror, serve_dir, caplog):
+    folder, specs, arrays = mirror
+    broken = tmp_path / "broken"
+    make_synthetic_mnist(broken)
+    archive = broken / "train-images-idx3-ubyte.gz"
+    archive.write_bytes(archive.read_bytes()[:-40])
+    caplog.set_level("INFO")
+    broken_url = serve_dir(broken)
+    served = download([broken_url, str(folder)], tmp_path / "out", files=specs, retries=0)
+    assert served["train-images-idx3-ubyte"] == str(folder)
+    assert served["train-labels-idx1-ubyte"] == broken_url  # the intact files still come from it
+    assert "skipping" in caplog.text and "not a valid gzip archive" in caplog.text
+    _assert_served(tmp_path / "out", arrays)
+
+
+def test_refused_connection_falls_back_and_is_not_asked_again(tmp_path, mirror, refused_url, caplog):
+    folder, specs, arrays = mirror
+    caplog.set_level("INFO")
+    served = download([refused_url, str(folder)], tmp_path / "out", files=specs, retries=0)
+    assert set(served.values()) == {str(folder)}
+    assert caplog.text.count("connection refused") == 1
+    _assert_served(tmp_path / "out", arrays)
+
+
+def test_missing_file_on_http_mirror_falls_back(tmp_path, mirror, serve_dir, caplog):
+    folder, specs, arrays = mirror
+    partial = tmp_path / "partial"
+    make_synthetic_mnist(partial)
+    (partial / "t10k-images-idx3-ubyte.gz").unlink()
+    caplog.set_level("INFO")
+    url = serve_dir(partial)
+    served = download([url, str(folder)], tmp_path / "out", files=specs, retries=0)
+    assert served["t10k-images-idx3-ubyte"] == str(folder)
+    assert "HTTP 404" in caplog.text
+
+
+def test_every_source_bad_leaves_nothing(tmp_path, mirror, refused_url):
+    _, specs, _ = mirror
+    bad = tmp_path / "bad"
+    make_synthetic_mnist(bad, seed=3)
+    with pytest.raises(StudyError) as err:
+        download([refused_url, str(bad), str(tmp_path / "nowhere")], tmp_path / "out", files=specs, retries=0)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("no source served a good train-images-idx3-ubyte.gz: ")
+    assert f"{refused_url}: connection refused" in message
+    assert f"{bad}: checksum mismatch" in message
+    assert "nowhere" in message and "does not exist" in message
+    assert not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_failed_download_keeps_previous_output_untouched(tmp_path, mirror, refused_url):
+    folder, specs, arrays = mirror
+    download([str(folder)], tmp_path / "out", files=specs)
+    with pytest.raises(StudyError):
+        download([refused_url], tmp_path / "out", files=specs, retries=0)
+    _assert_served(tmp_path / "out", arrays)
+
+
+def _run_stage(tmp_path, data_params):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"data": data_params}))
+    return subprocess.run(
+        [sys.executable, "-m", "stages.download", "--params", str(params), "--out", str(tmp_path / "out")],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_cli_every_source_bad_exits_nonzero_with_one_line(tmp_path, refused_url):
+    result = _run_stage(tmp_path, {"sources": [refused_url, str(tmp_path / "empty")], "retries": 0})
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "no source served a good train-images-idx3-ubyte.gz" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "data_params, fragment",
+    [
+        ({"sources": []}, "data.sources is empty"),
+        ({"sources": "data/mnist-shipped"}, "data.sources must be a list"),
+        ({"sources": ["data/mnist-shipped"], "retries": -1}, "data.retries must be a whole number"),
+        ({"sources": ["data/mnist-shipped"], "timeout_s": 0}, "data.timeout_s must be a positive number"),
+    ],
+)
+def test_cli_bad_params(tmp_path, data_params, fragment):
+    result = _run_stage(tmp_path, data_params)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {fragment}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_shipped_copy_names_its_source(tmp_path):
+    result = _run_stage(tmp_path, {"sources": ["data/mnist-shipped"]})
+    assert result.returncode == 0, result.stderr
+    assert "train-images-idx3-ubyte: verified sha256, served by data/mnist-shipped" in result.stderr
+    assert len(list((tmp_path / "out").iterdir())) == 4
