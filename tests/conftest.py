@@ -67,3 +67,20 @@ def make_synthetic_mnist(folder: Path, n_train: int = 32, n_test: int = 16, seed
         specs.append(IdxFile(name, sha256_of(raw_path), len(raw)))
         raw_path.unlink()
     return tuple(specs), arrays
+
+
+@pytest.fixture(scope="session")
+def mnist_dir(tmp_path_factory):
+    """The real MNIST, verified and decompressed from the shipped copy."""
+    from stages.download import download
+
+    out = tmp_path_factory.mktemp("data") / "mnist"
+    download([str(REPO / "data" / "mnist-shipped")], out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def study_params():
+    import yaml
+
+    return yaml.safe_load((REPO / "params.yaml").read_text())

@@ -1,0 +1,248 @@
+"""Stage `aggregate`: every run's metrics and every variant's profile, as
+pandas tables (CSV for tools, Markdown for people) and DVC metrics.
+
+- ``runs``: one row per (variant, seed): accuracy, loss, training time and
+  throughput, with the variant's profile figures.
+- ``summary``: one row per variant: seeds, mean, standard deviation and 95%
+  Student-t interval of test accuracy; size and MAC figures; compression and
+  accuracy gap against the baseline variant, the gap's interval from the
+  seed-paired differences.
+- ``article``: the reference article's published figures beside ours.
+- ``curves``: per-epoch accuracy and loss of every run (long form), and per
+  variant the mean across seeds (for ``dvc plots``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stages.common import StudyError, atomic_directory, load_params, log, run_cli, write_json_atomic
+from stages.params import study_seeds, study_variants
+
+# The reference article (Larq's "Introduction to BNNs with Larq" MNIST
+# example): its printed profiles and its single-run test accuracies.
+ARTICLE = {
+    "fp32": {
+        "params_total": 93770, "params_32bit": 93770, "memory_kib": 366.29,
+        "macs_total": 2794240, "binarized_mac_fraction": 0.0, "test_accuracy": 0.9906,
+    },
+    "bnn": {
+        "params_total": 93556, "params_32bit": 468, "memory_kib": 13.19,
+        "macs_total": 2794240, "binarized_mac_fraction": 0.9303, "test_accuracy": 0.9813,
+    },
+}
+
+RUN_METRICS = ("test_accuracy", "test_loss", "train_time_s", "train_images_per_s", "train_images", "test_images")
+PROFILE_FIGURES = (
+    "params_total", "params_1bit", "params_32bit", "memory_kib", "fp32_equivalent_kib",
+    "macs_total", "macs_1bit", "macs_32bit", "binarized_mac_fraction",
+)
+
+
+def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean and two-sided Student-t confidence interval of ``values``; the
+    bounds are NaN when there are fewer than two values."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean()) if len(values) else math.nan
+    if len(values) < 2:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    return mean, mean - half, mean + half
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise StudyError(f"{path} is missing: run `dvc repro` to produce it") from None
+    except json.JSONDecodeError as err:
+        raise StudyError(f"{path} is not valid JSON ({err}): rerun the stage that writes it") from None
+
+
+def run_name(variant: str, seed: int) -> str:
+    return f"{variant}-{seed}"
+
+
+def load_runs(runs_dir: str | Path, variants: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
+    rows = []
+    for variant in variants:
+        for seed in seeds:
+            path = Path(runs_dir) / run_name(variant, seed) / "metrics.json"
+            metrics = _read_json(path)
+            missing = [k for k in RUN_METRICS if k not in metrics]
+            if missing:
+                raise StudyError(f"{path} lacks {', '.join(missing)}: rerun `dvc repro`")
+            rows.append({"variant": variant, "seed": seed, **{k: metrics[k] for k in RUN_METRICS}})
+    return pd.DataFrame(rows)
+
+
+def load_profiles(profiles_dir: str | Path, variants: Sequence[str]) -> pd.DataFrame:
+    rows = []
+    for variant in variants:
+        profile = _read_json(Path(profiles_dir) / variant / "profile.json")
+        rows.append({"variant": variant, **{k: profile[k] for k in PROFILE_FIGURES}})
+    return pd.DataFrame(rows).set_index("variant")
+
+
+def load_curves(runs_dir: str | Path, variants: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
+    """Per-epoch accuracy and loss of every run, from DVCLive's logs: columns
+    variant, seed, epoch (from 1), split (train/test), accuracy, loss."""
+    frames = []
+    for variant in variants:
+        for seed in seeds:
+            base = Path(runs_dir) / run_name(variant, seed) / "plots" / "metrics"
+            for split, folder in (("train", "train"), ("test", "eval")):
+                columns = {}
+                for metric in ("accuracy", "loss"):
+                    path = base / folder / f"{metric}.tsv"
+                    try:
+                        columns[metric] = pd.read_csv(path, sep="\t")[["step", metric]].set_index("step")[metric]
+                    except FileNotFoundError:
+                        raise StudyError(f"{path} is missing: run `dvc repro` to produce it") from None
+                frame = pd.DataFrame(columns).reset_index()
+                frame.insert(0, "split", split)
+                frame.insert(0, "seed", seed)
+                frame.insert(0, "variant", variant)
+                frames.append(frame)
+    curves = pd.concat(frames, ignore_index=True)
+    curves["epoch"] = curves.pop("step") + 1
+    return curves[["variant", "seed", "epoch", "split", "accuracy", "loss"]]
+
+
+def runs_table(runs: pd.DataFrame, profiles: pd.DataFrame) -> pd.DataFrame:
+    return runs.join(profiles, on="variant")
+
+
+def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """One row per variant (see the module doc). Compression and gap columns
+    are NaN when the baseline is not in the study."""
+    by_seed = runs.pivot(index="seed", columns="variant", values="test_accuracy")
+    rows = []
+    for variant, group in runs.groupby("variant", sort=False):
+        mean, low, high = t_interval(group["test_accuracy"])
+        row = {
+            "variant": variant,
+            "seeds": len(group),
+            "test_accuracy_mean": mean,
+            "test_accuracy_std": float(group["test_accuracy"].std(ddof=1)) if len(group) > 1 else math.nan,
+            "test_accuracy_ci95_low": low,
+            "test_accuracy_ci95_high": high,
+            "params_total": int(profiles.at[variant, "params_total"]),
+            "params_32bit": int(profiles.at[variant, "params_32bit"]),
+            "memory_kib": float(profiles.at[variant, "memory_kib"]),
+            "compression_vs_baseline": math.nan,
+            "macs_total": int(profiles.at[variant, "macs_total"]),
+            "binarized_mac_fraction": float(profiles.at[variant, "binarized_mac_fraction"]),
+            "accuracy_gap_vs_baseline": math.nan,
+            "accuracy_gap_ci95_low": math.nan,
+            "accuracy_gap_ci95_high": math.nan,
+            "train_images_per_s_mean": float(group["train_images_per_s"].mean()),
+        }
+        if baseline in profiles.index:
+            row["compression_vs_baseline"] = float(profiles.at[baseline, "memory_kib"] / profiles.at[variant, "memory_kib"])
+            paired = (by_seed[variant] - by_seed[baseline]).dropna()
+            gap, gap_low, gap_high = t_interval(paired)
+            row.update(accuracy_gap_vs_baseline=gap, accuracy_gap_ci95_low=gap_low, accuracy_gap_ci95_high=gap_high)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def article_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """For each variant the article published: its figure, ours, and the
+    difference (ours minus article)."""
+    ours_column = {"test_accuracy": "test_accuracy_mean"}
+    rows = []
+    for _, row in summary.iterrows():
+        published = ARTICLE.get(row["variant"])
+        if published is None:
+            continue
+        for figure, article_value in published.items():
+            ours = float(row[ours_column.get(figure, figure)])
+            rows.append({
+                "variant": row["variant"], "figure": figure,
+                "article": article_value, "ours": ours, "difference": ours - article_value,
+            })
+    return pd.DataFrame(rows, columns=["variant", "figure", "article", "ours", "difference"])
+
+
+def mean_curves(curves: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per variant, the mean across seeds per epoch, one column per
+    (split, metric): ``train_accuracy``, ``test_accuracy``, ..."""
+    means = curves.groupby(["variant", "epoch", "split"], sort=False)[["accuracy", "loss"]].mean().reset_index()
+    result = {}
+    for variant, group in means.groupby("variant", sort=False):
+        wide = group.pivot(index="epoch", columns="split", values=["accuracy", "loss"])
+        wide.columns = [f"{split}_{metric}" for metric, split in wide.columns]
+        result[variant] = wide.reset_index()[["epoch", "train_accuracy", "test_accuracy", "train_loss", "test_loss"]]
+    return result
+
+
+def dvc_metrics(summary: pd.DataFrame) -> dict[str, Any]:
+    """What `dvc metrics show` and `dvc exp show` list, per variant."""
+    keep = ("seeds", "test_accuracy_mean", "test_accuracy_ci95_low", "test_accuracy_ci95_high", "memory_kib",
+            "compression_vs_baseline", "binarized_mac_fraction", "accuracy_gap_vs_baseline")
+    return {
+        row["variant"]: {k: (None if isinstance(row[k], float) and math.isnan(row[k]) else row[k]) for k in keep}
+        for row in summary.to_dict("records")
+    }
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    return table.to_markdown(index=False, floatfmt=".6g") + "\n"
+
+
+def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> None:
+    with atomic_directory(out_dir) as tmp:
+        for name, table in tables.items():
+            table.to_csv(tmp / f"{name}.csv", index=False)
+            if name != "curves":
+                (tmp / f"{name}.md").write_text(to_markdown(table))
+
+
+def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | Path,
+              tables_dir: str | Path, curves_dir: str | Path, metrics_path: str | Path) -> pd.DataFrame:
+    variants, seeds = study_variants(params), study_seeds(params)
+    baseline = (params.get("aggregate") or {}).get("baseline", "fp32")
+    profiles = load_profiles(profiles_dir, variants)
+    runs = load_runs(runs_dir, variants, seeds)
+    curves = load_curves(runs_dir, variants, seeds)
+    summary = summary_table(runs, profiles, baseline)
+    write_tables(
+        {"runs": runs_table(runs, profiles), "summary": summary, "article": article_table(summary), "curves": curves},
+        tables_dir,
+    )
+    with atomic_directory(curves_dir) as tmp:
+        for variant, frame in mean_curves(curves).items():
+            frame.to_csv(tmp / f"{variant}.csv", index=False)
+    write_json_atomic(metrics_path, dvc_metrics(summary))
+    for row in summary.to_dict("records"):
+        log.info("%s: %d seeds, test accuracy %.2f%% (95%% CI %.2f-%.2f%%), %.2f KiB",
+                 row["variant"], row["seeds"], 100 * row["test_accuracy_mean"],
+                 100 * row["test_accuracy_ci95_low"], 100 * row["test_accuracy_ci95_high"], row["memory_kib"])
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stages.aggregate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--runs", default="reports/runs", help="DVCLive folders of the training runs")
+    parser.add_argument("--profiles", default="reports/profiles")
+    parser.add_argument("--tables-out", default="reports/tables")
+    parser.add_argument("--curves-out", default="reports/curves")
+    parser.add_argument("--metrics-out", default="reports/metrics.json")
+    args = parser.parse_args(argv)
+    aggregate(load_params(args.params), args.runs, args.profiles, args.tables_out, args.curves_out, args.metrics_out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

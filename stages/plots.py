@@ -1,0 +1,140 @@
+"""Stage `plots`: the study's figures, drawn with seaborn from the aggregate
+tables (PNG, readable at 100%).
+
+- ``accuracy_vs_memory.png``: every seed a point, each variant's mean with
+  its 95% interval, memory on a log scale;
+- ``accuracy_vs_binarized_macs.png``: the same accuracies against the
+  fraction of multiply-accumulates that are binarized;
+- ``training_curves.png``: accuracy and loss per epoch on the training and
+  test sets, mean across seeds with a 95% band;
+- ``accuracy_by_variant.png``: test accuracy per variant across seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from stages.common import StudyError, atomic_directory, log, run_cli  # noqa: E402
+
+DPI = 110
+
+
+def _read_table(tables_dir: Path, name: str) -> pd.DataFrame:
+    path = tables_dir / f"{name}.csv"
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise StudyError(f"{path} is missing: run `dvc repro aggregate`") from None
+
+
+def _palette(variants: Sequence[str]) -> dict[str, tuple]:
+    return dict(zip(variants, sns.color_palette("colorblind", len(variants)), strict=False))
+
+
+def _accuracy_scatter(runs: pd.DataFrame, summary: pd.DataFrame, x: str, xlabel: str, path: Path,
+                      log_x: bool = False, x_scale: float = 1.0) -> None:
+    variants = list(summary["variant"])
+    palette = _palette(variants)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    points = runs.assign(x=runs[x] * x_scale, accuracy_pct=100 * runs["test_accuracy"])
+    sns.scatterplot(data=points, x="x", y="accuracy_pct", hue="variant", hue_order=variants, palette=palette,
+                    alpha=0.45, s=40, ax=ax, legend=False)
+    for row in summary.to_dict("records"):
+        mean = 100 * row["test_accuracy_mean"]
+        low, high = 100 * row["test_accuracy_ci95_low"], 100 * row["test_accuracy_ci95_high"]
+        has_interval = pd.notna(low)
+        ax.errorbar(row[x] * x_scale, mean, yerr=[[mean - low], [high - mean]] if has_interval else None,
+                    fmt="D", ms=8, capsize=5, color=palette[row["variant"]], markeredgecolor="black",
+                    label=f"{row['variant']}: mean" + (" ± 95% CI" if has_interval else "") + f" ({row['seeds']} seeds)")
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(title="variant (small dots: single seeds)", loc="best", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def accuracy_vs_memory(runs, summary, path: Path) -> None:
+    _accuracy_scatter(runs, summary, "memory_kib", "model weights in memory (KiB, log scale)", path, log_x=True)
+
+
+def accuracy_vs_binarized(runs, summary, path: Path) -> None:
+    _accuracy_scatter(runs, summary, "binarized_mac_fraction", "binarized multiply-accumulates (% of all MACs)",
+                      path, x_scale=100.0)
+
+
+def training_curves(curves: pd.DataFrame, variants: Sequence[str], path: Path) -> None:
+    long = curves.melt(id_vars=["variant", "seed", "epoch", "split"], value_vars=["accuracy", "loss"],
+                       var_name="metric", value_name="value")
+    long.loc[long["metric"] == "accuracy", "value"] *= 100
+    grid = sns.relplot(data=long, kind="line", x="epoch", y="value", hue="variant", hue_order=list(variants),
+                       palette=_palette(variants), style="split", style_order=["train", "test"], row="metric",
+                       errorbar=("ci", 95), markers=True, dashes=True, height=3.2, aspect=2.0,
+                       facet_kws={"sharey": False})
+    grid.axes[0, 0].set_ylabel("accuracy (%)")
+    grid.axes[1, 0].set_ylabel("cross-entropy loss")
+    grid.axes[1, 0].set_xlabel("epoch")
+    grid.set_titles("{row_name} per epoch: mean across seeds, band = 95% CI")
+    for ax in grid.axes.flat:
+        ax.grid(True, alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    grid.savefig(path, dpi=DPI)
+    plt.close(grid.figure)
+
+
+def accuracy_by_variant(runs: pd.DataFrame, variants: Sequence[str], path: Path) -> None:
+    data = runs.assign(accuracy_pct=100 * runs["test_accuracy"])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    sns.boxplot(data=data, x="variant", y="accuracy_pct", order=list(variants), hue="variant", hue_order=list(variants),
+                palette=_palette(variants), width=0.5, fliersize=0, boxprops={"alpha": 0.35}, ax=ax, legend=False)
+    sns.stripplot(data=data, x="variant", y="accuracy_pct", order=list(variants), hue="variant",
+                  hue_order=list(variants), palette=_palette(variants), size=7, jitter=0.08, edgecolor="black",
+                  linewidth=0.6, ax=ax, legend=True)
+    ax.set_xlabel("precision variant")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(title="variant (one dot per seed)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def draw_all(tables_dir: str | Path, out_dir: str | Path) -> list[str]:
+    tables_dir = Path(tables_dir)
+    runs = _read_table(tables_dir, "runs")
+    summary = _read_table(tables_dir, "summary")
+    curves = _read_table(tables_dir, "curves")
+    variants = list(summary["variant"])
+    sns.set_theme(style="whitegrid", context="notebook")
+    with atomic_directory(out_dir) as tmp:
+        accuracy_vs_memory(runs, summary, tmp / "accuracy_vs_memory.png")
+        accuracy_vs_binarized(runs, summary, tmp / "accuracy_vs_binarized_macs.png")
+        training_curves(curves, variants, tmp / "training_curves.png")
+        accuracy_by_variant(runs, variants, tmp / "accuracy_by_variant.png")
+        names = sorted(p.name for p in tmp.iterdir())
+    log.info("plots in %s: %s", out_dir, ", ".join(names))
+    return names
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stages.plots", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tables", default="reports/tables", help="folder written by the aggregate stage")
+    parser.add_argument("--out", default="reports/plots")
+    args = parser.parse_args(argv)
+    draw_all(args.tables, args.out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

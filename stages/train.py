@@ -1,0 +1,189 @@
+"""Stage `train`: train one precision variant with one seed.
+
+The article's recipe: Adam, sparse categorical cross-entropy, batch 64,
+6 epochs, pixels scaled onto the variant's input range. The seed sets every
+random source and TensorFlow's op determinism is on, so a rerun of the same
+(variant, seed) reproduces its test accuracy and loss bit for bit.
+
+Writes the trained model (``model.keras``, reloadable once ``larq`` is
+imported) and a DVCLive folder: per-epoch loss and accuracy on the training
+and test sets, and the run's final metrics (test accuracy and loss on the
+whole test split, training wall time, training images per second). Both
+appear only when the run has finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+import tensorflow as tf
+from stages.common import StudyError, atomic_directory, load_params, log, run_cli
+from stages.mnist import load_split, scale_images
+from stages.networks import Variant, build_model
+from stages.params import TrainSettings, check_study, data_limits, train_settings
+
+MODEL_FILE = "model.keras"
+EVAL_BATCH_SIZE = 1000
+
+
+def set_determinism(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow, and make TensorFlow's ops
+    deterministic."""
+
+    tf.keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def compile_model(model, settings: TrainSettings) -> None:
+
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(learning_rate=settings.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=settings.steps_per_execution,
+    )
+
+
+def training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
+    """The training input pipeline: the arrays held as tensors, reshuffled
+    every epoch from ``seed``, batched and prefetched."""
+
+    return (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+class TrainingClock(tf.keras.callbacks.Callback):
+    """Times training, leaving out the time spent evaluating on the test set
+    at the end of each epoch."""
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+        self.eval_s = 0.0
+
+    def on_test_begin(self, logs=None):
+        self._test_start = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        self.eval_s += time.perf_counter() - self._test_start
+
+    def on_train_end(self, logs=None):
+        self.train_s = time.perf_counter() - self.start - self.eval_s
+
+
+@dataclass(frozen=True)
+class RunResult:
+    test_accuracy: float
+    test_loss: float
+    train_time_s: float
+    train_images_per_s: float
+    train_images: int
+    test_images: int
+
+
+def train_run(
+    variant: Variant,
+    seed: int,
+    settings: TrainSettings,
+    data_dir: str | Path,
+    model_dir: str | Path,
+    live_dir: str | Path,
+    train_limit: int | None = None,
+    test_limit: int | None = None,
+    verbose: int = 1,
+) -> RunResult:
+    """Train ``variant`` with ``seed``; write the model to ``model_dir`` and
+    the DVCLive logs to ``live_dir``, each whole or not at all."""
+    from dvclive import Live
+    from dvclive.keras import DVCLiveCallback
+
+    x_train, y_train = load_split(data_dir, "train", train_limit)
+    x_test, y_test = load_split(data_dir, "test", test_limit)
+    x_train = scale_images(x_train, variant.input_range)
+    x_test = scale_images(x_test, variant.input_range)
+    log.info(
+        "training %s with seed %d: %d training and %d test images, %d epochs of batch %d",
+        variant.name, seed, len(x_train), len(x_test), settings.epochs, settings.batch_size,
+    )
+
+    set_determinism(seed)
+    model = build_model(variant)
+    compile_model(model, settings)
+    clock = TrainingClock()
+    with atomic_directory(model_dir) as model_tmp, atomic_directory(live_dir) as live_tmp:
+        with Live(str(live_tmp), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+            live.log_params({"variant": variant.name, "seed": seed})
+            model.fit(
+                training_dataset(x_train, y_train, settings.batch_size, seed),
+                epochs=settings.epochs,
+                validation_data=(x_test, y_test),
+                validation_batch_size=EVAL_BATCH_SIZE,
+                callbacks=[clock, DVCLiveCallback(live=live)],
+                verbose=verbose,
+            )
+            test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=EVAL_BATCH_SIZE, verbose=0)
+            result = RunResult(
+                test_accuracy=float(test_accuracy),
+                test_loss=float(test_loss),
+                train_time_s=clock.train_s,
+                train_images_per_s=len(x_train) * settings.epochs / clock.train_s,
+                train_images=len(x_train),
+                test_images=len(x_test),
+            )
+            for name, value in vars(result).items():
+                live.log_metric(name, value, plot=False)
+        model.save(model_tmp / MODEL_FILE)
+    log.info(
+        "%s seed %d: test accuracy %.4f, loss %.4f, %.1f s of training (%.0f images/s)",
+        variant.name, seed, result.test_accuracy, result.test_loss, result.train_time_s, result.train_images_per_s,
+    )
+    return result
+
+
+def load_model(model_dir: str | Path):
+    """Reload a trained model saved by :func:`train_run`."""
+    import larq  # noqa: F401  (registers Larq's layers and quantizers)
+
+    path = Path(model_dir) / MODEL_FILE
+    if not path.is_file():
+        raise StudyError(f"{path} is missing: run `dvc repro` to train it")
+    return tf.keras.models.load_model(path)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stages.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variant", required=True, help="a variant named in study.variants")
+    parser.add_argument("--seed", required=True, help="a seed from study.seeds")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--data", default="data/mnist", help="folder of the verified MNIST IDX files")
+    parser.add_argument("--model-out", required=True, help="folder for the trained model")
+    parser.add_argument("--live-out", required=True, help="DVCLive folder for the run's metrics and curves")
+    args = parser.parse_args(argv)
+
+    params = load_params(args.params)
+    variants = check_study(params)
+    if args.variant not in variants:
+        raise StudyError(f"variant {args.variant!r} is not in study.variants ({', '.join(variants)})")
+    try:
+        seed = int(args.seed)
+    except ValueError:
+        raise StudyError(f"seed {args.seed!r} is not a whole number") from None
+    train_limit, test_limit = data_limits(params)
+    train_run(
+        variants[args.variant], seed, train_settings(params), args.data, args.model_out, args.live_out,
+        train_limit=train_limit, test_limit=test_limit,
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,109 @@
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from stages.aggregate import (
+    aggregate, article_table, dvc_metrics, load_runs, mean_curves, summary_table, t_interval,
+)
+from stages.common import StudyError
+
+
+def test_t_interval_matches_student_t():
+    mean, low, high = t_interval([0.98, 0.99, 1.00])
+    # t(0.975, 2) = 4.302652729911275; s = 0.01; half width = t * s / sqrt(3)
+    half = 4.302652729911275 * 0.01 / math.sqrt(3)
+    assert mean == pytest.approx(0.99)
+    assert low == pytest.approx(0.99 - half, rel=1e-9) and high == pytest.approx(0.99 + half, rel=1e-9)
+
+
+def test_t_interval_of_one_value_has_no_bounds():
+    mean, low, high = t_interval([0.5])
+    assert mean == 0.5 and math.isnan(low) and math.isnan(high)
+
+
+def _runs():
+    return pd.DataFrame({
+        "variant": ["fp32"] * 3 + ["bnn"] * 3,
+        "seed": [0, 1, 2] * 2,
+        "test_accuracy": [0.990, 0.991, 0.992, 0.980, 0.983, 0.983],
+        "test_loss": [0.03] * 3 + [0.4] * 3,
+        "train_time_s": [60.0] * 6,
+        "train_images_per_s": [1000.0] * 6,
+        "train_images": [60000] * 6,
+        "test_images": [10000] * 6,
+    })
+
+
+def _profiles():
+    return pd.DataFrame({
+        "variant": ["fp32", "bnn"], "params_total": [93770, 93556], "params_1bit": [0, 93088],
+        "params_32bit": [93770, 468], "memory_kib": [366.2890625, 13.19140625],
+        "fp32_equivalent_kib": [366.2890625, 365.453125], "macs_total": [2794240, 2794240],
+        "macs_1bit": [0, 2599552], "macs_32bit": [2794240, 194688], "binarized_mac_fraction": [0.0, 0.930325240494732],
+    }).set_index("variant")
+
+
+def test_summary_pairs_seeds_for_the_gap():
+    summary = summary_table(_runs(), _profiles(), "fp32").set_index("variant")
+    bnn = summary.loc["bnn"]
+    assert bnn["seeds"] == 3
+    assert bnn["test_accuracy_mean"] == pytest.approx(0.982)
+    assert bnn["compression_vs_baseline"] == pytest.approx(366.2890625 / 13.19140625)
+    # paired differences: -0.010, -0.008, -0.009 -> mean -0.009, s = 0.001
+    assert bnn["accuracy_gap_vs_baseline"] == pytest.approx(-0.009)
+    half = 4.302652729911275 * 0.001 / math.sqrt(3)
+    assert bnn["accuracy_gap_ci95_low"] == pytest.approx(-0.009 - half)
+    assert bnn["accuracy_gap_ci95_high"] == pytest.approx(-0.009 + half)
+    assert summary.loc["fp32", "accuracy_gap_vs_baseline"] == 0.0
+    assert summary.loc["fp32", "compression_vs_baseline"] == 1.0
+
+
+def test_summary_without_the_baseline_leaves_gaps_empty():
+    runs = _runs()
+    summary = summary_table(runs[runs.variant == "bnn"], _profiles().loc[["bnn"]], "fp32")
+    assert math.isnan(summary.loc[0, "accuracy_gap_vs_baseline"])
+    assert math.isnan(summary.loc[0, "compression_vs_baseline"])
+    assert dvc_metrics(summary)["bnn"]["accuracy_gap_vs_baseline"] is None
+
+
+def test_article_table_sets_ours_beside_the_article():
+    article = article_table(summary_table(_runs(), _profiles(), "fp32")).set_index(["variant", "figure"])
+    assert article.loc[("bnn", "params_32bit"), "article"] == 468
+    assert article.loc[("bnn", "params_32bit"), "difference"] == 0
+    assert article.loc[("bnn", "test_accuracy"), "ours"] == pytest.approx(0.982)
+    assert article.loc[("bnn", "test_accuracy"), "difference"] == pytest.approx(0.982 - 0.9813)
+    assert article.loc[("fp32", "memory_kib"), "difference"] == pytest.approx(366.2890625 - 366.29)
+
+
+def test_mean_curves_average_across_seeds():
+    curves = pd.DataFrame({
+        "variant": ["bnn"] * 4, "seed": [0, 0, 1, 1], "epoch": [1, 1, 1, 1],
+        "split": ["train", "test", "train", "test"], "accuracy": [0.8, 0.9, 0.6, 0.7], "loss": [1.0, 0.5, 2.0, 1.5],
+    })
+    frame = mean_curves(curves)["bnn"]
+    assert list(frame.columns) == ["epoch", "train_accuracy", "test_accuracy", "train_loss", "test_loss"]
+    assert frame.iloc[0].tolist() == pytest.approx([1, 0.7, 0.8, 1.5, 1.0])
+
+
+def test_missing_run_says_how_to_fix(tmp_path):
+    with pytest.raises(StudyError, match=r"bnn-0/metrics.json is missing: run `dvc repro`"):
+        load_runs(tmp_path, ["bnn"], [0])
+
+
+def test_corrupt_run_metrics_are_reported(tmp_path):
+    (tmp_path / "bnn-0").mkdir()
+    (tmp_path / "bnn-0" / "metrics.json").write_text('{"test_accuracy": 0.9')
+    with pytest.raises(StudyError, match=r"metrics.json is not valid JSON"):
+        load_runs(tmp_path, ["bnn"], [0])
+
+
+def test_failed_aggregate_writes_nothing(tmp_path):
+    params = {"study": {"variants": ["bnn"], "seeds": [0]}}
+    (tmp_path / "profiles" / "bnn").mkdir(parents=True)
+    (tmp_path / "profiles" / "bnn" / "profile.json").write_text(json.dumps({k: 1 for k in _profiles().columns}))
+    with pytest.raises(StudyError):
+        aggregate(params, tmp_path / "runs", tmp_path / "profiles", tmp_path / "tables", tmp_path / "curves",
+                  tmp_path / "metrics.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["profiles"]

@@ -1,0 +1,122 @@
+import copy
+
+import pytest
+
+from stages.common import StudyError
+from stages.networks import build_model, quantizer_names, variant_from_params
+from stages.profile import profile_figures, summary_text
+
+
+def _profile(study_params, name):
+    return profile_figures(build_model(variant_from_params(name, study_params["variants"])))
+
+
+def test_fp32_profile_is_the_articles(study_params):
+    figures = _profile(study_params, "fp32")
+    assert figures["params_total"] == 93770
+    assert figures["params_32bit"] == 93770 and figures["params_1bit"] == 0
+    assert figures["params_by_bitwidth"] == {"32": 93770}
+    assert round(figures["memory_kib"], 2) == 366.29
+    assert figures["memory_kib"] == 93770 * 32 / 8 / 1024
+    assert figures["fp32_equivalent_kib"] == figures["memory_kib"]
+    assert figures["macs_total"] == 2794240
+    assert figures["macs_by_precision"] == {"32": 2794240}
+    assert figures["binarized_mac_fraction"] == 0.0
+
+
+def test_bnn_profile_is_the_articles(study_params):
+    figures = _profile(study_params, "bnn")
+    assert figures["params_total"] == 93556
+    assert figures["params_32bit"] == 468
+    assert figures["params_1bit"] == 93088
+    assert round(figures["memory_kib"], 2) == 13.19
+    assert figures["memory_kib"] == (93088 + 468 * 32) / 8 / 1024
+    assert figures["fp32_equivalent_kib"] == 93556 * 32 / 8 / 1024
+    assert figures["macs_total"] == 2794240
+    assert figures["macs_1bit"] == 2599552
+    assert figures["macs_32bit"] == 194688
+    assert round(figures["binarized_mac_fraction"], 4) == 0.9303
+
+
+def test_layer_shapes_follow_the_article(study_params):
+    for name in ("fp32", "bnn"):
+        model = build_model(variant_from_params(name, study_params["variants"]))
+        shapes = [tuple(layer.output_shape[1:]) for layer in model.layers]
+        assert shapes[:11] == [
+            (26, 26, 32), (13, 13, 32), (13, 13, 32), (11, 11, 64), (5, 5, 64), (5, 5, 64),
+            (3, 3, 64), (3, 3, 64), (576,), (64,), (64,),
+        ]
+        assert shapes[-1] == (10,) and model.layers[-1].activation.__name__ == "softmax"
+
+
+def test_bnn_quantizes_all_but_the_first_input(study_params):
+    model = build_model(variant_from_params("bnn", study_params["variants"]))
+    quantized = [layer for layer in model.layers if hasattr(layer, "kernel_quantizer")]
+    assert [layer.name for layer in quantized] == ["conv1", "conv2", "conv3", "dense1", "dense2"]
+    assert quantized[0].input_quantizer is None
+    for layer in quantized:
+        assert type(layer.kernel_quantizer).__name__ == "SteSign"
+        assert type(layer.kernel_constraint).__name__ == "weight_clip"
+        assert not layer.use_bias
+    for layer in quantized[1:]:
+        assert type(layer.input_quantizer).__name__ == "SteSign"
+    bns = [layer for layer in model.layers if layer.name.startswith("bn")]
+    assert len(bns) == 5 and not any(bn.scale for bn in bns)
+
+
+def test_summary_text_is_larqs_table(study_params):
+    text = summary_text(build_model(variant_from_params("bnn", study_params["variants"])))
+    assert "bnn stats" in text and "Ratio of MACs that are binarized  0.9303" in text
+
+
+def test_quantizer_with_arguments(study_params):
+    variants = copy.deepcopy(study_params["variants"])
+    variants["bnn"]["kernel_quantizer"] = {"name": "dorefa_quantizer", "k_bit": 4, "mode": "weights"}
+    model = build_model(variant_from_params("bnn", variants))
+    assert model.get_layer("conv2").kernel_quantizer.precision == 4
+
+
+def test_known_quantizer_names():
+    names = quantizer_names()
+    for name in ("ste_sign", "approx_sign", "ste_tern", "dorefa_quantizer", "swish_sign"):
+        assert name in names
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("kernel_quantizer", "ste_sing", r"variants\.bnn\.kernel_quantizer: unknown quantizer 'ste_sing'; Larq knows .*approx_sign.*ste_sign"),
+        ("input_quantizer", 3, r"variants\.bnn\.input_quantizer must be a quantizer name"),
+        ("kernel_constraint", "clip", r"variants\.bnn\.kernel_constraint: unknown constraint 'clip'; valid: .*weight_clip"),
+        ("activation", "relux", r"variants\.bnn\.activation: unknown activation 'relux'"),
+        ("use_bias", "no", r"variants\.bnn\.use_bias must be true or false"),
+        ("input_range", [1, 0], r"variants\.bnn\.input_range must be \[low, high\]"),
+    ],
+)
+def test_bad_variant_values_name_the_param(study_params, key, value, message):
+    variants = copy.deepcopy(study_params["variants"])
+    variants["bnn"][key] = value
+    with pytest.raises(StudyError, match=message):
+        variant_from_params("bnn", variants)
+
+
+def test_quantizer_arguments_larq_rejects(study_params):
+    variants = copy.deepcopy(study_params["variants"])
+    variants["bnn"]["kernel_quantizer"] = {"name": "dorefa_quantizer", "bits": 4}
+    with pytest.raises(StudyError, match=r"variants\.bnn\.kernel_quantizer: Larq rejects"):
+        variant_from_params("bnn", variants)
+
+
+def test_unknown_and_missing_variant_keys(study_params):
+    variants = copy.deepcopy(study_params["variants"])
+    variants["bnn"]["kernel_quantiser"] = "ste_sign"
+    with pytest.raises(StudyError, match=r"variants\.bnn has unknown keys kernel_quantiser"):
+        variant_from_params("bnn", variants)
+    del variants["bnn"]["kernel_quantiser"], variants["bnn"]["use_bias"]
+    with pytest.raises(StudyError, match=r"variants\.bnn lacks use_bias"):
+        variant_from_params("bnn", variants)
+
+
+def test_unknown_variant_lists_the_defined_ones(study_params):
+    with pytest.raises(StudyError, match=r"unknown variant 'bnm': params.yaml defines bnn, fp32 under `variants`"):
+        variant_from_params("bnm", study_params["variants"])
