@@ -2,11 +2,14 @@
 pandas tables (CSV for tools, Markdown for people) and DVC metrics.
 
 - ``runs``: one row per (variant, seed): accuracy, loss, training time and
-  throughput, with the variant's profile figures.
+  throughput, the deployed model's size, accuracy and latency, with the
+  variant's profile figures.
 - ``summary``: one row per variant: seeds, mean, standard deviation and 95%
   Student-t interval of test accuracy; size and MAC figures; compression and
   accuracy gap against the baseline variant, the gap's interval from the
-  seed-paired differences.
+  seed-paired differences; the deployed size, converted accuracy, latency and
+  speedup against the baseline; whether the variant is on the Pareto
+  frontier of mean accuracy against memory.
 - ``article``: the reference article's published figures beside ours.
 - ``curves``: per-epoch accuracy and loss of every run (long form), and per
   variant the mean across seeds (for ``dvc plots``).
@@ -41,6 +44,10 @@ ARTICLE = {
 }
 
 RUN_METRICS = ("test_accuracy", "test_loss", "train_time_s", "train_images_per_s", "train_images", "test_images")
+DEPLOY_FIGURES = (
+    "tflite_bytes", "tflite_kib", "converted_accuracy", "agreement", "latency_median_us", "latency_p90_us",
+    "throughput_images_per_s",
+)
 PROFILE_FIGURES = (
     "params_total", "params_1bit", "params_32bit", "memory_kib", "fp32_equivalent_kib",
     "macs_total", "macs_1bit", "macs_32bit", "binarized_mac_fraction",
@@ -69,6 +76,16 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise StudyError(f"{path} is not valid JSON ({err}): rerun the stage that writes it") from None
 
 
+def read_table(tables_dir: str | Path, name: str) -> pd.DataFrame:
+    """One of the tables this stage writes, for the stages that draw and
+    report them."""
+    path = Path(tables_dir) / f"{name}.csv"
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise StudyError(f"{path} is missing: run `dvc repro aggregate`") from None
+
+
 def run_name(variant: str, seed: int) -> str:
     return f"{variant}-{seed}"
 
@@ -86,11 +103,32 @@ def load_runs(runs_dir: str | Path, variants: Sequence[str], seeds: Sequence[int
     return pd.DataFrame(rows)
 
 
+def load_deployments(deploy_dir: str | Path, variants: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
+    rows = []
+    for variant in variants:
+        for seed in seeds:
+            report = _read_json(Path(deploy_dir) / run_name(variant, seed) / "deploy.json")
+            options = ", ".join(k.removeprefix("use_") for k, on in report["best_options"].items() if on) or "default"
+            rows.append({"variant": variant, "seed": seed, **{k: report[k] for k in DEPLOY_FIGURES},
+                         "best_options": options, "cpu": report["cpu"]})
+    return pd.DataFrame(rows)
+
+
+def by_bits(counts: dict[str, int]) -> str:
+    """``{"1": 93088, "32": 468}`` as ``1-bit: 93088; 32-bit: 468``."""
+    return "; ".join(f"{bits}-bit: {count}" for bits, count in sorted(counts.items(), key=lambda kv: int(kv[0])))
+
+
 def load_profiles(profiles_dir: str | Path, variants: Sequence[str]) -> pd.DataFrame:
+    """Larq's figures per variant; the breakdowns by bit width keep every
+    precision Larq reports (2-bit for ternary, k-bit for DoReFa), while the
+    binarized fraction counts 1-bit MACs only, as Larq's summary does."""
     rows = []
     for variant in variants:
         profile = _read_json(Path(profiles_dir) / variant / "profile.json")
-        rows.append({"variant": variant, **{k: profile[k] for k in PROFILE_FIGURES}})
+        rows.append({"variant": variant, **{k: profile[k] for k in PROFILE_FIGURES},
+                     "params_by_bitwidth": by_bits(profile["params_by_bitwidth"]),
+                     "macs_by_precision": by_bits(profile["macs_by_precision"])})
     return pd.DataFrame(rows).set_index("variant")
 
 
@@ -119,13 +157,15 @@ def load_curves(runs_dir: str | Path, variants: Sequence[str], seeds: Sequence[i
     return curves[["variant", "seed", "epoch", "split", "accuracy", "loss"]]
 
 
-def runs_table(runs: pd.DataFrame, profiles: pd.DataFrame) -> pd.DataFrame:
-    return runs.join(profiles, on="variant")
+def runs_table(runs: pd.DataFrame, profiles: pd.DataFrame, deployments: pd.DataFrame) -> pd.DataFrame:
+    return runs.merge(deployments, on=["variant", "seed"], how="left").join(profiles, on="variant")
 
 
 def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str) -> pd.DataFrame:
-    """One row per variant (see the module doc). Compression and gap columns
-    are NaN when the baseline is not in the study."""
+    """One row per variant (see the module doc) from the runs table (runs
+    with their deployment figures). Latencies are medians across seeds.
+    Compression, gap and speedup columns are NaN when the baseline is not in
+    the study."""
     by_seed = runs.pivot(index="seed", columns="variant", values="test_accuracy")
     rows = []
     for variant, group in runs.groupby("variant", sort=False):
@@ -143,18 +183,42 @@ def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str) -> 
             "compression_vs_baseline": math.nan,
             "macs_total": int(profiles.at[variant, "macs_total"]),
             "binarized_mac_fraction": float(profiles.at[variant, "binarized_mac_fraction"]),
+            "params_by_bitwidth": profiles.at[variant, "params_by_bitwidth"],
+            "macs_by_precision": profiles.at[variant, "macs_by_precision"],
             "accuracy_gap_vs_baseline": math.nan,
             "accuracy_gap_ci95_low": math.nan,
             "accuracy_gap_ci95_high": math.nan,
             "train_images_per_s_mean": float(group["train_images_per_s"].mean()),
+            "tflite_kib": float(group["tflite_kib"].mean()),
+            "converted_accuracy_mean": float(group["converted_accuracy"].mean()),
+            "agreement_min": float(group["agreement"].min()),
+            "latency_median_us": float(group["latency_median_us"].median()),
+            "latency_p90_us": float(group["latency_p90_us"].median()),
+            "throughput_images_per_s": float(group["throughput_images_per_s"].median()),
+            "speedup_vs_baseline": math.nan,
+            "best_options": group["best_options"].mode().iloc[0],
         }
         if baseline in profiles.index:
             row["compression_vs_baseline"] = float(profiles.at[baseline, "memory_kib"] / profiles.at[variant, "memory_kib"])
             paired = (by_seed[variant] - by_seed[baseline]).dropna()
             gap, gap_low, gap_high = t_interval(paired)
             row.update(accuracy_gap_vs_baseline=gap, accuracy_gap_ci95_low=gap_low, accuracy_gap_ci95_high=gap_high)
+            baseline_latency = runs.loc[runs["variant"] == baseline, "latency_median_us"].median()
+            row["speedup_vs_baseline"] = float(baseline_latency / row["latency_median_us"])
         rows.append(row)
-    return pd.DataFrame(rows)
+    summary = pd.DataFrame(rows)
+    summary["on_pareto_frontier"] = pareto_frontier(summary["memory_kib"], summary["test_accuracy_mean"])
+    return summary
+
+
+def pareto_frontier(memory: Sequence[float], accuracy: Sequence[float]) -> list[bool]:
+    """For each point, whether no other point is at least as small and at
+    least as accurate, and strictly better in one of the two."""
+    points = list(zip(memory, accuracy, strict=True))
+    return [
+        not any(m <= mem and a >= acc and (m < mem or a > acc) for m, a in points)
+        for mem, acc in points
+    ]
 
 
 def article_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -190,7 +254,8 @@ def mean_curves(curves: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def dvc_metrics(summary: pd.DataFrame) -> dict[str, Any]:
     """What `dvc metrics show` and `dvc exp show` list, per variant."""
     keep = ("seeds", "test_accuracy_mean", "test_accuracy_ci95_low", "test_accuracy_ci95_high", "memory_kib",
-            "compression_vs_baseline", "binarized_mac_fraction", "accuracy_gap_vs_baseline")
+            "compression_vs_baseline", "binarized_mac_fraction", "accuracy_gap_vs_baseline", "tflite_kib",
+            "converted_accuracy_mean", "latency_median_us", "speedup_vs_baseline")
     return {
         row["variant"]: {k: (None if isinstance(row[k], float) and math.isnan(row[k]) else row[k]) for k in keep}
         for row in summary.to_dict("records")
@@ -209,18 +274,15 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> None:
                 (tmp / f"{name}.md").write_text(to_markdown(table))
 
 
-def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | Path,
+def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | Path, deploy_dir: str | Path,
               tables_dir: str | Path, curves_dir: str | Path, metrics_path: str | Path) -> pd.DataFrame:
     variants, seeds = study_variants(params), study_seeds(params)
     baseline = (params.get("aggregate") or {}).get("baseline", "fp32")
     profiles = load_profiles(profiles_dir, variants)
-    runs = load_runs(runs_dir, variants, seeds)
+    runs = runs_table(load_runs(runs_dir, variants, seeds), profiles, load_deployments(deploy_dir, variants, seeds))
     curves = load_curves(runs_dir, variants, seeds)
     summary = summary_table(runs, profiles, baseline)
-    write_tables(
-        {"runs": runs_table(runs, profiles), "summary": summary, "article": article_table(summary), "curves": curves},
-        tables_dir,
-    )
+    write_tables({"runs": runs, "summary": summary, "article": article_table(summary), "curves": curves}, tables_dir)
     with atomic_directory(curves_dir) as tmp:
         for variant, frame in mean_curves(curves).items():
             frame.to_csv(tmp / f"{variant}.csv", index=False)
@@ -237,11 +299,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--runs", default="reports/runs", help="DVCLive folders of the training runs")
     parser.add_argument("--profiles", default="reports/profiles")
+    parser.add_argument("--deployments", default="reports/deploy", help="deploy.json of every converted run")
     parser.add_argument("--tables-out", default="reports/tables")
     parser.add_argument("--curves-out", default="reports/curves")
     parser.add_argument("--metrics-out", default="reports/metrics.json")
     args = parser.parse_args(argv)
-    aggregate(load_params(args.params), args.runs, args.profiles, args.tables_out, args.curves_out, args.metrics_out)
+    aggregate(load_params(args.params), args.runs, args.profiles, args.deployments, args.tables_out, args.curves_out,
+              args.metrics_out)
 
 
 if __name__ == "__main__":

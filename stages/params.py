@@ -15,7 +15,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _positive_int(where: str, value: Any) -> int:
+def positive_int(where: str, value: Any) -> int:
     if not _is_int(value) or value <= 0:
         raise StudyError(f"{where} must be a positive whole number, got {value!r}")
     return value
@@ -43,9 +43,9 @@ def train_settings(params: dict[str, Any]) -> TrainSettings:
         raise StudyError(f"train.learning_rate must be a positive number, got {rate!r}")
     return TrainSettings(
         learning_rate=float(rate),
-        batch_size=_positive_int("train.batch_size", train.get("batch_size")),
-        epochs=_positive_int("train.epochs", train.get("epochs")),
-        steps_per_execution=_positive_int("train.steps_per_execution", train.get("steps_per_execution", 1)),
+        batch_size=positive_int("train.batch_size", train.get("batch_size")),
+        epochs=positive_int("train.epochs", train.get("epochs")),
+        steps_per_execution=positive_int("train.steps_per_execution", train.get("steps_per_execution", 1)),
     )
 
 
@@ -55,7 +55,7 @@ def data_limits(params: dict[str, Any]) -> tuple[int | None, int | None]:
     limits = []
     for key in ("train_limit", "test_limit"):
         value = data.get(key)
-        limits.append(None if value is None else _positive_int(f"data.{key}", value))
+        limits.append(None if value is None else positive_int(f"data.{key}", value))
     return limits[0], limits[1]
 
 
@@ -80,6 +80,22 @@ def study_seeds(params: dict[str, Any]) -> list[int]:
     return list(seeds)
 
 
+def extended_variants(params: dict[str, Any]) -> list[str]:
+    """``study.extended``: the named set of variants for the frontier study
+    (run with ``dvc exp run -S 'study.variants=[...]'``); every name must be
+    defined under ``variants``."""
+    extended = _section(params, "study").get("extended", [])
+    defined = params.get("variants") or {}
+    if not isinstance(extended, list):
+        raise StudyError(f"study.extended must be a list of variant names, got {extended!r}")
+    unknown = [str(name) for name in extended if name not in defined]
+    if unknown:
+        raise StudyError(
+            f"study.extended names {', '.join(unknown)}, not defined under `variants` ({', '.join(sorted(defined))})"
+        )
+    return [str(name) for name in extended]
+
+
 def check_study(params: dict[str, Any]):
     """Check everything a training run depends on, for every run of the
     study; return the checked variants by name."""
@@ -87,6 +103,16 @@ def check_study(params: dict[str, Any]):
 
     names = study_variants(params)
     study_seeds(params)
+    extended_variants(params)
     train_settings(params)
     data_limits(params)
     return {name: variant_from_params(name, params.get("variants")) for name in names}
+
+
+def run_variant(params: dict[str, Any], name: str):
+    """Check the whole study (:func:`check_study`) and return the checked
+    variant ``name``, which must be one of ``study.variants``."""
+    variants = check_study(params)
+    if name not in variants:
+        raise StudyError(f"variant {name!r} is not in study.variants ({', '.join(variants)})")
+    return variants[name]

@@ -2,9 +2,11 @@
 tables (PNG, readable at 100%).
 
 - ``accuracy_vs_memory.png``: every seed a point, each variant's mean with
-  its 95% interval, memory on a log scale;
+  its 95% interval, memory on a log scale, the Pareto frontier dotted;
 - ``accuracy_vs_binarized_macs.png``: the same accuracies against the
   fraction of multiply-accumulates that are binarized;
+- ``accuracy_vs_latency.png``: the same against the deployed model's
+  batch-1 latency in Larq Compute Engine's interpreter;
 - ``training_curves.png``: accuracy and loss per epoch on the training and
   test sets, mean across seeds with a 95% band;
 - ``accuracy_by_variant.png``: test accuracy per variant across seeds.
@@ -13,27 +15,25 @@ tables (PNG, readable at 100%).
 from __future__ import annotations
 
 import argparse
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from stages.common import StudyError, atomic_directory, log, run_cli  # noqa: E402
+from stages.aggregate import read_table  # noqa: E402
+from stages.common import atomic_directory, log, run_cli  # noqa: E402
+
+# seaborn 0.13's boxplot still passes matplotlib 3.11 the deprecated `vert`.
+warnings.filterwarnings("ignore", category=matplotlib.MatplotlibDeprecationWarning, module="seaborn")
 
 DPI = 110
-
-
-def _read_table(tables_dir: Path, name: str) -> pd.DataFrame:
-    path = tables_dir / f"{name}.csv"
-    try:
-        return pd.read_csv(path)
-    except FileNotFoundError:
-        raise StudyError(f"{path} is missing: run `dvc repro aggregate`") from None
 
 
 def _palette(variants: Sequence[str]) -> dict[str, tuple]:
@@ -41,7 +41,7 @@ def _palette(variants: Sequence[str]) -> dict[str, tuple]:
 
 
 def _accuracy_scatter(runs: pd.DataFrame, summary: pd.DataFrame, x: str, xlabel: str, path: Path,
-                      log_x: bool = False, x_scale: float = 1.0) -> None:
+                      log_x: bool = False, x_scale: float = 1.0, frontier: bool = False) -> None:
     variants = list(summary["variant"])
     palette = _palette(variants)
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -55,8 +55,18 @@ def _accuracy_scatter(runs: pd.DataFrame, summary: pd.DataFrame, x: str, xlabel:
         ax.errorbar(row[x] * x_scale, mean, yerr=[[mean - low], [high - mean]] if has_interval else None,
                     fmt="D", ms=8, capsize=5, color=palette[row["variant"]], markeredgecolor="black",
                     label=f"{row['variant']}: mean" + (" ± 95% CI" if has_interval else "") + f" ({row['seeds']} seeds)")
+    if frontier and "on_pareto_frontier" in summary:
+        best = summary[summary["on_pareto_frontier"]].sort_values(x)
+        ax.step(best[x] * x_scale, 100 * best["test_accuracy_mean"], where="post", color="black", linestyle=":",
+                linewidth=1.2, label="Pareto frontier (mean accuracy vs memory)", zorder=0)
+    for row in summary.to_dict("records"):
+        ax.annotate(row["variant"], (row[x] * x_scale, 100 * row["test_accuracy_mean"]), textcoords="offset points",
+                    xytext=(7, -12), fontsize=8)
     if log_x:
-        ax.set_xscale("log")
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.margins(x=0.12)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy (%)")
     ax.grid(True, which="both", alpha=0.3)
@@ -67,12 +77,18 @@ def _accuracy_scatter(runs: pd.DataFrame, summary: pd.DataFrame, x: str, xlabel:
 
 
 def accuracy_vs_memory(runs, summary, path: Path) -> None:
-    _accuracy_scatter(runs, summary, "memory_kib", "model weights in memory (KiB, log scale)", path, log_x=True)
+    _accuracy_scatter(runs, summary, "memory_kib", "model weights in memory (KiB, log scale)", path, log_x=True,
+                      frontier=True)
 
 
 def accuracy_vs_binarized(runs, summary, path: Path) -> None:
     _accuracy_scatter(runs, summary, "binarized_mac_fraction", "binarized multiply-accumulates (% of all MACs)",
                       path, x_scale=100.0)
+
+
+def accuracy_vs_latency(runs, summary, path: Path) -> None:
+    _accuracy_scatter(runs, summary, "latency_median_us",
+                      "deployed latency (median µs; batch 1, one thread, LCE interpreter)", path)
 
 
 def training_curves(curves: pd.DataFrame, variants: Sequence[str], path: Path) -> None:
@@ -113,14 +129,15 @@ def accuracy_by_variant(runs: pd.DataFrame, variants: Sequence[str], path: Path)
 
 def draw_all(tables_dir: str | Path, out_dir: str | Path) -> list[str]:
     tables_dir = Path(tables_dir)
-    runs = _read_table(tables_dir, "runs")
-    summary = _read_table(tables_dir, "summary")
-    curves = _read_table(tables_dir, "curves")
+    runs = read_table(tables_dir, "runs")
+    summary = read_table(tables_dir, "summary")
+    curves = read_table(tables_dir, "curves")
     variants = list(summary["variant"])
     sns.set_theme(style="whitegrid", context="notebook")
     with atomic_directory(out_dir) as tmp:
         accuracy_vs_memory(runs, summary, tmp / "accuracy_vs_memory.png")
         accuracy_vs_binarized(runs, summary, tmp / "accuracy_vs_binarized_macs.png")
+        accuracy_vs_latency(runs, summary, tmp / "accuracy_vs_latency.png")
         training_curves(curves, variants, tmp / "training_curves.png")
         accuracy_by_variant(runs, variants, tmp / "accuracy_by_variant.png")
         names = sorted(p.name for p in tmp.iterdir())

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.common import StudyError, log, run_cli, write_text_atomic
+from stages.aggregate import read_table
+from stages.common import StudyError, load_params, log, run_cli, write_text_atomic
 
 
 def pct(fraction: float, digits: int = 2) -> str:
@@ -28,14 +29,6 @@ def interval(low: float, high: float, fmt=pct) -> str:
     if pd.isna(low) or pd.isna(high):
         return "no interval with a single seed"
     return f"95% CI {fmt(low)} to {fmt(high)}"
-
-
-def _read(tables_dir: Path, name: str) -> pd.DataFrame:
-    path = tables_dir / f"{name}.csv"
-    try:
-        return pd.read_csv(path)
-    except FileNotFoundError:
-        raise StudyError(f"{path} is missing: run `dvc repro aggregate`") from None
 
 
 def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:
@@ -55,6 +48,21 @@ def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:
         "accuracy gap (paired)": summary["accuracy_gap_vs_baseline"].map(points),
         "gap 95% CI": [interval(lo, hi, points).removeprefix("95% CI ") for lo, hi in
                        zip(summary["accuracy_gap_ci95_low"], summary["accuracy_gap_ci95_high"], strict=True)],
+        "Pareto": summary["on_pareto_frontier"].map({True: "yes", False: ""}),
+    })
+
+
+def readable_deployment(summary: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "variant": summary["variant"],
+        ".tflite (KiB)": summary["tflite_kib"].map("{:.2f}".format),
+        "converted accuracy (mean)": summary["converted_accuracy_mean"].map(pct),
+        "agreement with Keras (worst seed)": summary["agreement_min"].map(lambda v: pct(v, 2)),
+        "latency median (µs)": summary["latency_median_us"].map("{:.1f}".format),
+        "latency p90 (µs)": summary["latency_p90_us"].map("{:.1f}".format),
+        "throughput (images/s)": summary["throughput_images_per_s"].map("{:,.0f}".format),
+        "speedup": summary["speedup_vs_baseline"].map(lambda v: "n/a" if pd.isna(v) else f"{v:.2f}x"),
+        "fastest interpreter options": summary["best_options"],
     })
 
 
@@ -112,6 +120,16 @@ def findings(summary: pd.DataFrame, article: pd.DataFrame, baseline: str) -> lis
                 sentence += ": a real accuracy cost, the whole interval lies below zero"
             elif not pd.isna(low) and low <= 0 <= high:
                 sentence += ": with these seeds the cost cannot be told from zero"
+        sentence += (
+            f". Deployed with Larq Compute Engine its file weighs {row['tflite_kib']:.2f} KiB"
+        )
+        if base is not None:
+            sentence += (
+                f" against {base['tflite_kib']:.2f} KiB ({base['tflite_kib'] / row['tflite_kib']:.1f}x smaller), "
+                f"and one image takes {row['latency_median_us']:.1f} µs against {base['latency_median_us']:.1f} µs "
+                f"(median, one thread): {row['speedup_vs_baseline']:.2f}x "
+                + ("faster" if row["speedup_vs_baseline"] >= 1 else "slower, i.e. no speed-up on this CPU")
+            )
         sentences.append(sentence + ".")
     for variant, group in article.groupby("variant", sort=False):
         figures = group.set_index("figure")
@@ -135,25 +153,68 @@ def findings(summary: pd.DataFrame, article: pd.DataFrame, baseline: str) -> lis
     return sentences
 
 
+def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None]) -> list[str]:
+    """For each memory budget (None: unlimited), the variant with the best
+    mean test accuracy whose weights fit in it."""
+    sentences = []
+    for budget in budgets_kib:
+        fitting = summary if budget is None else summary[summary["memory_kib"] <= budget]
+        label = "With no memory limit" if budget is None else f"Within {budget:g} KiB of weights"
+        if fitting.empty:
+            sentences.append(f"{label}, no variant of this study fits.")
+            continue
+        pick = fitting.loc[fitting["test_accuracy_mean"].idxmax()]
+        sentence = (f"{label}, pick `{pick['variant']}`: {pct(pick['test_accuracy_mean'])} mean test accuracy "
+                    f"in {pick['memory_kib']:.2f} KiB")
+        others = fitting[fitting["variant"] != pick["variant"]]
+        if not others.empty:
+            runner_up = others.loc[others["test_accuracy_mean"].idxmax()]
+            sentence += (f" (next best `{runner_up['variant']}`, {pct(runner_up['test_accuracy_mean'])} in "
+                         f"{runner_up['memory_kib']:.2f} KiB)")
+        sentences.append(sentence + ".")
+    return sentences
+
+
 PLOTS = (
     ("accuracy_vs_memory.png", "Test accuracy against the memory the weights take"),
     ("accuracy_vs_binarized_macs.png", "Test accuracy against the fraction of binarized multiply-accumulates"),
+    ("accuracy_vs_latency.png", "Test accuracy against deployed latency (LCE interpreter, batch 1, one thread)"),
     ("training_curves.png", "Training curves (mean across seeds, 95% band)"),
     ("accuracy_by_variant.png", "Test accuracy per variant across seeds"),
 )
 
 
-def render(tables_dir: str | Path, plots_rel: str, baseline: str) -> str:
+def render(tables_dir: str | Path, plots_rel: str, baseline: str, budgets_kib: Sequence[float | None]) -> str:
     tables_dir = Path(tables_dir)
-    summary, article = _read(tables_dir, "summary"), _read(tables_dir, "article")
-    runs = _read(tables_dir, "runs")
+    summary, article = read_table(tables_dir, "summary"), read_table(tables_dir, "article")
+    runs = read_table(tables_dir, "runs")
     lines = ["# What a 1-bit network costs and saves against its 32-bit twin", "",
              "Generated by `dvc repro` from the tables in `reports/tables/`; every number below is read from them.",
              "", "## Findings", ""]
     lines += [f"- {s}" for s in findings(summary, article, baseline)]
+    lines += ["", "## Which variant under a memory budget", "",
+              "Chosen from the measured mean test accuracies; variants on the Pareto frontier of accuracy against "
+              "memory: " + ", ".join(f"`{v}`" for v in summary.loc[summary["on_pareto_frontier"], "variant"]) + ".",
+              ""]
+    lines += [f"- {s}" for s in budget_picks(summary, budgets_kib)]
     lines += ["", "## Summary per variant", "", readable_summary(summary).to_markdown(index=False), "",
               "Compression and accuracy gap are against `" + baseline + "`; the gap's interval comes from the "
               "seed-paired differences (Student t).", "",
+              "## Larq profiles", "",
+              "Larq counts each multiply-accumulate at the larger bit width of its two inputs and calls only 1-bit "
+              "ones binarized. Other widths (2-bit for ternary, k-bit for DoReFa) are listed as Larq reports them; "
+              "Larq has no cost model for them, so they are counts, not speeds.", "",
+              summary[["variant", "params_by_bitwidth", "memory_kib", "macs_by_precision", "binarized_mac_fraction"]]
+              .rename(columns={"params_by_bitwidth": "parameters by bit width", "memory_kib": "memory (KiB)",
+                               "macs_by_precision": "MACs by precision",
+                               "binarized_mac_fraction": "binarized MAC fraction"})
+              .to_markdown(index=False, floatfmt=".4f"), "",
+              "## Deployed with Larq Compute Engine", "",
+              f"Measured on {runs['cpu'].iloc[0]} with LCE's interpreter, batch 1, one thread; each model's "
+              "fastest interpreter options whose predictions agree with Keras. LCE's optimized binary kernels "
+              "target 64-bit Arm; other CPUs run its portable kernels, so these are this machine's figures, not a "
+              "datasheet's. Latencies include the Python binding's per-call overhead.", "",
+              readable_deployment(summary).to_markdown(index=False), "",
               "## Against the article", "", readable_article(article).to_markdown(index=False), "",
               "## Every run", "",
               runs[["variant", "seed", "test_accuracy", "test_loss", "train_time_s", "train_images_per_s"]]
@@ -164,18 +225,22 @@ def render(tables_dir: str | Path, plots_rel: str, baseline: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from stages.common import load_params
-
     parser = argparse.ArgumentParser(prog="python -m stages.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--tables", default="reports/tables")
     parser.add_argument("--plots", default="reports/plots")
     parser.add_argument("--out", default="reports/report.md")
     args = parser.parse_args(argv)
-    baseline = (load_params(args.params).get("aggregate") or {}).get("baseline", "fp32")
+    params = load_params(args.params)
+    baseline = (params.get("aggregate") or {}).get("baseline", "fp32")
+    budgets = (params.get("report") or {}).get("memory_budgets_kib", [None])
+    if not isinstance(budgets, list) or not all(
+        b is None or (isinstance(b, int | float) and not isinstance(b, bool) and b > 0) for b in budgets
+    ):
+        raise StudyError(f"report.memory_budgets_kib must be a list of positive KiB figures or null, got {budgets!r}")
     out = Path(args.out)
     plots_rel = Path(os.path.relpath(Path(args.plots).resolve(), out.resolve().parent))
-    write_text_atomic(out, render(args.tables, plots_rel.as_posix(), baseline))
+    write_text_atomic(out, render(args.tables, plots_rel.as_posix(), baseline, budgets))
     log.info("report written to %s", out)
 
 

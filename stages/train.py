@@ -27,7 +27,7 @@ import tensorflow as tf
 from stages.common import StudyError, atomic_directory, load_params, log, run_cli
 from stages.mnist import load_split, scale_images
 from stages.networks import Variant, build_model
-from stages.params import TrainSettings, check_study, data_limits, train_settings
+from stages.params import TrainSettings, data_limits, run_variant, train_settings
 
 MODEL_FILE = "model.keras"
 EVAL_BATCH_SIZE = 1000
@@ -171,16 +171,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
-    variants = check_study(params)
-    if args.variant not in variants:
-        raise StudyError(f"variant {args.variant!r} is not in study.variants ({', '.join(variants)})")
+    variant = run_variant(params, args.variant)
     try:
         seed = int(args.seed)
     except ValueError:
         raise StudyError(f"seed {args.seed!r} is not a whole number") from None
     train_limit, test_limit = data_limits(params)
     train_run(
-        variants[args.variant], seed, train_settings(params), args.data, args.model_out, args.live_out,
+        variant, seed, train_settings(params), args.data, args.model_out, args.live_out,
         train_limit=train_limit, test_limit=test_limit,
     )
 

@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import stages  # noqa: F401  (sets TF_USE_LEGACY_KERAS before any test imports TensorFlow)
@@ -84,3 +85,36 @@ def study_params():
     import yaml
 
     return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def synthetic_runs():
+    """Three seeds of fp32 and bnn, as the runs table holds them."""
+    return pd.DataFrame({
+        "variant": ["fp32"] * 3 + ["bnn"] * 3,
+        "seed": [0, 1, 2] * 2,
+        "test_accuracy": [0.990, 0.991, 0.992, 0.980, 0.983, 0.983],
+        "test_loss": [0.03] * 3 + [0.4] * 3,
+        "train_time_s": [60.0] * 6,
+        "train_images_per_s": [1000.0] * 6,
+        "train_images": [60000] * 6,
+        "test_images": [10000] * 6,
+        "tflite_kib": [370.0] * 3 + [18.0] * 3,
+        "converted_accuracy": [0.990, 0.991, 0.992, 0.980, 0.983, 0.983],
+        "agreement": [1.0] * 5 + [0.9995],
+        "latency_median_us": [100.0, 110.0, 120.0, 50.0, 55.0, 60.0],
+        "latency_p90_us": [130.0] * 3 + [70.0] * 3,
+        "throughput_images_per_s": [9000.0] * 3 + [17000.0] * 3,
+        "best_options": ["xnnpack"] * 3 + ["indirect_bgemm, xnnpack"] * 3,
+    })
+
+
+def synthetic_profiles():
+    """The two variants' profile figures, as load_profiles returns them."""
+    return pd.DataFrame({
+        "variant": ["fp32", "bnn"], "params_total": [93770, 93556], "params_1bit": [0, 93088],
+        "params_32bit": [93770, 468], "memory_kib": [366.2890625, 13.19140625],
+        "fp32_equivalent_kib": [366.2890625, 365.453125], "macs_total": [2794240, 2794240],
+        "macs_1bit": [0, 2599552], "macs_32bit": [2794240, 194688], "binarized_mac_fraction": [0.0, 0.930325240494732],
+        "params_by_bitwidth": ["32-bit: 93770", "1-bit: 93088; 32-bit: 468"],
+        "macs_by_precision": ["32-bit: 2794240", "1-bit: 2599552; 32-bit: 194688"],
+    }).set_index("variant")

@@ -5,8 +5,10 @@ import pandas as pd
 import pytest
 
 from stages.aggregate import (
-    aggregate, article_table, dvc_metrics, load_runs, mean_curves, summary_table, t_interval,
+    aggregate, article_table, by_bits, dvc_metrics, load_runs, mean_curves, pareto_frontier, summary_table,
+    t_interval,
 )
+from conftest import synthetic_profiles, synthetic_runs
 from stages.common import StudyError
 
 
@@ -23,30 +25,8 @@ def test_t_interval_of_one_value_has_no_bounds():
     assert mean == 0.5 and math.isnan(low) and math.isnan(high)
 
 
-def _runs():
-    return pd.DataFrame({
-        "variant": ["fp32"] * 3 + ["bnn"] * 3,
-        "seed": [0, 1, 2] * 2,
-        "test_accuracy": [0.990, 0.991, 0.992, 0.980, 0.983, 0.983],
-        "test_loss": [0.03] * 3 + [0.4] * 3,
-        "train_time_s": [60.0] * 6,
-        "train_images_per_s": [1000.0] * 6,
-        "train_images": [60000] * 6,
-        "test_images": [10000] * 6,
-    })
-
-
-def _profiles():
-    return pd.DataFrame({
-        "variant": ["fp32", "bnn"], "params_total": [93770, 93556], "params_1bit": [0, 93088],
-        "params_32bit": [93770, 468], "memory_kib": [366.2890625, 13.19140625],
-        "fp32_equivalent_kib": [366.2890625, 365.453125], "macs_total": [2794240, 2794240],
-        "macs_1bit": [0, 2599552], "macs_32bit": [2794240, 194688], "binarized_mac_fraction": [0.0, 0.930325240494732],
-    }).set_index("variant")
-
-
 def test_summary_pairs_seeds_for_the_gap():
-    summary = summary_table(_runs(), _profiles(), "fp32").set_index("variant")
+    summary = summary_table(synthetic_runs(), synthetic_profiles(), "fp32").set_index("variant")
     bnn = summary.loc["bnn"]
     assert bnn["seeds"] == 3
     assert bnn["test_accuracy_mean"] == pytest.approx(0.982)
@@ -58,18 +38,23 @@ def test_summary_pairs_seeds_for_the_gap():
     assert bnn["accuracy_gap_ci95_high"] == pytest.approx(-0.009 + half)
     assert summary.loc["fp32", "accuracy_gap_vs_baseline"] == 0.0
     assert summary.loc["fp32", "compression_vs_baseline"] == 1.0
+    # latencies are medians across seeds; speedup = baseline latency / variant latency
+    assert bnn["latency_median_us"] == 55.0 and summary.loc["fp32", "latency_median_us"] == 110.0
+    assert bnn["speedup_vs_baseline"] == 2.0
+    assert bnn["agreement_min"] == 0.9995
+    assert bnn["best_options"] == "indirect_bgemm, xnnpack"
 
 
 def test_summary_without_the_baseline_leaves_gaps_empty():
-    runs = _runs()
-    summary = summary_table(runs[runs.variant == "bnn"], _profiles().loc[["bnn"]], "fp32")
+    runs = synthetic_runs()
+    summary = summary_table(runs[runs.variant == "bnn"], synthetic_profiles().loc[["bnn"]], "fp32")
     assert math.isnan(summary.loc[0, "accuracy_gap_vs_baseline"])
     assert math.isnan(summary.loc[0, "compression_vs_baseline"])
     assert dvc_metrics(summary)["bnn"]["accuracy_gap_vs_baseline"] is None
 
 
 def test_article_table_sets_ours_beside_the_article():
-    article = article_table(summary_table(_runs(), _profiles(), "fp32")).set_index(["variant", "figure"])
+    article = article_table(summary_table(synthetic_runs(), synthetic_profiles(), "fp32")).set_index(["variant", "figure"])
     assert article.loc[("bnn", "params_32bit"), "article"] == 468
     assert article.loc[("bnn", "params_32bit"), "difference"] == 0
     assert article.loc[("bnn", "test_accuracy"), "ours"] == pytest.approx(0.982)
@@ -102,8 +87,26 @@ def test_corrupt_run_metrics_are_reported(tmp_path):
 def test_failed_aggregate_writes_nothing(tmp_path):
     params = {"study": {"variants": ["bnn"], "seeds": [0]}}
     (tmp_path / "profiles" / "bnn").mkdir(parents=True)
-    (tmp_path / "profiles" / "bnn" / "profile.json").write_text(json.dumps({k: 1 for k in _profiles().columns}))
+    profile = {k: 1 for k in synthetic_profiles().columns} | {"params_by_bitwidth": {"1": 1}, "macs_by_precision": {"1": 1}}
+    (tmp_path / "profiles" / "bnn" / "profile.json").write_text(json.dumps(profile))
     with pytest.raises(StudyError):
-        aggregate(params, tmp_path / "runs", tmp_path / "profiles", tmp_path / "tables", tmp_path / "curves",
-                  tmp_path / "metrics.json")
+        aggregate(params, tmp_path / "runs", tmp_path / "profiles", tmp_path / "deploy", tmp_path / "tables",
+                  tmp_path / "curves", tmp_path / "metrics.json")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["profiles"]
+
+
+def test_by_bits_orders_bit_widths_numerically():
+    assert by_bits({"32": 468, "1": 93088, "4": 5}) == "1-bit: 93088; 4-bit: 5; 32-bit: 468"
+
+
+def test_pareto_frontier():
+    memory = [366.3, 92.7, 47.3, 24.6, 16.7, 13.2, 13.2, 13.2]
+    accuracy = [0.990, 0.991, 0.989, 0.975, 0.985, 0.980, 0.970, 0.980]
+    # fp32 is beaten by the smaller, more accurate 92.7 KiB point; of the two
+    # equal 13.2 KiB / 0.980 points neither beats the other
+    assert pareto_frontier(memory, accuracy) == [False, True, True, False, True, True, False, True]
+
+
+def test_summary_flags_the_frontier():
+    summary = summary_table(synthetic_runs(), synthetic_profiles(), "fp32").set_index("variant")
+    assert summary["on_pareto_frontier"].to_dict() == {"fp32": True, "bnn": True}

@@ -118,5 +118,63 @@ def test_unknown_and_missing_variant_keys(study_params):
 
 
 def test_unknown_variant_lists_the_defined_ones(study_params):
-    with pytest.raises(StudyError, match=r"unknown variant 'bnm': params.yaml defines bnn, fp32 under `variants`"):
+    with pytest.raises(StudyError, match=r"unknown variant 'bnm': params.yaml defines bnn, bnn_fp_edges, bnn_full, bwn, dorefa4, dorefa8, fp32, ternary under `variants`"):
         variant_from_params("bnm", study_params["variants"])
+
+
+# The frontier variants' own profiles. Larq counts k-bit MACs by the larger
+# bit width of their two inputs; only 1-bit MACs count as binarized.
+@pytest.mark.parametrize(
+    "name, params_by_bitwidth, memory_kib, macs_by_precision",
+    [
+        ("dorefa8", {"8": 93088, "32": 468}, (93088 * 8 + 468 * 32) / 8192, {"8": 2599552, "32": 194688}),
+        ("dorefa4", {"4": 93088, "32": 468}, (93088 * 4 + 468 * 32) / 8192, {"4": 2599552, "32": 194688}),
+        ("ternary", {"2": 93088, "32": 468}, (93088 * 2 + 468 * 32) / 8192, {"2": 2599552, "32": 194688}),
+        ("bwn", {"1": 93088, "32": 468}, (93088 + 468 * 32) / 8192, {"32": 2794240}),
+        ("bnn_fp_edges", {"1": 92160, "32": 1396}, (92160 + 1396 * 32) / 8192, {"1": 2598912, "32": 195328}),
+        ("bnn_full", {"1": 93088, "32": 468}, (93088 + 468 * 32) / 8192, {"1": 2794240}),
+    ],
+)
+def test_frontier_variant_profiles(study_params, name, params_by_bitwidth, memory_kib, macs_by_precision):
+    figures = _profile(study_params, name)
+    assert figures["params_total"] == 93556
+    assert figures["params_by_bitwidth"] == params_by_bitwidth
+    assert figures["memory_kib"] == memory_kib
+    assert figures["fp32_equivalent_kib"] == 93556 * 32 / 8192
+    assert figures["macs_total"] == 2794240
+    assert figures["macs_by_precision"] == macs_by_precision
+    assert figures["binarized_mac_fraction"] == macs_by_precision.get("1", 0) / 2794240
+
+
+def test_frontier_rounded_figures(study_params):
+    rounded = {name: (round(_profile(study_params, name)["memory_kib"], 2),
+                      round(_profile(study_params, name)["binarized_mac_fraction"], 4))
+               for name in ("dorefa8", "dorefa4", "ternary", "bwn", "bnn_fp_edges", "bnn_full")}
+    assert rounded == {"dorefa8": (92.73, 0.0), "dorefa4": (47.28, 0.0), "ternary": (24.55, 0.0),
+                       "bwn": (13.19, 0.0), "bnn_fp_edges": (16.70, 0.9301), "bnn_full": (13.19, 1.0)}
+
+
+def test_extended_set_names_defined_variants(study_params):
+    from stages.params import extended_variants
+
+    assert extended_variants(study_params) == [
+        "fp32", "dorefa8", "dorefa4", "bwn", "ternary", "bnn_fp_edges", "bnn", "bnn_full"]
+    broken = copy.deepcopy(study_params)
+    broken["study"]["extended"] = ["fp32", "bnn4"]
+    with pytest.raises(StudyError, match=r"study.extended names bnn4, not defined under `variants`"):
+        extended_variants(broken)
+
+
+def test_bnn_full_binarizes_the_image(study_params):
+    variant = variant_from_params("bnn_full", study_params["variants"])
+    assert variant.input_range == (-1.0, 1.0)
+    model = build_model(variant)
+    assert type(model.get_layer("conv1").input_quantizer).__name__ == "SteSign"
+
+
+def test_bnn_fp_edges_keeps_first_and_last_layers_float(study_params):
+    model = build_model(variant_from_params("bnn_fp_edges", study_params["variants"]))
+    for name in ("conv1", "dense2"):
+        layer = model.get_layer(name)
+        assert layer.kernel_quantizer is None and layer.input_quantizer is None and layer.kernel_constraint is None
+    assert type(model.get_layer("conv2").kernel_quantizer).__name__ == "SteSign"

@@ -52,7 +52,7 @@ def study_repo(tmp_path_factory):
             continue
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, repo / name)
-    _set_params(repo, **{"data.train_limit": 1000, "data.test_limit": 500, "train.epochs": 1,
+    _set_params(repo, **{"data.train_limit": 1000, "data.test_limit": None, "train.epochs": 1,
                          "study.seeds": [0], "data.sources": ["data/mnist-shipped"]})
     _git(repo, "init", "-q")
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
@@ -65,8 +65,11 @@ def test_repro_writes_every_output(study_repo):
     repo, result = study_repo
     for variant in ("fp32", "bnn"):
         assert (repo / "data" / "models" / f"{variant}-0" / "model.keras").is_file()
+        assert (repo / "data" / "deployed" / f"{variant}-0" / "model.tflite").is_file()
+        deployed = json.loads((repo / "reports" / "deploy" / f"{variant}-0" / "deploy.json").read_text())
+        assert deployed["agreement"] >= 0.999
         metrics = json.loads((repo / "reports" / "runs" / f"{variant}-0" / "metrics.json").read_text())
-        assert metrics["test_images"] == 500 and metrics["train_images"] == 1000
+        assert metrics["test_images"] == 10000 and metrics["train_images"] == 1000
         assert 0.0 <= metrics["test_accuracy"] <= 1.0
         profile = json.loads((repo / "reports" / "profiles" / variant / "profile.json").read_text())
         assert profile["macs_total"] == 2794240
@@ -84,7 +87,7 @@ def test_adding_a_seed_trains_only_that_seed(study_repo):
     repo, _ = study_repo
     _set_params(repo, **{"study.seeds": [0, 1]})
     status = _dvc(repo, "status", "--json").stdout
-    assert set(json.loads(status)) == {"train@fp32-1", "train@bnn-1"}
+    assert set(json.loads(status)) == {"train@fp32-1", "train@bnn-1", "deploy@fp32-1", "deploy@bnn-1", "aggregate"}
     _set_params(repo, **{"study.seeds": [0]})
 
 
@@ -102,7 +105,57 @@ def test_changing_train_params_retrains_every_run(study_repo):
     _set_params(repo, **{"train.learning_rate": 0.001})
 
 
+def test_tables_plots_and_report(study_repo):
+    import pandas as pd
+
+    repo, _ = study_repo
+    tables = repo / "reports" / "tables"
+    summary = pd.read_csv(tables / "summary.csv")
+    assert list(summary["variant"]) == ["fp32", "bnn"]
+    for column in ("seeds", "test_accuracy_mean", "test_accuracy_std", "test_accuracy_ci95_low",
+                   "test_accuracy_ci95_high", "params_total", "memory_kib", "compression_vs_baseline", "macs_total",
+                   "binarized_mac_fraction", "accuracy_gap_vs_baseline", "accuracy_gap_ci95_low",
+                   "tflite_kib", "latency_median_us", "speedup_vs_baseline", "converted_accuracy_mean"):
+        assert column in summary.columns, column
+    runs = pd.read_csv(tables / "runs.csv")
+    assert len(runs) == 2 and {"seed", "test_accuracy", "train_time_s", "tflite_kib", "params_32bit"} <= set(runs)
+    article = pd.read_csv(tables / "article.csv")
+    assert list(article.columns) == ["variant", "figure", "article", "ours", "difference"]
+    assert article.set_index(["variant", "figure"]).loc[("bnn", "params_32bit"), "difference"] == 0
+    curves = pd.read_csv(tables / "curves.csv")
+    assert list(curves.columns) == ["variant", "seed", "epoch", "split", "accuracy", "loss"]
+    for name in ("runs", "summary", "article"):
+        assert (tables / f"{name}.md").read_text().startswith("|")
+    for name in ("accuracy_vs_memory", "accuracy_vs_binarized_macs", "accuracy_vs_latency", "training_curves",
+                 "accuracy_by_variant"):
+        png = repo / "reports" / "plots" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    report = (repo / "reports" / "report.md").read_text()
+    assert "## Findings" in report and "![" in report
+    bnn = summary.set_index("variant").loc["bnn"]
+    assert f"{100 * bnn['test_accuracy_mean']:.2f}%" in report
+    metrics = json.loads((repo / "reports" / "metrics.json").read_text())
+    assert set(metrics) == {"fp32", "bnn"} and "test_accuracy_mean" in metrics["bnn"]
+    shown = json.loads(_dvc(repo, "metrics", "show", "--json").stdout)
+    assert shown  # dvc reads the metrics file the pipeline declares
+
+
+def test_experiment_is_listed_with_its_metrics(study_repo):
+    repo, _ = study_repo
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "reproduced")
+    _dvc(repo, "exp", "run", "-S", "train.epochs=2", "--name", "two-epochs")
+    experiments = json.loads(_dvc(repo, "exp", "show", "--json").stdout)
+    text = json.dumps(experiments)
+    assert "two-epochs" in text
+    assert "test_accuracy_mean" in text
+    _dvc(repo, "exp", "apply", "two-epochs")
+    again = _dvc(repo, "repro")
+    assert "Running stage" not in again.stdout
+
+
 def test_bad_param_fails_the_pipeline_with_one_line(study_repo):
+    # Last: a failed run removes the outputs of the stage it stopped.
     repo, _ = study_repo
     _set_params(repo, **{"train.epochs": 0})
     try:

@@ -92,7 +92,7 @@ def _with(params, dotted, value):
 @pytest.mark.parametrize(
     "dotted, value, message",
     [
-        ("study.variants", ["fp32", "bnm"], "unknown variant 'bnm': params.yaml defines bnn, fp32 under `variants`"),
+        ("study.variants", ["fp32", "bnm"], "unknown variant 'bnm': params.yaml defines bnn, bnn_fp_edges, bnn_full, bwn, dorefa4, dorefa8, fp32, ternary under `variants`"),
         ("study.variants", [], "study.variants must be a non-empty list"),
         ("study.seeds", [], "study.seeds must be a non-empty list"),
         ("study.seeds", [0, 1.5], "study.seeds: 1.5 is not a whole number >= 0"),

@@ -1,0 +1,41 @@
+import pandas as pd
+import pytest
+
+from conftest import synthetic_profiles, synthetic_runs
+from stages.aggregate import summary_table
+from stages.common import StudyError
+from stages.plots import draw_all
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _curves():
+    rows = []
+    for variant in ("fp32", "bnn"):
+        for seed in (0, 1, 2):
+            for epoch in (1, 2, 3):
+                for split in ("train", "test"):
+                    rows.append({"variant": variant, "seed": seed, "epoch": epoch, "split": split,
+                                 "accuracy": 0.9 + 0.02 * epoch + 0.001 * seed, "loss": 0.5 / epoch})
+    return pd.DataFrame(rows)
+
+
+def test_every_plot_is_drawn(tmp_path):
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    runs = synthetic_runs().join(synthetic_profiles(), on="variant")
+    runs.to_csv(tables / "runs.csv", index=False)
+    summary_table(synthetic_runs(), synthetic_profiles(), "fp32").to_csv(tables / "summary.csv", index=False)
+    _curves().to_csv(tables / "curves.csv", index=False)
+    names = draw_all(tables, tmp_path / "plots")
+    assert names == ["accuracy_by_variant.png", "accuracy_vs_binarized_macs.png", "accuracy_vs_latency.png",
+                     "accuracy_vs_memory.png", "training_curves.png"]
+    for name in names:
+        data = (tmp_path / "plots" / name).read_bytes()
+        assert data[:8] == PNG and len(data) > 10_000
+
+
+def test_missing_tables_leave_no_plots(tmp_path):
+    with pytest.raises(StudyError, match=r"runs.csv is missing: run `dvc repro aggregate`"):
+        draw_all(tmp_path, tmp_path / "plots")
+    assert not (tmp_path / "plots").exists()

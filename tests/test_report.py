@@ -1,0 +1,67 @@
+import math
+
+import pytest
+
+from conftest import synthetic_profiles, synthetic_runs
+from stages.aggregate import article_table, summary_table
+from stages.report import budget_picks, findings, interval, pct, points, readable_summary, render
+
+
+def _summary():
+    return summary_table(synthetic_runs(), synthetic_profiles(), "fp32")
+
+
+def test_formatting_helpers():
+    assert pct(0.98133) == "98.13%"
+    assert points(-0.009) == "-0.90 pp"
+    assert interval(math.nan, 0.1) == "no interval with a single seed"
+    assert interval(0.97, 0.99) == "95% CI 97.00% to 99.00%"
+
+
+def test_findings_fill_in_the_numbers():
+    summary = _summary()
+    text = " ".join(findings(summary, article_table(summary), "fp32"))
+    assert "reaches 99.10% test accuracy over 3 seeds" in text
+    assert "in 13.19 KiB: 27.8x smaller than `fp32`, 96.4% of the memory saved" in text
+    assert "93.03% of its 2,794,240 multiply-accumulates are binarized" in text
+    assert "-0.90 pp against `fp32` on the same seeds" in text
+    assert "a real accuracy cost, the whole interval lies below zero" in text
+    assert "weighs 18.00 KiB against 370.00 KiB (20.6x smaller)" in text
+    assert "55.0 µs against 110.0 µs (median, one thread): 2.00x faster" in text
+    assert "`bnn`'s profile matches on 5 of 5 figures" in text
+    assert "our mean accuracy 98.20% is +0.07 pp from its single run (98.13%), which lies inside" in text
+
+
+def test_budget_picks():
+    summary = _summary()
+    picks = budget_picks(summary, [16, 64, None, 1])
+    assert picks[0] == "Within 16 KiB of weights, pick `bnn`: 98.20% mean test accuracy in 13.19 KiB."
+    assert picks[1] == picks[0].replace("16 KiB", "64 KiB")
+    assert picks[2] == ("With no memory limit, pick `fp32`: 99.10% mean test accuracy in 366.29 KiB "
+                        "(next best `bnn`, 98.20% in 13.19 KiB).")
+    assert picks[3] == "Within 1 KiB of weights, no variant of this study fits."
+
+
+def test_readable_summary_and_render(tmp_path):
+    summary = _summary()
+    table = readable_summary(summary).set_index("variant")
+    assert table.loc["bnn", "test accuracy (mean)"] == "98.20%"
+    assert table.loc["bnn", "compression"] == "27.77x"
+    assert table.loc["bnn", "Pareto"] == "yes"
+    summary.to_csv(tmp_path / "summary.csv", index=False)
+    article_table(summary).to_csv(tmp_path / "article.csv", index=False)
+    synthetic_runs().assign(cpu="Test CPU").to_csv(tmp_path / "runs.csv", index=False)
+    report = render(tmp_path, "plots", "fp32", [16, None])
+    assert report.startswith("# What a 1-bit network costs")
+    assert "![Test accuracy against the memory the weights take](plots/accuracy_vs_memory.png)" in report
+    assert "Measured on Test CPU" in report
+    assert "Within 16 KiB of weights, pick `bnn`" in report
+    assert "1-bit: 93088; 32-bit: 468" in report
+
+
+def test_missing_table_says_how_to_fix(tmp_path):
+    from stages.common import StudyError
+
+    with pytest.raises(StudyError, match=r"summary.csv is missing: run `dvc repro aggregate`"):
+        render(tmp_path, "plots", "fp32", [None])
+    assert not list(tmp_path.iterdir())
