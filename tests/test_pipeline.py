@@ -55,8 +55,11 @@ def study_repo(tmp_path_factory):
     _set_params(repo, **{"data.train_limit": 1000, "data.test_limit": None, "train.epochs": 1,
                          "study.seeds": [0], "data.sources": ["data/mnist-shipped"]})
     _git(repo, "init", "-q")
-    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
-    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "study")
+    # DVC commits experiments itself: give the repository an identity of its own.
+    _git(repo, "config", "user.name", "bnn-study tests")
+    _git(repo, "config", "user.email", "tests@bnn-study.invalid")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "study")
     result = _dvc(repo, "repro")
     return repo, result
 
@@ -142,8 +145,8 @@ def test_tables_plots_and_report(study_repo):
 
 def test_experiment_is_listed_with_its_metrics(study_repo):
     repo, _ = study_repo
-    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
-    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "reproduced")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "reproduced")
     _dvc(repo, "exp", "run", "-S", "train.epochs=2", "--name", "two-epochs")
     experiments = json.loads(_dvc(repo, "exp", "show", "--json").stdout)
     text = json.dumps(experiments)
