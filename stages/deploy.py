@@ -6,7 +6,10 @@ LCE bitpacks binary convolutions only: a binary ``QuantDense`` would stay a
 float matrix in the ``.tflite`` file. So before conversion each binary dense
 layer is rewritten as the 1x1 binary convolution it equals (the flattened
 features become a 1x1 image with as many channels; the trained kernel is
-reshaped, not retrained), which LCE does bitpack.
+reshaped, not retrained), which LCE does bitpack. Ternary quantizers are
+rewritten too, in a form LCE does not mistake for binarization. Other
+quantized variants (k-bit DoReFa) convert as float graphs: LCE has no
+kernels for them, and the file stores their weights as 32-bit floats.
 
 The deployed file is LCE's output without its debug strings (tensor names,
 signature defs), stripped by TensorFlow Lite's own tool; both sizes are
@@ -54,19 +57,53 @@ def _is_binary_dense(layer) -> bool:
     return isinstance(layer, lq.layers.QuantDense) and getattr(layer.kernel_quantizer, "precision", None) == 1
 
 
-def with_dense_as_1x1_conv(model):
-    """An equivalent model in which every binary ``QuantDense`` is a 1x1
-    ``QuantConv2D`` with the same (reshaped) weights. Flatten becomes a
-    reshape to a 1x1 image; other layers act on the last axis, as before;
-    a final flatten restores the output shape. Models without binary dense
-    layers come back unchanged."""
-    if not any(_is_binary_dense(layer) for layer in model.layers):
+def ternary_without_sign(quantizer):
+    """``quantizer`` in a form LCE's converter reads right. LCE takes every
+    ``tf.sign`` for a binarization (sign(0) = +1), but Larq's ``ste_tern``
+    is a sign of signs whose zero is the ternary 0, so converted as it is the
+    zeros would become +1. The comparison form computes exactly the same
+    values (x >= t: +1, x <= -t: -1, else 0) without ``tf.sign``. Other
+    quantizers come back as they are."""
+    if not isinstance(quantizer, lq.quantizers.SteTern):
+        return quantizer
+    threshold_value, weight_networks = quantizer.threshold_value, quantizer.ternary_weight_networks
+
+    def ternarize(x):
+        if weight_networks:
+            threshold = 0.7 * tf.reduce_sum(tf.abs(x)) / tf.cast(tf.size(x), x.dtype)
+        else:
+            threshold = threshold_value
+        return tf.cast(x >= threshold, x.dtype) - tf.cast(x <= -threshold, x.dtype)
+
+    return ternarize
+
+
+def _has_ternary(layer) -> bool:
+    return any(isinstance(getattr(layer, name, None), lq.quantizers.SteTern)
+               for name in ("input_quantizer", "kernel_quantizer"))
+
+
+def lce_ready(model):
+    """An equivalent model that LCE converts faithfully and compactly:
+
+    - every binary ``QuantDense`` becomes a 1x1 ``QuantConv2D`` with the same
+      (reshaped) weights, which LCE bitpacks; Flatten becomes a reshape to a
+      1x1 image, other layers act on the last axis as before, and a final
+      flatten restores the output shape;
+    - every ternary quantizer takes the form :func:`ternary_without_sign`.
+
+    Models with neither come back unchanged."""
+    binary_dense = any(_is_binary_dense(layer) for layer in model.layers)
+    if not binary_dense and not any(_has_ternary(layer) for layer in model.layers):
         return model
     layers = [tf.keras.Input(shape=model.input_shape[1:], name="image")]
     copied = []
     for layer in model.layers:
         config = layer.get_config()
-        if isinstance(layer, tf.keras.layers.Flatten):
+        for name in ("input_quantizer", "kernel_quantizer"):
+            if isinstance(getattr(layer, name, None), lq.quantizers.SteTern):
+                config[name] = ternary_without_sign(getattr(layer, name))
+        if binary_dense and isinstance(layer, tf.keras.layers.Flatten):
             new = tf.keras.layers.Reshape((1, 1, int(np.prod(layer.input_shape[1:]))), name=layer.name)
         elif _is_binary_dense(layer):
             new = lq.layers.QuantConv2D(
@@ -77,7 +114,7 @@ def with_dense_as_1x1_conv(model):
                 kernel_constraint=config["kernel_constraint"],
             )
         else:
-            if isinstance(layer, tf.keras.layers.BatchNormalization):
+            if binary_dense and isinstance(layer, tf.keras.layers.BatchNormalization):
                 # Keras stores the resolved axis (1 for a flat input); the
                 # features now sit on the last axis of a 1x1 image.
                 last = len(layer.input_shape) - 1
@@ -86,8 +123,9 @@ def with_dense_as_1x1_conv(model):
             new = layer.__class__.from_config(config)
         layers.append(new)
         copied.append((layer, new))
-    layers.append(tf.keras.layers.Flatten(name="output"))
-    converted = tf.keras.Sequential(layers, name=f"{model.name}_1x1")
+    if binary_dense:
+        layers.append(tf.keras.layers.Flatten(name="output"))
+    converted = tf.keras.Sequential(layers, name=f"{model.name}_lce")
     for old, new in copied:
         weights = old.get_weights()
         if _is_binary_dense(old):
@@ -97,11 +135,10 @@ def with_dense_as_1x1_conv(model):
 
 
 def convert(model) -> bytes:
-    """The ``.tflite`` flatbuffer LCE makes of ``model`` (its binary dense
-    layers first rewritten as 1x1 convolutions)."""
+    """The ``.tflite`` flatbuffer LCE makes of :func:`lce_ready` ``(model)``."""
     import larq_compute_engine as lce
 
-    return lce.convert_keras_model(with_dense_as_1x1_conv(model))
+    return lce.convert_keras_model(lce_ready(model))
 
 
 def strip_names(flatbuffer: bytes) -> bytes:

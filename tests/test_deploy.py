@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from stages.deploy import convert, deploy_run, strip_names, with_dense_as_1x1_conv
+from stages.deploy import convert, deploy_run, interpreter, lce_ready, strip_names
 from stages.networks import build_model, variant_from_params
 from stages.params import TrainSettings
 from stages.train import train_run
@@ -26,7 +26,7 @@ def _randomized(model, seed=0):
 
 def test_binary_dense_becomes_an_equivalent_1x1_conv(study_params):
     model = _randomized(build_model(variant_from_params("bnn", study_params["variants"])))
-    converted = with_dense_as_1x1_conv(model)
+    converted = lce_ready(model)
     assert type(converted.get_layer("dense1")).__name__ == "QuantConv2D"
     assert converted.get_layer("dense1").kernel.shape == (1, 1, 576, 64)
     assert type(converted.get_layer("dense2")).__name__ == "QuantConv2D"
@@ -40,7 +40,7 @@ def test_binary_dense_becomes_an_equivalent_1x1_conv(study_params):
 
 def test_fp32_model_is_left_alone(study_params):
     model = build_model(variant_from_params("fp32", study_params["variants"]))
-    assert with_dense_as_1x1_conv(model) is model
+    assert lce_ready(model) is model
 
 
 def test_1x1_form_makes_the_bnn_flatbuffer_small(study_params):
@@ -53,14 +53,35 @@ def test_1x1_form_makes_the_bnn_flatbuffer_small(study_params):
 
 
 def test_stripping_names_keeps_the_outputs(study_params):
-    from stages.deploy import interpreter
-
     model = _randomized(build_model(variant_from_params("bnn", study_params["variants"])))
     converted = convert(model)
     x = np.random.default_rng(2).uniform(0, 1, (32, 28, 28, 1)).astype(np.float32)
     options = {"use_indirect_bgemm": False, "use_xnnpack": False}
     np.testing.assert_array_equal(interpreter(converted, 1, options).predict(x),
                                   interpreter(strip_names(converted), 1, options).predict(x))
+
+
+def test_ternary_converts_faithfully(study_params):
+    # LCE reads tf.sign as binarization: Larq's ste_tern, converted as it is, turns its zeros into +1.
+    model = _randomized(build_model(variant_from_params("ternary", study_params["variants"])))
+    ready = lce_ready(model)
+    x = np.random.default_rng(3).uniform(0, 1, (64, 28, 28, 1)).astype(np.float32)
+    keras_out = model(x, training=False).numpy()
+    np.testing.assert_array_equal(ready(x, training=False).numpy(), keras_out)
+    options = {"use_indirect_bgemm": False, "use_xnnpack": False}
+    lite_out = interpreter(convert(model), 1, options).predict(x)
+    np.testing.assert_allclose(lite_out, keras_out, rtol=1e-4, atol=1e-5)
+
+
+def test_ternary_form_matches_ste_tern_at_the_thresholds():
+    import larq as lq
+    import tensorflow as tf
+
+    from stages.deploy import ternary_without_sign
+
+    x = tf.constant([-1.0, -0.05, -0.0499, 0.0, 0.0499, 0.05, 0.7], dtype=tf.float32)
+    for quantizer in (lq.quantizers.SteTern(), lq.quantizers.SteTern(ternary_weight_networks=True)):
+        np.testing.assert_array_equal(ternary_without_sign(quantizer)(x).numpy(), quantizer(x).numpy())
 
 
 @pytest.mark.slow
