@@ -155,7 +155,8 @@ def findings(summary: pd.DataFrame, article: pd.DataFrame, baseline: str) -> lis
 
 def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None]) -> list[str]:
     """For each memory budget (None: unlimited), the variant with the best
-    mean test accuracy whose weights fit in it."""
+    mean test accuracy whose weights fit in it (the smaller one on a tie),
+    and whether the next best can be told apart from it with these seeds."""
     sentences = []
     for budget in budgets_kib:
         fitting = summary if budget is None else summary[summary["memory_kib"] <= budget]
@@ -163,14 +164,18 @@ def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None]) -> 
         if fitting.empty:
             sentences.append(f"{label}, no variant of this study fits.")
             continue
-        pick = fitting.loc[fitting["test_accuracy_mean"].idxmax()]
+        ranked = fitting.sort_values(["test_accuracy_mean", "memory_kib"], ascending=[False, True])
+        pick = ranked.iloc[0]
         sentence = (f"{label}, pick `{pick['variant']}`: {pct(pick['test_accuracy_mean'])} mean test accuracy "
                     f"in {pick['memory_kib']:.2f} KiB")
-        others = fitting[fitting["variant"] != pick["variant"]]
-        if not others.empty:
-            runner_up = others.loc[others["test_accuracy_mean"].idxmax()]
+        if len(ranked) > 1:
+            runner_up = ranked.iloc[1]
             sentence += (f" (next best `{runner_up['variant']}`, {pct(runner_up['test_accuracy_mean'])} in "
-                         f"{runner_up['memory_kib']:.2f} KiB)")
+                         f"{runner_up['memory_kib']:.2f} KiB")
+            low, high = pick["test_accuracy_ci95_low"], pick["test_accuracy_ci95_high"]
+            if not pd.isna(low) and low <= runner_up["test_accuracy_mean"] <= high:
+                sentence += ", inside the pick's 95% interval: the seeds cannot tell them apart"
+            sentence += ")"
         sentences.append(sentence + ".")
     return sentences
 

@@ -1,5 +1,6 @@
 import math
 
+import pandas as pd
 import pytest
 
 from conftest import synthetic_profiles, synthetic_runs
@@ -40,6 +41,17 @@ def test_budget_picks():
     assert picks[2] == ("With no memory limit, pick `fp32`: 99.10% mean test accuracy in 366.29 KiB "
                         "(next best `bnn`, 98.20% in 13.19 KiB).")
     assert picks[3] == "Within 1 KiB of weights, no variant of this study fits."
+
+
+def test_budget_pick_prefers_the_smaller_on_a_tie_and_says_when_seeds_cannot_tell():
+    summary = pd.DataFrame({
+        "variant": ["dorefa8", "dorefa4", "bwn"], "memory_kib": [92.73, 47.28, 13.19],
+        "test_accuracy_mean": [0.99, 0.99, 0.9893],
+        "test_accuracy_ci95_low": [0.9879, 0.9862, 0.9855], "test_accuracy_ci95_high": [0.9921, 0.9938, 0.993],
+    })
+    assert budget_picks(summary, [None]) == [
+        "With no memory limit, pick `dorefa4`: 99.00% mean test accuracy in 47.28 KiB (next best `dorefa8`, "
+        "99.00% in 92.73 KiB, inside the pick's 95% interval: the seeds cannot tell them apart)."]
 
 
 def test_readable_summary_and_render(tmp_path):
