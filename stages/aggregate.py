@@ -8,8 +8,11 @@ pandas tables (CSV for tools, Markdown for people) and DVC metrics.
   Student-t interval of test accuracy; size and MAC figures; compression and
   accuracy gap against the baseline variant, the gap's interval from the
   seed-paired differences; the deployed size, converted accuracy, latency and
-  speedup against the baseline; whether the variant is on the Pareto
-  frontier of mean accuracy against memory.
+  speedup against the baseline; how many of its runs are at chance level
+  (their accuracy not significantly above always answering the most
+  frequent test class: one-sided exact binomial test, p >= 0.01); whether
+  the variant is on the Pareto frontier of mean accuracy against memory
+  (a variant with a run at chance level never is).
 - ``article``: the reference article's published figures beside ours.
 - ``curves``: per-epoch accuracy and loss of every run (long form), and per
   variant the mean across seeds (for ``dvc plots``).
@@ -18,9 +21,10 @@ pandas tables (CSV for tools, Markdown for people) and DVC metrics.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from stages.common import StudyError, atomic_directory, load_params, log, run_cli, write_json_atomic
+from stages.params import baseline as checked_baseline
 from stages.params import study_seeds, study_variants
 
 # The reference article (Larq's "Introduction to BNNs with Larq" MNIST
@@ -43,7 +48,9 @@ ARTICLE = {
     },
 }
 
-RUN_METRICS = ("test_accuracy", "test_loss", "train_time_s", "train_images_per_s", "train_images", "test_images")
+RUN_METRICS = ("test_accuracy", "test_loss", "chance_accuracy", "train_time_s", "train_images_per_s", "train_images",
+               "test_images")
+CHANCE_P_VALUE = 0.01
 DEPLOY_FIGURES = (
     "tflite_bytes", "tflite_kib", "converted_accuracy", "agreement", "latency_median_us", "latency_p90_us",
     "throughput_images_per_s",
@@ -67,23 +74,47 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
     return mean, mean - half, mean + half
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Path, keys: Sequence[str]) -> dict[str, Any]:
+    """The JSON object in ``path``, which must hold ``keys``."""
     try:
-        return json.loads(path.read_text())
+        obj = json.loads(path.read_text())
     except FileNotFoundError:
         raise StudyError(f"{path} is missing: run `dvc repro` to produce it") from None
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise StudyError(f"{path} is not valid JSON ({err}): rerun the stage that writes it") from None
+    if not isinstance(obj, dict):
+        raise StudyError(f"{path} holds {type(obj).__name__}, not a JSON object: rerun the stage that writes it")
+    missing = [k for k in keys if k not in obj]
+    if missing:
+        raise StudyError(f"{path} lacks {', '.join(missing)}: rerun the stage that writes it")
+    return obj
 
 
 def read_table(tables_dir: str | Path, name: str) -> pd.DataFrame:
     """One of the tables this stage writes, for the stages that draw and
-    report them."""
+    report them; a missing, empty or unreadable one is a one-line error."""
     path = Path(tables_dir) / f"{name}.csv"
     try:
-        return pd.read_csv(path)
+        table = pd.read_csv(path)
     except FileNotFoundError:
         raise StudyError(f"{path} is missing: run `dvc repro aggregate`") from None
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise StudyError(f"{path} is not a readable table ({reason}): rerun `dvc repro aggregate`") from None
+    if table.empty or "variant" not in table.columns:
+        raise StudyError(f"{path} holds no rows of variants: rerun `dvc repro aggregate`")
+    return table
+
+
+@contextlib.contextmanager
+def table_errors(tables_dir: str | Path) -> Iterator[None]:
+    """Turn what a damaged table makes pandas raise (a missing column, a
+    value of the wrong type) into one line, for the stages that read them."""
+    try:
+        yield
+    except (KeyError, ValueError, TypeError) as err:
+        raise StudyError(f"the tables in {tables_dir} do not hold what this stage needs "
+                         f"({type(err).__name__}: {err}): rerun `dvc repro aggregate`") from None
 
 
 def run_name(variant: str, seed: int) -> str:
@@ -94,20 +125,30 @@ def load_runs(runs_dir: str | Path, variants: Sequence[str], seeds: Sequence[int
     rows = []
     for variant in variants:
         for seed in seeds:
-            path = Path(runs_dir) / run_name(variant, seed) / "metrics.json"
-            metrics = _read_json(path)
-            missing = [k for k in RUN_METRICS if k not in metrics]
-            if missing:
-                raise StudyError(f"{path} lacks {', '.join(missing)}: rerun `dvc repro`")
+            metrics = _read_json(Path(runs_dir) / run_name(variant, seed) / "metrics.json", RUN_METRICS)
             rows.append({"variant": variant, "seed": seed, **{k: metrics[k] for k in RUN_METRICS}})
-    return pd.DataFrame(rows)
+    runs = pd.DataFrame(rows)
+    runs["at_chance"] = [at_chance(acc, chance, n) for acc, chance, n in
+                         zip(runs["test_accuracy"], runs["chance_accuracy"], runs["test_images"], strict=True)]
+    return runs
+
+
+def at_chance(accuracy: float, chance_accuracy: float, images: int) -> bool:
+    """Whether ``accuracy`` on ``images`` test images is not significantly
+    above ``chance_accuracy`` (always answering the most frequent class):
+    one-sided exact binomial test at p < CHANCE_P_VALUE."""
+    from scipy import stats
+
+    correct = round(accuracy * images)
+    return bool(stats.binomtest(correct, images, chance_accuracy, alternative="greater").pvalue >= CHANCE_P_VALUE)
 
 
 def load_deployments(deploy_dir: str | Path, variants: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
     rows = []
     for variant in variants:
         for seed in seeds:
-            report = _read_json(Path(deploy_dir) / run_name(variant, seed) / "deploy.json")
+            report = _read_json(Path(deploy_dir) / run_name(variant, seed) / "deploy.json",
+                                (*DEPLOY_FIGURES, "best_options", "cpu"))
             options = ", ".join(k.removeprefix("use_") for k, on in report["best_options"].items() if on) or "default"
             rows.append({"variant": variant, "seed": seed, **{k: report[k] for k in DEPLOY_FIGURES},
                          "best_options": options, "cpu": report["cpu"]})
@@ -125,7 +166,8 @@ def load_profiles(profiles_dir: str | Path, variants: Sequence[str]) -> pd.DataF
     binarized fraction counts 1-bit MACs only, as Larq's summary does."""
     rows = []
     for variant in variants:
-        profile = _read_json(Path(profiles_dir) / variant / "profile.json")
+        profile = _read_json(Path(profiles_dir) / variant / "profile.json",
+                             (*PROFILE_FIGURES, "params_by_bitwidth", "macs_by_precision"))
         rows.append({"variant": variant, **{k: profile[k] for k in PROFILE_FIGURES},
                      "params_by_bitwidth": by_bits(profile["params_by_bitwidth"]),
                      "macs_by_precision": by_bits(profile["macs_by_precision"])})
@@ -197,6 +239,8 @@ def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str) -> 
             "throughput_images_per_s": float(group["throughput_images_per_s"].median()),
             "speedup_vs_baseline": math.nan,
             "best_options": group["best_options"].mode().iloc[0],
+            "chance_accuracy": float(group["chance_accuracy"].max()),
+            "runs_at_chance": int(group["at_chance"].sum()),
         }
         if baseline in profiles.index:
             row["compression_vs_baseline"] = float(profiles.at[baseline, "memory_kib"] / profiles.at[variant, "memory_kib"])
@@ -207,7 +251,10 @@ def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str) -> 
             row["speedup_vs_baseline"] = float(baseline_latency / row["latency_median_us"])
         rows.append(row)
     summary = pd.DataFrame(rows)
-    summary["on_pareto_frontier"] = pareto_frontier(summary["memory_kib"], summary["test_accuracy_mean"])
+    sound = summary["runs_at_chance"] == 0
+    summary["on_pareto_frontier"] = False
+    summary.loc[sound, "on_pareto_frontier"] = pareto_frontier(summary.loc[sound, "memory_kib"],
+                                                               summary.loc[sound, "test_accuracy_mean"])
     return summary
 
 
@@ -276,8 +323,7 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> None:
 
 def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | Path, deploy_dir: str | Path,
               tables_dir: str | Path, curves_dir: str | Path, metrics_path: str | Path) -> pd.DataFrame:
-    variants, seeds = study_variants(params), study_seeds(params)
-    baseline = (params.get("aggregate") or {}).get("baseline", "fp32")
+    variants, seeds, baseline = study_variants(params), study_seeds(params), checked_baseline(params)
     profiles = load_profiles(profiles_dir, variants)
     runs = runs_table(load_runs(runs_dir, variants, seeds), profiles, load_deployments(deploy_dir, variants, seeds))
     curves = load_curves(runs_dir, variants, seeds)
@@ -291,6 +337,9 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
         log.info("%s: %d seeds, test accuracy %.2f%% (95%% CI %.2f-%.2f%%), %.2f KiB",
                  row["variant"], row["seeds"], 100 * row["test_accuracy_mean"],
                  100 * row["test_accuracy_ci95_low"], 100 * row["test_accuracy_ci95_high"], row["memory_kib"])
+        if row["runs_at_chance"]:
+            log.info("%s: %d of %d runs at chance level (%.2f%% by always answering the most frequent class)",
+                     row["variant"], row["runs_at_chance"], row["seeds"], 100 * row["chance_accuracy"])
     return summary
 
 

@@ -4,9 +4,11 @@ atomic output writing, params loading and logging."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -33,9 +35,27 @@ def setup_logging() -> None:
     )
 
 
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(err: BaseException) -> OSError | None:
+    """The "no space left" error behind ``err``, if any: libraries (Keras,
+    h5py, zipfile) wrap the ``OSError`` of a full disk in their own
+    exceptions, so the whole chain of causes is searched."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in _DISK_FULL:
+            return err
+        if "No space left on device" in str(err):
+            return OSError(errno.ENOSPC, "No space left on device")
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def run_cli(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> int:
-    """Run a stage's ``main``; a :class:`StudyError` becomes one line on
-    stderr and exit status 1."""
+    """Run a stage's ``main``; a :class:`StudyError` or a full disk becomes
+    one line on stderr and exit status 1."""
     setup_logging()
     try:
         main(argv)
@@ -45,6 +65,14 @@ def run_cli(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | 
     except KeyboardInterrupt:
         print("error: interrupted; no output was marked finished", file=sys.stderr)
         return 130
+    except Exception as err:
+        full = disk_full(err)
+        if full is None:
+            raise
+        where = f" while writing {full.filename}" if full.filename else ""
+        print(f"error: no space left on this machine's disk{where}: free some space and rerun; "
+              "no output was marked finished", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -62,9 +90,26 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     return params
 
 
-def _temporary_sibling(path: Path, suffix: str = "") -> Path:
+def remove_stale_temporaries(path: Path) -> None:
+    """Remove what a killed earlier write of ``path`` left beside it (the
+    hidden ``.<name>.*.tmp`` and ``.<name>.*.old`` of the writers below).
+    DVC runs one stage at a time per workspace, and each output has one
+    writer, so nothing else is writing these."""
+    # tempfile's names: the prefix, eight random letters, digits or _, the suffix.
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.(tmp|old)")
+    for stale in path.parent.iterdir():
+        if pattern.fullmatch(stale.name):
+            log.info("removing %s, left by an interrupted earlier run", stale)
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink(missing_ok=True)
+
+
+def _temporary_sibling(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     return Path(tmp)
 
@@ -96,6 +141,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     and ``path`` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     umask = os.umask(0)
     os.umask(umask)

@@ -38,7 +38,8 @@ import larq as lq
 import tensorflow as tf
 from stages.common import StudyError, atomic_directory, load_params, log, run_cli, write_json_atomic
 from stages.mnist import load_split, scale_images
-from stages.params import data_limits, positive_int, run_variant
+from stages.networks import variant_from_params
+from stages.params import benchmark_settings, data_limits
 
 MAX_DISAGREEMENT = 0.001
 TFLITE_FILE = "model.tflite"
@@ -265,22 +266,6 @@ def deploy_run(model_dir: str | Path, data_dir: str | Path, variant_input_range:
     return report
 
 
-def benchmark_settings(params: dict[str, Any]) -> dict[str, int]:
-    section = params.get("benchmark")
-    if not isinstance(section, dict):
-        raise StudyError("params.yaml has no `benchmark` section")
-    settings = {
-        "threads": positive_int("benchmark.threads", section.get("threads")),
-        "timed_inferences": positive_int("benchmark.timed_inferences", section.get("timed_inferences")),
-        "warmup_inferences": positive_int("benchmark.warmup_inferences", section.get("warmup_inferences")),
-    }
-    if settings["timed_inferences"] < 1000:
-        raise StudyError(
-            f"benchmark.timed_inferences must be at least 1000 for a stable median, got {settings['timed_inferences']}"
-        )
-    return settings
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.deploy", description=__doc__.split("\n\n")[0])
     parser.add_argument("--variant", required=True)
@@ -291,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--report-out", required=True, help="folder for deploy.json")
     args = parser.parse_args(argv)
     params = load_params(args.params)
-    variant = run_variant(params, args.variant)
+    variant = variant_from_params(args.variant, params.get("variants"))
     settings = benchmark_settings(params)
     _, test_limit = data_limits(params)
     deploy_run(args.model, args.data, variant.input_range, args.model_out, args.report_out,

@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 
 from stages.common import StudyError, atomic_directory, load_params, log, run_cli
 from stages.mnist import MNIST_FILES, IdxFile
+from stages.params import download_settings
 
 
 class SourceError(Exception):
@@ -54,7 +55,53 @@ def _short_reason(err: Exception) -> str:
     return f"{type(err).__name__}: {text}"[:200]
 
 
-def _fetch_remote(base_url: str, archive: str, workdir: Path, retries: int, timeout_s: float) -> Path:
+def _cannot_write(path: str | Path, err: OSError) -> StudyError:
+    """A write that failed on this machine (a full disk, a read-only
+    folder): the source is not to blame, so no other source is tried."""
+    return StudyError(f"cannot write {path}: {err.strerror or err}; this machine's problem, not the source's: "
+                      "free some disk space (or fix the folder's permissions) and rerun")
+
+
+def max_archive_bytes(spec: IdxFile) -> int:
+    """The largest ``.gz`` a good mirror can serve for ``spec``: gzip never
+    grows data by more than a few bytes per 16 KiB block, so 1% more than the
+    decompressed size plus a header's worth is a generous bound."""
+    return spec.size_bytes + spec.size_bytes // 100 + 4096
+
+
+class BoundedDownloader:
+    """A pooch downloader: streams ``url`` into the file pooch names, with a
+    progress bar, and refuses a response larger than ``max_bytes`` as soon
+    as it says so or grows past it."""
+
+    def __init__(self, max_bytes: int, timeout_s: float):
+        self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
+
+    def __call__(self, url: str, output_file: str, pooch_obj=None, check_only: bool = False) -> None:
+        import requests
+        from tqdm import tqdm
+
+        with requests.get(url, stream=True, timeout=self.timeout_s) as response:
+            response.raise_for_status()
+            announced = int(response.headers.get("content-length") or 0)
+            if announced > self.max_bytes:
+                raise SourceError(f"serves {announced} bytes, more than the {self.max_bytes} a good archive can be")
+            received = 0
+            try:
+                with open(output_file, "wb") as out, tqdm(total=announced or None, unit="B", unit_scale=True,
+                                                          desc=url.rsplit("/", 1)[-1], leave=False) as bar:
+                    for chunk in response.iter_content(chunk_size=1 << 16):
+                        received += len(chunk)
+                        if received > self.max_bytes:
+                            raise SourceError(f"sent more than the {self.max_bytes} bytes a good archive can be")
+                        out.write(chunk)
+                        bar.update(len(chunk))
+            except OSError as err:
+                raise _cannot_write(output_file, err) from None
+
+
+def _fetch_remote(base_url: str, spec: IdxFile, workdir: Path, retries: int, timeout_s: float) -> Path:
     import pooch
     import requests
 
@@ -62,16 +109,17 @@ def _fetch_remote(base_url: str, archive: str, workdir: Path, retries: int, time
     store = pooch.create(
         path=workdir,
         base_url=base_url if base_url.endswith("/") else base_url + "/",
-        registry={archive: None},
+        registry={spec.archive: None},
         retry_if_failed=retries,
     )
-    downloader = pooch.HTTPDownloader(progressbar=True, timeout=timeout_s)
     try:
-        return Path(store.fetch(archive, downloader=downloader))
+        return Path(store.fetch(spec.archive, downloader=BoundedDownloader(max_archive_bytes(spec), timeout_s)))
     except requests.HTTPError as err:
         raise SourceError(_short_reason(err)) from err
     except requests.RequestException as err:
         raise SourceError(_short_reason(err), unreachable=True) from err
+    except OSError as err:
+        raise _cannot_write(workdir / spec.archive, err) from None
 
 
 def _fetch_local(folder: str, archive: str) -> Path:
@@ -84,18 +132,32 @@ def _fetch_local(folder: str, archive: str) -> Path:
 def decompress_verified(archive_path: Path, spec: IdxFile, dest: Path) -> None:
     """Decompress ``archive_path`` to ``dest`` while hashing; raise
     :class:`SourceError` (and leave no ``dest``) unless the bytes are exactly
-    the ones ``spec`` names."""
+    the ones ``spec`` names. Decompression stops as soon as the file grows
+    past its expected size, so a gzip bomb never fills the disk. A failed
+    write raises :class:`StudyError`: it is this machine's problem."""
     digest = hashlib.sha256()
     size = 0
     try:
         with gzip.open(archive_path, "rb") as src, open(dest, "wb") as out:
-            for block in iter(lambda: src.read(1 << 20), b""):
-                digest.update(block)
+            while True:
+                try:
+                    block = src.read(min(1 << 20, spec.size_bytes - size + 1))
+                except (OSError, EOFError, zlib.error) as err:
+                    raise SourceError(f"not a valid gzip archive ({err})") from None
+                if not block:
+                    break
                 size += len(block)
-                out.write(block)
-    except (OSError, EOFError, zlib.error) as err:
+                if size > spec.size_bytes:
+                    raise SourceError(f"decompresses to more than the expected {spec.size_bytes} bytes "
+                                      "(stopped there): not the right file")
+                digest.update(block)
+                try:
+                    out.write(block)
+                except OSError as err:
+                    raise _cannot_write(dest, err) from None
+    except BaseException:
         dest.unlink(missing_ok=True)
-        raise SourceError(f"not a valid gzip archive ({err})") from None
+        raise
     if digest.hexdigest() != spec.sha256:
         dest.unlink(missing_ok=True)
         raise SourceError(
@@ -125,9 +187,10 @@ def download(
                 if source in unreachable:
                     failures.append(f"{source}: {unreachable[source]}")
                     continue
+                remote = is_remote(source)
                 try:
-                    if is_remote(source):
-                        archive_path = _fetch_remote(source, spec.archive, Path(scratch), retries, timeout_s)
+                    if remote:
+                        archive_path = _fetch_remote(source, spec, Path(scratch), retries, timeout_s)
                     else:
                         archive_path = _fetch_local(source, spec.archive)
                     decompress_verified(archive_path, spec, staging / spec.name)
@@ -138,7 +201,7 @@ def download(
                         unreachable[source] = str(err)
                     continue
                 finally:
-                    if is_remote(source):
+                    if remote:
                         (Path(scratch) / spec.archive).unlink(missing_ok=True)
                 log.info("%s: verified sha256, served by %s", spec.name, source)
                 served[spec.name] = source
@@ -153,17 +216,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml", help="params file (reads the `data` section)")
     parser.add_argument("--out", default="data/mnist", help="folder for the verified IDX files")
     args = parser.parse_args(argv)
-    data = load_params(args.params).get("data") or {}
-    sources = data.get("sources")
-    if not isinstance(sources, list) or not all(isinstance(s, str) and s for s in sources):
-        raise StudyError("data.sources must be a list of URLs or folders")
-    retries = data.get("retries", 2)
-    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-        raise StudyError(f"data.retries must be a whole number >= 0, got {retries!r}")
-    timeout_s = data.get("timeout_s", 30)
-    if not isinstance(timeout_s, (int, float)) or isinstance(timeout_s, bool) or timeout_s <= 0:
-        raise StudyError(f"data.timeout_s must be a positive number of seconds, got {timeout_s!r}")
-    served = download(sources, args.out, retries=retries, timeout_s=float(timeout_s))
+    settings = download_settings(load_params(args.params))
+    served = download(settings.sources, args.out, retries=settings.retries, timeout_s=settings.timeout_s)
     log.info("MNIST ready in %s (%s)", args.out, ", ".join(sorted(set(served.values()))))
 
 

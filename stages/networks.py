@@ -20,6 +20,7 @@ import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf
 import larq as lq
 from stages.common import StudyError
+from stages.params import check_name, is_int, is_number
 
 # Larq's quantized variables are opaque to AutoGraph, which says so at length
 # on every model; the fallback it takes is the right one.
@@ -97,6 +98,19 @@ def make_quantizer(spec: QuantizerSpec):
     return lq.quantizers.get(_keras_identifier(spec))
 
 
+# What each argument of Larq's quantizers must be; Larq itself accepts
+# degenerate values (k_bit 0 trains to NaN, a negative clip value never
+# passes a gradient) without a word.
+_QUANTIZER_ARGUMENTS = {
+    "k_bit": ("a whole number >= 1", lambda v: is_int(v) and v >= 1),
+    "mode": ("activations or weights", lambda v: v in ("activations", "weights")),
+    "clip_value": ("a positive number or null", lambda v: v is None or (is_number(v) and v > 0)),
+    "threshold_value": ("a positive number", lambda v: is_number(v) and v > 0),
+    "ternary_weight_networks": ("true or false", lambda v: isinstance(v, bool)),
+    "beta": ("a positive number", lambda v: is_number(v) and v > 0),
+}
+
+
 def _check_quantizer(where: str, spec: Any) -> None:
     if spec is None:
         return
@@ -109,6 +123,11 @@ def _check_quantizer(where: str, spec: Any) -> None:
         raise StudyError(f"{where} must be a quantizer name, a mapping with a `name`, or null; got {spec!r}")
     if name not in valid:
         raise StudyError(f"{where}: unknown quantizer {name!r}; Larq knows {', '.join(valid)} (or null for 32-bit)")
+    for argument, value in (spec.items() if isinstance(spec, dict) else ()):
+        if argument in _QUANTIZER_ARGUMENTS:
+            meaning, valid_value = _QUANTIZER_ARGUMENTS[argument]
+            if not valid_value(value):
+                raise StudyError(f"{where}.{argument} must be {meaning}, got {value!r}")
     try:
         make_quantizer(spec)
     except (TypeError, ValueError) as err:
@@ -126,6 +145,7 @@ def variant_from_params(name: str, variants_section: Any) -> Variant:
     naming the offending param."""
     if not isinstance(variants_section, dict) or not variants_section:
         raise StudyError("params.yaml has no `variants` section describing the precision variants")
+    check_name("variants", name)
     if name not in variants_section:
         raise StudyError(
             f"unknown variant {name!r}: params.yaml defines {', '.join(sorted(variants_section))} under `variants`"
@@ -156,7 +176,7 @@ def variant_from_params(name: str, variants_section: Any) -> Variant:
     if (
         not isinstance(low_high, list | tuple)
         or len(low_high) != 2
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in low_high)
+        or not all(is_number(v) for v in low_high)
         or not low_high[0] < low_high[1]
     ):
         raise StudyError(f"{where}.input_range must be [low, high] with low < high, got {low_high!r}")

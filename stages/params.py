@@ -1,22 +1,54 @@
 """Checked views of ``params.yaml``: each function reads one section and
 returns plain values, or raises a one-line :class:`StudyError` naming the
-param that is wrong. Stages call :func:`check_study` before any training, so
-a bad entry anywhere in the study stops the first stage that runs."""
+param that is wrong. Each stage checks what it reads; :func:`check_all`
+checks the whole file, for the `check` stage that DVC runs before any stage
+whose outputs it would delete."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from stages.common import StudyError
 
+# Every section and key params.yaml may hold: a misspelt key (`-S
+# train.epoch=3`) would otherwise be added silently and change nothing.
+SECTIONS: dict[str, tuple[str, ...] | None] = {
+    "data": ("sources", "retries", "timeout_s", "train_limit", "test_limit"),
+    "study": ("variants", "seeds", "extended"),
+    "train": ("learning_rate", "batch_size", "epochs", "steps_per_execution"),
+    "variants": None,  # names of the user's choosing, checked one by one
+    "benchmark": ("threads", "timed_inferences", "warmup_inferences"),
+    "aggregate": ("baseline",),
+    "report": ("memory_budgets_kib",),
+}
 
-def _is_int(value: Any) -> bool:
+MIN_TIMED_INFERENCES = 1000
+
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_]+")
+
+
+def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_name(where: str, name: Any) -> str:
+    """Variant (and dataset) names become folder and stage names: letters,
+    digits and underscores only, so that no name can reach outside its
+    folder or be misread in DVC's ``<variant>-<seed>`` stage keys."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise StudyError(f"{where}: {name!r} is not a valid name; use letters, digits and underscores only")
+    return name
+
+
 def positive_int(where: str, value: Any) -> int:
-    if not _is_int(value) or value <= 0:
+    if not is_int(value) or value <= 0:
         raise StudyError(f"{where} must be a positive whole number, got {value!r}")
     return value
 
@@ -26,6 +58,21 @@ def _section(params: dict[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise StudyError(f"params.yaml has no `{name}` section")
     return section
+
+
+def check_keys(params: dict[str, Any]) -> None:
+    """Every section present, and no section or key the study does not know."""
+    unknown = [name for name in params if name not in SECTIONS]
+    if unknown:
+        raise StudyError(f"params.yaml has unknown sections {', '.join(map(str, unknown))}; "
+                         f"valid: {', '.join(SECTIONS)}")
+    for name, keys in SECTIONS.items():
+        section = _section(params, name)
+        if keys is None:
+            continue
+        extra = [str(key) for key in section if key not in keys]
+        if extra:
+            raise StudyError(f"{name} has unknown keys {', '.join(extra)}; valid keys: {', '.join(keys)}")
 
 
 @dataclass(frozen=True)
@@ -39,7 +86,7 @@ class TrainSettings:
 def train_settings(params: dict[str, Any]) -> TrainSettings:
     train = _section(params, "train")
     rate = train.get("learning_rate")
-    if not isinstance(rate, int | float) or isinstance(rate, bool) or not rate > 0:
+    if not is_number(rate) or not rate > 0:
         raise StudyError(f"train.learning_rate must be a positive number, got {rate!r}")
     return TrainSettings(
         learning_rate=float(rate),
@@ -59,13 +106,36 @@ def data_limits(params: dict[str, Any]) -> tuple[int | None, int | None]:
     return limits[0], limits[1]
 
 
+@dataclass(frozen=True)
+class DownloadSettings:
+    sources: list[str]
+    retries: int
+    timeout_s: float
+
+
+def download_settings(params: dict[str, Any]) -> DownloadSettings:
+    data = _section(params, "data")
+    sources = data.get("sources")
+    if not isinstance(sources, list) or not sources or not all(isinstance(s, str) and s for s in sources):
+        raise StudyError(f"data.sources must be a non-empty list of URLs or folders, got {sources!r}")
+    retries = data.get("retries", 2)
+    if not is_int(retries) or retries < 0:
+        raise StudyError(f"data.retries must be a whole number >= 0, got {retries!r}")
+    timeout_s = data.get("timeout_s", 30)
+    if not is_number(timeout_s) or timeout_s <= 0:
+        raise StudyError(f"data.timeout_s must be a positive number of seconds, got {timeout_s!r}")
+    return DownloadSettings(list(sources), retries, float(timeout_s))
+
+
 def study_variants(params: dict[str, Any]) -> list[str]:
     variants = _section(params, "study").get("variants")
     if not isinstance(variants, list) or not variants:
         raise StudyError(f"study.variants must be a non-empty list of variant names, got {variants!r}")
-    if len(set(map(str, variants))) != len(variants):
+    for name in variants:
+        check_name("study.variants", name)
+    if len(set(variants)) != len(variants):
         raise StudyError(f"study.variants lists a variant twice: {variants!r}")
-    return [str(v) for v in variants]
+    return list(variants)
 
 
 def study_seeds(params: dict[str, Any]) -> list[int]:
@@ -73,7 +143,7 @@ def study_seeds(params: dict[str, Any]) -> list[int]:
     if not isinstance(seeds, list) or not seeds:
         raise StudyError(f"study.seeds must be a non-empty list of whole numbers, got {seeds!r}")
     for seed in seeds:
-        if not _is_int(seed) or seed < 0:
+        if not is_int(seed) or seed < 0:
             raise StudyError(f"study.seeds: {seed!r} is not a whole number >= 0")
     if len(set(seeds)) != len(seeds):
         raise StudyError(f"study.seeds lists a seed twice: {seeds!r}")
@@ -96,23 +166,56 @@ def extended_variants(params: dict[str, Any]) -> list[str]:
     return [str(name) for name in extended]
 
 
-def check_study(params: dict[str, Any]):
-    """Check everything a training run depends on, for every run of the
-    study; return the checked variants by name."""
+def benchmark_settings(params: dict[str, Any]) -> dict[str, int]:
+    section = _section(params, "benchmark")
+    settings = {
+        "threads": positive_int("benchmark.threads", section.get("threads")),
+        "timed_inferences": positive_int("benchmark.timed_inferences", section.get("timed_inferences")),
+        "warmup_inferences": positive_int("benchmark.warmup_inferences", section.get("warmup_inferences")),
+    }
+    if settings["timed_inferences"] < MIN_TIMED_INFERENCES:
+        raise StudyError(f"benchmark.timed_inferences must be at least {MIN_TIMED_INFERENCES} for a stable median, "
+                         f"got {settings['timed_inferences']}")
+    return settings
+
+
+def baseline(params: dict[str, Any]) -> str:
+    """``aggregate.baseline``: the variant every gap is measured against; it
+    must be one of ``study.variants``, or every comparison would be empty."""
+    name = _section(params, "aggregate").get("baseline")
+    variants = study_variants(params)
+    if name not in variants:
+        raise StudyError(f"aggregate.baseline must name a variant of study.variants ({', '.join(variants)}), "
+                         f"got {name!r}")
+    return name
+
+
+def memory_budgets(params: dict[str, Any]) -> list[float | None]:
+    """``report.memory_budgets_kib``: KiB figures, null for no limit."""
+    budgets = _section(params, "report").get("memory_budgets_kib")
+    if not isinstance(budgets, list) or not budgets or not all(
+        b is None or (is_number(b) and b > 0) for b in budgets
+    ):
+        raise StudyError(f"report.memory_budgets_kib must be a non-empty list of positive KiB figures or null, "
+                         f"got {budgets!r}")
+    return budgets
+
+
+def check_all(params: dict[str, Any]) -> list[str]:
+    """Check every section of params.yaml and every variant it defines,
+    whether or not the study runs it now; return the study's variants."""
     from stages.networks import variant_from_params
 
+    check_keys(params)
+    download_settings(params)
+    data_limits(params)
     names = study_variants(params)
     study_seeds(params)
     extended_variants(params)
     train_settings(params)
-    data_limits(params)
-    return {name: variant_from_params(name, params.get("variants")) for name in names}
-
-
-def run_variant(params: dict[str, Any], name: str):
-    """Check the whole study (:func:`check_study`) and return the checked
-    variant ``name``, which must be one of ``study.variants``."""
-    variants = check_study(params)
-    if name not in variants:
-        raise StudyError(f"variant {name!r} is not in study.variants ({', '.join(variants)})")
-    return variants[name]
+    for name in names + [name for name in params["variants"] if name not in names]:
+        variant_from_params(name, params["variants"])
+    benchmark_settings(params)
+    baseline(params)
+    memory_budgets(params)
+    return names

@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from stages.aggregate import read_table  # noqa: E402
+from stages.aggregate import read_table, table_errors  # noqa: E402
 from stages.common import atomic_directory, log, run_cli  # noqa: E402
 
 # seaborn 0.13's boxplot still passes matplotlib 3.11 the deprecated `vert`.
@@ -134,7 +134,7 @@ def draw_all(tables_dir: str | Path, out_dir: str | Path) -> list[str]:
     curves = read_table(tables_dir, "curves")
     variants = list(summary["variant"])
     sns.set_theme(style="whitegrid", context="notebook")
-    with atomic_directory(out_dir) as tmp:
+    with table_errors(tables_dir), atomic_directory(out_dir) as tmp:
         accuracy_vs_memory(runs, summary, tmp / "accuracy_vs_memory.png")
         accuracy_vs_binarized(runs, summary, tmp / "accuracy_vs_binarized_macs.png")
         accuracy_vs_latency(runs, summary, tmp / "accuracy_vs_latency.png")

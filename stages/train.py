@@ -8,13 +8,18 @@ random source and TensorFlow's op determinism is on, so a rerun of the same
 Writes the trained model (``model.keras``, reloadable once ``larq`` is
 imported) and a DVCLive folder: per-epoch loss and accuracy on the training
 and test sets, and the run's final metrics (test accuracy and loss on the
-whole test split, training wall time, training images per second). Both
-appear only when the run has finished.
+whole test split, the accuracy of always answering the test split's most
+frequent class, training wall time, training images per second). Both
+appear only when the run has finished. A run whose loss becomes NaN or
+infinite stops with one line and writes nothing: a diverged run is an
+error, never a result.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,8 +31,8 @@ import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf
 from stages.common import StudyError, atomic_directory, load_params, log, run_cli
 from stages.mnist import load_split, scale_images
-from stages.networks import Variant, build_model
-from stages.params import TrainSettings, data_limits, run_variant, train_settings
+from stages.networks import Variant, build_model, variant_from_params
+from stages.params import TrainSettings, data_limits, train_settings
 
 MODEL_FILE = "model.keras"
 EVAL_BATCH_SIZE = 1000
@@ -39,6 +44,17 @@ def set_determinism(seed: int) -> None:
 
     tf.keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+
+
+def without_autograph(model):
+    """``model`` with its train, test and predict steps traced as plain
+    Python. Left to AutoGraph, tracing them converts thousands of tf_keras
+    functions (about 15 s before a run's first step), though the steps hold
+    no Python control flow over tensors that would need converting; the
+    traced graphs compute the same numbers (a test pins it bit for bit)."""
+    for name in ("train_step", "test_step", "predict_step"):
+        setattr(model, name, tf.autograph.experimental.do_not_convert(getattr(model, name)))
+    return model
 
 
 def compile_model(model, settings: TrainSettings) -> None:
@@ -81,10 +97,59 @@ class TrainingClock(tf.keras.callbacks.Callback):
         self.train_s = time.perf_counter() - self.start - self.eval_s
 
 
+class DivergenceGuard(tf.keras.callbacks.Callback):
+    """Stops the run, with one line naming it, as soon as its training loss
+    is NaN or infinite (checked after every compiled call of
+    ``steps_per_execution`` steps, and on the test set after each epoch)."""
+
+    def __init__(self, run: str):
+        super().__init__()
+        self.run = run
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check(logs, "loss", f"training loss in epoch {self.epoch + 1}, step {batch + 1}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check(logs, "loss", f"training loss of epoch {epoch + 1}")
+        self._check(logs, "val_loss", f"test loss after epoch {epoch + 1}")
+
+    def _check(self, logs, key: str, what: str) -> None:
+        value = (logs or {}).get(key)
+        if value is not None and not math.isfinite(float(value)):
+            raise StudyError(
+                f"{self.run} diverged: its {what} is {float(value)}; nothing was written. "
+                "Lower train.learning_rate or change the variant's quantizers"
+            )
+
+
+class EpochLog(tf.keras.callbacks.Callback):
+    """One log line per epoch, for logs that are not a terminal (Keras's
+    progress bar would write one line of thousands of characters)."""
+
+    def __init__(self, run: str, epochs: int):
+        super().__init__()
+        self.run, self.epochs = run, epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        log.info("%s epoch %d/%d: loss %.4f, accuracy %.4f; test loss %.4f, accuracy %.4f (%.1f s)",
+                 self.run, epoch + 1, self.epochs, logs.get("loss", math.nan), logs.get("accuracy", math.nan),
+                 logs.get("val_loss", math.nan), logs.get("val_accuracy", math.nan),
+                 time.perf_counter() - self._start)
+
+
 @dataclass(frozen=True)
 class RunResult:
     test_accuracy: float
     test_loss: float
+    chance_accuracy: float
     train_time_s: float
     train_images_per_s: float
     train_images: int
@@ -100,10 +165,11 @@ def train_run(
     live_dir: str | Path,
     train_limit: int | None = None,
     test_limit: int | None = None,
-    verbose: int = 1,
+    verbose: int | None = None,
 ) -> RunResult:
     """Train ``variant`` with ``seed``; write the model to ``model_dir`` and
-    the DVCLive logs to ``live_dir``, each whole or not at all."""
+    the DVCLive logs to ``live_dir``, each whole or not at all. ``verbose``
+    is Keras's: None shows its progress bar only on a terminal."""
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
@@ -111,30 +177,35 @@ def train_run(
     x_test, y_test = load_split(data_dir, "test", test_limit)
     x_train = scale_images(x_train, variant.input_range)
     x_test = scale_images(x_test, variant.input_range)
+    run = f"{variant.name} seed {seed}"
     log.info(
-        "training %s with seed %d: %d training and %d test images, %d epochs of batch %d",
-        variant.name, seed, len(x_train), len(x_test), settings.epochs, settings.batch_size,
+        "training %s: %d training and %d test images, %d epochs of batch %d",
+        run, len(x_train), len(x_test), settings.epochs, settings.batch_size,
     )
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 0
 
     set_determinism(seed)
-    model = build_model(variant)
+    model = without_autograph(build_model(variant))
     compile_model(model, settings)
     clock = TrainingClock()
     with atomic_directory(model_dir) as model_tmp, atomic_directory(live_dir) as live_tmp:
         with Live(str(live_tmp), dvcyaml=False, save_dvc_exp=False, report=None) as live:
-            live.log_params({"variant": variant.name, "seed": seed})
             model.fit(
                 training_dataset(x_train, y_train, settings.batch_size, seed),
                 epochs=settings.epochs,
                 validation_data=(x_test, y_test),
                 validation_batch_size=EVAL_BATCH_SIZE,
-                callbacks=[clock, DVCLiveCallback(live=live)],
+                callbacks=[clock, DivergenceGuard(run), EpochLog(run, settings.epochs), DVCLiveCallback(live=live)],
                 verbose=verbose,
             )
             test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=EVAL_BATCH_SIZE, verbose=0)
+            if not math.isfinite(test_loss):
+                raise StudyError(f"{run} diverged: its test loss is {test_loss}; nothing was written")
             result = RunResult(
                 test_accuracy=float(test_accuracy),
                 test_loss=float(test_loss),
+                chance_accuracy=float(np.bincount(y_test).max() / len(y_test)),
                 train_time_s=clock.train_s,
                 train_images_per_s=len(x_train) * settings.epochs / clock.train_s,
                 train_images=len(x_train),
@@ -144,8 +215,8 @@ def train_run(
                 live.log_metric(name, value, plot=False)
         model.save(model_tmp / MODEL_FILE)
     log.info(
-        "%s seed %d: test accuracy %.4f, loss %.4f, %.1f s of training (%.0f images/s)",
-        variant.name, seed, result.test_accuracy, result.test_loss, result.train_time_s, result.train_images_per_s,
+        "%s: test accuracy %.4f, loss %.4f, %.1f s of training (%.0f images/s)",
+        run, result.test_accuracy, result.test_loss, result.train_time_s, result.train_images_per_s,
     )
     return result
 
@@ -157,7 +228,13 @@ def load_model(model_dir: str | Path):
     path = Path(model_dir) / MODEL_FILE
     if not path.is_file():
         raise StudyError(f"{path} is missing: run `dvc repro` to train it")
-    return tf.keras.models.load_model(path)
+    try:
+        model = tf.keras.models.load_model(path)
+    except Exception as err:  # Keras raises a different type for each way a file can be broken
+        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise StudyError(f"{path} is not a readable Keras model ({reason}): retrain it with "
+                         "`dvc repro --force` on its train stage") from None
+    return without_autograph(model)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -171,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
-    variant = run_variant(params, args.variant)
+    variant = variant_from_params(args.variant, params.get("variants"))
     try:
         seed = int(args.seed)
     except ValueError:
