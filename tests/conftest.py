@@ -87,6 +87,19 @@ def study_params():
     return yaml.safe_load((REPO / "params.yaml").read_text())
 
 
+def with_param(params, dotted, value):
+    """A deep copy of ``params`` with the dotted key set to ``value``."""
+    import copy
+
+    params = copy.deepcopy(params)
+    *path, last = dotted.split(".")
+    node = params
+    for key in path:
+        node = node[key]
+    node[last] = value
+    return params
+
+
 def synthetic_runs():
     """Three seeds of fp32 and bnn, as the runs table holds them."""
     return pd.DataFrame({
@@ -94,6 +107,7 @@ def synthetic_runs():
         "seed": [0, 1, 2] * 2,
         "test_accuracy": [0.990, 0.991, 0.992, 0.980, 0.983, 0.983],
         "test_loss": [0.03] * 3 + [0.4] * 3,
+        "chance_accuracy": [0.1135] * 6,
         "train_time_s": [60.0] * 6,
         "train_images_per_s": [1000.0] * 6,
         "train_images": [60000] * 6,
@@ -105,6 +119,7 @@ def synthetic_runs():
         "latency_p90_us": [130.0] * 3 + [70.0] * 3,
         "throughput_images_per_s": [9000.0] * 3 + [17000.0] * 3,
         "best_options": ["xnnpack"] * 3 + ["indirect_bgemm, xnnpack"] * 3,
+        "at_chance": [False] * 6,
     })
 
 

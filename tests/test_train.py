@@ -1,4 +1,4 @@
-import copy
+import dataclasses
 import json
 import subprocess
 import sys
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, with_param
 from stages.networks import variant_from_params
 from stages.params import TrainSettings
 from stages.train import load_model, train_run
@@ -79,39 +79,59 @@ def _run_train_cli(tmp_path, params, mnist_dir, variant="bnn", seed="0"):
     )
 
 
-def _with(params, dotted, value):
-    params = copy.deepcopy(params)
-    *path, last = dotted.split(".")
-    node = params
-    for key in path:
-        node = node[key]
-    node[last] = value
-    return params
-
-
 @pytest.mark.parametrize(
     "dotted, value, message",
     [
-        ("study.variants", ["fp32", "bnm"], "unknown variant 'bnm': params.yaml defines bnn, bnn_fp_edges, bnn_full, bwn, dorefa4, dorefa8, fp32, ternary under `variants`"),
-        ("study.variants", [], "study.variants must be a non-empty list"),
-        ("study.seeds", [], "study.seeds must be a non-empty list"),
-        ("study.seeds", [0, 1.5], "study.seeds: 1.5 is not a whole number >= 0"),
-        ("study.seeds", [0, "one"], "study.seeds: 'one' is not a whole number >= 0"),
         ("train.epochs", 0, "train.epochs must be a positive whole number, got 0"),
-        ("train.batch_size", -64, "train.batch_size must be a positive whole number, got -64"),
         ("train.learning_rate", "fast", "train.learning_rate must be a positive number"),
         ("data.train_limit", 0, "data.train_limit must be a positive whole number"),
         ("variants.bnn.kernel_quantizer", "ste_sing", "variants.bnn.kernel_quantizer: unknown quantizer 'ste_sing'"),
     ],
 )
 def test_bad_params_stop_before_training_with_one_line(study_params, mnist_dir, tmp_path, dotted, value, message):
-    # The fp32 run fails too: each run checks the whole study before training.
-    result = _run_train_cli(tmp_path, _with(study_params, dotted, value), mnist_dir, variant="fp32")
+    # The `check` stage checks the whole file first; a run still checks what it reads.
+    result = _run_train_cli(tmp_path, with_param(study_params, dotted, value), mnist_dir)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == f"error: {message}" or \
-        result.stderr.strip().splitlines()[-1].startswith(f"error: {message}")
-    assert "Traceback" not in result.stderr and "training fp32" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {message}")
+    assert "Traceback" not in result.stderr and "training bnn" not in result.stderr
     assert not (tmp_path / "model").exists() and not (tmp_path / "live").exists()
+
+
+def test_a_diverged_run_is_an_error_and_writes_nothing(study_params, mnist_dir, tmp_path):
+    params = with_param(with_param(study_params, "train.learning_rate", 1e30), "train.epochs", 1)
+    params = with_param(with_param(params, "data.train_limit", 640), "data.test_limit", 200)
+    result = _run_train_cli(tmp_path, params, mnist_dir, variant="fp32")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: fp32 seed 0 diverged: its training loss in epoch 1, step "), last
+    assert last.endswith("is nan; nothing was written. Lower train.learning_rate or change the variant's quantizers")
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_logs_one_line_per_epoch_outside_a_terminal(study_params, mnist_dir, tmp_path):
+    params = with_param(with_param(study_params, "train.epochs", 2), "data.train_limit", 640)
+    result = _run_train_cli(tmp_path, with_param(params, "data.test_limit", 200), mnist_dir)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""  # no progress bar when stdout is not a terminal
+    epochs = [line for line in result.stderr.splitlines() if " epoch " in line]
+    assert [line.split(" epoch ")[1].split(":")[0] for line in epochs] == ["1/2", "2/2"]
+    assert max(len(line) for line in result.stderr.splitlines()) < 200
+
+
+def test_tracing_without_autograph_changes_no_number(study_params, mnist_dir, tmp_path, monkeypatch):
+    import stages.train
+
+    fast = _train(study_params, mnist_dir, tmp_path / "fast", seed=3)
+    monkeypatch.setattr(stages.train, "without_autograph", lambda model: model)
+    converted = _train(study_params, mnist_dir, tmp_path / "autograph", seed=3)
+    timing = {"train_time_s": fast.train_time_s, "train_images_per_s": fast.train_images_per_s}
+    assert fast == dataclasses.replace(converted, **timing)
+    for name in ("train/loss", "eval/accuracy"):
+        curve = f"live/plots/metrics/{name}.tsv"
+        fast_rows = [row.split("\t")[1:] for row in (tmp_path / "fast" / curve).read_text().splitlines()]
+        converted_rows = [row.split("\t")[1:] for row in (tmp_path / "autograph" / curve).read_text().splitlines()]
+        assert fast_rows == converted_rows
 
 
 def test_missing_data_says_how_to_fix(study_params, tmp_path):

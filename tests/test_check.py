@@ -1,0 +1,99 @@
+"""The `check` stage: the whole params.yaml is checked before anything runs."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import REPO, with_param
+from stages.check import PASSED, main
+from stages.common import run_cli
+
+
+def _write(tmp_path, params):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path, tmp_path / "checked.txt"
+
+
+def _check(tmp_path, params, capsys):
+    """The stage's command line, in this process: (exit status, stderr, output file)."""
+    path, out = _write(tmp_path, params)
+    status = run_cli(main, ["--params", str(path), "--out", str(out)])
+    return status, capsys.readouterr().err, out
+
+
+def test_valid_params_pass_and_the_output_never_changes(study_params, tmp_path):
+    path, out = _write(tmp_path, study_params)
+    result = subprocess.run([sys.executable, "-m", "stages.check", "--params", str(path), "--out", str(out)],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert out.read_text() == PASSED
+    # Another valid study: the same bytes, so no downstream stage goes stale.
+    other = with_param(with_param(study_params, "study.seeds", [5, 6]), "study.variants", ["bnn_full", "dorefa4"])
+    assert run_cli(main, ["--params", str(_write(tmp_path, with_param(other, "aggregate.baseline", "dorefa4"))[0]),
+                          "--out", str(out)]) == 0
+    assert out.read_text() == PASSED
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checked.txt", "params.yaml"]
+
+
+BAD_PARAMS = [
+    ("study.variants", ["fp32", "bnm"],
+     "unknown variant 'bnm': params.yaml defines bnn, bnn_fp_edges, bnn_full, bwn, dorefa4, dorefa8, fp32, ternary "
+     "under `variants`"),
+    ("study.variants", [], "study.variants must be a non-empty list"),
+    ("study.variants", ["fp32", "../bnn"], "study.variants: '../bnn' is not a valid name; use letters, digits and "
+                                           "underscores only"),
+    ("study.variants", ["fp32", "bnn/x"], "study.variants: 'bnn/x' is not a valid name"),
+    ("study.seeds", [], "study.seeds must be a non-empty list"),
+    ("study.seeds", [0, 1.5], "study.seeds: 1.5 is not a whole number >= 0"),
+    ("study.seeds", [0, "one"], "study.seeds: 'one' is not a whole number >= 0"),
+    ("study.extended", ["fp32", "int3"], "study.extended names int3, not defined under `variants`"),
+    ("train.epochs", 0, "train.epochs must be a positive whole number, got 0"),
+    ("train.epochs", "abc", "train.epochs must be a positive whole number, got 'abc'"),
+    ("train.batch_size", -64, "train.batch_size must be a positive whole number, got -64"),
+    ("train.learning_rate", "fast", "train.learning_rate must be a positive number"),
+    ("train.epoch", 3, "train has unknown keys epoch; valid keys: learning_rate, batch_size, epochs, "
+                       "steps_per_execution"),
+    ("data.train_limit", 0, "data.train_limit must be a positive whole number"),
+    ("data.sources", [], "data.sources must be a non-empty list of URLs or folders"),
+    ("data.retries", -1, "data.retries must be a whole number >= 0"),
+    ("variants.bnn.kernel_quantizer", "ste_sing", "variants.bnn.kernel_quantizer: unknown quantizer 'ste_sing'"),
+    # A variant outside the study is checked too: a later `-S study.variants=...` would run it.
+    ("variants.dorefa4.kernel_quantizer.k_bit", 0,
+     "variants.dorefa4.kernel_quantizer.k_bit must be a whole number >= 1, got 0"),
+    ("variants.dorefa4.input_quantizer.k_bit", 2.5,
+     "variants.dorefa4.input_quantizer.k_bit must be a whole number >= 1, got 2.5"),
+    ("variants.dorefa4.input_quantizer.mode", "both",
+     "variants.dorefa4.input_quantizer.mode must be activations or weights, got 'both'"),
+    ("variants.ternary.kernel_quantizer", {"name": "ste_tern", "threshold_value": -0.1},
+     "variants.ternary.kernel_quantizer.threshold_value must be a positive number, got -0.1"),
+    ("variants.bnn.kernel_quantizer", {"name": "ste_sign", "clip_value": 0},
+     "variants.bnn.kernel_quantizer.clip_value must be a positive number or null, got 0"),
+    ("variants.bnn_x", {}, "variants.bnn_x lacks input_range, kernel_quantizer"),
+    ("variants.bnn_y", "ste_sign", "variants.bnn_y must be a mapping"),
+    ("variants.bad-name", {}, "variants: 'bad-name' is not a valid name"),
+    ("benchmark.timed_inferences", 10, "benchmark.timed_inferences must be at least 1000"),
+    ("aggregate.baseline", "fp64", "aggregate.baseline must name a variant of study.variants (fp32, bnn), "
+                                   "got 'fp64'"),
+    ("report.memory_budgets_kib", [16, -1], "report.memory_budgets_kib must be a non-empty list of positive KiB"),
+    ("trian", {"epochs": 3}, "params.yaml has unknown sections trian; valid: data, study, train, variants, "
+                             "benchmark, aggregate, report"),
+]
+
+
+@pytest.mark.parametrize("dotted, value, message", BAD_PARAMS, ids=[f"{d}={v!r}" for d, v, _ in BAD_PARAMS])
+def test_bad_params_stop_with_one_line_and_write_nothing(study_params, tmp_path, capsys, dotted, value, message):
+    status, stderr, out = _check(tmp_path, with_param(study_params, dotted, value), capsys)
+    assert status == 1
+    assert stderr.startswith(f"error: {message}") and stderr.count("\n") == 1, stderr
+    assert not out.exists()
+
+
+def test_a_missing_section_is_named(study_params, tmp_path, capsys):
+    params = dict(study_params)
+    del params["benchmark"]
+    status, stderr, out = _check(tmp_path, params, capsys)
+    assert (status, stderr) == (1, "error: params.yaml has no `benchmark` section\n")
+    assert not out.exists()
