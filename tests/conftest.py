@@ -2,6 +2,7 @@ import functools
 import gzip
 import http.server
 import socket
+import subprocess
 import threading
 from pathlib import Path
 
@@ -46,6 +47,28 @@ def refused_url():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A function size_kib -> a folder on a tmpfs of that size, where writes
+    fail with ENOSPC as on a full disk. Mounting needs root, which CI and the
+    developers' machines have; elsewhere the test is skipped."""
+    mounts = []
+
+    def mount(size_kib: int) -> Path:
+        folder = tmp_path / f"disk-{len(mounts)}"
+        folder.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(folder)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs here: {result.stderr.strip()}")
+        mounts.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounts:
+        subprocess.run(["umount", str(folder)], check=True)
 
 
 def make_synthetic_mnist(folder: Path, n_train: int = 32, n_test: int = 16, seed: int = 0):

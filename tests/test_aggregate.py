@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from stages.aggregate import (
-    aggregate, article_table, by_bits, dvc_metrics, load_runs, mean_curves, pareto_frontier, summary_table,
-    t_interval,
+    aggregate, article_table, at_chance, by_bits, dvc_metrics, load_profiles, load_runs, mean_curves, pareto_frontier,
+    read_table, summary_table, t_interval,
 )
 from conftest import synthetic_profiles, synthetic_runs
 from stages.common import StudyError
@@ -85,7 +85,7 @@ def test_corrupt_run_metrics_are_reported(tmp_path):
 
 
 def test_failed_aggregate_writes_nothing(tmp_path):
-    params = {"study": {"variants": ["bnn"], "seeds": [0]}}
+    params = {"study": {"variants": ["bnn"], "seeds": [0]}, "aggregate": {"baseline": "bnn"}}
     (tmp_path / "profiles" / "bnn").mkdir(parents=True)
     profile = {k: 1 for k in synthetic_profiles().columns} | {"params_by_bitwidth": {"1": 1}, "macs_by_precision": {"1": 1}}
     (tmp_path / "profiles" / "bnn" / "profile.json").write_text(json.dumps(profile))
@@ -110,3 +110,56 @@ def test_pareto_frontier():
 def test_summary_flags_the_frontier():
     summary = summary_table(synthetic_runs(), synthetic_profiles(), "fp32").set_index("variant")
     assert summary["on_pareto_frontier"].to_dict() == {"fp32": True, "bnn": True}
+
+
+def test_at_chance_compares_with_the_most_frequent_class():
+    # MNIST's test split: the most frequent class (1) is 1,135 of 10,000 images.
+    assert at_chance(0.085, 0.1135, 10000)  # the diverged k_bit 0 run of the issue
+    assert at_chance(0.1135, 0.1135, 10000)
+    assert at_chance(0.118, 0.1135, 10000)  # p = 0.09: not significantly above
+    assert not at_chance(0.125, 0.1135, 10000)  # p < 0.001
+    assert not at_chance(0.98, 0.1135, 10000)
+    assert at_chance(0.16, 0.1135, 100)  # few images: chance explains more
+
+
+def test_a_variant_with_a_run_at_chance_is_flagged_and_never_on_the_frontier():
+    runs = synthetic_runs()
+    runs.loc[runs.variant == "bnn", "test_accuracy"] = [0.980, 0.983, 0.09]
+    runs.loc[runs.variant == "bnn", "at_chance"] = [False, False, True]
+    summary = summary_table(runs, synthetic_profiles(), "fp32").set_index("variant")
+    assert summary.loc["bnn", "runs_at_chance"] == 1 and summary.loc["fp32", "runs_at_chance"] == 0
+    assert summary.loc["bnn", "chance_accuracy"] == 0.1135
+    assert summary["on_pareto_frontier"].to_dict() == {"fp32": True, "bnn": False}
+
+
+def test_load_runs_flags_each_run_at_chance(tmp_path):
+    for seed, accuracy in ((0, 0.97), (1, 0.10)):
+        (tmp_path / f"bnn-{seed}").mkdir()
+        metrics = {"test_accuracy": accuracy, "test_loss": 0.1, "chance_accuracy": 0.1135, "train_time_s": 1.0,
+                   "train_images_per_s": 1.0, "train_images": 100, "test_images": 10000}
+        (tmp_path / f"bnn-{seed}" / "metrics.json").write_text(json.dumps(metrics))
+    assert load_runs(tmp_path, ["bnn"], [0, 1])["at_chance"].tolist() == [False, True]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[1, 2]", "holds list, not a JSON object"),
+    ('{"params_total": 1}', "lacks params_1bit, params_32bit"),
+    ("\x00\xff", "is not valid JSON"),
+])
+def test_a_damaged_profile_is_one_line(tmp_path, text, message):
+    (tmp_path / "bnn").mkdir()
+    (tmp_path / "bnn" / "profile.json").write_text(text)
+    with pytest.raises(StudyError, match=message):
+        load_profiles(tmp_path, ["bnn"])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "is not a readable table"),
+    ("variant,seed\n", "holds no rows of variants"),
+    ("seed,test_accuracy\n0,0.9\n", "holds no rows of variants"),
+    ('variant,seed\n"fp32,0\n', "is not a readable table"),
+])
+def test_a_damaged_table_is_one_line(tmp_path, text, message):
+    (tmp_path / "runs.csv").write_text(text)
+    with pytest.raises(StudyError, match=f"runs.csv {message}.*rerun `dvc repro aggregate`"):
+        read_table(tmp_path, "runs")

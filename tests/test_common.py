@@ -1,6 +1,6 @@
 import pytest
 
-from stages.common import StudyError, atomic_directory, load_params, run_cli, write_text_atomic
+from stages.common import StudyError, atomic_directory, disk_full, load_params, run_cli, write_text_atomic
 
 
 def test_atomic_directory_appears_whole(tmp_path):
@@ -65,3 +65,53 @@ def test_load_params_errors(tmp_path, text, message):
         path.write_text(text)
     with pytest.raises(StudyError, match=message):
         load_params(path)
+
+
+def test_a_killed_writer_leaves_nothing_the_next_run_keeps(tmp_path):
+    # What a SIGKILL mid-write leaves: hidden temporaries beside the outputs.
+    (tmp_path / ".out.k1ll_3d1.tmp").mkdir()
+    (tmp_path / ".out.k1ll_3d1.tmp" / "half.txt").write_text("half")
+    (tmp_path / ".out.0ld_0ld0.old").mkdir()
+    (tmp_path / ".r.md.abcdefgh.tmp").write_text("half")
+    (tmp_path / ".out.x.abcdefgh.tmp").mkdir()  # another output's (`out.x`): not ours to remove
+    with atomic_directory(tmp_path / "out") as staging:
+        (staging / "a.txt").write_text("a")
+    write_text_atomic(tmp_path / "r.md", "whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.x.abcdefgh.tmp", "out", "r.md"]
+
+
+def test_disk_full_is_found_behind_wrapping_exceptions():
+    import errno
+
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device", "model.keras")
+        except OSError as err:
+            raise RuntimeError("saving failed") from err
+    except RuntimeError as wrapped:
+        found = disk_full(wrapped)
+    assert found.errno == errno.ENOSPC and found.filename == "model.keras"
+    assert disk_full(ValueError("unrelated")) is None
+
+
+def test_run_cli_turns_a_full_disk_into_one_line(capsys):
+    import errno
+
+    def main(argv):
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device", "data/models/x/model.keras")
+        except OSError as err:
+            raise ValueError("h5py could not write") from err
+
+    assert run_cli(main, []) == 1
+    assert capsys.readouterr().err == (
+        "error: no space left on this machine's disk while writing data/models/x/model.keras: free some space and "
+        "rerun; no output was marked finished\n")
+
+
+def test_run_cli_lets_a_bug_through():
+    def main(argv):
+        raise ValueError("a bug, not a user error")
+
+    with pytest.raises(ValueError):
+        run_cli(main, [])

@@ -101,3 +101,13 @@ def test_deploy_stage_on_a_small_trained_model(study_params, mnist_dir, tmp_path
     assert set(report["best_options"]) == {"use_indirect_bgemm", "use_xnnpack"}
     assert len(report["candidates"]) == 4 and report["cpu"]
     assert json.loads((tmp_path / "deploy" / "deploy.json").read_text())["tflite_bytes"] == report["tflite_bytes"]
+
+
+@pytest.mark.parametrize("content", [b"", b"not a zip archive", b"PK\x03\x04 truncated"])
+def test_a_corrupt_model_is_one_line(tmp_path, content):
+    from stages.common import StudyError
+    from stages.train import load_model
+
+    (tmp_path / "model.keras").write_bytes(content)
+    with pytest.raises(StudyError, match=r"model.keras is not a readable Keras model \(.*\): retrain it"):
+        load_model(tmp_path)

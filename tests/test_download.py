@@ -6,7 +6,8 @@ import yaml
 
 from conftest import REPO, make_synthetic_mnist
 from stages.common import StudyError
-from stages.download import download
+from stages.download import BoundedDownloader, SourceError, decompress_verified, download, max_archive_bytes
+from stages.mnist import IdxFile
 
 
 @pytest.fixture
@@ -126,8 +127,8 @@ def test_cli_every_source_bad_exits_nonzero_with_one_line(tmp_path, refused_url)
 @pytest.mark.parametrize(
     "data_params, fragment",
     [
-        ({"sources": []}, "data.sources is empty"),
-        ({"sources": "data/mnist-shipped"}, "data.sources must be a list"),
+        ({"sources": []}, "data.sources must be a non-empty list of URLs or folders"),
+        ({"sources": "data/mnist-shipped"}, "data.sources must be a non-empty list of URLs or folders"),
         ({"sources": ["data/mnist-shipped"], "retries": -1}, "data.retries must be a whole number"),
         ({"sources": ["data/mnist-shipped"], "timeout_s": 0}, "data.timeout_s must be a positive number"),
     ],
@@ -144,3 +145,112 @@ def test_cli_shipped_copy_names_its_source(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "train-images-idx3-ubyte: verified sha256, served by data/mnist-shipped" in result.stderr
     assert len(list((tmp_path / "out").iterdir())) == 4
+
+
+def _gzip_bomb(path, size):
+    """A small ``.gz`` that inflates to ``size`` zero bytes."""
+    import gzip
+
+    block = bytes(1 << 20)
+    with gzip.open(path, "wb", compresslevel=1) as out:
+        for _ in range(size // len(block)):
+            out.write(block)
+
+
+def test_gzip_bomb_stops_at_the_expected_size(tmp_path, mirror, caplog):
+    folder, specs, arrays = mirror
+    bombs = tmp_path / "bombs"
+    make_synthetic_mnist(bombs)
+    _gzip_bomb(bombs / "train-images-idx3-ubyte.gz", 256 << 20)  # 256 MiB for an expected 25 KiB
+    caplog.set_level("INFO")
+    served = download([str(bombs), str(folder)], tmp_path / "out", files=specs)
+    assert served["train-images-idx3-ubyte"] == str(folder)
+    expected = next(s for s in specs if s.name == "train-images-idx3-ubyte").size_bytes
+    assert f"decompresses to more than the expected {expected} bytes (stopped there)" in caplog.text
+    _assert_served(tmp_path / "out", arrays)
+
+
+def test_decompression_never_writes_past_the_expected_size(tmp_path, monkeypatch):
+    import builtins
+
+    import stages.download
+
+    _gzip_bomb(tmp_path / "bomb.gz", 64 << 20)
+    written = []
+
+    class Recorder:
+        def __init__(self, path):
+            self.file = builtins.open(path, "wb")
+
+        def write(self, block):
+            written.append(len(block))
+            return self.file.write(block)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+    monkeypatch.setattr(stages.download, "open", lambda path, mode: Recorder(path), raising=False)
+    with pytest.raises(SourceError, match="decompresses to more than the expected 1000 bytes"):
+        decompress_verified(tmp_path / "bomb.gz", IdxFile("bomb", "0" * 64, 1000), tmp_path / "bomb")
+    assert sum(written) <= 1000
+    assert not (tmp_path / "bomb").exists()
+
+
+def test_an_oversized_remote_archive_is_refused_before_it_is_stored(tmp_path, mirror, serve_dir, caplog):
+    folder, specs, arrays = mirror
+    big = tmp_path / "big"
+    make_synthetic_mnist(big)
+    spec = next(s for s in specs if s.name == "t10k-labels-idx1-ubyte")
+    (big / spec.archive).write_bytes(bytes(max_archive_bytes(spec) + 1))
+    caplog.set_level("INFO")
+    url = serve_dir(big)
+    served = download([url, str(folder)], tmp_path / "out", files=specs, retries=0)
+    assert served[spec.name] == str(folder)
+    assert f"serves {max_archive_bytes(spec) + 1} bytes, more than the {max_archive_bytes(spec)}" in caplog.text
+    _assert_served(tmp_path / "out", arrays)
+
+
+def test_a_stream_without_a_length_is_cut_at_the_bound(tmp_path):
+    import http.server
+    import threading
+
+    class Endless(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"  # no Content-Length: the body ends when the connection closes
+
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            try:
+                for _ in range(64):
+                    self.wfile.write(bytes(1 << 16))
+            except OSError:
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Endless)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(SourceError, match="sent more than the 100000 bytes"):
+            BoundedDownloader(100_000, timeout_s=10)(f"http://127.0.0.1:{server.server_address[1]}/x",
+                                                    str(tmp_path / "x.gz"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (tmp_path / "x.gz").stat().st_size <= 100_000
+
+
+def test_a_full_disk_stops_the_download_without_blaming_the_source(tmp_path, mirror, small_disk, caplog):
+    folder, specs, arrays = mirror
+    disk = small_disk(16)
+    caplog.set_level("INFO")
+    with pytest.raises(StudyError) as err:
+        download([str(folder), str(tmp_path / "never-tried")], disk / "out", files=specs)
+    message = str(err.value)
+    assert "No space left on device; this machine's problem, not the source's: free some disk space" in message
+    assert "skipping" not in caplog.text and "not a valid gzip" not in caplog.text
+    assert list(disk.iterdir()) == []

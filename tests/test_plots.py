@@ -39,3 +39,15 @@ def test_missing_tables_leave_no_plots(tmp_path):
     with pytest.raises(StudyError, match=r"runs.csv is missing: run `dvc repro aggregate`"):
         draw_all(tmp_path, tmp_path / "plots")
     assert not (tmp_path / "plots").exists()
+
+
+def test_a_damaged_table_leaves_no_plots(tmp_path):
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    runs = synthetic_runs().join(synthetic_profiles(), on="variant")
+    runs.drop(columns=["test_accuracy"]).to_csv(tables / "runs.csv", index=False)
+    summary_table(synthetic_runs(), synthetic_profiles(), "fp32").to_csv(tables / "summary.csv", index=False)
+    _curves().to_csv(tables / "curves.csv", index=False)
+    with pytest.raises(StudyError, match=r"KeyError: 'test_accuracy'\): rerun `dvc repro aggregate`"):
+        draw_all(tables, tmp_path / "plots")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tables"]

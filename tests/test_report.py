@@ -48,6 +48,7 @@ def test_budget_pick_prefers_the_smaller_on_a_tie_and_says_when_seeds_cannot_tel
         "variant": ["dorefa8", "dorefa4", "bwn"], "memory_kib": [92.73, 47.28, 13.19],
         "test_accuracy_mean": [0.99, 0.99, 0.9893],
         "test_accuracy_ci95_low": [0.9879, 0.9862, 0.9855], "test_accuracy_ci95_high": [0.9921, 0.9938, 0.993],
+        "seeds": [3, 3, 3], "runs_at_chance": [0, 0, 0],
     })
     assert budget_picks(summary, [None]) == [
         "With no memory limit, pick `dorefa4`: 99.00% mean test accuracy in 47.28 KiB (next best `dorefa8`, "
@@ -77,3 +78,24 @@ def test_missing_table_says_how_to_fix(tmp_path):
     with pytest.raises(StudyError, match=r"summary.csv is missing: run `dvc repro aggregate`"):
         render(tmp_path, "plots", "fp32", [None])
     assert not list(tmp_path.iterdir())
+
+
+def test_a_variant_with_a_run_at_chance_is_never_picked_and_is_named():
+    summary = _summary()
+    summary.loc[summary.variant == "bnn", "runs_at_chance"] = 1
+    picks = budget_picks(summary, [16, None])
+    assert picks[0] == ("Never picked, because some of their runs learned nothing (test accuracy not significantly "
+                        "above always answering the most frequent class): `bnn` (1 of 3 runs).")
+    assert picks[1] == "Within 16 KiB of weights, no variant of this study fits."
+    assert picks[2].startswith("With no memory limit, pick `fp32`") and "next best" not in picks[2]
+
+
+def test_a_table_missing_a_column_is_one_line(tmp_path):
+    from stages.common import StudyError
+
+    summary = _summary()
+    summary.drop(columns=["memory_kib"]).to_csv(tmp_path / "summary.csv", index=False)
+    article_table(summary).to_csv(tmp_path / "article.csv", index=False)
+    synthetic_runs().assign(cpu="Test CPU").to_csv(tmp_path / "runs.csv", index=False)
+    with pytest.raises(StudyError, match=r"do not hold what this stage needs \(KeyError: 'memory_kib'\): rerun"):
+        render(tmp_path, "plots", "fp32", [16, None])

@@ -140,3 +140,21 @@ def test_missing_data_says_how_to_fix(study_params, tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "run `dvc repro download`" in result.stderr
     assert not (tmp_path / "model").exists()
+
+
+def test_a_full_disk_during_training_gives_one_line(study_params, mnist_dir, small_disk, tmp_path):
+    disk = small_disk(256)  # room for the logs, not for the model
+    params = with_param(with_param(study_params, "train.epochs", 1), "data.train_limit", 640)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(with_param(params, "data.test_limit", 200)))
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.train", "--variant", "fp32", "--seed", "0", "--params", str(path),
+         "--data", str(mnist_dir), "--model-out", str(disk / "model"), "--live-out", str(disk / "live")],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [line for line in result.stderr.strip().splitlines()[-1:]]
+    assert errors[0].startswith("error: no space left on this machine's disk"), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert list(disk.iterdir()) == []
