@@ -12,12 +12,35 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import Any
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.common import load_params, log, run_cli, write_text_atomic
-from stages.params import check_all
+from stages.networks import variant_from_params
+from stages.params import (
+    baseline, benchmark_settings, check_keys, data_limits, download_settings, extended_variants, memory_budgets,
+    study_seeds, study_variants, train_settings,
+)
 
 PASSED = "params.yaml passed every check of the study\n"
+
+
+def check_all(params: dict[str, Any]) -> list[str]:
+    """Check every section of params.yaml and every variant it defines,
+    whether or not the study runs it now; return the study's variants."""
+    check_keys(params)
+    download_settings(params)
+    data_limits(params)
+    names = study_variants(params)
+    study_seeds(params)
+    extended_variants(params)
+    train_settings(params)
+    for name in names + [name for name in params["variants"] if name not in names]:
+        variant_from_params(name, params["variants"])
+    benchmark_settings(params)
+    baseline(params)
+    memory_budgets(params)
+    return names
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,8 +1,8 @@
 """Checked views of ``params.yaml``: each function reads one section and
 returns plain values, or raises a one-line :class:`StudyError` naming the
-param that is wrong. Each stage checks what it reads; :func:`check_all`
-checks the whole file, for the `check` stage that DVC runs before any stage
-whose outputs it would delete."""
+param that is wrong. Each stage checks what it reads; the `check` stage
+checks the whole file before DVC runs any stage whose outputs it would
+delete."""
 
 from __future__ import annotations
 
@@ -199,23 +199,3 @@ def memory_budgets(params: dict[str, Any]) -> list[float | None]:
         raise StudyError(f"report.memory_budgets_kib must be a non-empty list of positive KiB figures or null, "
                          f"got {budgets!r}")
     return budgets
-
-
-def check_all(params: dict[str, Any]) -> list[str]:
-    """Check every section of params.yaml and every variant it defines,
-    whether or not the study runs it now; return the study's variants."""
-    from stages.networks import variant_from_params
-
-    check_keys(params)
-    download_settings(params)
-    data_limits(params)
-    names = study_variants(params)
-    study_seeds(params)
-    extended_variants(params)
-    train_settings(params)
-    for name in names + [name for name in params["variants"] if name not in names]:
-        variant_from_params(name, params["variants"])
-    benchmark_settings(params)
-    baseline(params)
-    memory_budgets(params)
-    return names

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from stages.common import load_params, log, run_cli, write_json_atomic, write_text_atomic
+from stages.common import atomic_directory, load_params, log, run_cli, write_json_atomic
 from stages.networks import build_model, variant_from_params
 
 BITS_PER_KIB = 8 * 1024
@@ -65,11 +65,9 @@ def write_profile(variant_name: str, variants_section: Any, out_dir: str | Path)
     variant = variant_from_params(variant_name, variants_section)
     model = build_model(variant)
     figures = {"variant": variant_name, **profile_figures(model)}
-    # Two files, each written whole: DVC keeps profile.json in git (a metric)
-    # and summary.txt in its cache, so the folder itself is not replaced.
-    out_dir = Path(out_dir)
-    write_text_atomic(out_dir / "summary.txt", summary_text(model))
-    write_json_atomic(out_dir / "profile.json", figures)
+    with atomic_directory(out_dir) as tmp:
+        (tmp / "summary.txt").write_text(summary_text(model))
+        write_json_atomic(tmp / "profile.json", figures)
     log.info(
         "%s: %d parameters (%d at 32 bits), %.2f KiB, %d MACs, %.2f%% binarized",
         variant_name, figures["params_total"], figures["params_32bit"], figures["memory_kib"],
