@@ -1,69 +1,97 @@
-"""Steady-state training throughput: the pipeline's training path against a
-plain ``model.fit`` on in-memory arrays with batch 64 (the article's code).
+"""Training speed of the train stage's path against the article's plain
+``model.fit``: the first epoch's overhead and the steady-state throughput.
 
-Both run in this one process on the same model (recompiled, so each path
-traces its own training function), on the same images. Two measures: steady
-state (the first epoch, with tracing and warm-up, left out) and the whole
-fit call (setup, array conversion and tracing included, as a user waits for
-it). Prints images per second for both paths and their ratio (pipeline /
-plain): the pipeline must not be slower (ratio >= 1.0).
+Two paths on the same variant, data and batch size (64):
 
-    python benchmarks/train_throughput.py [--images 60000] [--epochs 3]
+- ``plain``: the article's code, ``model.fit`` on in-memory arrays, Keras's
+  defaults (AutoGraph converts the training step while tracing it);
+- ``pipeline``: what ``stages.train`` runs: the steps traced without
+  AutoGraph, the ``tf.data`` input pipeline, ``steps_per_execution``, and
+  the stage's divergence guard.
+
+Every fit runs in a fresh Python process, as a stage does, so the first
+epoch pays all tracing and start-up (TensorFlow caches conversions inside a
+process, which would flatter whichever path came second). The two paths
+alternate within each round, and their order flips from round to round, so
+that the machine's load falls on both alike; ratios are paired by round.
+
+Printed per variant and path: the first epoch's overhead (first epoch minus
+a steady epoch, seconds), the steady-state training images per second
+(every epoch after the first), and per round the pipeline/plain ratios of
+both; then the median ratio over rounds.
+
+    python benchmarks/train_throughput.py [--images 60000] [--epochs 3] [--rounds 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import stages  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
-import tensorflow as tf  # noqa: E402
-
-from stages.common import load_params  # noqa: E402
-from stages.mnist import load_split, scale_images  # noqa: E402
-from stages.networks import build_model, variant_from_params  # noqa: E402
-from stages.params import study_variants, train_settings  # noqa: E402
-from stages.train import compile_model, set_determinism, training_dataset  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 
-class EpochTimes(tf.keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.seconds = []
+def fit_once(path: str, variant_name: str, params_path: str, data: str, images: int, epochs: int) -> dict:
+    """One fit in this process; the seconds of each epoch, as JSON-ready."""
+    import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+    import tensorflow as tf
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
+    from stages.common import load_params
+    from stages.mnist import load_split, scale_images
+    from stages.networks import build_model, variant_from_params
+    from stages.params import train_settings
+    from stages.train import DivergenceGuard, compile_model, set_determinism, training_dataset, without_autograph
 
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
+    class EpochTimes(tf.keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seconds = []
+            self._start = time.perf_counter()
 
+        def on_epoch_end(self, epoch, logs=None):
+            now = time.perf_counter()
+            self.seconds.append(now - self._start)
+            self._start = now
 
-def plain_fit(model, images, labels, settings, epochs: int, clock) -> None:
-    """The article's code: compile, then fit on in-memory arrays at batch 64."""
-    model.compile(optimizer=tf.keras.optimizers.Adam(settings.learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(images, labels, batch_size=64, epochs=epochs, callbacks=[clock], verbose=0)
-
-
-def pipeline_fit(model, images, labels, settings, epochs: int, clock) -> None:
-    """The train stage's path: its compile settings and input pipeline."""
-    compile_model(model, settings)
-    model.fit(training_dataset(images, labels, settings.batch_size, 0), epochs=epochs, callbacks=[clock], verbose=0)
-
-
-def images_per_s(fit, model, images, labels, settings, epochs: int) -> tuple[float, float]:
-    """Steady state (every epoch but the first, inside one fit call) and
-    whole call (all epochs over the call's wall time, setup and tracing
-    included), in training images per second."""
+    params = load_params(params_path)
+    settings = train_settings(params)
+    variant = variant_from_params(variant_name, params["variants"])
+    x, y = load_split(data, "train", images)
+    x = scale_images(x, variant.input_range)
+    set_determinism(0)
     clock = EpochTimes()
-    start = time.perf_counter()
-    fit(model, images, labels, settings, epochs, clock)
-    whole_s = time.perf_counter() - start
-    timed = clock.seconds[1:]
-    return len(images) * len(timed) / sum(timed), len(images) * epochs / whole_s
+    if path == "plain":
+        model = build_model(variant)
+        model.compile(optimizer=tf.keras.optimizers.Adam(settings.learning_rate),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.fit(x, y, batch_size=64, epochs=epochs, callbacks=[clock], verbose=0)
+    else:
+        model = without_autograph(build_model(variant))
+        compile_model(model, settings)
+        model.fit(training_dataset(x, y, settings.batch_size, 0), epochs=epochs,
+                  callbacks=[clock, DivergenceGuard(variant_name)], verbose=0)
+    return {"epoch_s": clock.seconds, "images": len(x)}
+
+
+def run_worker(path: str, variant: str, args) -> dict:
+    command = [sys.executable, __file__, "--worker", path, "--variant", variant, "--params", args.params,
+               "--data", args.data, "--images", str(args.images), "--epochs", str(args.epochs)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"{path} {variant} failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def summarize(fit: dict) -> tuple[float, float]:
+    """First-epoch overhead (s) and steady images per second of one fit."""
+    first, steady = fit["epoch_s"][0], fit["epoch_s"][1:]
+    steady_epoch_s = statistics.median(steady)
+    return first - steady_epoch_s, fit["images"] / steady_epoch_s
 
 
 def main() -> None:
@@ -71,24 +99,34 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--data", default="data/mnist")
     parser.add_argument("--images", type=int, default=60000, help="training images per epoch")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per path; the first is not timed")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per fit; the first is the overhead's")
+    parser.add_argument("--rounds", type=int, default=2, help="fits per path and variant, interleaved")
+    parser.add_argument("--variants", nargs="+", default=["bnn", "fp32"])
+    parser.add_argument("--worker", choices=["plain", "pipeline"], help=argparse.SUPPRESS)
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    params = load_params(args.params)
-    settings = train_settings(params)
-    x, y = load_split(args.data, "train", args.images)
-    print(f"{len(x)} images, {args.epochs - 1} timed epochs per path, "
-          f"pipeline: tf.data + steps_per_execution={settings.steps_per_execution}")
-    print(f"{'variant':<10} {'measure':<12} {'plain img/s':>12} {'pipeline img/s':>15} {'ratio':>7}")
-    for name in study_variants(params):
-        variant = variant_from_params(name, params["variants"])
-        images = scale_images(x, variant.input_range)
-        set_determinism(0)
-        model = build_model(variant)
-        plain = images_per_s(plain_fit, model, images, y, settings, args.epochs)
-        pipeline = images_per_s(pipeline_fit, model, images, y, settings, args.epochs)
-        for measure, plain_rate, pipeline_rate in zip(("steady", "whole call"), plain, pipeline, strict=True):
-            print(f"{name:<10} {measure:<12} {plain_rate:>12.0f} {pipeline_rate:>15.0f} "
-                  f"{pipeline_rate / plain_rate:>7.2f}")
+    if args.epochs < 2:
+        parser.error("--epochs must be at least 2: the first epoch is not steady")
+    if args.worker:
+        print(json.dumps(fit_once(args.worker, args.variant, args.params, args.data, args.images, args.epochs)))
+        return
+
+    print(f"{args.images} images, {args.epochs} epochs per fit, {args.rounds} rounds; each fit in a fresh process")
+    print(f"{'variant':<8} {'round':>5} {'path':<9} {'1st-epoch overhead s':>21} {'steady img/s':>13}")
+    for variant in args.variants:
+        overhead_ratios, steady_ratios = [], []
+        for round_ in range(args.rounds):
+            order = ("plain", "pipeline") if round_ % 2 == 0 else ("pipeline", "plain")
+            measured = {}
+            for path in order:
+                measured[path] = summarize(run_worker(path, variant, args))
+                print(f"{variant:<8} {round_ + 1:>5} {path:<9} {measured[path][0]:>21.1f} {measured[path][1]:>13.0f}",
+                      flush=True)
+            overhead_ratios.append(measured["plain"][0] / measured["pipeline"][0])
+            steady_ratios.append(measured["pipeline"][1] / measured["plain"][1])
+        print(f"{variant:<8} steady-state ratio pipeline/plain: median {statistics.median(steady_ratios):.2f} "
+              f"(rounds: {', '.join(f'{r:.2f}' for r in steady_ratios)}); first-epoch overhead plain/pipeline: "
+              f"median {statistics.median(overhead_ratios):.1f}x", flush=True)
 
 
 if __name__ == "__main__":
