@@ -24,6 +24,7 @@ import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
@@ -134,6 +135,9 @@ def draw_all(tables_dir: str | Path, out_dir: str | Path) -> list[str]:
     curves = read_table(tables_dir, "curves")
     variants = list(summary["variant"])
     sns.set_theme(style="whitegrid", context="notebook")
+    # seaborn's strip jitter and bootstrap intervals draw from NumPy's global
+    # generator: seeded, the same tables give the same PNG bytes anywhere.
+    np.random.seed(0)
     with table_errors(tables_dir), atomic_directory(out_dir) as tmp:
         accuracy_vs_memory(runs, summary, tmp / "accuracy_vs_memory.png")
         accuracy_vs_binarized(runs, summary, tmp / "accuracy_vs_binarized_macs.png")

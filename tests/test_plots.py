@@ -51,3 +51,15 @@ def test_a_damaged_table_leaves_no_plots(tmp_path):
     with pytest.raises(StudyError, match=r"KeyError: 'test_accuracy'\): rerun `dvc repro aggregate`"):
         draw_all(tables, tmp_path / "plots")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tables"]
+
+
+def test_the_same_tables_give_the_same_png_bytes(tmp_path):
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    synthetic_runs().join(synthetic_profiles(), on="variant").to_csv(tables / "runs.csv", index=False)
+    summary_table(synthetic_runs(), synthetic_profiles(), "fp32").to_csv(tables / "summary.csv", index=False)
+    _curves().to_csv(tables / "curves.csv", index=False)
+    draw_all(tables, tmp_path / "first")
+    draw_all(tables, tmp_path / "second")
+    for png in (tmp_path / "first").iterdir():
+        assert png.read_bytes() == (tmp_path / "second" / png.name).read_bytes(), png.name
