@@ -8,7 +8,8 @@ tables (PNG, readable at 100%).
 - ``accuracy_vs_latency.png``: the same against the deployed model's
   batch-1 latency in Larq Compute Engine's interpreter;
 - ``training_curves.png``: accuracy and loss per epoch on the training and
-  test sets, mean across seeds with a 95% band;
+  test sets, mean across seeds with the same Student-t 95% interval as the
+  tables (no band for a single seed);
 - ``accuracy_by_variant.png``: test accuracy per variant across seeds.
 """
 
@@ -28,7 +29,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from stages.aggregate import read_table, table_errors  # noqa: E402
+from stages.aggregate import read_table, t_interval, table_errors  # noqa: E402
 from stages.common import atomic_directory, log, run_cli  # noqa: E402
 
 # seaborn 0.13's boxplot still passes matplotlib 3.11 the deprecated `vert`.
@@ -92,18 +93,25 @@ def accuracy_vs_latency(runs, summary, path: Path) -> None:
                       "deployed latency (median µs; batch 1, one thread, LCE interpreter)", path)
 
 
+def _t_band(values: Sequence[float]) -> tuple[float, float]:
+    """seaborn's errorbar callable: the Student-t 95% interval of the mean
+    across seeds, the interval every table uses (not a random bootstrap)."""
+    _, low, high = t_interval(values)
+    return low, high
+
+
 def training_curves(curves: pd.DataFrame, variants: Sequence[str], path: Path) -> None:
     long = curves.melt(id_vars=["variant", "seed", "epoch", "split"], value_vars=["accuracy", "loss"],
                        var_name="metric", value_name="value")
     long.loc[long["metric"] == "accuracy", "value"] *= 100
     grid = sns.relplot(data=long, kind="line", x="epoch", y="value", hue="variant", hue_order=list(variants),
                        palette=_palette(variants), style="split", style_order=["train", "test"], row="metric",
-                       errorbar=("ci", 95), markers=True, dashes=True, height=3.2, aspect=2.0,
+                       errorbar=_t_band, markers=True, dashes=True, height=3.2, aspect=2.0,
                        facet_kws={"sharey": False})
     grid.axes[0, 0].set_ylabel("accuracy (%)")
     grid.axes[1, 0].set_ylabel("cross-entropy loss")
     grid.axes[1, 0].set_xlabel("epoch")
-    grid.set_titles("{row_name} per epoch: mean across seeds, band = 95% CI")
+    grid.set_titles("{row_name} per epoch: mean across seeds, band = Student-t 95% CI")
     for ax in grid.axes.flat:
         ax.grid(True, alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -135,8 +143,8 @@ def draw_all(tables_dir: str | Path, out_dir: str | Path) -> list[str]:
     curves = read_table(tables_dir, "curves")
     variants = list(summary["variant"])
     sns.set_theme(style="whitegrid", context="notebook")
-    # seaborn's strip jitter and bootstrap intervals draw from NumPy's global
-    # generator: seeded, the same tables give the same PNG bytes anywhere.
+    # seaborn's strip jitter draws from NumPy's global generator: seeded, the
+    # same tables give the same PNG bytes anywhere.
     np.random.seed(0)
     with table_errors(tables_dir), atomic_directory(out_dir) as tmp:
         accuracy_vs_memory(runs, summary, tmp / "accuracy_vs_memory.png")
