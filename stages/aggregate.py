@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages.common import StudyError, atomic_directory, load_params, log, run_cli, write_json_atomic
-from stages.params import baseline as checked_baseline
-from stages.params import study_seeds, study_variants
+from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli, write_json_atomic
+from stages.lib.params import baseline as checked_baseline
+from stages.lib.params import study_seeds, study_variants
 
 # The reference article (Larq's "Introduction to BNNs with Larq" MNIST
 # example): its printed profiles and its single-run test accuracies.

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from stages.common import load_params, log, run_cli, write_text_atomic
-from stages.networks import variant_from_params
-from stages.params import (
+from stages.lib.common import load_params, log, run_cli, write_text_atomic
+from stages.lib.networks import variant_from_params
+from stages.lib.params import (
     baseline, benchmark_settings, check_keys, data_limits, download_settings, extended_variants, memory_budgets,
     study_seeds, study_variants, train_settings,
 )

@@ -36,10 +36,10 @@ import numpy as np
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import larq as lq
 import tensorflow as tf
-from stages.common import StudyError, atomic_directory, load_params, log, run_cli, write_json_atomic
-from stages.mnist import load_split, scale_images
-from stages.networks import variant_from_params
-from stages.params import benchmark_settings, data_limits
+from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli, write_json_atomic
+from stages.lib.mnist import load_split, scale_images
+from stages.lib.networks import variant_from_params
+from stages.lib.params import benchmark_settings, data_limits
 
 MAX_DISAGREEMENT = 0.001
 TFLITE_FILE = "model.tflite"

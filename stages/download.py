@@ -21,9 +21,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
-from stages.common import StudyError, atomic_directory, load_params, log, run_cli
-from stages.mnist import MNIST_FILES, IdxFile
-from stages.params import download_settings
+from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli
+from stages.lib.mnist import MNIST_FILES, IdxFile
+from stages.lib.params import download_settings
 
 
 class SourceError(Exception):

@@ -30,7 +30,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from stages.aggregate import read_table, t_interval, table_errors  # noqa: E402
-from stages.common import atomic_directory, log, run_cli  # noqa: E402
+from stages.lib.common import atomic_directory, log, run_cli  # noqa: E402
 
 # seaborn 0.13's boxplot still passes matplotlib 3.11 the deprecated `vert`.
 warnings.filterwarnings("ignore", category=matplotlib.MatplotlibDeprecationWarning, module="seaborn")

@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from stages.aggregate import read_table, table_errors
-from stages.common import load_params, log, run_cli, write_text_atomic
-from stages.params import baseline as checked_baseline
-from stages.params import memory_budgets
+from stages.lib.common import load_params, log, run_cli, write_text_atomic
+from stages.lib.params import baseline as checked_baseline
+from stages.lib.params import memory_budgets
 
 
 def pct(fraction: float, digits: int = 2) -> str:

@@ -29,10 +29,10 @@ import numpy as np
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf
-from stages.common import StudyError, atomic_directory, load_params, log, run_cli
-from stages.mnist import load_split, scale_images
-from stages.networks import Variant, build_model, variant_from_params
-from stages.params import TrainSettings, data_limits, train_settings
+from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli
+from stages.lib.mnist import load_split, scale_images
+from stages.lib.networks import Variant, build_model, variant_from_params
+from stages.lib.params import TrainSettings, data_limits, train_settings
 
 MODEL_FILE = "model.keras"
 EVAL_BATCH_SIZE = 1000

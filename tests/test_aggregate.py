@@ -9,7 +9,7 @@ from stages.aggregate import (
     read_table, summary_table, t_interval,
 )
 from conftest import synthetic_profiles, synthetic_runs
-from stages.common import StudyError
+from stages.lib.common import StudyError
 
 
 def test_t_interval_matches_student_t():

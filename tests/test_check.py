@@ -8,7 +8,7 @@ import yaml
 
 from conftest import REPO, with_param
 from stages.check import PASSED, main
-from stages.common import run_cli
+from stages.lib.common import run_cli
 
 
 def _write(tmp_path, params):

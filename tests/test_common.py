@@ -1,6 +1,6 @@
 import pytest
 
-from stages.common import StudyError, atomic_directory, disk_full, load_params, run_cli, write_text_atomic
+from stages.lib.common import StudyError, atomic_directory, disk_full, load_params, run_cli, write_text_atomic
 
 
 def test_atomic_directory_appears_whole(tmp_path):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from stages.deploy import convert, deploy_run, interpreter, lce_ready, strip_names
-from stages.networks import build_model, variant_from_params
-from stages.params import TrainSettings
+from stages.lib.networks import build_model, variant_from_params
+from stages.lib.params import TrainSettings
 from stages.train import train_run
 
 
@@ -105,7 +105,7 @@ def test_deploy_stage_on_a_small_trained_model(study_params, mnist_dir, tmp_path
 
 @pytest.mark.parametrize("content", [b"", b"not a zip archive", b"PK\x03\x04 truncated"])
 def test_a_corrupt_model_is_one_line(tmp_path, content):
-    from stages.common import StudyError
+    from stages.lib.common import StudyError
     from stages.train import load_model
 
     (tmp_path / "model.keras").write_bytes(content)

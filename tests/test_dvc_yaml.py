@@ -17,37 +17,42 @@ def _stages():
     return {name: stage.get("do", stage) for name, stage in stages.items()}
 
 
+def _module_file(dotted: str) -> str | None:
+    """The file, relative to the repository, of a module or package of ours
+    (``stages.lib.common`` -> ``stages/lib/common.py``), or None."""
+    path = "/".join(dotted.split("."))
+    for candidate in (f"{path}.py", f"{path}/__init__.py"):
+        if (REPO / candidate).is_file():
+            return candidate
+    return None
+
+
 def imported_modules(module: str) -> set[str]:
-    """Every module of the package that running ``python -m stages.<module>``
-    loads: the package itself, the module, and what they import (at the top
-    or inside functions), followed through the package."""
+    """Every file of the package that running ``python -m stages.<module>``
+    loads: the module, every package on its way (``stages/__init__.py``,
+    ``stages/lib/__init__.py``), and what they import, at the top or inside
+    functions, followed through the package."""
     seen: set[str] = set()
-    todo = ["__init__", module]
+    todo = [f"{PACKAGE}.{module}"]
     while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        tree = ast.parse((REPO / PACKAGE / f"{name}.py").read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-            else:
+        parts = todo.pop().split(".")
+        for depth in range(1, len(parts) + 1):
+            path = _module_file(".".join(parts[:depth]))
+            if path is None or path in seen:
                 continue
-            for full in names:
-                parts = full.split(".")
-                if parts[0] == PACKAGE:
-                    inner = parts[1] if len(parts) > 1 else "__init__"
-                    if (REPO / PACKAGE / f"{inner}.py").is_file():
-                        todo.append(inner)
+            seen.add(path)
+            for node in ast.walk(ast.parse((REPO / path).read_text())):
+                if isinstance(node, ast.Import):
+                    todo += [alias.name for alias in node.names if alias.name.split(".")[0] == PACKAGE]
+                elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == PACKAGE:
+                    todo += [f"{node.module}.{alias.name}" for alias in node.names]
     return seen
 
 
 def test_imported_modules_follows_the_package():
-    assert imported_modules("plots") >= {"__init__", "plots", "aggregate", "common", "params"}
-    assert "networks" in imported_modules("train")
+    assert imported_modules("plots") >= {"stages/__init__.py", "stages/plots.py", "stages/aggregate.py",
+                                         "stages/lib/__init__.py", "stages/lib/common.py", "stages/lib/params.py"}
+    assert "stages/lib/networks.py" in imported_modules("train")
 
 
 @pytest.mark.parametrize("name", sorted(_stages()))
@@ -55,7 +60,7 @@ def test_every_module_a_stage_runs_is_a_declared_dependency(name):
     stage = _stages()[name]
     module = re.match(r"python -m stages\.(\w+)", stage["cmd"]).group(1)
     deps = set(stage.get("deps", []))
-    missing = sorted(f"{PACKAGE}/{m}.py" for m in imported_modules(module) if f"{PACKAGE}/{m}.py" not in deps)
+    missing = sorted(path for path in imported_modules(module) if path not in deps)
     assert not missing, f"stage {name} runs {', '.join(missing)} without declaring it in dvc.yaml"
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from stages.common import StudyError
-from stages.mnist import MNIST_FILES, encode_idx, load_split, read_idx, scale_images
+from stages.lib.common import StudyError
+from stages.lib.mnist import MNIST_FILES, encode_idx, load_split, read_idx, scale_images
 
 
 @pytest.mark.parametrize(

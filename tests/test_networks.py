@@ -2,8 +2,8 @@ import copy
 
 import pytest
 
-from stages.common import StudyError
-from stages.networks import build_model, quantizer_names, variant_from_params
+from stages.lib.common import StudyError
+from stages.lib.networks import build_model, quantizer_names, variant_from_params
 from stages.profile import profile_figures, summary_text
 
 
@@ -155,7 +155,7 @@ def test_frontier_rounded_figures(study_params):
 
 
 def test_extended_set_names_defined_variants(study_params):
-    from stages.params import extended_variants
+    from stages.lib.params import extended_variants
 
     assert extended_variants(study_params) == [
         "fp32", "dorefa8", "dorefa4", "bwn", "ternary", "bnn_fp_edges", "bnn", "bnn_full"]

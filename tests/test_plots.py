@@ -3,7 +3,7 @@ import pytest
 
 from conftest import synthetic_profiles, synthetic_runs
 from stages.aggregate import summary_table
-from stages.common import StudyError
+from stages.lib.common import StudyError
 from stages.plots import draw_all
 
 PNG = b"\x89PNG\r\n\x1a\n"

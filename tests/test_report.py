@@ -73,7 +73,7 @@ def test_readable_summary_and_render(tmp_path):
 
 
 def test_missing_table_says_how_to_fix(tmp_path):
-    from stages.common import StudyError
+    from stages.lib.common import StudyError
 
     with pytest.raises(StudyError, match=r"summary.csv is missing: run `dvc repro aggregate`"):
         render(tmp_path, "plots", "fp32", [None])
@@ -91,7 +91,7 @@ def test_a_variant_with_a_run_at_chance_is_never_picked_and_is_named():
 
 
 def test_a_table_missing_a_column_is_one_line(tmp_path):
-    from stages.common import StudyError
+    from stages.lib.common import StudyError
 
     summary = _summary()
     summary.drop(columns=["memory_kib"]).to_csv(tmp_path / "summary.csv", index=False)

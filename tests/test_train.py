@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from conftest import REPO, with_param
-from stages.networks import variant_from_params
-from stages.params import TrainSettings
+from stages.lib.networks import variant_from_params
+from stages.lib.params import TrainSettings
 from stages.train import load_model, train_run
 
 TINY = TrainSettings(learning_rate=0.001, batch_size=64, epochs=1, steps_per_execution=8)
@@ -57,7 +57,7 @@ def test_run_learns_and_logs_its_metrics(bnn_run):
 
 
 def test_model_round_trip_gives_the_same_predictions(study_params, mnist_dir, bnn_run):
-    from stages.mnist import load_split, scale_images
+    from stages.lib.mnist import load_split, scale_images
 
     out, result = bnn_run
     model = load_model(out / "model")

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from stages.common import StudyError
+from stages.lib.common import StudyError
 
 # Every section and key params.yaml may hold: a misspelt key (`-S
 # train.epoch=3`) would otherwise be added silently and change nothing.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common import StudyError
+from stages.lib.common import StudyError
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from typing import Any
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf
 import larq as lq
-from stages.common import StudyError
-from stages.params import check_name, is_int, is_number
+from stages.lib.common import StudyError
+from stages.lib.params import check_name, is_int, is_number
 
 # Larq's quantized variables are opaque to AutoGraph, which says so at length
 # on every model; the fallback it takes is the right one.
