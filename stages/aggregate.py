@@ -2,17 +2,26 @@
 pandas tables (CSV for tools, Markdown for people) and DVC metrics.
 
 - ``runs``: one row per (variant, seed): accuracy, loss, training time and
-  throughput, the deployed model's size, accuracy and latency, with the
-  variant's profile figures.
+  throughput, the deployed model's size and accuracy, with the variant's
+  profile figures.
 - ``summary``: one row per variant: seeds, mean, standard deviation and 95%
   Student-t interval of test accuracy; size and MAC figures; compression and
   accuracy gap against the baseline variant, the gap's interval from the
-  seed-paired differences; the deployed size, converted accuracy, latency and
-  speedup against the baseline; how many of its runs are at chance level
+  seed-paired differences; what the deployed file holds (flash, weights,
+  peak activation RAM, operators, share of MACs in binary operators); the
+  headline latency and paired speedup against the baseline (the benchmark's
+  headline option set at its first thread count); how many of its runs are
+  at chance level
   (their accuracy not significantly above always answering the most
   frequent test class: one-sided exact binomial test, p >= 0.01); whether
   the variant is on the Pareto frontier of mean accuracy against memory
-  (a variant with a run at chance level never is).
+  (a variant with a run at chance level never is), and on the frontier of
+  mean accuracy against the deployed file's size.
+- ``latency``: one row per (variant, interpreter option set, threads), the
+  overhead model included: median latency across benchmark rounds with its
+  95% interval, the same minus the binding's overhead measured in the same
+  rounds, the speedup against the baseline paired within each round with its
+  interval, and effective multiply-accumulates per second.
 - ``article``: the reference article's published figures beside ours.
 - ``curves``: per-epoch accuracy and loss of every run (long form), and per
   variant the mean across seeds (for ``dvc plots``).
@@ -33,7 +42,8 @@ import pandas as pd
 
 from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli, write_json_atomic
 from stages.lib.params import baseline as checked_baseline
-from stages.lib.params import study_seeds, study_variants
+from stages.lib.params import OPTION_SETS, benchmark_settings, study_seeds, study_variants
+from stages.lib.stats import at_chance, median_interval, t_interval
 
 # The reference article (Larq's "Introduction to BNNs with Larq" MNIST
 # example): its printed profiles and its single-run test accuracies.
@@ -50,28 +60,15 @@ ARTICLE = {
 
 RUN_METRICS = ("test_accuracy", "test_loss", "chance_accuracy", "train_time_s", "train_images_per_s", "train_images",
                "test_images")
-CHANCE_P_VALUE = 0.01
 DEPLOY_FIGURES = (
-    "tflite_bytes", "tflite_kib", "converted_accuracy", "agreement", "latency_median_us", "latency_p90_us",
-    "throughput_images_per_s",
+    "tflite_bytes", "tflite_kib", "converted_accuracy", "agreement", "weights_bytes", "peak_activation_bytes",
+    "macs_binary", "binary_mac_fraction_deployed",
 )
+OVERHEAD = "overhead"   # the benchmark's trivial model (see stages.benchmark)
 PROFILE_FIGURES = (
     "params_total", "params_1bit", "params_32bit", "memory_kib", "fp32_equivalent_kib",
     "macs_total", "macs_1bit", "macs_32bit", "binarized_mac_fraction",
 )
-
-
-def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and two-sided Student-t confidence interval of ``values``; the
-    bounds are NaN when there are fewer than two values."""
-    from scipy import stats
-
-    values = np.asarray(values, dtype=float)
-    mean = float(values.mean()) if len(values) else math.nan
-    if len(values) < 2:
-        return mean, math.nan, math.nan
-    half = float(stats.t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
-    return mean, mean - half, mean + half
 
 
 def _read_json(path: Path, keys: Sequence[str]) -> dict[str, Any]:
@@ -133,14 +130,10 @@ def load_runs(runs_dir: str | Path, variants: Sequence[str], seeds: Sequence[int
     return runs
 
 
-def at_chance(accuracy: float, chance_accuracy: float, images: int) -> bool:
-    """Whether ``accuracy`` on ``images`` test images is not significantly
-    above ``chance_accuracy`` (always answering the most frequent class):
-    one-sided exact binomial test at p < CHANCE_P_VALUE."""
-    from scipy import stats
-
-    correct = round(accuracy * images)
-    return bool(stats.binomtest(correct, images, chance_accuracy, alternative="greater").pvalue >= CHANCE_P_VALUE)
+def census(operators: dict[str, int]) -> str:
+    """``{"CONV_2D": 1, "LceBconv2d": 4}`` as ``LceBconv2d 4, CONV_2D 1``:
+    most frequent first."""
+    return ", ".join(f"{name} {count}" for name, count in sorted(operators.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def load_deployments(deploy_dir: str | Path, variants: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
@@ -148,10 +141,71 @@ def load_deployments(deploy_dir: str | Path, variants: Sequence[str], seeds: Seq
     for variant in variants:
         for seed in seeds:
             report = _read_json(Path(deploy_dir) / run_name(variant, seed) / "deploy.json",
-                                (*DEPLOY_FIGURES, "best_options", "cpu"))
-            options = ", ".join(k.removeprefix("use_") for k, on in report["best_options"].items() if on) or "default"
+                                (*DEPLOY_FIGURES, "operators"))
             rows.append({"variant": variant, "seed": seed, **{k: report[k] for k in DEPLOY_FIGURES},
-                         "best_options": options, "cpu": report["cpu"]})
+                         "operators": census(report["operators"])})
+    return pd.DataFrame(rows)
+
+
+TIMING_COLUMNS = ("round", "model", "variant", "seed", "options", "threads", "latency_us")
+
+
+def load_timings(benchmark_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The benchmark's timings and its description (CPU, settings)."""
+    info = _read_json(Path(benchmark_dir) / "benchmark.json", ("cpu", "settings"))
+    path = Path(benchmark_dir) / "timings.csv"
+    try:
+        timings = pd.read_csv(path)
+    except FileNotFoundError:
+        raise StudyError(f"{path} is missing: run `dvc repro benchmark` to produce it") from None
+    except (ValueError, pd.errors.ParserError) as err:
+        raise StudyError(f"{path} is damaged ({err}): run `dvc repro --force benchmark`") from None
+    missing = [c for c in TIMING_COLUMNS if c not in timings.columns]
+    if missing or timings.empty:
+        raise StudyError(f"{path} is damaged (no rows or no column {', '.join(missing)}): "
+                         "run `dvc repro --force benchmark`")
+    return timings, info
+
+
+def latency_table(timings: pd.DataFrame, variants: Sequence[str], baseline: str, macs: dict[str, int],
+                  headline_options: str) -> pd.DataFrame:
+    """One row per (variant, option set, threads), see the module doc. In
+    each round a variant's latency is the mean of its seeds' block medians;
+    the overhead-free latency subtracts the overhead model's block median of
+    the same round, options and threads; the speedup is the baseline's
+    latency over the variant's in the same round. Medians and intervals are
+    across rounds (:func:`stages.lib.stats.median_interval`)."""
+    per_round = timings.groupby(["variant", "options", "threads", "round"])["latency_us"].mean()
+    rows = []
+    for variant in [*variants, OVERHEAD]:
+        for options in OPTION_SETS:
+            for threads in sorted(timings["threads"].unique()):
+                key = (variant, options, threads)
+                if key not in per_round.index.droplevel("round"):
+                    continue
+                latency = per_round.loc[key]
+                overhead = per_round.loc[(OVERHEAD, options, threads)].reindex(latency.index)
+                # the overhead model's own figures minus themselves would read as a free model
+                net = latency - overhead if variant != OVERHEAD else latency * math.nan
+                median, low, high = median_interval(latency)
+                net_median, net_low, net_high = median_interval(net)
+                row = {"variant": variant, "options": options, "threads": int(threads), "rounds": len(latency),
+                       "headline": options == headline_options,
+                       "latency_median_us": median, "latency_ci95_low": low, "latency_ci95_high": high,
+                       "net_latency_median_us": net_median, "net_latency_ci95_low": net_low,
+                       "net_latency_ci95_high": net_high,
+                       "speedup_vs_baseline": math.nan, "speedup_ci95_low": math.nan, "speedup_ci95_high": math.nan,
+                       "net_speedup_vs_baseline": math.nan, "net_speedup_ci95_low": math.nan,
+                       "net_speedup_ci95_high": math.nan,
+                       "effective_macs_per_s": macs[variant] / (net_median / 1e6) if variant in macs else math.nan}
+                if variant != OVERHEAD and (baseline, options, threads) in per_round.index.droplevel("round"):
+                    base = per_round.loc[(baseline, options, threads)].reindex(latency.index)
+                    ratio, net_ratio = base / latency, (base - overhead) / net
+                    row["speedup_vs_baseline"], row["speedup_ci95_low"], row["speedup_ci95_high"] = \
+                        median_interval(ratio.dropna())
+                    row["net_speedup_vs_baseline"], row["net_speedup_ci95_low"], row["net_speedup_ci95_high"] = \
+                        median_interval(net_ratio.dropna())
+                rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -203,9 +257,16 @@ def runs_table(runs: pd.DataFrame, profiles: pd.DataFrame, deployments: pd.DataF
     return runs.merge(deployments, on=["variant", "seed"], how="left").join(profiles, on="variant")
 
 
-def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str) -> pd.DataFrame:
+HEADLINE_COLUMNS = ("latency_median_us", "latency_ci95_low", "latency_ci95_high", "net_latency_median_us",
+                    "speedup_vs_baseline", "speedup_ci95_low", "speedup_ci95_high", "net_speedup_vs_baseline",
+                    "effective_macs_per_s")
+
+
+def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str,
+                  latency: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per variant (see the module doc) from the runs table (runs
-    with their deployment figures). Latencies are medians across seeds.
+    with their deployment figures) and the latency table; the headline
+    latency is its ``headline`` option set at the first thread count timed.
     Compression, gap and speedup columns are NaN when the baseline is not in
     the study."""
     by_seed = runs.pivot(index="seed", columns="variant", values="test_accuracy")
@@ -231,14 +292,16 @@ def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str) -> 
             "accuracy_gap_ci95_low": math.nan,
             "accuracy_gap_ci95_high": math.nan,
             "train_images_per_s_mean": float(group["train_images_per_s"].mean()),
-            "tflite_kib": float(group["tflite_kib"].mean()),
+            "tflite_kib": float(group["tflite_kib"].max()),
+            "weights_kib": float(group["weights_bytes"].max()) / 1024,
+            "ram_kib": float(group["peak_activation_bytes"].max()) / 1024,
+            "binary_mac_fraction_deployed": float(group["binary_mac_fraction_deployed"].min()),
+            "operators": group["operators"].iloc[0],
             "converted_accuracy_mean": float(group["converted_accuracy"].mean()),
             "agreement_min": float(group["agreement"].min()),
-            "latency_median_us": float(group["latency_median_us"].median()),
-            "latency_p90_us": float(group["latency_p90_us"].median()),
-            "throughput_images_per_s": float(group["throughput_images_per_s"].median()),
-            "speedup_vs_baseline": math.nan,
-            "best_options": group["best_options"].mode().iloc[0],
+            "latency_threads": math.nan,
+            "latency_options": "",
+            **{column: math.nan for column in HEADLINE_COLUMNS},
             "chance_accuracy": float(group["chance_accuracy"].max()),
             "runs_at_chance": int(group["at_chance"].sum()),
         }
@@ -247,14 +310,19 @@ def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str) -> 
             paired = (by_seed[variant] - by_seed[baseline]).dropna()
             gap, gap_low, gap_high = t_interval(paired)
             row.update(accuracy_gap_vs_baseline=gap, accuracy_gap_ci95_low=gap_low, accuracy_gap_ci95_high=gap_high)
-            baseline_latency = runs.loc[runs["variant"] == baseline, "latency_median_us"].median()
-            row["speedup_vs_baseline"] = float(baseline_latency / row["latency_median_us"])
+        if latency is not None and not latency.empty:
+            headline = latency[latency["headline"] & (latency["variant"] == variant)
+                               & (latency["threads"] == latency["threads"].iloc[0])]
+            if not headline.empty:
+                first = headline.iloc[0]
+                row.update({column: float(first[column]) for column in HEADLINE_COLUMNS},
+                           latency_threads=int(first["threads"]), latency_options=first["options"])
         rows.append(row)
     summary = pd.DataFrame(rows)
     sound = summary["runs_at_chance"] == 0
-    summary["on_pareto_frontier"] = False
-    summary.loc[sound, "on_pareto_frontier"] = pareto_frontier(summary.loc[sound, "memory_kib"],
-                                                               summary.loc[sound, "test_accuracy_mean"])
+    for column, size in (("on_pareto_frontier", "memory_kib"), ("on_deployed_pareto_frontier", "tflite_kib")):
+        summary[column] = False
+        summary.loc[sound, column] = pareto_frontier(summary.loc[sound, size], summary.loc[sound, "test_accuracy_mean"])
     return summary
 
 
@@ -302,7 +370,8 @@ def dvc_metrics(summary: pd.DataFrame) -> dict[str, Any]:
     """What `dvc metrics show` and `dvc exp show` list, per variant."""
     keep = ("seeds", "test_accuracy_mean", "test_accuracy_ci95_low", "test_accuracy_ci95_high", "memory_kib",
             "compression_vs_baseline", "binarized_mac_fraction", "accuracy_gap_vs_baseline", "tflite_kib",
-            "converted_accuracy_mean", "latency_median_us", "speedup_vs_baseline")
+            "converted_accuracy_mean", "ram_kib", "binary_mac_fraction_deployed", "latency_median_us",
+            "speedup_vs_baseline")
     return {
         row["variant"]: {k: (None if isinstance(row[k], float) and math.isnan(row[k]) else row[k]) for k in keep}
         for row in summary.to_dict("records")
@@ -322,21 +391,33 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> None:
 
 
 def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | Path, deploy_dir: str | Path,
-              tables_dir: str | Path, curves_dir: str | Path, metrics_path: str | Path) -> pd.DataFrame:
+              benchmark_dir: str | Path, tables_dir: str | Path, curves_dir: str | Path,
+              metrics_path: str | Path) -> pd.DataFrame:
     variants, seeds, baseline = study_variants(params), study_seeds(params), checked_baseline(params)
+    settings = benchmark_settings(params)
     profiles = load_profiles(profiles_dir, variants)
     runs = runs_table(load_runs(runs_dir, variants, seeds), profiles, load_deployments(deploy_dir, variants, seeds))
+    timings, info = load_timings(benchmark_dir)
+    timed = set(timings["variant"])
+    if not set(variants) <= timed:
+        raise StudyError(f"{benchmark_dir} has no timings of {', '.join(sorted(set(variants) - timed))}: "
+                         "run `dvc repro benchmark`")
+    macs = {variant: int(profiles.at[variant, "macs_total"]) for variant in variants}
+    latency = latency_table(timings, variants, baseline, macs, settings.headline_options)
+    latency["cpu"] = info["cpu"]
     curves = load_curves(runs_dir, variants, seeds)
-    summary = summary_table(runs, profiles, baseline)
-    write_tables({"runs": runs, "summary": summary, "article": article_table(summary), "curves": curves}, tables_dir)
+    summary = summary_table(runs, profiles, baseline, latency)
+    write_tables({"runs": runs, "summary": summary, "latency": latency, "article": article_table(summary),
+                  "curves": curves}, tables_dir)
     with atomic_directory(curves_dir) as tmp:
         for variant, frame in mean_curves(curves).items():
             frame.to_csv(tmp / f"{variant}.csv", index=False)
     write_json_atomic(metrics_path, dvc_metrics(summary))
     for row in summary.to_dict("records"):
-        log.info("%s: %d seeds, test accuracy %.2f%% (95%% CI %.2f-%.2f%%), %.2f KiB",
-                 row["variant"], row["seeds"], 100 * row["test_accuracy_mean"],
-                 100 * row["test_accuracy_ci95_low"], 100 * row["test_accuracy_ci95_high"], row["memory_kib"])
+        log.info("%s: %d seeds, test accuracy %.2f%% (95%% CI %.2f-%.2f%%), %.2f KiB; deployed %.2f KiB flash, "
+                 "%.2f KiB RAM, %.1f µs", row["variant"], row["seeds"], 100 * row["test_accuracy_mean"],
+                 100 * row["test_accuracy_ci95_low"], 100 * row["test_accuracy_ci95_high"], row["memory_kib"],
+                 row["tflite_kib"], row["ram_kib"], row["latency_median_us"])
         if row["runs_at_chance"]:
             log.info("%s: %d of %d runs at chance level (%.2f%% by always answering the most frequent class)",
                      row["variant"], row["runs_at_chance"], row["seeds"], 100 * row["chance_accuracy"])
@@ -349,12 +430,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--runs", default="reports/runs", help="DVCLive folders of the training runs")
     parser.add_argument("--profiles", default="reports/profiles")
     parser.add_argument("--deployments", default="reports/deploy", help="deploy.json of every converted run")
+    parser.add_argument("--benchmark", default="reports/benchmark", help="the benchmark's timings")
     parser.add_argument("--tables-out", default="reports/tables")
     parser.add_argument("--curves-out", default="reports/curves")
     parser.add_argument("--metrics-out", default="reports/metrics.json")
     args = parser.parse_args(argv)
-    aggregate(load_params(args.params), args.runs, args.profiles, args.deployments, args.tables_out, args.curves_out,
-              args.metrics_out)
+    aggregate(load_params(args.params), args.runs, args.profiles, args.deployments, args.benchmark, args.tables_out,
+              args.curves_out, args.metrics_out)
 
 
 if __name__ == "__main__":

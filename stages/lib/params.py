@@ -19,12 +19,15 @@ SECTIONS: dict[str, tuple[str, ...] | None] = {
     "study": ("variants", "seeds", "extended"),
     "train": ("learning_rate", "batch_size", "epochs", "steps_per_execution"),
     "variants": None,  # names of the user's choosing, checked one by one
-    "benchmark": ("threads", "timed_inferences", "warmup_inferences"),
+    "benchmark": ("threads", "rounds", "calls_per_block", "warmup_calls", "seed", "headline_options"),
     "aggregate": ("baseline",),
     "report": ("memory_budgets_kib",),
 }
 
-MIN_TIMED_INFERENCES = 1000
+# The fewest rounds whose median has a distribution-free 95% interval
+# narrower than the whole range (see stages.lib.stats.median_interval).
+MIN_ROUNDS = 10
+OPTION_SETS = ("default", "bgemm", "xnnpack", "bgemm+xnnpack")
 
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_]+")
@@ -166,17 +169,42 @@ def extended_variants(params: dict[str, Any]) -> list[str]:
     return [str(name) for name in extended]
 
 
-def benchmark_settings(params: dict[str, Any]) -> dict[str, int]:
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    threads: tuple[int, ...]
+    rounds: int
+    calls_per_block: int
+    warmup_calls: int
+    seed: int
+    headline_options: str
+
+
+def benchmark_settings(params: dict[str, Any]) -> BenchmarkSettings:
     section = _section(params, "benchmark")
-    settings = {
-        "threads": positive_int("benchmark.threads", section.get("threads")),
-        "timed_inferences": positive_int("benchmark.timed_inferences", section.get("timed_inferences")),
-        "warmup_inferences": positive_int("benchmark.warmup_inferences", section.get("warmup_inferences")),
-    }
-    if settings["timed_inferences"] < MIN_TIMED_INFERENCES:
-        raise StudyError(f"benchmark.timed_inferences must be at least {MIN_TIMED_INFERENCES} for a stable median, "
-                         f"got {settings['timed_inferences']}")
-    return settings
+    threads = section.get("threads")
+    if not isinstance(threads, list) or not threads:
+        raise StudyError(f"benchmark.threads must be a non-empty list of thread counts, got {threads!r}")
+    for count in threads:
+        positive_int("benchmark.threads", count)
+    if len(set(threads)) != len(threads):
+        raise StudyError(f"benchmark.threads lists a thread count twice: {threads!r}")
+    rounds = positive_int("benchmark.rounds", section.get("rounds"))
+    if rounds < MIN_ROUNDS:
+        raise StudyError(f"benchmark.rounds must be at least {MIN_ROUNDS} for an interval on the median, got {rounds}")
+    seed = section.get("seed")
+    if not is_int(seed) or seed < 0:
+        raise StudyError(f"benchmark.seed must be a whole number >= 0, got {seed!r}")
+    headline = section.get("headline_options")
+    if headline not in OPTION_SETS:
+        raise StudyError(f"benchmark.headline_options must be one of {', '.join(OPTION_SETS)}, got {headline!r}")
+    return BenchmarkSettings(
+        threads=tuple(threads),
+        rounds=rounds,
+        calls_per_block=positive_int("benchmark.calls_per_block", section.get("calls_per_block")),
+        warmup_calls=positive_int("benchmark.warmup_calls", section.get("warmup_calls")),
+        seed=seed,
+        headline_options=headline,
+    )
 
 
 def baseline(params: dict[str, Any]) -> str:

@@ -1,0 +1,184 @@
+"""Stage `benchmark`: every deployed model timed side by side, in one
+process, interleaved, so that whatever else the machine does falls on all of
+them alike.
+
+Every (model, interpreter option set, threads) combination gets its own
+interpreter, warmed up before the first round. In each of R rounds every
+combination runs one block of batch-1 calls on test images, in an order
+shuffled per round from a fixed seed; the block's median call latency is
+recorded. A trivial model with the same input and output as the study's
+models (one slice operator, no weights) is timed in the same rounds: its
+latency is the Python binding's per-call overhead, which the tables
+subtract. Option sets under which a model's predictions disagree with Keras
+(see `deploy`) are not timed for that model.
+
+Every call goes through LCE's Python binding. LCE's hand-optimized binary
+kernels target 64-bit Arm; on x86-64 it runs its portable kernels. The CPU
+is recorded with the timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli, write_json_atomic
+from stages.lib.lce import INTERPRETER_OPTIONS, interpreter
+from stages.lib.mnist import load_split, scale_images
+from stages.lib.params import BenchmarkSettings, benchmark_settings, study_seeds, study_variants
+
+OVERHEAD = "overhead"   # the trivial model's name in the timings
+SAMPLE_IMAGES = 64      # distinct test images the calls cycle through
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One model to time: a study run, or the trivial overhead model."""
+    name: str
+    variant: str
+    seed: int | None
+    flatbuffer: bytes
+    images: np.ndarray       # SAMPLE_IMAGES inputs of shape (1, 28, 28, 1)
+    options: tuple[str, ...]  # the option sets it may be timed under
+
+
+def overhead_flatbuffer() -> bytes:
+    """A model with the study's input (28x28x1 floats) and output (10
+    floats) and next to no work: one slice, no weights."""
+    from stages.lib.lce import convert
+    import tensorflow as tf
+
+    image = tf.keras.Input(shape=(28, 28, 1), name="image")
+    flat = tf.keras.layers.Reshape((784,))(image)
+    first_ten = tf.keras.layers.Lambda(lambda x: x[:, :10])(flat)
+    return convert(tf.keras.Model(image, first_ten, name="overhead"))
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_subjects(deployed_dir: str | Path, deploy_reports_dir: str | Path, data_dir: str | Path,
+                  variants: Sequence[str], seeds: Sequence[int]) -> list[Subject]:
+    x_test, _ = load_split(data_dir, "test", SAMPLE_IMAGES)
+    subjects = []
+    for variant in variants:
+        for seed in seeds:
+            run = f"{variant}-{seed}"
+            report_path = Path(deploy_reports_dir) / run / "deploy.json"
+            model_path = Path(deployed_dir) / run / "model.tflite"
+            try:
+                report = json.loads(report_path.read_text())
+                flatbuffer = model_path.read_bytes()
+                input_range = tuple(report["input_range"])
+                options = tuple(report["options_agreeing"])
+            except FileNotFoundError as err:
+                raise StudyError(f"{err.filename} is missing: run `dvc repro deploy` to produce it") from None
+            except (ValueError, KeyError, TypeError) as err:
+                raise StudyError(f"{report_path} is damaged ({type(err).__name__}: {err}): "
+                                 "run `dvc repro --force deploy` to rewrite it") from None
+            images = scale_images(x_test, input_range)[:, np.newaxis]
+            subjects.append(Subject(run, variant, seed, flatbuffer, images, options))
+    images = scale_images(x_test, (0.0, 1.0))[:, np.newaxis]
+    subjects.append(Subject(OVERHEAD, OVERHEAD, None, overhead_flatbuffer(), images, tuple(INTERPRETER_OPTIONS)))
+    return subjects
+
+
+def time_block(call, images: np.ndarray, calls: int) -> float:
+    """Median latency in microseconds of ``calls`` batch-1 calls, cycling
+    through ``images``."""
+    latencies = np.empty(calls)
+    for i in range(calls):
+        sample = [images[i % len(images)]]
+        start = time.perf_counter_ns()
+        call(sample)
+        latencies[i] = time.perf_counter_ns() - start
+    return float(np.median(latencies)) / 1000
+
+
+def run_benchmark(subjects: Sequence[Subject], settings: BenchmarkSettings, progress: bool | None = None) -> pd.DataFrame:
+    """The timings, one row per (round, combination): round, position in
+    the round, model, variant, seed, options, threads, latency_us (the
+    block's median)."""
+    combos = [(subject, options, threads) for subject in subjects for options in subject.options
+              for threads in settings.threads]
+    calls, keep_alive = {}, []
+    for subject, options, threads in combos:
+        # the binding's own call: LCE's Python `predict` adds a loop and a copy per image
+        runner = interpreter(subject.flatbuffer, threads, options)
+        calls[subject.name, options, threads] = runner.interpreter.predict
+        keep_alive.append(runner)
+        time_block(runner.interpreter.predict, subject.images, settings.warmup_calls)
+    log.info("timing %d combinations (%d models, option sets, threads %s) in %d rounds of %d calls each",
+             len(combos), len(subjects), ",".join(map(str, settings.threads)), settings.rounds,
+             settings.calls_per_block)
+    from tqdm import tqdm
+
+    rng = np.random.default_rng(settings.seed)
+    rows = []
+    disable = not sys.stderr.isatty() if progress is None else not progress
+    for round_index in tqdm(range(settings.rounds), desc="benchmark rounds", disable=disable):
+        for position, index in enumerate(rng.permutation(len(combos))):
+            subject, options, threads = combos[index]
+            latency = time_block(calls[subject.name, options, threads], subject.images, settings.calls_per_block)
+            rows.append({"round": round_index, "position": position, "model": subject.name,
+                         "variant": subject.variant, "seed": subject.seed, "options": options,
+                         "threads": threads, "latency_us": latency})
+    return pd.DataFrame(rows)
+
+
+def benchmark(params: dict[str, Any], deployed_dir: str | Path, deploy_reports_dir: str | Path,
+              data_dir: str | Path, out_dir: str | Path) -> pd.DataFrame:
+    settings = benchmark_settings(params)
+    subjects = load_subjects(deployed_dir, deploy_reports_dir, data_dir, study_variants(params), study_seeds(params))
+    start = time.perf_counter()
+    timings = run_benchmark(subjects, settings)
+    elapsed = time.perf_counter() - start
+    import larq_compute_engine as lce
+
+    info = {
+        "settings": asdict(settings),
+        "cpu": cpu_model(),
+        "machine": platform.machine(),
+        "larq_compute_engine": lce.__version__,
+        "models": [subject.name for subject in subjects],
+        "overhead_model": "28x28x1 float input, its first 10 values as output: one slice, no weights",
+        "seconds": elapsed,
+    }
+    with atomic_directory(out_dir) as tmp:
+        timings.to_csv(tmp / "timings.csv", index=False)
+        write_json_atomic(tmp / "benchmark.json", info)
+    log.info("benchmark: %d blocks in %.0f s on %s", len(timings), elapsed, info["cpu"])
+    return timings
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stages.benchmark", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--data", default="data/mnist")
+    parser.add_argument("--deployed", default="data/deployed", help="folders of the .tflite files")
+    parser.add_argument("--deploy-reports", default="reports/deploy", help="folders of deploy.json")
+    parser.add_argument("--out", default="reports/benchmark")
+    args = parser.parse_args(argv)
+    benchmark(load_params(args.params), args.deployed, args.deploy_reports, args.data, args.out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,138 @@
+"""Model surgery and conversion for Larq Compute Engine (LCE).
+
+LCE bitpacks binary convolutions only: a binary ``QuantDense`` would stay a
+float matrix in the ``.tflite`` file. So before conversion each binary dense
+layer is rewritten as the 1x1 binary convolution it equals (the flattened
+features become a 1x1 image with as many channels; the trained kernel is
+reshaped, not retrained), which LCE does bitpack. Ternary quantizers are
+rewritten too, in a form LCE does not mistake for binarization. Other
+quantized variants (k-bit DoReFa, binary weights with float activations)
+convert as float graphs: LCE has no kernels for them, and the file stores
+their weights as 32-bit floats (:mod:`stages.lib.graph` shows it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+import larq as lq
+import tensorflow as tf
+
+# LCE's interpreter options, by the names params.yaml and the tables use:
+# its indirect BGEMM kernels for binary convolutions, and TensorFlow Lite's
+# XNNPACK delegate for the float operators.
+INTERPRETER_OPTIONS = {
+    "default": {"use_indirect_bgemm": False, "use_xnnpack": False},
+    "bgemm": {"use_indirect_bgemm": True, "use_xnnpack": False},
+    "xnnpack": {"use_indirect_bgemm": False, "use_xnnpack": True},
+    "bgemm+xnnpack": {"use_indirect_bgemm": True, "use_xnnpack": True},
+}
+
+
+def _is_binary_dense(layer) -> bool:
+    return isinstance(layer, lq.layers.QuantDense) and getattr(layer.kernel_quantizer, "precision", None) == 1
+
+
+def ternary_without_sign(quantizer):
+    """``quantizer`` in a form LCE's converter reads right. LCE takes every
+    ``tf.sign`` for a binarization (sign(0) = +1), but Larq's ``ste_tern``
+    is a sign of signs whose zero is the ternary 0, so converted as it is the
+    zeros would become +1. The comparison form computes exactly the same
+    values (x >= t: +1, x <= -t: -1, else 0) without ``tf.sign``. Other
+    quantizers come back as they are."""
+    if not isinstance(quantizer, lq.quantizers.SteTern):
+        return quantizer
+    threshold_value, weight_networks = quantizer.threshold_value, quantizer.ternary_weight_networks
+
+    def ternarize(x):
+        if weight_networks:
+            threshold = 0.7 * tf.reduce_sum(tf.abs(x)) / tf.cast(tf.size(x), x.dtype)
+        else:
+            threshold = threshold_value
+        return tf.cast(x >= threshold, x.dtype) - tf.cast(x <= -threshold, x.dtype)
+
+    return ternarize
+
+
+def _has_ternary(layer) -> bool:
+    return any(isinstance(getattr(layer, name, None), lq.quantizers.SteTern)
+               for name in ("input_quantizer", "kernel_quantizer"))
+
+
+def lce_ready(model):
+    """An equivalent model that LCE converts faithfully and compactly:
+
+    - every binary ``QuantDense`` becomes a 1x1 ``QuantConv2D`` with the same
+      (reshaped) weights, which LCE bitpacks; Flatten becomes a reshape to a
+      1x1 image, other layers act on the last axis as before, and a final
+      flatten restores the output shape;
+    - every ternary quantizer takes the form :func:`ternary_without_sign`.
+
+    Models with neither come back unchanged."""
+    binary_dense = any(_is_binary_dense(layer) for layer in model.layers)
+    if not binary_dense and not any(_has_ternary(layer) for layer in model.layers):
+        return model
+    layers = [tf.keras.Input(shape=model.input_shape[1:], name="image")]
+    copied = []
+    for layer in model.layers:
+        config = layer.get_config()
+        for name in ("input_quantizer", "kernel_quantizer"):
+            if isinstance(getattr(layer, name, None), lq.quantizers.SteTern):
+                config[name] = ternary_without_sign(getattr(layer, name))
+        if binary_dense and isinstance(layer, tf.keras.layers.Flatten):
+            new = tf.keras.layers.Reshape((1, 1, int(np.prod(layer.input_shape[1:]))), name=layer.name)
+        elif _is_binary_dense(layer):
+            new = lq.layers.QuantConv2D(
+                config["units"], (1, 1), name=layer.name,
+                activation=config["activation"], use_bias=config["use_bias"],
+                input_quantizer=lq.quantizers.get(config["input_quantizer"]),
+                kernel_quantizer=lq.quantizers.get(config["kernel_quantizer"]),
+                kernel_constraint=config["kernel_constraint"],
+            )
+        else:
+            if binary_dense and isinstance(layer, tf.keras.layers.BatchNormalization):
+                # Keras stores the resolved axis (1 for a flat input); the
+                # features now sit on the last axis of a 1x1 image.
+                last = len(layer.input_shape) - 1
+                if list(np.atleast_1d(config["axis"])) == [last]:
+                    config["axis"] = -1
+            new = layer.__class__.from_config(config)
+        layers.append(new)
+        copied.append((layer, new))
+    if binary_dense:
+        layers.append(tf.keras.layers.Flatten(name="output"))
+    converted = tf.keras.Sequential(layers, name=f"{model.name}_lce")
+    for old, new in copied:
+        weights = old.get_weights()
+        if _is_binary_dense(old):
+            weights[0] = weights[0].reshape(1, 1, *weights[0].shape)
+        new.set_weights(weights)
+    return converted
+
+
+def convert(model) -> bytes:
+    """The ``.tflite`` flatbuffer LCE makes of :func:`lce_ready` ``(model)``."""
+    import larq_compute_engine as lce
+
+    return lce.convert_keras_model(lce_ready(model))
+
+
+def strip_names(flatbuffer: bytes) -> bytes:
+    """``flatbuffer`` without its debug strings (tensor and subgraph names,
+    signature defs), by TensorFlow Lite's own ``strip_strings``: the
+    interpreter addresses tensors by index, so the model computes the same;
+    on the 1-bit net the names are about a quarter of the file."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    flatbuffer_utils.strip_strings(model)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def interpreter(flatbuffer: bytes, threads: int, options: str):
+    """LCE's interpreter for ``flatbuffer`` with ``threads`` threads and the
+    named option set (a key of :data:`INTERPRETER_OPTIONS`)."""
+    import larq_compute_engine as lce
+
+    return lce.tflite.python.interpreter.Interpreter(flatbuffer, num_threads=threads, **INTERPRETER_OPTIONS[options])
