@@ -6,7 +6,12 @@ tables (PNG, readable at 100%).
 - ``accuracy_vs_binarized_macs.png``: the same accuracies against the
   fraction of multiply-accumulates that are binarized;
 - ``accuracy_vs_latency.png``: the same against the deployed model's
-  batch-1 latency in Larq Compute Engine's interpreter;
+  batch-1 latency in Larq Compute Engine's interpreter (the benchmark's
+  headline option set and first thread count), with its 95% interval across
+  benchmark rounds;
+- ``flash_vs_ram.png``: per variant, the deployed file's size (flash)
+  against the peak RAM its activations need, beside Larq's theoretical
+  weight memory;
 - ``training_curves.png``: accuracy and loss per epoch on the training and
   test sets, mean across seeds with the same Student-t 95% interval as the
   tables (no band for a single seed);
@@ -43,10 +48,13 @@ def _palette(variants: Sequence[str]) -> dict[str, tuple]:
 
 
 def _accuracy_scatter(runs: pd.DataFrame, summary: pd.DataFrame, x: str, xlabel: str, path: Path,
-                      log_x: bool = False, x_scale: float = 1.0, frontier: bool = False) -> None:
+                      log_x: bool = False, x_scale: float = 1.0, frontier: bool = False,
+                      x_interval: tuple[str, str] | None = None) -> None:
     variants = list(summary["variant"])
     palette = _palette(variants)
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    if x not in runs:  # a per-variant figure: every seed at its variant's x
+        runs = runs.merge(summary[["variant", x]], on="variant")
     points = runs.assign(x=runs[x] * x_scale, accuracy_pct=100 * runs["test_accuracy"])
     sns.scatterplot(data=points, x="x", y="accuracy_pct", hue="variant", hue_order=variants, palette=palette,
                     alpha=0.45, s=40, ax=ax, legend=False)
@@ -54,7 +62,10 @@ def _accuracy_scatter(runs: pd.DataFrame, summary: pd.DataFrame, x: str, xlabel:
         mean = 100 * row["test_accuracy_mean"]
         low, high = 100 * row["test_accuracy_ci95_low"], 100 * row["test_accuracy_ci95_high"]
         has_interval = pd.notna(low)
-        ax.errorbar(row[x] * x_scale, mean, yerr=[[mean - low], [high - mean]] if has_interval else None,
+        xerr = None
+        if x_interval and pd.notna(row[x_interval[0]]):
+            xerr = [[(row[x] - row[x_interval[0]]) * x_scale], [(row[x_interval[1]] - row[x]) * x_scale]]
+        ax.errorbar(row[x] * x_scale, mean, yerr=[[mean - low], [high - mean]] if has_interval else None, xerr=xerr,
                     fmt="D", ms=8, capsize=5, color=palette[row["variant"]], markeredgecolor="black",
                     label=f"{row['variant']}: mean" + (" ± 95% CI" if has_interval else "") + f" ({row['seeds']} seeds)")
     if frontier and "on_pareto_frontier" in summary:
@@ -89,8 +100,38 @@ def accuracy_vs_binarized(runs, summary, path: Path) -> None:
 
 
 def accuracy_vs_latency(runs, summary, path: Path) -> None:
+    first = summary.iloc[0]
+    threads = f"{int(first['latency_threads'])} thread" + ("" if int(first["latency_threads"]) == 1 else "s")
     _accuracy_scatter(runs, summary, "latency_median_us",
-                      "deployed latency (median µs; batch 1, one thread, LCE interpreter)", path)
+                      f"deployed latency (µs; median across benchmark rounds ± 95% CI)\n"
+                      f"LCE interpreter, batch 1, {threads}, options {first['latency_options']}", path,
+                      x_interval=("latency_ci95_low", "latency_ci95_high"))
+
+
+def flash_vs_ram(summary: pd.DataFrame, path: Path) -> None:
+    variants = list(summary["variant"])
+    palette = _palette(variants)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for row in summary.to_dict("records"):
+        color = palette[row["variant"]]
+        ax.plot([row["memory_kib"], row["tflite_kib"]], [row["ram_kib"]] * 2, color=color, linewidth=1, alpha=0.6)
+        ax.scatter(row["memory_kib"], row["ram_kib"], s=50, facecolors="none", edgecolors=color, linewidths=1.5)
+        ax.scatter(row["tflite_kib"], row["ram_kib"], s=70, color=color, edgecolors="black", marker="D",
+                   label=row["variant"])
+        ax.annotate(row["variant"], (row["tflite_kib"], row["ram_kib"]), textcoords="offset points", xytext=(7, 5),
+                    fontsize=8)
+    ax.scatter([], [], s=50, facecolors="none", edgecolors="grey", label="Larq's weight memory (theory)")
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.margins(x=0.15, y=0.15)
+    ax.set_xlabel("flash: deployed .tflite file (KiB, log scale)")
+    ax.set_ylabel("RAM: peak activations (KiB)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(title="variant (diamond: deployed file)", loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
 
 
 def _t_band(values: Sequence[float]) -> tuple[float, float]:
@@ -150,6 +191,7 @@ def draw_all(tables_dir: str | Path, out_dir: str | Path) -> list[str]:
         accuracy_vs_memory(runs, summary, tmp / "accuracy_vs_memory.png")
         accuracy_vs_binarized(runs, summary, tmp / "accuracy_vs_binarized_macs.png")
         accuracy_vs_latency(runs, summary, tmp / "accuracy_vs_latency.png")
+        flash_vs_ram(summary, tmp / "flash_vs_ram.png")
         training_curves(curves, variants, tmp / "training_curves.png")
         accuracy_by_variant(runs, variants, tmp / "accuracy_by_variant.png")
         names = sorted(p.name for p in tmp.iterdir())

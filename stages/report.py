@@ -55,18 +55,63 @@ def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def _times(value: float) -> str:
+    return "n/a" if pd.isna(value) else f"{value:.2f}x"
+
+
+def _with_interval(value: float, low: float, high: float, fmt) -> str:
+    if pd.isna(value):
+        return "n/a"
+    return fmt(value) + ("" if pd.isna(low) else f" ({fmt(low)} to {fmt(high)})")
+
+
 def readable_deployment(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "variant": summary["variant"],
-        ".tflite (KiB)": summary["tflite_kib"].map("{:.2f}".format),
+        "flash: .tflite (KiB)": summary["tflite_kib"].map("{:.2f}".format),
+        "of it weights (KiB)": summary["weights_kib"].map("{:.2f}".format),
+        "Larq's weight memory (KiB)": summary["memory_kib"].map("{:.2f}".format),
+        "RAM: peak activations (KiB)": summary["ram_kib"].map("{:.2f}".format),
+        "MACs in binary operators (deployed)": summary["binary_mac_fraction_deployed"].map(pct),
+        "binarized MACs (Larq)": summary["binarized_mac_fraction"].map(pct),
+        "operators": summary["operators"],
         "converted accuracy (mean)": summary["converted_accuracy_mean"].map(pct),
-        "agreement with Keras (worst seed)": summary["agreement_min"].map(lambda v: pct(v, 2)),
-        "latency median (µs)": summary["latency_median_us"].map("{:.1f}".format),
-        "latency p90 (µs)": summary["latency_p90_us"].map("{:.1f}".format),
-        "throughput (images/s)": summary["throughput_images_per_s"].map("{:,.0f}".format),
-        "speedup": summary["speedup_vs_baseline"].map(lambda v: "n/a" if pd.isna(v) else f"{v:.2f}x"),
-        "fastest interpreter options": summary["best_options"],
+        "agreement with Keras (worst)": summary["agreement_min"].map(pct),
     })
+
+
+def threads_label(threads: int) -> str:
+    return f"{threads} thread" + ("" if threads == 1 else "s")
+
+
+def readable_latency(latency: pd.DataFrame) -> pd.DataFrame:
+    """The headline option set at every thread count, overhead model
+    included."""
+    rows = latency[latency["headline"]]
+    return pd.DataFrame({
+        "variant": rows["variant"],
+        "threads": rows["threads"],
+        "latency, median (95% CI) µs": [_with_interval(v, lo, hi, "{:.1f}".format) for v, lo, hi in
+                                        zip(rows["latency_median_us"], rows["latency_ci95_low"],
+                                            rows["latency_ci95_high"], strict=True)],
+        "minus overhead (µs)": [_with_interval(v, lo, hi, "{:.1f}".format) for v, lo, hi in
+                                zip(rows["net_latency_median_us"], rows["net_latency_ci95_low"],
+                                    rows["net_latency_ci95_high"], strict=True)],
+        "speedup, paired by round": [_with_interval(v, lo, hi, _times) for v, lo, hi in
+                                     zip(rows["speedup_vs_baseline"], rows["speedup_ci95_low"],
+                                         rows["speedup_ci95_high"], strict=True)],
+        "speedup minus overhead": [_with_interval(v, lo, hi, _times) for v, lo, hi in
+                                   zip(rows["net_speedup_vs_baseline"], rows["net_speedup_ci95_low"],
+                                       rows["net_speedup_ci95_high"], strict=True)],
+        "effective GMAC/s": rows["effective_macs_per_s"].map(lambda v: "n/a" if pd.isna(v) else f"{v / 1e9:.1f}"),
+    })
+
+
+def latency_by_options(latency: pd.DataFrame) -> pd.DataFrame:
+    """Median latency of every (variant, threads) under each option set."""
+    table = latency.pivot_table(index=["variant", "threads"], columns="options", values="latency_median_us",
+                                sort=False)
+    return table.map(lambda v: "not timed" if pd.isna(v) else f"{v:.1f}").reset_index()
 
 
 def readable_article(article: pd.DataFrame) -> pd.DataFrame:
@@ -86,13 +131,53 @@ def readable_article(article: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+FLOAT_COMPUTE = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+def _bits(row: dict) -> str:
+    """How many of a variant's parameters are at 32 bits, in words."""
+    if row["params_32bit"] == row["params_total"]:
+        return "all at 32 bits"
+    return f"{row['params_32bit']:,} of them at 32 bits"
+
+
+def deployment_sentence(row: dict, base: dict | None, baseline: str) -> str:
+    """What the deployed file of one variant holds and how fast it runs,
+    with the reason read from its operators."""
+    sentence = (f"Deployed with Larq Compute Engine, `{row['variant']}`'s file weighs {row['tflite_kib']:.2f} KiB "
+                f"(Larq's count of its weights: {row['memory_kib']:.2f} KiB) and its activations need "
+                f"{row['ram_kib']:.2f} KiB of RAM at peak")
+    deployed, larq = row["binary_mac_fraction_deployed"], row["binarized_mac_fraction"]
+    if deployed > 0:
+        sentence += f"; {pct(deployed)} of its multiply-accumulates run in LCE's binary convolution"
+        if not math.isclose(deployed, larq, abs_tol=5e-5):
+            sentence += f" (Larq counts {pct(larq)} binarized)"
+        if deployed < 1:
+            floats = [part for part in row["operators"].split(", ") if part.split()[0] in FLOAT_COMPUTE]
+            sentence += f", the other {pct(1 - deployed)} in float operators ({', '.join(floats)})"
+    elif larq > 0 or row["memory_kib"] < 0.5 * row["tflite_kib"]:
+        sentence += (f"; its deployed graph has no binary operator ({row['operators']}): LCE has kernels for "
+                     f"binary weights with binary inputs only, so it runs as a float network and stores its "
+                     f"weights as floats, whatever Larq counts")
+    if base is not None and row["variant"] != baseline and not pd.isna(row["speedup_vs_baseline"]):
+        speed = row["speedup_vs_baseline"]
+        low, high = row["speedup_ci95_low"], row["speedup_ci95_high"]
+        verdict = ("faster" if not pd.isna(low) and low > 1 else
+                   "slower" if not pd.isna(high) and high < 1 else "not told apart from the baseline's speed")
+        sentence += (f". One image takes {row['latency_median_us']:.1f} µs against `{baseline}`'s "
+                     f"{base['latency_median_us']:.1f} µs ({threads_label(int(row['latency_threads']))}, options "
+                     f"{row['latency_options']}): {_times(speed)} the baseline's speed, paired by round "
+                     f"({interval(low, high, _times)}), {verdict}")
+    return sentence + "."
+
+
 def findings(summary: pd.DataFrame, article: pd.DataFrame, baseline: str) -> list[str]:
     rows = {row["variant"]: row for row in summary.to_dict("records")}
     base = rows.get(baseline)
     sentences = []
     if base is not None:
         sentences.append(
-            f"The 32-bit baseline `{baseline}` reaches {pct(base['test_accuracy_mean'])} test accuracy over "
+            f"The baseline `{baseline}` ({_bits(base)}) reaches {pct(base['test_accuracy_mean'])} test accuracy over "
             f"{base['seeds']} seeds ({interval(base['test_accuracy_ci95_low'], base['test_accuracy_ci95_high'])}) "
             f"with {base['params_total']:,} parameters in {base['memory_kib']:.2f} KiB and "
             f"{base['macs_total']:,} multiply-accumulates per image."
@@ -123,17 +208,8 @@ def findings(summary: pd.DataFrame, article: pd.DataFrame, baseline: str) -> lis
                 sentence += ": a real accuracy cost, the whole interval lies below zero"
             elif not pd.isna(low) and low <= 0 <= high:
                 sentence += ": with these seeds the cost cannot be told from zero"
-        sentence += (
-            f". Deployed with Larq Compute Engine its file weighs {row['tflite_kib']:.2f} KiB"
-        )
-        if base is not None:
-            sentence += (
-                f" against {base['tflite_kib']:.2f} KiB ({base['tflite_kib'] / row['tflite_kib']:.1f}x smaller), "
-                f"and one image takes {row['latency_median_us']:.1f} µs against {base['latency_median_us']:.1f} µs "
-                f"(median, one thread): {row['speedup_vs_baseline']:.2f}x "
-                + ("faster" if row["speedup_vs_baseline"] >= 1 else "slower, i.e. no speed-up on this CPU")
-            )
         sentences.append(sentence + ".")
+    sentences += [deployment_sentence(row, base, baseline) for row in rows.values()]
     for variant, group in article.groupby("variant", sort=False):
         figures = group.set_index("figure")
         exact = [f for f in figures.index if f != "test_accuracy"
@@ -148,9 +224,11 @@ def findings(summary: pd.DataFrame, article: pd.DataFrame, baseline: str) -> lis
             row = rows[variant]
             inside = (not pd.isna(row["test_accuracy_ci95_low"])
                       and row["test_accuracy_ci95_low"] <= accuracy["article"] <= row["test_accuracy_ci95_high"])
+            where = ("no interval with a single seed" if pd.isna(row["test_accuracy_ci95_low"])
+                     else f"which lies {'inside' if inside else 'outside'} our 95% interval")
             sentence += (
                 f"; our mean accuracy {pct(accuracy['ours'])} is {points(accuracy['difference'])} from its single run "
-                f"({pct(accuracy['article'])}), which lies {'inside' if inside else 'outside'} our 95% interval"
+                f"({pct(accuracy['article'])}), {where}"
             )
         sentences.append(sentence + ".")
     return sentences
@@ -158,9 +236,12 @@ def findings(summary: pd.DataFrame, article: pd.DataFrame, baseline: str) -> lis
 
 def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None]) -> list[str]:
     """For each memory budget (None: unlimited), the variant with the best
-    mean test accuracy whose weights fit in it (the smaller one on a tie),
-    and whether the next best can be told apart from it with these seeds.
-    A variant with a run at chance level is never picked, and is named."""
+    mean test accuracy whose deployed file fits in it (the smaller one on a
+    tie), and whether the next best can be told apart from it with these
+    seeds. Budgets apply to the file that ships, not to Larq's count of the
+    weights, so a variant whose deployed file exceeds a budget is never
+    picked for it. A variant with a run at chance level is never picked, and
+    is named."""
     sentences = []
     degenerate = summary[summary["runs_at_chance"] > 0]
     if not degenerate.empty:
@@ -170,19 +251,19 @@ def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None]) -> 
                              for row in degenerate.to_dict("records")) + ".")
     candidates = summary[summary["runs_at_chance"] == 0]
     for budget in budgets_kib:
-        fitting = candidates if budget is None else candidates[candidates["memory_kib"] <= budget]
-        label = "With no memory limit" if budget is None else f"Within {budget:g} KiB of weights"
+        fitting = candidates if budget is None else candidates[candidates["tflite_kib"] <= budget]
+        label = "With no memory limit" if budget is None else f"Within {budget:g} KiB of deployed file"
         if fitting.empty:
             sentences.append(f"{label}, no variant of this study fits.")
             continue
-        ranked = fitting.sort_values(["test_accuracy_mean", "memory_kib"], ascending=[False, True])
+        ranked = fitting.sort_values(["test_accuracy_mean", "tflite_kib"], ascending=[False, True])
         pick = ranked.iloc[0]
         sentence = (f"{label}, pick `{pick['variant']}`: {pct(pick['test_accuracy_mean'])} mean test accuracy "
-                    f"in {pick['memory_kib']:.2f} KiB")
+                    f"in a {pick['tflite_kib']:.2f} KiB file needing {pick['ram_kib']:.2f} KiB of RAM")
         if len(ranked) > 1:
             runner_up = ranked.iloc[1]
             sentence += (f" (next best `{runner_up['variant']}`, {pct(runner_up['test_accuracy_mean'])} in "
-                         f"{runner_up['memory_kib']:.2f} KiB")
+                         f"{runner_up['tflite_kib']:.2f} KiB")
             low, high = pick["test_accuracy_ci95_low"], pick["test_accuracy_ci95_high"]
             if not pd.isna(low) and low <= runner_up["test_accuracy_mean"] <= high:
                 sentence += ", inside the pick's 95% interval: the seeds cannot tell them apart"
@@ -194,34 +275,72 @@ def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None]) -> 
 PLOTS = (
     ("accuracy_vs_memory.png", "Test accuracy against the memory the weights take"),
     ("accuracy_vs_binarized_macs.png", "Test accuracy against the fraction of binarized multiply-accumulates"),
-    ("accuracy_vs_latency.png", "Test accuracy against deployed latency (LCE interpreter, batch 1, one thread)"),
-    ("training_curves.png", "Training curves (mean across seeds, 95% band)"),
+    ("accuracy_vs_latency.png", "Test accuracy against deployed latency (LCE interpreter, batch 1, headline options)"),
+    ("flash_vs_ram.png", "Deployed file (flash) against peak activation memory (RAM)"),
+    ("training_curves.png", "Training curves (mean across seeds, Student-t 95% band)"),
     ("accuracy_by_variant.png", "Test accuracy per variant across seeds"),
+)
+
+OVERHEAD = "overhead"
+
+RAM_METHOD = (
+    "RAM is the peak of activation bytes alive at once during one inference, computed from the converted graph: "
+    "liveness over the operators in execution order (a tensor lives from the operator that writes it to the last "
+    "that reads it; the input from the start, the output to the end). It is what an ideal planner needs for "
+    "activations; it leaves out kernels' scratch buffers (im2col, LCE's bitpacked copies), XNNPACK's repacked "
+    "weights, alignment, the interpreter's own structures and the code, and assumes no operator works in place. "
+    "Flash is the `.tflite` file without debug names; its weights are the constant data in it."
 )
 
 
 def render(tables_dir: str | Path, plots_rel: str, baseline: str, budgets_kib: Sequence[float | None]) -> str:
     tables_dir = Path(tables_dir)
     summary, article = read_table(tables_dir, "summary"), read_table(tables_dir, "article")
-    runs = read_table(tables_dir, "runs")
+    runs, latency = read_table(tables_dir, "runs"), read_table(tables_dir, "latency")
     with table_errors(tables_dir):
-        return _render(summary, article, runs, plots_rel, baseline, budgets_kib)
+        return _render(summary, article, runs, latency, plots_rel, baseline, budgets_kib)
 
 
-def _render(summary: pd.DataFrame, article: pd.DataFrame, runs: pd.DataFrame, plots_rel: str, baseline: str,
-            budgets_kib: Sequence[float | None]) -> str:
+def benchmark_method(latency: pd.DataFrame) -> str:
+    headline = latency[latency["headline"]]
+    overhead = headline[headline["variant"] == OVERHEAD]
+    options = headline["options"].iloc[0] if not headline.empty else "n/a"
+    threads = ", ".join(threads_label(int(t)) for t in sorted(latency["threads"].unique()))
+    text = (
+        f"Timed by the `benchmark` stage on {latency['cpu'].iloc[0]}: every deployed model of every seed in one "
+        f"process, with LCE's interpreter at batch 1 under each of its four option sets and at {threads}; "
+        f"{int(latency['rounds'].max())} rounds, in each of which every combination runs one block of calls in an "
+        "order shuffled per round, after a warm-up. A latency is the median across rounds of the block medians "
+        "(a variant's seeds averaged within the round), with a distribution-free 95% interval; a speedup is the "
+        "baseline's latency over the variant's within each round, paired, and its median across rounds. "
+        f"The headline figures use the option set `{options}` (`benchmark.headline_options`), fixed in "
+        "params.yaml before measuring, not the fastest of noisy results. Every call goes through LCE's Python "
+        "binding; a trivial model with the same input and output (one slice, no weights) timed in the same rounds "
+        "measures its overhead"
+    )
+    if not overhead.empty:
+        text += ": " + ", ".join(f"{row['latency_median_us']:.1f} µs at {threads_label(int(row['threads']))}"
+                                 for row in overhead.to_dict("records"))
+    return text + (". LCE's optimized binary kernels target 64-bit Arm; other CPUs run its portable kernels, so "
+                   "these are this machine's figures, not a datasheet's.")
+
+
+def _render(summary: pd.DataFrame, article: pd.DataFrame, runs: pd.DataFrame, latency: pd.DataFrame, plots_rel: str,
+            baseline: str, budgets_kib: Sequence[float | None]) -> str:
+    larq_frontier = ", ".join(f"`{v}`" for v in summary.loc[summary["on_pareto_frontier"], "variant"])
+    deployed_frontier = ", ".join(f"`{v}`" for v in summary.loc[summary["on_deployed_pareto_frontier"], "variant"])
     lines = ["# What a 1-bit network costs and saves against its 32-bit twin", "",
              "Generated by `dvc repro` from the tables in `reports/tables/`; every number below is read from them.",
              "", "## Findings", ""]
     lines += [f"- {s}" for s in findings(summary, article, baseline)]
     lines += ["", "## Which variant under a memory budget", "",
-              "Chosen from the measured mean test accuracies; variants on the Pareto frontier of accuracy against "
-              "memory: " + ", ".join(f"`{v}`" for v in summary.loc[summary["on_pareto_frontier"], "variant"]) + ".",
-              ""]
+              "Chosen from the measured mean test accuracies, on the size of the deployed file (what a device "
+              f"stores), not on Larq's count of the weights. Pareto frontier of accuracy against the deployed file: "
+              f"{deployed_frontier}; against Larq's weight memory: {larq_frontier}.", ""]
     lines += [f"- {s}" for s in budget_picks(summary, budgets_kib)]
     lines += ["", "## Summary per variant", "", readable_summary(summary).to_markdown(index=False), "",
               "Compression and accuracy gap are against `" + baseline + "`; the gap's interval comes from the "
-              "seed-paired differences (Student t).", "",
+              "seed-paired differences (Student t). Memory and Pareto here are Larq's theoretical figures.", "",
               "## Larq profiles", "",
               "Larq counts each multiply-accumulate at the larger bit width of its two inputs and calls only 1-bit "
               "ones binarized. Other widths (2-bit for ternary, k-bit for DoReFa) are listed as Larq reports them; "
@@ -231,12 +350,15 @@ def _render(summary: pd.DataFrame, article: pd.DataFrame, runs: pd.DataFrame, pl
                                "macs_by_precision": "MACs by precision",
                                "binarized_mac_fraction": "binarized MAC fraction"})
               .to_markdown(index=False, floatfmt=".4f"), "",
-              "## Deployed with Larq Compute Engine", "",
-              f"Measured on {runs['cpu'].iloc[0]} with LCE's interpreter, batch 1, one thread; each model's "
-              "fastest interpreter options whose predictions agree with Keras. LCE's optimized binary kernels "
-              "target 64-bit Arm; other CPUs run its portable kernels, so these are this machine's figures, not a "
-              "datasheet's. Latencies include the Python binding's per-call overhead.", "",
-              readable_deployment(summary).to_markdown(index=False), "",
+              "## Deployed with Larq Compute Engine: flash, RAM, operators", "",
+              RAM_METHOD, "", readable_deployment(summary).to_markdown(index=False), "",
+              "## Deployed with Larq Compute Engine: speed", "",
+              benchmark_method(latency), "",
+              readable_latency(latency).to_markdown(index=False), "",
+              "Median latency (µs) under every option set (`bgemm`: LCE's indirect BGEMM kernels; `xnnpack`: "
+              "TensorFlow Lite's XNNPACK delegate for float operators); an option set under which a model's "
+              "predictions disagree with Keras is not timed:", "",
+              latency_by_options(latency).to_markdown(index=False), "",
               "## Against the article", "", readable_article(article).to_markdown(index=False), "",
               "## Every run", "",
               runs[["variant", "seed", "test_accuracy", "test_loss", "train_time_s", "train_images_per_s"]]
