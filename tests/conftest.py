@@ -138,12 +138,39 @@ def synthetic_runs():
         "tflite_kib": [370.0] * 3 + [18.0] * 3,
         "converted_accuracy": [0.990, 0.991, 0.992, 0.980, 0.983, 0.983],
         "agreement": [1.0] * 5 + [0.9995],
-        "latency_median_us": [100.0, 110.0, 120.0, 50.0, 55.0, 60.0],
-        "latency_p90_us": [130.0] * 3 + [70.0] * 3,
-        "throughput_images_per_s": [9000.0] * 3 + [17000.0] * 3,
-        "best_options": ["xnnpack"] * 3 + ["indirect_bgemm, xnnpack"] * 3,
+        "weights_bytes": [374576] * 3 + [15032] * 3,
+        "peak_activation_bytes": [108160] * 6,
+        "macs_binary": [0] * 3 + [2599552] * 3,
+        "binary_mac_fraction_deployed": [0.0] * 3 + [0.930325240494732] * 3,
+        "operators": ["CONV_2D 3, FULLY_CONNECTED 2"] * 3 + ["LceBconv2d 4, LceQuantize 3, CONV_2D 1"] * 3,
         "at_chance": [False] * 6,
     })
+
+
+def synthetic_timings(rounds=10):
+    """Benchmark timings of three seeds of fp32 and bnn and the overhead
+    model: fp32 takes 100 + r µs in round r, bnn exactly half, the overhead
+    model 1 µs; two option sets, one and two threads."""
+    rows = []
+    for r in range(rounds):
+        for options in ("default", "bgemm+xnnpack"):
+            for threads in (1, 2):
+                for variant, latency in (("fp32", 100.0 + r), ("bnn", (100.0 + r) / 2)):
+                    for seed in (0, 1, 2):
+                        rows.append({"round": r, "model": f"{variant}-{seed}", "variant": variant, "seed": seed,
+                                     "options": options, "threads": threads, "latency_us": latency})
+                rows.append({"round": r, "model": "overhead", "variant": "overhead", "seed": None,
+                             "options": options, "threads": threads, "latency_us": 1.0})
+    return pd.DataFrame(rows)
+
+
+def synthetic_latency():
+    from stages.aggregate import latency_table
+
+    table = latency_table(synthetic_timings(), ["fp32", "bnn"], "fp32", {"fp32": 2794240, "bnn": 2794240},
+                          "bgemm+xnnpack")
+    table["cpu"] = "a test CPU"
+    return table
 
 
 def synthetic_profiles():
@@ -156,3 +183,18 @@ def synthetic_profiles():
         "params_by_bitwidth": ["32-bit: 93770", "1-bit: 93088; 32-bit: 468"],
         "macs_by_precision": ["32-bit: 2794240", "1-bit: 2599552; 32-bit: 194688"],
     }).set_index("variant")
+
+
+def randomized(model, seed=0):
+    """Random weights everywhere, BN statistics included, so that the
+    equivalence check is not helped by identity BN layers."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if weights:
+            layer.set_weights([
+                rng.uniform(0.5, 1.5, w.shape).astype(np.float32) if "variance" in v.name
+                else rng.normal(0, 0.5, w.shape).astype(np.float32)
+                for w, v in zip(weights, layer.weights, strict=True)
+            ])
+    return model

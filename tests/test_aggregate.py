@@ -5,11 +5,12 @@ import pandas as pd
 import pytest
 
 from stages.aggregate import (
-    aggregate, article_table, at_chance, by_bits, dvc_metrics, load_profiles, load_runs, mean_curves, pareto_frontier,
-    read_table, summary_table, t_interval,
+    OVERHEAD, aggregate, article_table, by_bits, census, dvc_metrics, latency_table, load_profiles, load_runs,
+    load_timings, mean_curves, pareto_frontier, read_table, summary_table,
 )
-from conftest import synthetic_profiles, synthetic_runs
+from conftest import synthetic_latency, synthetic_profiles, synthetic_runs, synthetic_timings
 from stages.lib.common import StudyError
+from stages.lib.stats import at_chance, median_interval, t_interval
 
 
 def test_t_interval_matches_student_t():
@@ -38,11 +39,18 @@ def test_summary_pairs_seeds_for_the_gap():
     assert bnn["accuracy_gap_ci95_high"] == pytest.approx(-0.009 + half)
     assert summary.loc["fp32", "accuracy_gap_vs_baseline"] == 0.0
     assert summary.loc["fp32", "compression_vs_baseline"] == 1.0
-    # latencies are medians across seeds; speedup = baseline latency / variant latency
-    assert bnn["latency_median_us"] == 55.0 and summary.loc["fp32", "latency_median_us"] == 110.0
-    assert bnn["speedup_vs_baseline"] == 2.0
     assert bnn["agreement_min"] == 0.9995
-    assert bnn["best_options"] == "indirect_bgemm, xnnpack"
+    assert bnn["ram_kib"] == 108160 / 1024 and bnn["weights_kib"] == 15032 / 1024 and bnn["tflite_kib"] == 18.0
+
+
+def test_summary_takes_the_headline_latency_at_the_first_thread_count():
+    summary = summary_table(synthetic_runs(), synthetic_profiles(), "fp32", synthetic_latency()).set_index("variant")
+    bnn = summary.loc["bnn"]
+    assert bnn["latency_options"] == "bgemm+xnnpack" and bnn["latency_threads"] == 1
+    # rounds 0..9: bnn takes (100 + r) / 2 µs, median 52.25; exactly half the baseline in every round
+    assert bnn["latency_median_us"] == 52.25 and summary.loc["fp32", "latency_median_us"] == 104.5
+    assert (bnn["speedup_vs_baseline"], bnn["speedup_ci95_low"], bnn["speedup_ci95_high"]) == (2.0, 2.0, 2.0)
+    assert bnn["effective_macs_per_s"] == pytest.approx(2794240 / 51.25e-6)
 
 
 def test_summary_without_the_baseline_leaves_gaps_empty():
@@ -89,9 +97,11 @@ def test_failed_aggregate_writes_nothing(tmp_path):
     (tmp_path / "profiles" / "bnn").mkdir(parents=True)
     profile = {k: 1 for k in synthetic_profiles().columns} | {"params_by_bitwidth": {"1": 1}, "macs_by_precision": {"1": 1}}
     (tmp_path / "profiles" / "bnn" / "profile.json").write_text(json.dumps(profile))
+    params["benchmark"] = {"threads": [1], "rounds": 10, "calls_per_block": 10, "warmup_calls": 1, "seed": 0,
+                           "headline_options": "default"}
     with pytest.raises(StudyError):
-        aggregate(params, tmp_path / "runs", tmp_path / "profiles", tmp_path / "deploy", tmp_path / "tables",
-                  tmp_path / "curves", tmp_path / "metrics.json")
+        aggregate(params, tmp_path / "runs", tmp_path / "profiles", tmp_path / "deploy", tmp_path / "benchmark",
+                  tmp_path / "tables", tmp_path / "curves", tmp_path / "metrics.json")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["profiles"]
 
 
@@ -163,3 +173,71 @@ def test_a_damaged_table_is_one_line(tmp_path, text, message):
     (tmp_path / "runs.csv").write_text(text)
     with pytest.raises(StudyError, match=f"runs.csv {message}.*rerun `dvc repro aggregate`"):
         read_table(tmp_path, "runs")
+
+
+def test_median_interval_uses_binomial_order_statistics():
+    values = [float(v) for v in range(10, 0, -1)]
+    # n = 10: [x_(2), x_(9)] covers the median with P(2 <= B <= 8) = 1 - 2 * 11/1024 = 0.9785 >= 0.95;
+    # [x_(3), x_(8)] only 1 - 2 * 56/1024 = 0.89
+    assert median_interval(values) == (5.5, 2.0, 9.0)
+    # n = 30: the textbook [x_(10), x_(21)], coverage 0.957
+    assert median_interval(list(range(1, 31))) == (15.5, 10.0, 21.0)
+
+
+def test_median_interval_of_too_few_values_has_no_bounds():
+    median, low, high = median_interval([3.0, 1.0, 2.0, 5.0, 4.0])  # [min, max] covers only 93.75%
+    assert median == 3.0 and math.isnan(low) and math.isnan(high)
+
+
+def test_latency_table_pairs_the_speedup_within_each_round():
+    table = synthetic_latency().set_index(["variant", "options", "threads"])
+    bnn = table.loc[("bnn", "bgemm+xnnpack", 2)]
+    # fp32 takes 100 + r µs; bnn half of it in the same round: every paired ratio is 2
+    assert (bnn["speedup_vs_baseline"], bnn["speedup_ci95_low"], bnn["speedup_ci95_high"]) == (2.0, 2.0, 2.0)
+    # minus the 1 µs overhead of the same round: (99 + r) / (49 + r / 2), median of r = 0..9
+    net = sorted((99 + r) / (49 + r / 2) for r in range(10))
+    assert bnn["net_speedup_vs_baseline"] == pytest.approx((net[4] + net[5]) / 2)
+    assert (bnn["net_speedup_ci95_low"], bnn["net_speedup_ci95_high"]) == pytest.approx((net[1], net[8]))
+    assert bnn["net_latency_median_us"] == 51.25 and bnn["rounds"] == 10
+    assert bool(bnn["headline"]) and not bool(table.loc[("bnn", "default", 2), "headline"])
+    assert table.loc[(OVERHEAD, "default", 1), "latency_median_us"] == 1.0
+    assert math.isnan(table.loc[(OVERHEAD, "default", 1), "net_latency_median_us"])
+    assert table.loc[("fp32", "default", 1), "speedup_vs_baseline"] == 1.0
+    assert list(table.index.get_level_values("variant").unique()) == ["fp32", "bnn", OVERHEAD]
+
+
+def test_a_noisy_round_moves_the_paired_speedup_less_than_the_latency():
+    timings = synthetic_timings()
+    # round 3 ran beside another process: everything in it took three times as long
+    timings.loc[timings["round"] == 3, "latency_us"] *= 3
+    table = latency_table(timings, ["fp32", "bnn"], "fp32", {"fp32": 1, "bnn": 1}, "default")
+    bnn = table.set_index(["variant", "options", "threads"]).loc[("bnn", "default", 1)]
+    assert bnn["speedup_vs_baseline"] == 2.0 and bnn["speedup_ci95_high"] == 2.0
+    assert bnn["latency_ci95_high"] > 52.25
+
+
+def test_census_lists_the_most_frequent_operators_first():
+    assert census({"CONV_2D": 1, "LceBconv2d": 4, "ADD": 2, "MUL": 2}) == "LceBconv2d 4, ADD 2, MUL 2, CONV_2D 1"
+
+
+def test_a_variant_over_budget_in_deployed_size_is_off_the_deployed_frontier():
+    runs = synthetic_runs()
+    # bnn's file now weighs more than fp32's: Larq's count still makes it 28x smaller
+    runs.loc[runs.variant == "bnn", "tflite_kib"] = 400.0
+    summary = summary_table(runs, synthetic_profiles(), "fp32").set_index("variant")
+    assert summary["on_pareto_frontier"].to_dict() == {"fp32": True, "bnn": True}
+    assert summary["on_deployed_pareto_frontier"].to_dict() == {"fp32": True, "bnn": False}
+
+
+@pytest.mark.parametrize("files, message", [
+    ({}, "benchmark.json is missing: run `dvc repro`"),
+    ({"benchmark.json": '{"cpu": "x", "settings": {}}'}, "timings.csv is missing: run `dvc repro benchmark`"),
+    ({"benchmark.json": '{"cpu": "x", "settings": {}}', "timings.csv": "round,model\n0,bnn-0\n"},
+     "timings.csv is damaged .*no column variant, seed, options, threads, latency_us"),
+    ({"benchmark.json": '{"cpu": "x", "settings": {}}', "timings.csv": ""}, "timings.csv is damaged"),
+])
+def test_missing_or_damaged_timings_are_one_line(tmp_path, files, message):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(StudyError, match=message):
+        load_timings(tmp_path)

@@ -74,7 +74,15 @@ BAD_PARAMS = [
     ("variants.bnn_x", {}, "variants.bnn_x lacks input_range, kernel_quantizer"),
     ("variants.bnn_y", "ste_sign", "variants.bnn_y must be a mapping"),
     ("variants.bad-name", {}, "variants: 'bad-name' is not a valid name"),
-    ("benchmark.timed_inferences", 10, "benchmark.timed_inferences must be at least 1000"),
+    ("benchmark.threads", 1, "benchmark.threads must be a non-empty list of thread counts, got 1"),
+    ("benchmark.threads", [1, 0], "benchmark.threads must be a positive whole number, got 0"),
+    ("benchmark.threads", [2, 2], "benchmark.threads lists a thread count twice"),
+    ("benchmark.rounds", 5, "benchmark.rounds must be at least 10 for an interval on the median, got 5"),
+    ("benchmark.calls_per_block", 0, "benchmark.calls_per_block must be a positive whole number, got 0"),
+    ("benchmark.seed", -1, "benchmark.seed must be a whole number >= 0, got -1"),
+    ("benchmark.headline_options", "fastest",
+     "benchmark.headline_options must be one of default, bgemm, xnnpack, bgemm+xnnpack, got 'fastest'"),
+    ("benchmark.timed_inferences", 1000, "benchmark has unknown keys timed_inferences"),
     ("aggregate.baseline", "fp64", "aggregate.baseline must name a variant of study.variants (fp32, bnn), "
                                    "got 'fp64'"),
     ("report.memory_budgets_kib", [16, -1], "report.memory_budgets_kib must be a non-empty list of positive KiB"),
@@ -97,3 +105,10 @@ def test_a_missing_section_is_named(study_params, tmp_path, capsys):
     status, stderr, out = _check(tmp_path, params, capsys)
     assert (status, stderr) == (1, "error: params.yaml has no `benchmark` section\n")
     assert not out.exists()
+
+
+def test_the_option_sets_params_accept_are_the_interpreters():
+    from stages.lib.lce import INTERPRETER_OPTIONS
+    from stages.lib.params import OPTION_SETS
+
+    assert OPTION_SETS == tuple(INTERPRETER_OPTIONS)

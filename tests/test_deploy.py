@@ -3,29 +3,16 @@ import json
 import numpy as np
 import pytest
 
-from stages.deploy import convert, deploy_run, interpreter, lce_ready, strip_names
+from conftest import randomized
+from stages.deploy import deploy_run
+from stages.lib.lce import convert, interpreter, lce_ready, strip_names
 from stages.lib.networks import build_model, variant_from_params
 from stages.lib.params import TrainSettings
 from stages.train import train_run
 
 
-def _randomized(model, seed=0):
-    """Random weights everywhere, BN statistics included, so that the
-    equivalence check is not helped by identity BN layers."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        weights = layer.get_weights()
-        if weights:
-            layer.set_weights([
-                rng.uniform(0.5, 1.5, w.shape).astype(np.float32) if "variance" in v.name
-                else rng.normal(0, 0.5, w.shape).astype(np.float32)
-                for w, v in zip(weights, layer.weights, strict=True)
-            ])
-    return model
-
-
 def test_binary_dense_becomes_an_equivalent_1x1_conv(study_params):
-    model = _randomized(build_model(variant_from_params("bnn", study_params["variants"])))
+    model = randomized(build_model(variant_from_params("bnn", study_params["variants"])))
     converted = lce_ready(model)
     assert type(converted.get_layer("dense1")).__name__ == "QuantConv2D"
     assert converted.get_layer("dense1").kernel.shape == (1, 1, 576, 64)
@@ -44,7 +31,7 @@ def test_fp32_model_is_left_alone(study_params):
 
 
 def test_1x1_form_makes_the_bnn_flatbuffer_small(study_params):
-    model = _randomized(build_model(variant_from_params("bnn", study_params["variants"])))
+    model = randomized(build_model(variant_from_params("bnn", study_params["variants"])))
     converted = convert(model)
     stripped = strip_names(converted)
     assert len(stripped) <= 20 * 1024 < len(converted) + 1024
@@ -53,23 +40,21 @@ def test_1x1_form_makes_the_bnn_flatbuffer_small(study_params):
 
 
 def test_stripping_names_keeps_the_outputs(study_params):
-    model = _randomized(build_model(variant_from_params("bnn", study_params["variants"])))
+    model = randomized(build_model(variant_from_params("bnn", study_params["variants"])))
     converted = convert(model)
     x = np.random.default_rng(2).uniform(0, 1, (32, 28, 28, 1)).astype(np.float32)
-    options = {"use_indirect_bgemm": False, "use_xnnpack": False}
-    np.testing.assert_array_equal(interpreter(converted, 1, options).predict(x),
-                                  interpreter(strip_names(converted), 1, options).predict(x))
+    np.testing.assert_array_equal(interpreter(converted, 1, "default").predict(x),
+                                  interpreter(strip_names(converted), 1, "default").predict(x))
 
 
 def test_ternary_converts_faithfully(study_params):
     # LCE reads tf.sign as binarization: Larq's ste_tern, converted as it is, turns its zeros into +1.
-    model = _randomized(build_model(variant_from_params("ternary", study_params["variants"])))
+    model = randomized(build_model(variant_from_params("ternary", study_params["variants"])))
     ready = lce_ready(model)
     x = np.random.default_rng(3).uniform(0, 1, (64, 28, 28, 1)).astype(np.float32)
     keras_out = model(x, training=False).numpy()
     np.testing.assert_array_equal(ready(x, training=False).numpy(), keras_out)
-    options = {"use_indirect_bgemm": False, "use_xnnpack": False}
-    lite_out = interpreter(convert(model), 1, options).predict(x)
+    lite_out = interpreter(convert(model), 1, "default").predict(x)
     np.testing.assert_allclose(lite_out, keras_out, rtol=1e-4, atol=1e-5)
 
 
@@ -77,30 +62,77 @@ def test_ternary_form_matches_ste_tern_at_the_thresholds():
     import larq as lq
     import tensorflow as tf
 
-    from stages.deploy import ternary_without_sign
+    from stages.lib.lce import ternary_without_sign
 
     x = tf.constant([-1.0, -0.05, -0.0499, 0.0, 0.0499, 0.05, 0.7], dtype=tf.float32)
     for quantizer in (lq.quantizers.SteTern(), lq.quantizers.SteTern(ternary_weight_networks=True)):
         np.testing.assert_array_equal(ternary_without_sign(quantizer)(x).numpy(), quantizer(x).numpy())
 
 
-@pytest.mark.slow
-def test_deploy_stage_on_a_small_trained_model(study_params, mnist_dir, tmp_path):
+@pytest.fixture(scope="module")
+def deployed_bnn(study_params, mnist_dir, tmp_path_factory):
+    """A 1-bit net trained on 2,000 images for one epoch, deployed."""
+    tmp_path = tmp_path_factory.mktemp("deployed")
     variant = variant_from_params("bnn", study_params["variants"])
     settings = TrainSettings(learning_rate=0.001, batch_size=64, epochs=1, steps_per_execution=8)
     train_run(variant, 0, settings, mnist_dir, tmp_path / "model", tmp_path / "live", train_limit=2000, verbose=0)
-    report = deploy_run(tmp_path / "model", mnist_dir, variant.input_range, tmp_path / "deployed",
-                        tmp_path / "deploy", timed_inferences=1000, warmup_inferences=50)
-    assert (tmp_path / "deployed" / "model.tflite").stat().st_size == report["tflite_bytes"]
+    report = deploy_run(tmp_path / "model", mnist_dir, variant.input_range, tmp_path / "deployed" / "bnn-0",
+                        tmp_path / "deploy" / "bnn-0")
+    return tmp_path, report
+
+
+@pytest.mark.slow
+def test_deploy_stage_on_a_small_trained_model(deployed_bnn):
+    tmp_path, report = deployed_bnn
+    assert (tmp_path / "deployed" / "bnn-0" / "model.tflite").stat().st_size == report["tflite_bytes"]
     assert report["tflite_kib"] <= 20
     assert report["agreement"] >= 0.999
     assert report["test_images"] == 10000
     assert abs(report["converted_accuracy"] - report["keras_accuracy"]) <= 0.001
-    assert 0 < report["latency_median_us"] <= report["latency_p90_us"]
-    assert report["throughput_images_per_s"] > 0
-    assert set(report["best_options"]) == {"use_indirect_bgemm", "use_xnnpack"}
-    assert len(report["candidates"]) == 4 and report["cpu"]
-    assert json.loads((tmp_path / "deploy" / "deploy.json").read_text())["tflite_bytes"] == report["tflite_bytes"]
+    assert report["options_agreeing"] == ["default", "bgemm", "xnnpack", "bgemm+xnnpack"]
+    assert set(report["checks"]) == set(report["options_agreeing"])
+    assert report["input_range"] == [0.0, 1.0]
+    # the graph LCE made of the article's 1-bit net
+    assert report["operators"] == {"ADD": 2, "CONV_2D": 1, "LceBconv2d": 4, "LceQuantize": 3, "MAX_POOL_2D": 2,
+                                   "MUL": 2, "RESHAPE": 2, "SOFTMAX": 1}
+    assert report["macs_total"] == 2794240 and report["macs_binary"] == 2599552
+    assert report["peak_activation_bytes"] == 108160  # the first max-pool: 26x26x32 in, 13x13x32 out, floats
+    assert json.loads((tmp_path / "deploy" / "bnn-0" / "deploy.json").read_text())["tflite_bytes"] == \
+        report["tflite_bytes"]
+
+
+@pytest.mark.slow
+def test_benchmark_times_every_combination_in_shuffled_rounds(deployed_bnn, study_params, mnist_dir):
+    from stages.benchmark import OVERHEAD, load_subjects, run_benchmark
+    from stages.lib.params import BenchmarkSettings
+
+    tmp_path, _ = deployed_bnn
+    subjects = load_subjects(tmp_path / "deployed", tmp_path / "deploy", mnist_dir, ["bnn"], [0])
+    assert [s.name for s in subjects] == ["bnn-0", OVERHEAD]
+    assert subjects[0].images.shape == (64, 1, 28, 28, 1)
+    settings = BenchmarkSettings(threads=(1, 2), rounds=10, calls_per_block=20, warmup_calls=5, seed=0,
+                                 headline_options="bgemm+xnnpack")
+    timings = run_benchmark(subjects, settings, progress=False)
+    assert len(timings) == 10 * 2 * 4 * 2  # rounds x models x option sets x threads
+    assert (timings.groupby(["model", "options", "threads"]).size() == 10).all()
+    assert (timings["latency_us"] > 0).all()
+    orders = timings.sort_values(["round", "position"]).groupby("round")[["model", "options", "threads"]].apply(
+        lambda block: tuple(map(tuple, block.to_numpy())))
+    assert orders.nunique() > 1  # shuffled per round
+    again = run_benchmark(subjects, settings, progress=False)
+    assert again[["round", "position", "model", "options", "threads"]].equals(
+        timings[["round", "position", "model", "options", "threads"]])  # the same order from the same seed
+    # the trivial model is far cheaper than the network: it measures the binding's overhead
+    medians = timings.groupby("model")["latency_us"].median()
+    assert medians[OVERHEAD] < medians["bnn-0"] / 5
+
+
+def test_benchmark_without_a_deployed_model_says_how_to_fix(tmp_path, mnist_dir):
+    from stages.benchmark import load_subjects
+    from stages.lib.common import StudyError
+
+    with pytest.raises(StudyError, match=r"deploy.json is missing: run `dvc repro deploy`"):
+        load_subjects(tmp_path / "deployed", tmp_path / "deploy", mnist_dir, ["bnn"], [0])
 
 
 @pytest.mark.parametrize("content", [b"", b"not a zip archive", b"PK\x03\x04 truncated"])

@@ -3,13 +3,13 @@ import math
 import pandas as pd
 import pytest
 
-from conftest import synthetic_profiles, synthetic_runs
+from conftest import synthetic_latency, synthetic_profiles, synthetic_runs
 from stages.aggregate import article_table, summary_table
 from stages.report import budget_picks, findings, interval, pct, points, readable_summary, render
 
 
 def _summary():
-    return summary_table(synthetic_runs(), synthetic_profiles(), "fp32")
+    return summary_table(synthetic_runs(), synthetic_profiles(), "fp32", synthetic_latency())
 
 
 def test_formatting_helpers():
@@ -22,13 +22,16 @@ def test_formatting_helpers():
 def test_findings_fill_in_the_numbers():
     summary = _summary()
     text = " ".join(findings(summary, article_table(summary), "fp32"))
-    assert "reaches 99.10% test accuracy over 3 seeds" in text
+    assert "The baseline `fp32` (all at 32 bits) reaches 99.10% test accuracy over 3 seeds" in text
     assert "in 13.19 KiB: 27.8x smaller than `fp32`, 96.4% of the memory saved" in text
     assert "93.03% of its 2,794,240 multiply-accumulates are binarized" in text
     assert "-0.90 pp against `fp32` on the same seeds" in text
     assert "a real accuracy cost, the whole interval lies below zero" in text
-    assert "weighs 18.00 KiB against 370.00 KiB (20.6x smaller)" in text
-    assert "55.0 µs against 110.0 µs (median, one thread): 2.00x faster" in text
+    assert ("`bnn`'s file weighs 18.00 KiB (Larq's count of its weights: 13.19 KiB) and its activations need "
+            "105.62 KiB of RAM at peak; 93.03% of its multiply-accumulates run in LCE's binary convolution, the other "
+            "6.97% in float operators (CONV_2D 1)") in text
+    assert ("One image takes 52.2 µs against `fp32`'s 104.5 µs (1 thread, options bgemm+xnnpack): 2.00x the "
+            "baseline's speed, paired by round (95% CI 2.00x to 2.00x), faster.") in text
     assert "`bnn`'s profile matches on 5 of 5 figures" in text
     assert "our mean accuracy 98.20% is +0.07 pp from its single run (98.13%), which lies inside" in text
 
@@ -36,23 +39,39 @@ def test_findings_fill_in_the_numbers():
 def test_budget_picks():
     summary = _summary()
     picks = budget_picks(summary, [16, 64, None, 1])
-    assert picks[0] == "Within 16 KiB of weights, pick `bnn`: 98.20% mean test accuracy in 13.19 KiB."
-    assert picks[1] == picks[0].replace("16 KiB", "64 KiB")
-    assert picks[2] == ("With no memory limit, pick `fp32`: 99.10% mean test accuracy in 366.29 KiB "
-                        "(next best `bnn`, 98.20% in 13.19 KiB).")
-    assert picks[3] == "Within 1 KiB of weights, no variant of this study fits."
+    assert picks[0] == "Within 16 KiB of deployed file, no variant of this study fits."
+    assert picks[1] == ("Within 64 KiB of deployed file, pick `bnn`: 98.20% mean test accuracy in a 18.00 KiB file "
+                        "needing 105.62 KiB of RAM.")
+    assert picks[2] == ("With no memory limit, pick `fp32`: 99.10% mean test accuracy in a 370.00 KiB file needing "
+                        "105.62 KiB of RAM (next best `bnn`, 98.20% in 18.00 KiB).")
+    assert picks[3] == "Within 1 KiB of deployed file, no variant of this study fits."
+
+
+def test_a_variant_over_budget_in_deployed_size_is_never_picked_for_it():
+    # bwn: Larq counts 13.19 KiB of weights, but its deployed file is a float graph of 369 KiB
+    summary = pd.DataFrame({
+        "variant": ["bwn", "bnn"], "memory_kib": [13.19, 13.19], "tflite_kib": [369.1, 18.8], "ram_kib": [105.6, 105.6],
+        "test_accuracy_mean": [0.989, 0.982], "test_accuracy_ci95_low": [0.985, 0.975],
+        "test_accuracy_ci95_high": [0.993, 0.989], "seeds": [3, 3], "runs_at_chance": [0, 0],
+    })
+    assert budget_picks(summary, [16, 64, 400])[:2] == [
+        "Within 16 KiB of deployed file, no variant of this study fits.",
+        "Within 64 KiB of deployed file, pick `bnn`: 98.20% mean test accuracy in a 18.80 KiB file needing "
+        "105.60 KiB of RAM."]
+    assert budget_picks(summary, [400])[0].startswith("Within 400 KiB of deployed file, pick `bwn`")
 
 
 def test_budget_pick_prefers_the_smaller_on_a_tie_and_says_when_seeds_cannot_tell():
     summary = pd.DataFrame({
         "variant": ["dorefa8", "dorefa4", "bwn"], "memory_kib": [92.73, 47.28, 13.19],
+        "tflite_kib": [92.73, 47.28, 13.19], "ram_kib": [100.0, 100.0, 100.0],
         "test_accuracy_mean": [0.99, 0.99, 0.9893],
         "test_accuracy_ci95_low": [0.9879, 0.9862, 0.9855], "test_accuracy_ci95_high": [0.9921, 0.9938, 0.993],
         "seeds": [3, 3, 3], "runs_at_chance": [0, 0, 0],
     })
     assert budget_picks(summary, [None]) == [
-        "With no memory limit, pick `dorefa4`: 99.00% mean test accuracy in 47.28 KiB (next best `dorefa8`, "
-        "99.00% in 92.73 KiB, inside the pick's 95% interval: the seeds cannot tell them apart)."]
+        "With no memory limit, pick `dorefa4`: 99.00% mean test accuracy in a 47.28 KiB file needing 100.00 KiB of "
+        "RAM (next best `dorefa8`, 99.00% in 92.73 KiB, inside the pick's 95% interval: the seeds cannot tell them apart)."]
 
 
 def test_readable_summary_and_render(tmp_path):
@@ -63,12 +82,16 @@ def test_readable_summary_and_render(tmp_path):
     assert table.loc["bnn", "Pareto"] == "yes"
     summary.to_csv(tmp_path / "summary.csv", index=False)
     article_table(summary).to_csv(tmp_path / "article.csv", index=False)
-    synthetic_runs().assign(cpu="Test CPU").to_csv(tmp_path / "runs.csv", index=False)
-    report = render(tmp_path, "plots", "fp32", [16, None])
+    synthetic_runs().to_csv(tmp_path / "runs.csv", index=False)
+    synthetic_latency().to_csv(tmp_path / "latency.csv", index=False)
+    report = render(tmp_path, "plots", "fp32", [64, None])
     assert report.startswith("# What a 1-bit network costs")
     assert "![Test accuracy against the memory the weights take](plots/accuracy_vs_memory.png)" in report
-    assert "Measured on Test CPU" in report
-    assert "Within 16 KiB of weights, pick `bnn`" in report
+    assert "Timed by the `benchmark` stage on a test CPU" in report
+    assert "at 1 thread, 2 threads; 10 rounds" in report
+    assert "measures its overhead: 1.0 µs at 1 thread, 1.0 µs at 2 threads" in report
+    assert "| bnn       |         2 | 52.2 (50.5 to 54.0)" in report
+    assert "Within 64 KiB of deployed file, pick `bnn`" in report
     assert "1-bit: 93088; 32-bit: 468" in report
 
 
@@ -86,7 +109,7 @@ def test_a_variant_with_a_run_at_chance_is_never_picked_and_is_named():
     picks = budget_picks(summary, [16, None])
     assert picks[0] == ("Never picked, because some of their runs learned nothing (test accuracy not significantly "
                         "above always answering the most frequent class): `bnn` (1 of 3 runs).")
-    assert picks[1] == "Within 16 KiB of weights, no variant of this study fits."
+    assert picks[1] == "Within 16 KiB of deployed file, no variant of this study fits."
     assert picks[2].startswith("With no memory limit, pick `fp32`") and "next best" not in picks[2]
 
 
@@ -96,6 +119,7 @@ def test_a_table_missing_a_column_is_one_line(tmp_path):
     summary = _summary()
     summary.drop(columns=["memory_kib"]).to_csv(tmp_path / "summary.csv", index=False)
     article_table(summary).to_csv(tmp_path / "article.csv", index=False)
-    synthetic_runs().assign(cpu="Test CPU").to_csv(tmp_path / "runs.csv", index=False)
+    synthetic_runs().to_csv(tmp_path / "runs.csv", index=False)
+    synthetic_latency().to_csv(tmp_path / "latency.csv", index=False)
     with pytest.raises(StudyError, match=r"do not hold what this stage needs \(KeyError: 'memory_kib'\): rerun"):
         render(tmp_path, "plots", "fp32", [16, None])
