@@ -64,8 +64,8 @@ def _set_params(repo, **changes):
 @pytest.fixture(scope="module")
 def study_repo(tmp_path_factory):
     """A git + DVC repository holding this project's files, with tiny params
-    (1,000 training images, 2,000 test images, one epoch, one seed),
-    reproduced once and committed."""
+    (1,000 training images, 2,000 test images, one epoch, one seed, ten
+    short benchmark rounds), reproduced once and committed."""
     repo = tmp_path_factory.mktemp("study")
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
                            cwd=REPO, capture_output=True, check=True).stdout.decode().split("\0")
@@ -75,7 +75,8 @@ def study_repo(tmp_path_factory):
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, repo / name)
     _set_params(repo, **{"data.train_limit": 1000, "data.test_limit": 2000, "train.epochs": 1,
-                         "study.seeds": [0], "data.sources": ["data/mnist-shipped"]})
+                         "study.seeds": [0], "data.sources": ["data/mnist-shipped"], "benchmark.rounds": 10,
+                         "benchmark.calls_per_block": 20, "benchmark.warmup_calls": 5})
     _git(repo, "init", "-q")
     # DVC commits experiments itself: give the repository an identity of its own.
     _git(repo, "config", "user.name", "bnn-study tests")
@@ -94,12 +95,14 @@ def test_repro_writes_every_output(study_repo):
         assert (repo / "data" / "models" / f"{variant}-0" / "model.keras").is_file()
         assert (repo / "data" / "deployed" / f"{variant}-0" / "model.tflite").is_file()
         deployed = json.loads((repo / "reports" / "deploy" / f"{variant}-0" / "deploy.json").read_text())
-        assert deployed["agreement"] >= 0.999
+        assert deployed["agreement"] >= 0.999 and deployed["peak_activation_bytes"] == 108160
         metrics = json.loads((repo / "reports" / "runs" / f"{variant}-0" / "metrics.json").read_text())
         assert metrics["test_images"] == 2000 and metrics["train_images"] == 1000
         assert 0.0 <= metrics["test_accuracy"] <= 1.0
         profile = json.loads((repo / "reports" / "profiles" / variant / "profile.json").read_text())
         assert profile["macs_total"] == 2794240
+    timings = (repo / "reports" / "benchmark" / "timings.csv").read_text().splitlines()
+    assert len(timings) == 1 + 10 * 3 * 4 * 2  # rounds x (two models and the overhead model) x option sets x threads
     assert "served by data/mnist-shipped" in result.stderr + result.stdout
 
 
@@ -115,7 +118,7 @@ def test_adding_a_seed_trains_only_that_seed(study_repo):
     _set_params(repo, **{"study.seeds": [0, 1]})
     status = _dvc(repo, "status", "--json").stdout
     assert set(json.loads(status)) == {"check", "train@fp32-1", "train@bnn-1", "deploy@fp32-1", "deploy@bnn-1",
-                                       "aggregate"}
+                                       "benchmark", "aggregate"}
     _set_params(repo, **{"study.seeds": [0]})
 
 
@@ -144,19 +147,24 @@ def test_tables_plots_and_report(study_repo):
     for column in ("seeds", "test_accuracy_mean", "test_accuracy_std", "test_accuracy_ci95_low",
                    "test_accuracy_ci95_high", "params_total", "memory_kib", "compression_vs_baseline", "macs_total",
                    "binarized_mac_fraction", "accuracy_gap_vs_baseline", "accuracy_gap_ci95_low",
-                   "tflite_kib", "latency_median_us", "speedup_vs_baseline", "converted_accuracy_mean"):
+                   "tflite_kib", "ram_kib", "binary_mac_fraction_deployed", "operators", "latency_median_us",
+                   "latency_ci95_low", "speedup_vs_baseline", "speedup_ci95_low", "converted_accuracy_mean",
+                   "on_deployed_pareto_frontier"):
         assert column in summary.columns, column
     runs = pd.read_csv(tables / "runs.csv")
     assert len(runs) == 2 and {"seed", "test_accuracy", "train_time_s", "tflite_kib", "params_32bit"} <= set(runs)
     article = pd.read_csv(tables / "article.csv")
     assert list(article.columns) == ["variant", "figure", "article", "ours", "difference"]
     assert article.set_index(["variant", "figure"]).loc[("bnn", "params_32bit"), "difference"] == 0
+    latency = pd.read_csv(tables / "latency.csv")
+    assert len(latency) == 3 * 4 * 2 and set(latency["variant"]) == {"fp32", "bnn", "overhead"}
+    assert set(latency["threads"]) == {1, 2} and latency["headline"].sum() == 3 * 2
     curves = pd.read_csv(tables / "curves.csv")
     assert list(curves.columns) == ["variant", "seed", "epoch", "split", "accuracy", "loss"]
-    for name in ("runs", "summary", "article"):
+    for name in ("runs", "summary", "latency", "article"):
         assert (tables / f"{name}.md").read_text().startswith("|")
-    for name in ("accuracy_vs_memory", "accuracy_vs_binarized_macs", "accuracy_vs_latency", "training_curves",
-                 "accuracy_by_variant"):
+    for name in ("accuracy_vs_memory", "accuracy_vs_binarized_macs", "accuracy_vs_latency", "flash_vs_ram",
+                 "training_curves", "accuracy_by_variant"):
         png = repo / "reports" / "plots" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     report = (repo / "reports" / "report.md").read_text()
@@ -174,11 +182,11 @@ def test_changing_a_param_and_back_trains_nothing_again(study_repo):
     before = _finished_outputs(repo)
     _set_params(repo, **{"variants.bnn.kernel_quantizer": "approx_sign"})
     changed = _dvc(repo, "repro")
-    assert {"train@bnn-0", "deploy@bnn-0"} <= _ran(changed) and "train@fp32-0" not in _ran(changed)
+    assert {"train@bnn-0", "deploy@bnn-0", "benchmark"} <= _ran(changed) and "train@fp32-0" not in _ran(changed)
     _git(repo, "checkout", "params.yaml")
     back = _dvc(repo, "repro")
-    assert not _ran(back) & {"profile@bnn", "train@bnn-0", "deploy@bnn-0", "plots"}
-    assert {"profile@bnn", "train@bnn-0", "deploy@bnn-0", "plots"} <= _restored(back)
+    assert not _ran(back) & {"profile@bnn", "train@bnn-0", "deploy@bnn-0", "benchmark", "plots"}
+    assert {"profile@bnn", "train@bnn-0", "deploy@bnn-0", "benchmark", "plots"} <= _restored(back)
     assert _finished_outputs(repo) == before
     assert _git(repo, "status", "--porcelain") == ""
 
@@ -232,9 +240,9 @@ def test_two_clones_share_finished_runs_through_a_remote(study_repo, tmp_path):
     shutil.rmtree(clone / "reports")
     _dvc(clone, "remote", "add", "--local", "-d", "shared", str(remote))
     result = _dvc(clone, "repro", "--pull")
-    assert not {s for s in _ran(result) if s.startswith(("train@", "deploy@", "profile@"))}, result.stdout
-    assert {"train@fp32-0", "train@bnn-0", "deploy@fp32-0", "deploy@bnn-0"} <= _restored(result)
-    for table in ("runs.csv", "summary.csv", "curves.csv"):
+    assert not {s for s in _ran(result) if s.startswith(("train@", "deploy@", "profile@", "benchmark"))}, result.stdout
+    assert {"train@fp32-0", "train@bnn-0", "deploy@fp32-0", "deploy@bnn-0", "benchmark"} <= _restored(result)
+    for table in ("runs.csv", "summary.csv", "latency.csv", "curves.csv"):
         assert (clone / "reports" / "tables" / table).read_bytes() == (repo / "reports" / "tables" / table).read_bytes()
 
 
@@ -268,11 +276,13 @@ def test_parallel_seed_slices_then_the_whole_study_trains_nothing(study_repo):
 
 def test_experiment_is_listed_with_its_metrics(study_repo):
     repo, _ = study_repo
-    _dvc(repo, "exp", "run", "-S", "train.epochs=2", "--name", "two-epochs")
+    # the headline option set changes which latency the summary reports, and nothing upstream
+    result = _dvc(repo, "exp", "run", "-S", "benchmark.headline_options=bgemm", "--name", "bgemm-headline")
+    assert _ran(result) == {"check", "aggregate", "plots", "report"}, result.stdout
     experiments = json.loads(_dvc(repo, "exp", "show", "--json").stdout)
     text = json.dumps(experiments)
-    assert "two-epochs" in text
-    assert "test_accuracy_mean" in text
-    _dvc(repo, "exp", "apply", "two-epochs")
+    assert "bgemm-headline" in text
+    assert "test_accuracy_mean" in text and "latency_median_us" in text
+    _dvc(repo, "exp", "apply", "bgemm-headline")
     again = _dvc(repo, "repro")
     assert "Running stage" not in again.stdout
