@@ -47,6 +47,18 @@ def _palette(variants: Sequence[str]) -> dict[str, tuple]:
     return dict(zip(variants, sns.color_palette("colorblind", len(variants)), strict=False))
 
 
+def _log2_x(ax) -> None:
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
 def _accuracy_scatter(runs: pd.DataFrame, summary: pd.DataFrame, x: str, xlabel: str, path: Path,
                       log_x: bool = False, x_scale: float = 1.0, frontier: bool = False,
                       x_interval: tuple[str, str] | None = None) -> None:
@@ -76,17 +88,13 @@ def _accuracy_scatter(runs: pd.DataFrame, summary: pd.DataFrame, x: str, xlabel:
         ax.annotate(row["variant"], (row[x] * x_scale, 100 * row["test_accuracy_mean"]), textcoords="offset points",
                     xytext=(7, -12), fontsize=8)
     if log_x:
-        ax.set_xscale("log", base=2)
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        _log2_x(ax)
     ax.margins(x=0.12)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy (%)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(title="variant (small dots: single seeds)", loc="best", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def accuracy_vs_memory(runs, summary, path: Path) -> None:
@@ -121,17 +129,13 @@ def flash_vs_ram(summary: pd.DataFrame, path: Path) -> None:
         ax.annotate(row["variant"], (row["tflite_kib"], row["ram_kib"]), textcoords="offset points", xytext=(7, 5),
                     fontsize=8)
     ax.scatter([], [], s=50, facecolors="none", edgecolors="grey", label="Larq's weight memory (theory)")
-    ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    _log2_x(ax)
     ax.margins(x=0.15, y=0.15)
     ax.set_xlabel("flash: deployed .tflite file (KiB, log scale)")
     ax.set_ylabel("RAM: peak activations (KiB)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(title="variant (diamond: deployed file)", loc="best", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _t_band(values: Sequence[float]) -> tuple[float, float]:
@@ -172,9 +176,7 @@ def accuracy_by_variant(runs: pd.DataFrame, variants: Sequence[str], path: Path)
     ax.set_ylabel("test accuracy (%)")
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(title="variant (one dot per seed)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def draw_all(tables_dir: str | Path, out_dir: str | Path) -> list[str]:
