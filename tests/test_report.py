@@ -36,6 +36,13 @@ def test_findings_fill_in_the_numbers():
     assert "our mean accuracy 98.20% is +0.07 pp from its single run (98.13%), which lies inside" in text
 
 
+def test_findings_give_every_thread_count():
+    summary = _summary()
+    text = " ".join(findings(summary, article_table(summary), "fp32", synthetic_latency()))
+    assert ("(1 thread, options bgemm+xnnpack): 2.00x the baseline's speed, paired by round (95% CI 2.00x to 2.00x), "
+            "faster; at 2 threads, 52.2 µs against 104.5 µs: 2.00x the baseline's speed") in text
+
+
 def test_budget_picks():
     summary = _summary()
     picks = budget_picks(summary, [16, 64, None, 1])
