@@ -405,6 +405,7 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
     macs = {variant: int(profiles.at[variant, "macs_total"]) for variant in variants}
     latency = latency_table(timings, variants, baseline, macs, settings.headline_options)
     latency["cpu"] = info["cpu"]
+    latency["cpu_cores"] = info.get("cpu_cores")
     curves = load_curves(runs_dir, variants, seeds)
     summary = summary_table(runs, profiles, baseline, latency)
     write_tables({"runs": runs, "summary": summary, "latency": latency, "article": article_table(summary),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -156,6 +157,7 @@ def benchmark(params: dict[str, Any], deployed_dir: str | Path, deploy_reports_d
     info = {
         "settings": asdict(settings),
         "cpu": cpu_model(),
+        "cpu_cores": os.cpu_count(),
         "machine": platform.machine(),
         "larq_compute_engine": lce.__version__,
         "models": [subject.name for subject in subjects],

@@ -343,8 +343,15 @@ def benchmark_method(latency: pd.DataFrame) -> str:
     if not overhead.empty:
         text += ": " + ", ".join(f"{row['latency_median_us']:.1f} µs at {threads_label(int(row['threads']))}"
                                  for row in overhead.to_dict("records"))
-    return text + (". LCE's optimized binary kernels target 64-bit Arm; other CPUs run its portable kernels, so "
-                   "these are this machine's figures, not a datasheet's.")
+    text += (". LCE's optimized binary kernels target 64-bit Arm; other CPUs run its portable kernels, so "
+             "these are this machine's figures, not a datasheet's.")
+    cores = latency["cpu_cores"].iloc[0] if "cpu_cores" in latency else None
+    busy = [int(t) for t in sorted(latency["threads"].unique()) if not pd.isna(cores) and cores and t >= cores]
+    if busy:
+        text += (f" At {', '.join(threads_label(t) for t in busy)} on this {int(cores)}-core machine the interpreter "
+                 "uses every core, so whatever else runs shares them: those figures depend on the machine's load "
+                 "far more than single-thread ones (`benchmarks/deploy_stability.py` measures by how much).")
+    return text
 
 
 def _render(summary: pd.DataFrame, article: pd.DataFrame, runs: pd.DataFrame, latency: pd.DataFrame, plots_rel: str,

@@ -170,6 +170,7 @@ def synthetic_latency():
     table = latency_table(synthetic_timings(), ["fp32", "bnn"], "fp32", {"fp32": 2794240, "bnn": 2794240},
                           "bgemm+xnnpack")
     table["cpu"] = "a test CPU"
+    table["cpu_cores"] = 2
     return table
 
 

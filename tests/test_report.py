@@ -97,6 +97,7 @@ def test_readable_summary_and_render(tmp_path):
     assert "Timed by the `benchmark` stage on a test CPU" in report
     assert "at 1 thread, 2 threads; 10 rounds" in report
     assert "measures its overhead: 1.0 µs at 1 thread, 1.0 µs at 2 threads" in report
+    assert "At 2 threads on this 2-core machine the interpreter uses every core" in report
     assert "| bnn       |         2 | 52.2 (50.5 to 54.0)" in report
     assert "Within 64 KiB of deployed file, pick `bnn`" in report
     assert "1-bit: 93088; 32-bit: 468" in report
