@@ -5,7 +5,8 @@ pandas tables (CSV for tools, Markdown for people) and DVC metrics.
   throughput, the deployed model's size and accuracy, with the variant's
   profile figures.
 - ``summary``: one row per variant: seeds, mean, standard deviation and 95%
-  Student-t interval of test accuracy; size and MAC figures; compression and
+  Student-t interval of test accuracy, and the 95% prediction interval for
+  one more run (what a single published run is compared with); size and MAC figures; compression and
   accuracy gap against the baseline variant, the gap's interval from the
   seed-paired differences; what the deployed file holds (flash, weights,
   peak activation RAM, operators, share of MACs in binary operators); the
@@ -43,7 +44,7 @@ import pandas as pd
 from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli, write_json_atomic
 from stages.lib.params import baseline as checked_baseline
 from stages.lib.params import OPTION_SETS, benchmark_settings, study_seeds, study_variants
-from stages.lib.stats import at_chance, median_interval, t_interval
+from stages.lib.stats import at_chance, median_interval, prediction_interval, t_interval
 
 # The reference article (Larq's "Introduction to BNNs with Larq" MNIST
 # example): its printed profiles and its single-run test accuracies.
@@ -280,6 +281,8 @@ def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str,
             "test_accuracy_std": float(group["test_accuracy"].std(ddof=1)) if len(group) > 1 else math.nan,
             "test_accuracy_ci95_low": low,
             "test_accuracy_ci95_high": high,
+            "test_accuracy_pi95_low": prediction_interval(group["test_accuracy"])[0],
+            "test_accuracy_pi95_high": prediction_interval(group["test_accuracy"])[1],
             "params_total": int(profiles.at[variant, "params_total"]),
             "params_32bit": int(profiles.at[variant, "params_32bit"]),
             "memory_kib": float(profiles.at[variant, "memory_kib"]),

@@ -16,6 +16,7 @@ from stages.aggregate import read_table, table_errors
 from stages.lib.common import load_params, log, run_cli, write_text_atomic
 from stages.lib.params import baseline as checked_baseline
 from stages.lib.params import memory_budgets
+from stages.lib.stats import t_interval
 
 
 def pct(fraction: float, digits: int = 2) -> str:
@@ -244,10 +245,12 @@ def findings(summary: pd.DataFrame, article: pd.DataFrame, baseline: str,
             sentence += f" (differs on {', '.join(f for f in profile_figures if f not in exact)})"
         if accuracy is not None:
             row = rows[variant]
-            inside = (not pd.isna(row["test_accuracy_ci95_low"])
-                      and row["test_accuracy_ci95_low"] <= accuracy["article"] <= row["test_accuracy_ci95_high"])
-            where = ("no interval with a single seed" if pd.isna(row["test_accuracy_ci95_low"])
-                     else f"which lies {'inside' if inside else 'outside'} our 95% interval")
+            # one published run against where one more run of ours would fall, not against our mean's interval
+            low, high = row["test_accuracy_pi95_low"], row["test_accuracy_pi95_high"]
+            inside = not pd.isna(low) and low <= accuracy["article"] <= high
+            where = ("no interval with a single seed" if pd.isna(low) else
+                     f"which lies {'inside' if inside else 'outside'} the 95% prediction interval for one run of ours "
+                     f"({pct(low)} to {pct(high)}: mean ± t·s·√(1 + 1/n))")
             sentence += (
                 f"; our mean accuracy {pct(accuracy['ours'])} is {points(accuracy['difference'])} from its single run "
                 f"({pct(accuracy['article'])}), {where}"
@@ -256,11 +259,24 @@ def findings(summary: pd.DataFrame, article: pd.DataFrame, baseline: str,
     return sentences
 
 
-def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None]) -> list[str]:
+def _paired_difference(runs: pd.DataFrame | None, first: str, second: str) -> tuple[float, float, float]:
+    """Mean and Student-t interval of ``second`` minus ``first`` test
+    accuracy over the seeds both ran."""
+    if runs is None:
+        return math.nan, math.nan, math.nan
+    by_seed = runs.pivot_table(index="seed", columns="variant", values="test_accuracy")
+    if first not in by_seed or second not in by_seed:
+        return math.nan, math.nan, math.nan
+    return t_interval((by_seed[second] - by_seed[first]).dropna())
+
+
+def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None],
+                 runs: pd.DataFrame | None = None) -> list[str]:
     """For each memory budget (None: unlimited), the variant with the best
     mean test accuracy whose deployed file fits in it (the smaller one on a
     tie), and whether the next best can be told apart from it with these
-    seeds. Budgets apply to the file that ships, not to Larq's count of the
+    seeds (from the seed-paired difference of the two, given ``runs``).
+    Budgets apply to the file that ships, not to Larq's count of the
     weights, so a variant whose deployed file exceeds a budget is never
     picked for it. A variant with a run at chance level is never picked, and
     is named."""
@@ -286,9 +302,11 @@ def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None]) -> 
             runner_up = ranked.iloc[1]
             sentence += (f" (next best `{runner_up['variant']}`, {pct(runner_up['test_accuracy_mean'])} in "
                          f"{runner_up['tflite_kib']:.2f} KiB")
-            low, high = pick["test_accuracy_ci95_low"], pick["test_accuracy_ci95_high"]
-            if not pd.isna(low) and low <= runner_up["test_accuracy_mean"] <= high:
-                sentence += ", inside the pick's 95% interval: the seeds cannot tell them apart"
+            gap, low, high = _paired_difference(runs, pick["variant"], runner_up["variant"])
+            if not pd.isna(low):
+                sentence += f"; paired by seed {points(gap)} ({interval(low, high, points)})"
+                if low <= 0 <= high:
+                    sentence += ": the seeds cannot tell them apart"
             sentence += ")"
         sentences.append(sentence + ".")
     return sentences
@@ -366,7 +384,7 @@ def _render(summary: pd.DataFrame, article: pd.DataFrame, runs: pd.DataFrame, la
               "Chosen from the measured mean test accuracies, on the size of the deployed file (what a device "
               f"stores), not on Larq's count of the weights. Pareto frontier of accuracy against the deployed file: "
               f"{deployed_frontier}; against Larq's weight memory: {larq_frontier}.", ""]
-    lines += [f"- {s}" for s in budget_picks(summary, budgets_kib)]
+    lines += [f"- {s}" for s in budget_picks(summary, budgets_kib, runs)]
     lines += ["", "## Summary per variant", "", readable_summary(summary).to_markdown(index=False), "",
               "Compression and accuracy gap are against `" + baseline + "`; the gap's interval comes from the "
               "seed-paired differences (Student t). Memory and Pareto here are Larq's theoretical figures.", "",

@@ -10,7 +10,7 @@ from stages.aggregate import (
 )
 from conftest import synthetic_latency, synthetic_profiles, synthetic_runs, synthetic_timings
 from stages.lib.common import StudyError
-from stages.lib.stats import at_chance, median_interval, t_interval
+from stages.lib.stats import at_chance, median_interval, prediction_interval, t_interval
 
 
 def test_t_interval_matches_student_t():
@@ -241,3 +241,13 @@ def test_missing_or_damaged_timings_are_one_line(tmp_path, files, message):
         (tmp_path / name).write_text(text)
     with pytest.raises(StudyError, match=message):
         load_timings(tmp_path)
+
+
+def test_prediction_interval_for_one_more_run_is_wider_than_the_mean_s():
+    low, high = prediction_interval([0.98, 0.99, 1.00])
+    # t(0.975, 2) * s * sqrt(1 + 1/3), s = 0.01
+    half = 4.302652729911275 * 0.01 * (4 / 3) ** 0.5
+    assert (low, high) == (pytest.approx(0.99 - half), pytest.approx(0.99 + half))
+    _, mean_low, _ = t_interval([0.98, 0.99, 1.00])
+    assert low < mean_low
+    assert all(math.isnan(v) for v in prediction_interval([0.5]))

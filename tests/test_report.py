@@ -76,9 +76,22 @@ def test_budget_pick_prefers_the_smaller_on_a_tie_and_says_when_seeds_cannot_tel
         "test_accuracy_ci95_low": [0.9879, 0.9862, 0.9855], "test_accuracy_ci95_high": [0.9921, 0.9938, 0.993],
         "seeds": [3, 3, 3], "runs_at_chance": [0, 0, 0],
     })
-    assert budget_picks(summary, [None]) == [
+    runs = pd.DataFrame({"variant": ["dorefa8"] * 3 + ["dorefa4"] * 3, "seed": [0, 1, 2] * 2,
+                         "test_accuracy": [0.989, 0.990, 0.991, 0.988, 0.990, 0.992]})
+    # paired differences dorefa8 - dorefa4: +0.001, 0, -0.001: mean 0, s = 0.001
+    half = 4.302652729911275 * 0.001 / 3 ** 0.5
+    assert budget_picks(summary, [None], runs) == [
         "With no memory limit, pick `dorefa4`: 99.00% mean test accuracy in a 47.28 KiB file needing 100.00 KiB of "
-        "RAM (next best `dorefa8`, 99.00% in 92.73 KiB, inside the pick's 95% interval: the seeds cannot tell them apart)."]
+        f"RAM (next best `dorefa8`, 99.00% in 92.73 KiB; paired by seed +0.00 pp (95% CI {-100 * half:+.2f} pp to "
+        f"{100 * half:+.2f} pp): the seeds cannot tell them apart)."]
+
+
+def test_budget_pick_says_nothing_of_seeds_when_the_paired_gap_excludes_zero():
+    summary = _summary()
+    picks = budget_picks(summary, [None], synthetic_runs())
+    # fp32 - bnn per seed: 0.010, 0.008, 0.009: bnn is worse on every seed
+    assert picks[0].endswith("(next best `bnn`, 98.20% in 18.00 KiB; paired by seed -0.90 pp "
+                             "(95% CI -1.15 pp to -0.65 pp)).")
 
 
 def test_readable_summary_and_render(tmp_path):

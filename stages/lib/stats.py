@@ -30,6 +30,21 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
     return mean, mean - half, mean + half
 
 
+def prediction_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Two-sided Student-t interval for one new value drawn like
+    ``values``: mean +/- t * s * sqrt(1 + 1/n). The interval to hold a
+    single published run against (the interval of the mean is narrower: it
+    is about the mean, not about one run). NaN with fewer than two values."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return math.nan, math.nan
+    half = float(stats.t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1)
+                 * math.sqrt(1 + 1 / len(values)))
+    return float(values.mean()) - half, float(values.mean()) + half
+
+
 def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
     """Median of ``values`` and the distribution-free interval
     ``[x_(k), x_(n+1-k)]`` of sorted values, with the largest ``k`` whose
