@@ -23,6 +23,14 @@ pandas tables (CSV for tools, Markdown for people) and DVC metrics.
   95% interval, the same minus the binding's overhead measured in the same
   rounds, the speedup against the baseline paired within each round with its
   interval, and effective multiply-accumulates per second.
+- ``per_class``: one row per (variant, class): test accuracy on that class,
+  mean over seeds with its interval, and the gap to the baseline on the same
+  class, paired by seed, with its interval.
+- ``confusion``: the confusion matrix of every variant, mean over seeds (long
+  form: variant, label, predicted, images).
+- ``mcnemar``: one row per (variant, seed): on the same test images, how many
+  only the baseline gets right, how many only the variant, and McNemar's
+  exact test of the two.
 - ``article``: the reference article's published figures beside ours.
 - ``curves``: per-epoch accuracy and loss of every run (long form), and per
   variant the mean across seeds (for ``dvc plots``).
@@ -44,7 +52,8 @@ import pandas as pd
 from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli, write_json_atomic
 from stages.lib.params import baseline as checked_baseline
 from stages.lib.params import OPTION_SETS, benchmark_settings, study_seeds, study_variants
-from stages.lib.stats import at_chance, median_interval, prediction_interval, t_interval
+from stages.lib.mnist import CLASS_NAMES
+from stages.lib.stats import at_chance, mcnemar_exact, median_interval, prediction_interval, t_interval
 
 # The reference article (Larq's "Introduction to BNNs with Larq" MNIST
 # example): its printed profiles and its single-run test accuracies.
@@ -145,6 +154,87 @@ def load_deployments(deploy_dir: str | Path, variants: Sequence[str], seeds: Seq
                                 (*DEPLOY_FIGURES, "operators"))
             rows.append({"variant": variant, "seed": seed, **{k: report[k] for k in DEPLOY_FIGURES},
                          "operators": census(report["operators"])})
+    return pd.DataFrame(rows)
+
+
+def load_predictions(runs_dir: str | Path, variants: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
+    """Every run's answer to every test image (long form: variant, seed,
+    image, label, predicted)."""
+    frames = []
+    for variant in variants:
+        for seed in seeds:
+            path = Path(runs_dir) / run_name(variant, seed) / "predictions.csv"
+            try:
+                frame = pd.read_csv(path)
+            except FileNotFoundError:
+                raise StudyError(f"{path} is missing: run `dvc repro` to produce it") from None
+            except (ValueError, pd.errors.ParserError) as err:
+                raise StudyError(f"{path} is damaged ({err}): retrain it with `dvc repro --force` on its train "
+                                 "stage") from None
+            if list(frame.columns) != ["label", "predicted"] or frame.empty:
+                raise StudyError(f"{path} is damaged (not label,predicted rows): retrain it with "
+                                 "`dvc repro --force` on its train stage")
+            frames.append(frame.assign(variant=variant, seed=seed, image=np.arange(len(frame))))
+    return pd.concat(frames, ignore_index=True)[["variant", "seed", "image", "label", "predicted"]]
+
+
+def per_class_table(predictions: pd.DataFrame, variants: Sequence[str], baseline: str) -> pd.DataFrame:
+    """One row per (variant, class), see the module doc."""
+    correct = predictions.assign(correct=predictions["label"] == predictions["predicted"])
+    accuracy = correct.groupby(["variant", "label", "seed"])["correct"].mean()
+    images = correct[correct["seed"] == correct["seed"].iloc[0]].groupby(["variant", "label"]).size()
+    rows = []
+    for variant in variants:
+        for label in sorted(correct["label"].unique()):
+            by_seed = accuracy.loc[(variant, label)]
+            mean, low, high = t_interval(by_seed)
+            row = {"variant": variant, "class": int(label),
+                   "class_name": CLASS_NAMES[label] if label < len(CLASS_NAMES) else str(label),
+                   "images": int(images.loc[(variant, label)]), "accuracy_mean": mean, "accuracy_ci95_low": low,
+                   "accuracy_ci95_high": high, "gap_vs_baseline": math.nan, "gap_ci95_low": math.nan,
+                   "gap_ci95_high": math.nan}
+            if baseline in variants:
+                gap = (by_seed - accuracy.loc[(baseline, label)]).dropna()
+                row["gap_vs_baseline"], row["gap_ci95_low"], row["gap_ci95_high"] = t_interval(gap)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def confusion_table(predictions: pd.DataFrame, variants: Sequence[str]) -> pd.DataFrame:
+    """Mean over seeds of how many test images of each label got each
+    answer, every (label, predicted) pair listed."""
+    classes = sorted(set(predictions["label"]) | set(predictions["predicted"]))
+    counts = predictions.groupby(["variant", "seed", "label", "predicted"]).size()
+    seeds = predictions.groupby("variant")["seed"].nunique()
+    index = pd.MultiIndex.from_product([variants, classes, classes], names=["variant", "label", "predicted"])
+    total = counts.groupby(["variant", "label", "predicted"]).sum().reindex(index, fill_value=0)
+    mean = total / seeds.reindex(total.index.get_level_values("variant")).to_numpy()
+    return mean.rename("images").reset_index()
+
+
+def mcnemar_table(predictions: pd.DataFrame, variants: Sequence[str], baseline: str) -> pd.DataFrame:
+    """One row per (variant, seed) of the variants other than the baseline,
+    see the module doc."""
+    correct = predictions.assign(correct=predictions["label"] == predictions["predicted"]).set_index(
+        ["variant", "seed", "image"])["correct"].sort_index()
+    rows = []
+    if baseline not in variants:
+        return pd.DataFrame(rows, columns=["variant", "seed", "images", "both_right", "baseline_only",
+                                           "variant_only", "both_wrong", "p_value"])
+    for variant in variants:
+        if variant == baseline:
+            continue
+        for seed in sorted(predictions.loc[predictions["variant"] == variant, "seed"].unique()):
+            ours, theirs = correct.loc[(variant, seed)], correct.loc[(baseline, seed)]
+            if len(ours) != len(theirs):
+                raise StudyError(f"{variant} and {baseline} seed {seed} answered different test sets: "
+                                 "rerun `dvc repro`")
+            only_base = int((theirs & ~ours).sum())
+            only_variant = int((ours & ~theirs).sum())
+            rows.append({"variant": variant, "seed": int(seed), "images": len(ours),
+                         "both_right": int((ours & theirs).sum()), "baseline_only": only_base,
+                         "variant_only": only_variant, "both_wrong": int((~ours & ~theirs).sum()),
+                         "p_value": mcnemar_exact(only_base, only_variant)})
     return pd.DataFrame(rows)
 
 
@@ -322,6 +412,7 @@ def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str,
                            latency_threads=int(first["threads"]), latency_options=first["options"])
         rows.append(row)
     summary = pd.DataFrame(rows)
+    summary["is_baseline"] = summary["variant"] == baseline
     sound = summary["runs_at_chance"] == 0
     for column, size in (("on_pareto_frontier", "memory_kib"), ("on_deployed_pareto_frontier", "tflite_kib")):
         summary[column] = False
@@ -389,7 +480,7 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> None:
     with atomic_directory(out_dir) as tmp:
         for name, table in tables.items():
             table.to_csv(tmp / f"{name}.csv", index=False)
-            if name != "curves":
+            if name not in ("curves", "confusion"):  # long tables for tools, not for reading
                 (tmp / f"{name}.md").write_text(to_markdown(table))
 
 
@@ -410,9 +501,13 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
     latency["cpu"] = info["cpu"]
     latency["cpu_cores"] = info.get("cpu_cores")
     curves = load_curves(runs_dir, variants, seeds)
+    predictions = load_predictions(runs_dir, variants, seeds)
     summary = summary_table(runs, profiles, baseline, latency)
-    write_tables({"runs": runs, "summary": summary, "latency": latency, "article": article_table(summary),
-                  "curves": curves}, tables_dir)
+    write_tables({"runs": runs, "summary": summary, "latency": latency,
+                  "per_class": per_class_table(predictions, variants, baseline),
+                  "confusion": confusion_table(predictions, variants),
+                  "mcnemar": mcnemar_table(predictions, variants, baseline),
+                  "article": article_table(summary), "curves": curves}, tables_dir)
     with atomic_directory(curves_dir) as tmp:
         for variant, frame in mean_curves(curves).items():
             frame.to_csv(tmp / f"{variant}.csv", index=False)

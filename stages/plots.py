@@ -15,7 +15,10 @@ tables (PNG, readable at 100%).
 - ``training_curves.png``: accuracy and loss per epoch on the training and
   test sets, mean across seeds with the same Student-t 95% interval as the
   tables (no band for a single seed);
-- ``accuracy_by_variant.png``: test accuracy per variant across seeds.
+- ``accuracy_by_variant.png``: test accuracy per variant across seeds;
+- ``confusion_difference.png``: per variant, its confusion matrix minus the
+  baseline's (test images, mean over seeds): where binarizing moves the
+  answers.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from stages.lib.common import atomic_directory, log, run_cli  # noqa: E402
 
 # seaborn 0.13's boxplot still passes matplotlib 3.11 the deprecated `vert`.
 warnings.filterwarnings("ignore", category=matplotlib.MatplotlibDeprecationWarning, module="seaborn")
+# seaborn 0.13's heatmap still calls the colormap's set_bad, which matplotlib 3.11 plans to retire.
+warnings.filterwarnings("ignore", message="The set_bad function", category=PendingDeprecationWarning)
 
 DPI = 110
 
@@ -179,11 +184,35 @@ def accuracy_by_variant(runs: pd.DataFrame, variants: Sequence[str], path: Path)
     _save(fig, path)
 
 
+def confusion_difference(confusion: pd.DataFrame, summary: pd.DataFrame, path: Path) -> None:
+    baseline = summary.loc[summary["is_baseline"], "variant"]
+    others = [v for v in summary["variant"] if v not in set(baseline)]
+    matrix = {v: g.pivot(index="label", columns="predicted", values="images") for v, g in confusion.groupby("variant")}
+    panels = [(v, matrix[v] - matrix[baseline.iloc[0]]) for v in others] if len(baseline) else []
+    title = f"minus `{baseline.iloc[0]}`" if len(baseline) else ""
+    if not panels:  # nothing to compare: the baseline's own matrix
+        panels = [(v, matrix[v]) for v in summary["variant"][:1]]
+    columns = min(len(panels), 3)
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 4.6 * rows), squeeze=False)
+    for ax, (variant, diff) in zip(axes.flat, panels, strict=False):
+        limit = max(1.0, float(np.abs(diff.to_numpy()).max()))
+        sns.heatmap(diff, ax=ax, cmap="RdBu_r", vmin=-limit, vmax=limit, center=0, annot=True, fmt=".0f",
+                    annot_kws={"fontsize": 6}, cbar_kws={"label": "test images (mean over seeds)"}, square=True)
+        ax.set_title(f"{variant} {title}".strip(), fontsize=10)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    _save(fig, path)
+
+
 def draw_all(tables_dir: str | Path, out_dir: str | Path) -> list[str]:
     tables_dir = Path(tables_dir)
     runs = read_table(tables_dir, "runs")
     summary = read_table(tables_dir, "summary")
     curves = read_table(tables_dir, "curves")
+    confusion = read_table(tables_dir, "confusion")
     variants = list(summary["variant"])
     sns.set_theme(style="whitegrid", context="notebook")
     # seaborn's strip jitter draws from NumPy's global generator: seeded, the
@@ -196,6 +225,7 @@ def draw_all(tables_dir: str | Path, out_dir: str | Path) -> list[str]:
         flash_vs_ram(summary, tmp / "flash_vs_ram.png")
         training_curves(curves, variants, tmp / "training_curves.png")
         accuracy_by_variant(runs, variants, tmp / "accuracy_by_variant.png")
+        confusion_difference(confusion, summary, tmp / "confusion_difference.png")
         names = sorted(p.name for p in tmp.iterdir())
     log.info("plots in %s: %s", out_dir, ", ".join(names))
     return names

@@ -9,8 +9,9 @@ Writes the trained model (``model.keras``, reloadable once ``larq`` is
 imported) and a DVCLive folder: per-epoch loss and accuracy on the training
 and test sets, and the run's final metrics (test accuracy and loss on the
 whole test split, the accuracy of always answering the test split's most
-frequent class, training wall time, training images per second). Both
-appear only when the run has finished. A run whose loss becomes NaN or
+frequent class, training wall time, training images per second) and
+``predictions.csv``, every test image's label and the model's answer. Both
+folders appear only when the run has finished. A run whose loss becomes NaN or
 infinite stops with one line and writes nothing: a diverged run is an
 error, never a result.
 """
@@ -35,6 +36,7 @@ from stages.lib.networks import Variant, build_model, variant_from_params
 from stages.lib.params import TrainSettings, data_limits, train_settings
 
 MODEL_FILE = "model.keras"
+PREDICTIONS_FILE = "predictions.csv"
 EVAL_BATCH_SIZE = 1000
 
 
@@ -213,12 +215,23 @@ def train_run(
             )
             for name, value in vars(result).items():
                 live.log_metric(name, value, plot=False)
+        # every test image's answer: per-class figures and the per-image paired test read them
+        predicted = model.predict(x_test, batch_size=EVAL_BATCH_SIZE, verbose=0).argmax(axis=1)
+        write_predictions(live_tmp / PREDICTIONS_FILE, y_test, predicted)
         model.save(model_tmp / MODEL_FILE)
     log.info(
         "%s: test accuracy %.4f, loss %.4f, %.1f s of training (%.0f images/s)",
         run, result.test_accuracy, result.test_loss, result.train_time_s, result.train_images_per_s,
     )
     return result
+
+
+def write_predictions(path: Path, labels: np.ndarray, predicted: np.ndarray) -> None:
+    """One row per test image, in the test split's order: its label and the
+    class the model answered."""
+    import pandas as pd
+
+    pd.DataFrame({"label": labels.astype(int), "predicted": predicted.astype(int)}).to_csv(path, index=False)
 
 
 def load_model(model_dir: str | Path):

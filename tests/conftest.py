@@ -174,6 +174,45 @@ def synthetic_latency():
     return table
 
 
+LABELS = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]
+ANSWERS = {
+    # fp32 gets every image but the last right, on every seed
+    ("fp32", 0): [0, 0, 0, 0, 1, 1, 1, 1, 2, 1], ("fp32", 1): [0, 0, 0, 0, 1, 1, 1, 1, 2, 1],
+    ("fp32", 2): [0, 0, 0, 0, 1, 1, 1, 1, 2, 1],
+    ("bnn", 0): [1, 0, 0, 0, 0, 1, 1, 1, 2, 2],  # wrong on images 0 and 4, right on 9
+    ("bnn", 1): [1, 0, 0, 0, 1, 1, 1, 1, 2, 1],  # wrong on 0 and, like fp32, on 9
+    ("bnn", 2): [2, 1, 0, 0, 1, 1, 1, 1, 2, 2],  # wrong on 0 and 1, right on 9
+}
+
+
+def synthetic_predictions():
+    """Ten test images of three classes, answered by three seeds of fp32
+    and bnn (long form, as load_predictions returns it)."""
+    return pd.DataFrame([{"variant": variant, "seed": seed, "image": image, "label": label, "predicted": answer}
+                         for (variant, seed), answers in ANSWERS.items()
+                         for image, (label, answer) in enumerate(zip(LABELS, answers, strict=True))])
+
+
+def write_synthetic_tables(tables):
+    """Every table the plots and report stages read, from the synthetic
+    runs, profiles, timings and predictions."""
+    from stages.aggregate import article_table, confusion_table, mcnemar_table, per_class_table, summary_table
+
+    tables.mkdir(parents=True, exist_ok=True)
+    summary = summary_table(synthetic_runs(), synthetic_profiles(), "fp32", synthetic_latency())
+    predictions = synthetic_predictions()
+    written = {
+        "runs": synthetic_runs().join(synthetic_profiles(), on="variant"), "summary": summary,
+        "latency": synthetic_latency(), "article": article_table(summary),
+        "per_class": per_class_table(predictions, ["fp32", "bnn"], "fp32"),
+        "confusion": confusion_table(predictions, ["fp32", "bnn"]),
+        "mcnemar": mcnemar_table(predictions, ["fp32", "bnn"], "fp32"),
+    }
+    for name, table in written.items():
+        table.to_csv(tables / f"{name}.csv", index=False)
+    return written
+
+
 def synthetic_profiles():
     """The two variants' profile figures, as load_profiles returns them."""
     return pd.DataFrame({

@@ -5,12 +5,12 @@ import pandas as pd
 import pytest
 
 from stages.aggregate import (
-    OVERHEAD, aggregate, article_table, by_bits, census, dvc_metrics, latency_table, load_profiles, load_runs,
+    OVERHEAD, confusion_table, load_predictions, mcnemar_table, per_class_table, aggregate, article_table, by_bits, census, dvc_metrics, latency_table, load_profiles, load_runs,
     load_timings, mean_curves, pareto_frontier, read_table, summary_table,
 )
-from conftest import synthetic_latency, synthetic_profiles, synthetic_runs, synthetic_timings
+from conftest import synthetic_latency, synthetic_predictions, synthetic_profiles, synthetic_runs, synthetic_timings
 from stages.lib.common import StudyError
-from stages.lib.stats import at_chance, median_interval, prediction_interval, t_interval
+from stages.lib.stats import at_chance, mcnemar_exact, median_interval, prediction_interval, t_interval
 
 
 def test_t_interval_matches_student_t():
@@ -251,3 +251,55 @@ def test_prediction_interval_for_one_more_run_is_wider_than_the_mean_s():
     _, mean_low, _ = t_interval([0.98, 0.99, 1.00])
     assert low < mean_low
     assert all(math.isnan(v) for v in prediction_interval([0.5]))
+
+
+def test_mcnemar_exact_on_worked_examples():
+    # ten images only the baseline gets right, none only the variant: 2 * (1/2)^10
+    assert mcnemar_exact(10, 0) == pytest.approx(2 * 0.5 ** 10)
+    assert mcnemar_exact(0, 10) == mcnemar_exact(10, 0)
+    assert mcnemar_exact(5, 5) == 1.0 and mcnemar_exact(0, 0) == 1.0
+    # 180 against 88 discordant images: far beyond chance
+    assert mcnemar_exact(180, 88) < 1e-7
+
+
+def test_per_class_accuracy_and_gaps_on_hand_made_predictions():
+    table = per_class_table(synthetic_predictions(), ["fp32", "bnn"], "fp32").set_index(["variant", "class"])
+    assert list(table.loc["fp32", "accuracy_mean"]) == [1.0, 1.0, 0.5]
+    assert table.loc[("fp32", 2), "images"] == 2 and table.loc[("fp32", 0), "class_name"] == "0"
+    bnn = table.loc["bnn"]
+    # class 0: 3/4, 3/4, 2/4 right; fp32 4/4 every seed
+    assert bnn.loc[0, "accuracy_mean"] == pytest.approx(2 / 3)
+    assert bnn.loc[0, "gap_vs_baseline"] == pytest.approx(-1 / 3)
+    half = 4.302652729911275 * pd.Series([-0.25, -0.25, -0.5]).std() / math.sqrt(3)
+    assert (bnn.loc[0, "gap_ci95_low"], bnn.loc[0, "gap_ci95_high"]) == (pytest.approx(-1 / 3 - half),
+                                                                          pytest.approx(-1 / 3 + half))
+    assert bnn.loc[1, "gap_vs_baseline"] == pytest.approx(-1 / 12)
+    assert bnn.loc[2, "gap_vs_baseline"] == pytest.approx(1 / 3)  # the image fp32 always misses
+
+
+def test_confusion_matrix_is_the_mean_over_seeds():
+    table = confusion_table(synthetic_predictions(), ["fp32", "bnn"]).set_index(["variant", "label", "predicted"])
+    assert len(table) == 2 * 3 * 3
+    assert table.loc[("fp32", 2, 1), "images"] == 1.0 and table.loc[("fp32", 0, 2), "images"] == 0.0
+    # bnn, true 0: answered 0 by 3, 3, 2 seeds' runs; 1 by 1, 1, 1; 2 by 0, 0, 1
+    assert [table.loc[("bnn", 0, p), "images"] for p in (0, 1, 2)] == pytest.approx([8 / 3, 1.0, 1 / 3])
+    assert table.groupby("variant")["images"].sum().to_dict() == {"bnn": 10.0, "fp32": 10.0}
+
+
+def test_mcnemar_table_counts_discordant_images_per_seed():
+    table = mcnemar_table(synthetic_predictions(), ["fp32", "bnn"], "fp32").set_index("seed")
+    assert table[["baseline_only", "variant_only", "both_right", "both_wrong"]].to_dict("index") == {
+        0: {"baseline_only": 2, "variant_only": 1, "both_right": 7, "both_wrong": 0},
+        1: {"baseline_only": 1, "variant_only": 0, "both_right": 8, "both_wrong": 1},
+        2: {"baseline_only": 2, "variant_only": 1, "both_right": 7, "both_wrong": 0},
+    }
+    assert list(table["p_value"]) == [1.0, 1.0, 1.0] and set(table["variant"]) == {"bnn"}
+
+
+def test_damaged_predictions_are_one_line(tmp_path):
+    (tmp_path / "bnn-0").mkdir()
+    with pytest.raises(StudyError, match=r"predictions.csv is missing: run `dvc repro`"):
+        load_predictions(tmp_path, ["bnn"], [0])
+    (tmp_path / "bnn-0" / "predictions.csv").write_text("label,answer\n1,2\n")
+    with pytest.raises(StudyError, match=r"predictions.csv is damaged \(not label,predicted rows\)"):
+        load_predictions(tmp_path, ["bnn"], [0])

@@ -159,12 +159,18 @@ def test_tables_plots_and_report(study_repo):
     latency = pd.read_csv(tables / "latency.csv")
     assert len(latency) == 3 * 4 * 2 and set(latency["variant"]) == {"fp32", "bnn", "overhead"}
     assert set(latency["threads"]) == {1, 2} and latency["headline"].sum() == 3 * 2
+    per_class = pd.read_csv(tables / "per_class.csv")
+    assert len(per_class) == 2 * 10 and per_class["images"].groupby(per_class["variant"]).sum().to_dict() == {
+        "bnn": 2000, "fp32": 2000}
+    mcnemar = pd.read_csv(tables / "mcnemar.csv")
+    assert list(mcnemar["variant"]) == ["bnn"] and mcnemar["images"].tolist() == [2000]
+    assert len(pd.read_csv(tables / "confusion.csv")) == 2 * 10 * 10
     curves = pd.read_csv(tables / "curves.csv")
     assert list(curves.columns) == ["variant", "seed", "epoch", "split", "accuracy", "loss"]
-    for name in ("runs", "summary", "latency", "article"):
+    for name in ("runs", "summary", "latency", "per_class", "mcnemar", "article"):
         assert (tables / f"{name}.md").read_text().startswith("|")
     for name in ("accuracy_vs_memory", "accuracy_vs_binarized_macs", "accuracy_vs_latency", "flash_vs_ram",
-                 "training_curves", "accuracy_by_variant"):
+                 "training_curves", "accuracy_by_variant", "confusion_difference"):
         png = repo / "reports" / "plots" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     report = (repo / "reports" / "report.md").read_text()

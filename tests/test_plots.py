@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from conftest import synthetic_latency, synthetic_profiles, synthetic_runs
+from conftest import synthetic_profiles, synthetic_runs, write_synthetic_tables
 from stages.aggregate import summary_table
 from stages.lib.common import StudyError
 from stages.plots import draw_all
@@ -22,14 +22,11 @@ def _curves():
 
 def test_every_plot_is_drawn(tmp_path):
     tables = tmp_path / "tables"
-    tables.mkdir()
-    runs = synthetic_runs().join(synthetic_profiles(), on="variant")
-    runs.to_csv(tables / "runs.csv", index=False)
-    summary_table(synthetic_runs(), synthetic_profiles(), "fp32", synthetic_latency()).to_csv(tables / "summary.csv", index=False)
+    write_synthetic_tables(tables)
     _curves().to_csv(tables / "curves.csv", index=False)
     names = draw_all(tables, tmp_path / "plots")
     assert names == ["accuracy_by_variant.png", "accuracy_vs_binarized_macs.png", "accuracy_vs_latency.png",
-                     "accuracy_vs_memory.png", "flash_vs_ram.png", "training_curves.png"]
+                     "accuracy_vs_memory.png", "confusion_difference.png", "flash_vs_ram.png", "training_curves.png"]
     for name in names:
         data = (tmp_path / "plots" / name).read_bytes()
         assert data[:8] == PNG and len(data) > 10_000
@@ -43,10 +40,8 @@ def test_missing_tables_leave_no_plots(tmp_path):
 
 def test_a_damaged_table_leaves_no_plots(tmp_path):
     tables = tmp_path / "tables"
-    tables.mkdir()
-    runs = synthetic_runs().join(synthetic_profiles(), on="variant")
+    runs = write_synthetic_tables(tables)["runs"]
     runs.drop(columns=["test_accuracy"]).to_csv(tables / "runs.csv", index=False)
-    summary_table(synthetic_runs(), synthetic_profiles(), "fp32", synthetic_latency()).to_csv(tables / "summary.csv", index=False)
     _curves().to_csv(tables / "curves.csv", index=False)
     with pytest.raises(StudyError, match=r"KeyError: 'test_accuracy'\): rerun `dvc repro aggregate`"):
         draw_all(tables, tmp_path / "plots")
@@ -55,9 +50,7 @@ def test_a_damaged_table_leaves_no_plots(tmp_path):
 
 def test_the_same_tables_give_the_same_png_bytes(tmp_path):
     tables = tmp_path / "tables"
-    tables.mkdir()
-    synthetic_runs().join(synthetic_profiles(), on="variant").to_csv(tables / "runs.csv", index=False)
-    summary_table(synthetic_runs(), synthetic_profiles(), "fp32", synthetic_latency()).to_csv(tables / "summary.csv", index=False)
+    write_synthetic_tables(tables)
     _curves().to_csv(tables / "curves.csv", index=False)
     draw_all(tables, tmp_path / "first")
     draw_all(tables, tmp_path / "second")

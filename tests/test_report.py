@@ -3,7 +3,7 @@ import math
 import pandas as pd
 import pytest
 
-from conftest import synthetic_latency, synthetic_profiles, synthetic_runs
+from conftest import synthetic_latency, synthetic_predictions, synthetic_profiles, synthetic_runs, write_synthetic_tables
 from stages.aggregate import article_table, summary_table
 from stages.report import budget_picks, findings, interval, pct, points, readable_summary, render
 
@@ -100,10 +100,7 @@ def test_readable_summary_and_render(tmp_path):
     assert table.loc["bnn", "test accuracy (mean)"] == "98.20%"
     assert table.loc["bnn", "compression"] == "27.77x"
     assert table.loc["bnn", "Pareto"] == "yes"
-    summary.to_csv(tmp_path / "summary.csv", index=False)
-    article_table(summary).to_csv(tmp_path / "article.csv", index=False)
-    synthetic_runs().to_csv(tmp_path / "runs.csv", index=False)
-    synthetic_latency().to_csv(tmp_path / "latency.csv", index=False)
+    write_synthetic_tables(tmp_path)
     report = render(tmp_path, "plots", "fp32", [64, None])
     assert report.startswith("# What a 1-bit network costs")
     assert "![Test accuracy against the memory the weights take](plots/accuracy_vs_memory.png)" in report
@@ -113,6 +110,8 @@ def test_readable_summary_and_render(tmp_path):
     assert "At 2 threads on this 2-core machine the interpreter uses every core" in report
     assert "| bnn       |         2 | 52.2 (50.5 to 54.0)" in report
     assert "Within 64 KiB of deployed file, pick `bnn`" in report
+    assert "100.00% (baseline)" in report and "66.67% (-33.33 pp)" in report
+    assert "![Where binarizing moves the answers" in report
     assert "1-bit: 93088; 32-bit: 468" in report
 
 
@@ -138,9 +137,22 @@ def test_a_table_missing_a_column_is_one_line(tmp_path):
     from stages.lib.common import StudyError
 
     summary = _summary()
+    write_synthetic_tables(tmp_path)
     summary.drop(columns=["memory_kib"]).to_csv(tmp_path / "summary.csv", index=False)
-    article_table(summary).to_csv(tmp_path / "article.csv", index=False)
-    synthetic_runs().to_csv(tmp_path / "runs.csv", index=False)
-    synthetic_latency().to_csv(tmp_path / "latency.csv", index=False)
     with pytest.raises(StudyError, match=r"do not hold what this stage needs \(KeyError: 'memory_kib'\): rerun"):
         render(tmp_path, "plots", "fp32", [16, None])
+
+
+def test_class_findings_name_the_losing_classes_and_mcnemar():
+    from stages.aggregate import mcnemar_table, per_class_table
+    from stages.report import class_findings
+
+    predictions = synthetic_predictions()
+    sentences = class_findings(per_class_table(predictions, ["fp32", "bnn"], "fp32"),
+                               mcnemar_table(predictions, ["fp32", "bnn"], "fp32"), "fp32")
+    assert len(sentences) == 1
+    assert sentences[0].startswith("The classes `bnn` loses most against `fp32`: 0 (-33.33 pp, 95% CI ")
+    assert ", 1 (-8.33 pp, " in sentences[0] and ", 2 (+33.33 pp, " in sentences[0]
+    assert ("On the same 10 test images, McNemar's exact test (seed 0: 2 images only `fp32` gets right, 1 only "
+            "`bnn`, p = 1; seed 1: 1 images only `fp32` gets right, 0 only `bnn`, p = 1; seed 2: 2 images only "
+            "`fp32` gets right, 1 only `bnn`, p = 1) finds the two apart at p < 0.05 in 0 of 3 seeds.") in sentences[0]

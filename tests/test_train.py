@@ -56,6 +56,19 @@ def test_run_learns_and_logs_its_metrics(bnn_run):
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
 
 
+def test_run_records_every_test_image_s_answer(mnist_dir, bnn_run):
+    import pandas as pd
+
+    from stages.lib.mnist import load_split
+
+    out, result = bnn_run
+    predictions = pd.read_csv(out / "live" / "predictions.csv")
+    assert list(predictions.columns) == ["label", "predicted"] and len(predictions) == 500
+    _, labels = load_split(mnist_dir, "test", 500)
+    assert (predictions["label"] == labels).all()
+    assert (predictions["label"] == predictions["predicted"]).mean() == pytest.approx(result.test_accuracy, abs=1e-6)
+
+
 def test_model_round_trip_gives_the_same_predictions(study_params, mnist_dir, bnn_run):
     from stages.lib.mnist import load_split, scale_images
 

@@ -57,6 +57,7 @@ SPLIT_FILES = {
 
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
+CLASS_NAMES = tuple(str(digit) for digit in range(NUM_CLASSES))
 
 # IDX type codes (third magic byte) and the big-endian dtypes they stand for.
 _IDX_DTYPES = {

@@ -68,6 +68,20 @@ def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[
     return median, float(ordered[best - 1]), float(ordered[n - best])
 
 
+def mcnemar_exact(baseline_only: int, variant_only: int) -> float:
+    """Two-sided p-value of McNemar's exact test on paired answers to the
+    same images: of the images exactly one of two models gets right,
+    ``baseline_only`` went to the first and ``variant_only`` to the second;
+    under the null hypothesis each such image is a fair coin
+    (binomial, p = 1/2). 1.0 when no image tells them apart."""
+    from scipy import stats
+
+    discordant = baseline_only + variant_only
+    if discordant == 0:
+        return 1.0
+    return float(stats.binomtest(variant_only, discordant, 0.5).pvalue)
+
+
 def at_chance(accuracy: float, chance_accuracy: float, images: int) -> bool:
     """Whether ``accuracy`` on ``images`` test images is not significantly
     above ``chance_accuracy`` (always answering the most frequent class):
