@@ -55,8 +55,10 @@ from stages.lib.params import OPTION_SETS, benchmark_settings, study_seeds, stud
 from stages.lib.mnist import CLASS_NAMES
 from stages.lib.stats import at_chance, mcnemar_exact, median_interval, prediction_interval, t_interval
 
-# The reference article (Larq's "Introduction to BNNs with Larq" MNIST
-# example): its printed profiles and its single-run test accuracies.
+# The reference article, "Binary Neural Network Part 2" by Mohamad Moawad,
+# whose two networks follow Larq's MNIST example ("Introduction to BNNs with
+# Larq", which shows only the 1-bit network): the article's printed profiles
+# and its single-run test accuracies.
 ARTICLE = {
     "fp32": {
         "params_total": 93770, "params_32bit": 93770, "memory_kib": 366.29,

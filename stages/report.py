@@ -462,7 +462,11 @@ def _render(summary: pd.DataFrame, article: pd.DataFrame, runs: pd.DataFrame, la
               "TensorFlow Lite's XNNPACK delegate for float operators); an option set under which a model's "
               "predictions disagree with Keras is not timed:", "",
               latency_by_options(latency).to_markdown(index=False), "",
-              "## Against the article", "", readable_article(article).to_markdown(index=False), "",
+              "## Against the article", "",
+              "The published figures are those of the article \"Binary Neural Network Part 2\" by Mohamad Moawad, "
+              "whose two networks follow Larq's MNIST example (\"Introduction to BNNs with Larq\", which shows only "
+              "the 1-bit network); its accuracies are single runs.", "",
+              readable_article(article).to_markdown(index=False), "",
               "## Every run", "",
               runs[["variant", "seed", "test_accuracy", "test_loss", "train_time_s", "train_images_per_s"]]
               .to_markdown(index=False, floatfmt=".4f"), "", "## Plots", ""]

@@ -4,7 +4,9 @@ A variant is a named entry under ``variants`` in ``params.yaml``; its keys say
 how each layer is quantized. :func:`variant_from_params` checks every key
 against what Larq and Keras know, so a bad name fails before any training;
 :func:`build_model` turns a checked :class:`Variant` into the network of the
-reference article (Larq's "Introduction to BNNs" MNIST example):
+reference article, "Binary Neural Network Part 2" by Mohamad Moawad (its
+two networks follow Larq's MNIST example, "Introduction to BNNs with Larq",
+which shows only the 1-bit one):
 
     Conv(32, 3x3) -> MaxPool -> BN -> Conv(64, 3x3) -> MaxPool -> BN ->
     Conv(64, 3x3) -> BN -> Flatten -> Dense(64) -> BN -> Dense(10)
