@@ -1,6 +1,8 @@
 """Stage `report`: ``reports/report.md``, the study's findings in sentences
 whose every number is read from the aggregate tables, with the tables and
-plots embedded."""
+plots embedded. The sentences that depend on the data are built here; the
+document's structure and fixed prose live in ``report.md.j2`` beside this
+module, each section led by what it found."""
 
 from __future__ import annotations
 
@@ -150,13 +152,10 @@ def _speed(row: dict) -> str:
     return f"{_times(speed)} the baseline's speed, paired by round ({interval(low, high, _times)}), {verdict}"
 
 
-def deployment_sentence(row: dict, base: dict | None, baseline: str,
-                        other_threads: pd.DataFrame | None = None) -> str:
-    """What the deployed file of one variant holds and how fast it runs,
-    with the reason read from its operators; ``other_threads``: its
-    headline rows of the latency table at the other thread counts, with the
-    baseline's latency beside (``baseline_latency_us``)."""
-    sentence = (f"Deployed with Larq Compute Engine, `{row['variant']}`'s file weighs {row['tflite_kib']:.2f} KiB "
+def deployment_sentence(row: dict) -> str:
+    """What the deployed file of one variant holds, with the reason its
+    speed can or cannot come from binary operators, read from them."""
+    sentence = (f"`{row['variant']}`'s deployed file weighs {row['tflite_kib']:.2f} KiB "
                 f"(Larq's count of its weights: {row['memory_kib']:.2f} KiB) and its activations need "
                 f"{row['ram_kib']:.2f} KiB of RAM at peak")
     deployed, larq = row["binary_mac_fraction_deployed"], row["binarized_mac_fraction"]
@@ -171,14 +170,20 @@ def deployment_sentence(row: dict, base: dict | None, baseline: str,
         sentence += (f"; its deployed graph has no binary operator ({row['operators']}): LCE has kernels for "
                      f"binary weights with binary inputs only, so it runs as a float network and stores its "
                      f"weights as floats, whatever Larq counts")
-    if base is not None and row["variant"] != baseline and not pd.isna(row["speedup_vs_baseline"]):
-        sentence += (f". One image takes {row['latency_median_us']:.1f} µs against `{baseline}`'s "
-                     f"{base['latency_median_us']:.1f} µs ({threads_label(int(row['latency_threads']))}, options "
-                     f"{row['latency_options']}): {_speed(row)}")
-        for other in (other_threads if other_threads is not None else pd.DataFrame()).to_dict("records"):
-            base_latency = other["baseline_latency_us"]
-            sentence += (f"; at {threads_label(int(other['threads']))}, {other['latency_median_us']:.1f} µs against "
-                         f"{base_latency:.1f} µs: {_speed(other)}")
+    return sentence + "."
+
+
+def speed_sentence(row: dict, base: dict, baseline: str, other_threads: pd.DataFrame | None = None) -> str:
+    """How fast one variant runs against the baseline at the headline
+    option set, at every thread count timed; ``other_threads``: its headline
+    rows of the latency table beyond the first thread count, with the
+    baseline's latency beside (``baseline_latency_us``)."""
+    sentence = (f"`{row['variant']}`: one image takes {row['latency_median_us']:.1f} µs against `{baseline}`'s "
+                f"{base['latency_median_us']:.1f} µs ({threads_label(int(row['latency_threads']))}, options "
+                f"{row['latency_options']}): {_speed(row)}")
+    for other in (other_threads if other_threads is not None else pd.DataFrame()).to_dict("records"):
+        sentence += (f"; at {threads_label(int(other['threads']))}, {other['latency_median_us']:.1f} µs against "
+                     f"{other['baseline_latency_us']:.1f} µs: {_speed(other)}")
     return sentence + "."
 
 
@@ -191,8 +196,9 @@ def _other_threads(latency: pd.DataFrame | None, variant: str, baseline: str, fi
     return rows.assign(baseline_latency_us=rows["threads"].map(base))
 
 
-def findings(summary: pd.DataFrame, article: pd.DataFrame, baseline: str,
-             latency: pd.DataFrame | None = None) -> list[str]:
+def accuracy_findings(summary: pd.DataFrame, baseline: str) -> list[str]:
+    """The baseline's accuracy and size; every other variant's size, MACs,
+    accuracy and paired gap to the baseline."""
     rows = {row["variant"]: row for row in summary.to_dict("records")}
     base = rows.get(baseline)
     sentences = []
@@ -230,9 +236,26 @@ def findings(summary: pd.DataFrame, article: pd.DataFrame, baseline: str,
             elif not pd.isna(low) and low <= 0 <= high:
                 sentence += ": with these seeds the cost cannot be told from zero"
         sentences.append(sentence + ".")
-    sentences += [deployment_sentence(row, base, baseline,
-                                      _other_threads(latency, name, baseline, row["latency_threads"]))
-                  for name, row in rows.items()]
+    return sentences
+
+
+def deployment_findings(summary: pd.DataFrame) -> list[str]:
+    return [deployment_sentence(row) for row in summary.to_dict("records")]
+
+
+def speed_findings(summary: pd.DataFrame, baseline: str, latency: pd.DataFrame | None = None) -> list[str]:
+    rows = {row["variant"]: row for row in summary.to_dict("records")}
+    base = rows.get(baseline)
+    if base is None:
+        return []
+    return [speed_sentence(row, base, baseline, _other_threads(latency, name, baseline, row["latency_threads"]))
+            for name, row in rows.items() if name != baseline and not pd.isna(row["speedup_vs_baseline"])]
+
+
+def article_findings(summary: pd.DataFrame, article: pd.DataFrame) -> list[str]:
+    """Our profiles and accuracies against the article's published ones."""
+    rows = {row["variant"]: row for row in summary.to_dict("records")}
+    sentences = []
     for variant, group in article.groupby("variant", sort=False):
         figures = group.set_index("figure")
         exact = [f for f in figures.index if f != "test_accuracy"
@@ -257,6 +280,13 @@ def findings(summary: pd.DataFrame, article: pd.DataFrame, baseline: str,
             )
         sentences.append(sentence + ".")
     return sentences
+
+
+def findings(summary: pd.DataFrame, article: pd.DataFrame, baseline: str,
+             latency: pd.DataFrame | None = None) -> list[str]:
+    """Every finding of the report, in its order."""
+    return (accuracy_findings(summary, baseline) + deployment_findings(summary)
+            + speed_findings(summary, baseline, latency) + article_findings(summary, article))
 
 
 def _paired_difference(runs: pd.DataFrame | None, first: str, second: str) -> tuple[float, float, float]:
@@ -365,15 +395,6 @@ PLOTS = (
 
 OVERHEAD = "overhead"
 
-RAM_METHOD = (
-    "RAM is the peak of activation bytes alive at once during one inference, computed from the converted graph: "
-    "liveness over the operators in execution order (a tensor lives from the operator that writes it to the last "
-    "that reads it; the input from the start, the output to the end). It is what an ideal planner needs for "
-    "activations; it leaves out kernels' scratch buffers (im2col, LCE's bitpacked copies), XNNPACK's repacked "
-    "weights, alignment, the interpreter's own structures and the code, and assumes no operator works in place. "
-    "Flash is the `.tflite` file without debug names; its weights are the constant data in it."
-)
-
 
 def render(tables_dir: str | Path, plots_rel: str, baseline: str, budgets_kib: Sequence[float | None]) -> str:
     tables_dir = Path(tables_dir)
@@ -388,91 +409,65 @@ def render(tables_dir: str | Path, plots_rel: str, baseline: str, budgets_kib: S
         return _render(summary, article, runs, latency, per_class, mcnemar, plots_rel, baseline, budgets_kib)
 
 
-def benchmark_method(latency: pd.DataFrame) -> str:
+TEMPLATE = "report.md.j2"
+
+
+def benchmark_context(latency: pd.DataFrame) -> dict:
+    """The benchmark's settings and overhead, for the method paragraph."""
     headline = latency[latency["headline"]]
     overhead = headline[headline["variant"] == OVERHEAD]
-    options = headline["options"].iloc[0] if not headline.empty else "n/a"
-    threads = ", ".join(threads_label(int(t)) for t in sorted(latency["threads"].unique()))
-    text = (
-        f"Timed by the `benchmark` stage on {latency['cpu'].iloc[0]}: every deployed model of every seed in one "
-        f"process, with LCE's interpreter at batch 1 under each of its four option sets and at {threads}; "
-        f"{int(latency['rounds'].max())} rounds, in each of which every combination runs one block of calls in an "
-        "order shuffled per round, after a warm-up. A latency is the median across rounds of the block medians "
-        "(a variant's seeds averaged within the round), with a distribution-free 95% interval; a speedup is the "
-        "baseline's latency over the variant's within each round, paired, and its median across rounds. "
-        f"The headline figures use the option set `{options}` (`benchmark.headline_options`), fixed in "
-        "params.yaml before measuring, not the fastest of noisy results. Every call goes through LCE's Python "
-        "binding; a trivial model with the same input and output (one slice, no weights) timed in the same rounds "
-        "measures its overhead"
-    )
-    if not overhead.empty:
-        text += ": " + ", ".join(f"{row['latency_median_us']:.1f} µs at {threads_label(int(row['threads']))}"
-                                 for row in overhead.to_dict("records"))
-    text += (". LCE's optimized binary kernels target 64-bit Arm; other CPUs run its portable kernels, so "
-             "these are this machine's figures, not a datasheet's.")
-    cores = latency["cpu_cores"].iloc[0] if "cpu_cores" in latency else None
-    busy = [int(t) for t in sorted(latency["threads"].unique()) if not pd.isna(cores) and cores and t >= cores]
-    if busy:
-        text += (f" At {', '.join(threads_label(t) for t in busy)} on this {int(cores)}-core machine the interpreter "
-                 "uses every core, so whatever else runs shares them: those figures depend on the machine's load "
-                 "far more than single-thread ones (`benchmarks/deploy_stability.py` measures by how much).")
-    return text
+    thread_counts = sorted(int(t) for t in latency["threads"].unique())
+    cores = latency["cpu_cores"].iloc[0] if "cpu_cores" in latency else math.nan
+    all_cores = [t for t in thread_counts if not pd.isna(cores) and t >= cores]
+    return {
+        "cpu": latency["cpu"].iloc[0],
+        "threads": ", ".join(threads_label(t) for t in thread_counts),
+        "rounds": int(latency["rounds"].max()),
+        "options": headline["options"].iloc[0] if not headline.empty else "n/a",
+        "overhead": ", ".join(f"{row['latency_median_us']:.1f} µs at {threads_label(int(row['threads']))}"
+                              for row in overhead.to_dict("records")),
+        "all_cores": ", ".join(threads_label(t) for t in all_cores),
+        "cores": None if pd.isna(cores) else int(cores),
+    }
 
 
 def _render(summary: pd.DataFrame, article: pd.DataFrame, runs: pd.DataFrame, latency: pd.DataFrame,
             per_class: pd.DataFrame, mcnemar: pd.DataFrame, plots_rel: str, baseline: str,
             budgets_kib: Sequence[float | None]) -> str:
-    larq_frontier = ", ".join(f"`{v}`" for v in summary.loc[summary["on_pareto_frontier"], "variant"])
-    deployed_frontier = ", ".join(f"`{v}`" for v in summary.loc[summary["on_deployed_pareto_frontier"], "variant"])
-    lines = ["# What a 1-bit network costs and saves against its 32-bit twin", "",
-             "Generated by `dvc repro` from the tables in `reports/tables/`; every number below is read from them.",
-             "", "## Findings", ""]
-    lines += [f"- {s}" for s in findings(summary, article, baseline, latency)]
-    lines += [f"- {s}" for s in class_findings(per_class, mcnemar, baseline)]
-    lines += ["", "## Which variant under a memory budget", "",
-              "Chosen from the measured mean test accuracies, on the size of the deployed file (what a device "
-              f"stores), not on Larq's count of the weights. Pareto frontier of accuracy against the deployed file: "
-              f"{deployed_frontier}; against Larq's weight memory: {larq_frontier}.", ""]
-    lines += [f"- {s}" for s in budget_picks(summary, budgets_kib, runs)]
-    lines += ["", "## Summary per variant", "", readable_summary(summary).to_markdown(index=False), "",
-              "Compression and accuracy gap are against `" + baseline + "`; the gap's interval comes from the "
-              "seed-paired differences (Student t). Memory and Pareto here are Larq's theoretical figures.", "",
-              "## Per class", "",
-              "Test accuracy on each class, mean over seeds, and in brackets the gap to `" + baseline + "` on the "
-              "same class, paired by seed. McNemar's exact test compares two models' answers image by image on the "
-              "same test images (the images exactly one of them gets right are fair coins under the null "
-              "hypothesis): far more evidence than a few seeds, but about these trained models, not about "
-              "retraining; the seed interval above is about retraining.", "",
-              readable_per_class(per_class).to_markdown(index=False), "",
-              "## Larq profiles", "",
-              "Larq counts each multiply-accumulate at the larger bit width of its two inputs and calls only 1-bit "
-              "ones binarized. Other widths (2-bit for ternary, k-bit for DoReFa) are listed as Larq reports them; "
-              "Larq has no cost model for them, so they are counts, not speeds.", "",
-              summary[["variant", "params_by_bitwidth", "memory_kib", "macs_by_precision", "binarized_mac_fraction"]]
-              .rename(columns={"params_by_bitwidth": "parameters by bit width", "memory_kib": "memory (KiB)",
-                               "macs_by_precision": "MACs by precision",
-                               "binarized_mac_fraction": "binarized MAC fraction"})
-              .to_markdown(index=False, floatfmt=".4f"), "",
-              "## Deployed with Larq Compute Engine: flash, RAM, operators", "",
-              RAM_METHOD, "", readable_deployment(summary).to_markdown(index=False), "",
-              "## Deployed with Larq Compute Engine: speed", "",
-              benchmark_method(latency), "",
-              readable_latency(latency).to_markdown(index=False), "",
-              "Median latency (µs) under every option set (`bgemm`: LCE's indirect BGEMM kernels; `xnnpack`: "
-              "TensorFlow Lite's XNNPACK delegate for float operators); an option set under which a model's "
-              "predictions disagree with Keras is not timed:", "",
-              latency_by_options(latency).to_markdown(index=False), "",
-              "## Against the article", "",
-              "The published figures are those of the article \"Binary Neural Network Part 2\" by Mohamad Moawad, "
-              "whose two networks follow Larq's MNIST example (\"Introduction to BNNs with Larq\", which shows only "
-              "the 1-bit network); its accuracies are single runs.", "",
-              readable_article(article).to_markdown(index=False), "",
-              "## Every run", "",
-              runs[["variant", "seed", "test_accuracy", "test_loss", "train_time_s", "train_images_per_s"]]
-              .to_markdown(index=False, floatfmt=".4f"), "", "## Plots", ""]
-    for name, title in PLOTS:
-        lines += [f"### {title}", "", f"![{title}]({plots_rel}/{name})", ""]
-    return "\n".join(lines)
+    import jinja2
+
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent), trim_blocks=True,
+                                     keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
+                                     autoescape=False)  # Markdown, not HTML
+    profiles = summary[["variant", "params_by_bitwidth", "memory_kib", "macs_by_precision", "binarized_mac_fraction"]]
+    context = {
+        "baseline": baseline,
+        "accuracy_findings": accuracy_findings(summary, baseline),
+        "budget_picks": budget_picks(summary, budgets_kib, runs),
+        "deployed_frontier": ", ".join(f"`{v}`" for v in summary.loc[summary["on_deployed_pareto_frontier"],
+                                                                       "variant"]),
+        "larq_frontier": ", ".join(f"`{v}`" for v in summary.loc[summary["on_pareto_frontier"], "variant"]),
+        "summary_table": readable_summary(summary).to_markdown(index=False),
+        "class_findings": class_findings(per_class, mcnemar, baseline),
+        "per_class_table": readable_per_class(per_class).to_markdown(index=False),
+        "profiles_table": profiles.rename(columns={
+            "params_by_bitwidth": "parameters by bit width", "memory_kib": "memory (KiB)",
+            "macs_by_precision": "MACs by precision", "binarized_mac_fraction": "binarized MAC fraction",
+        }).to_markdown(index=False, floatfmt=".4f"),
+        "deployment_findings": deployment_findings(summary),
+        "deployment_table": readable_deployment(summary).to_markdown(index=False),
+        "speed_findings": speed_findings(summary, baseline, latency),
+        "bench": benchmark_context(latency),
+        "latency_table": readable_latency(latency).to_markdown(index=False),
+        "options_table": latency_by_options(latency).to_markdown(index=False),
+        "article_findings": article_findings(summary, article),
+        "article_table": readable_article(article).to_markdown(index=False),
+        "runs_table": runs[["variant", "seed", "test_accuracy", "test_loss", "train_time_s", "train_images_per_s"]]
+        .to_markdown(index=False, floatfmt=".4f"),
+        "plots": PLOTS,
+        "plots_rel": plots_rel,
+    }
+    return environment.get_template(TEMPLATE).render(context)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
