@@ -1,8 +1,7 @@
 import pandas as pd
 import pytest
 
-from conftest import synthetic_profiles, synthetic_runs, write_synthetic_tables
-from stages.aggregate import summary_table
+from conftest import write_synthetic_tables
 from stages.lib.common import StudyError
 from stages.plots import draw_all
 
