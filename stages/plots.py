@@ -189,7 +189,7 @@ def confusion_difference(confusion: pd.DataFrame, summary: pd.DataFrame, path: P
     others = [v for v in summary["variant"] if v not in set(baseline)]
     matrix = {v: g.pivot(index="label", columns="predicted", values="images") for v, g in confusion.groupby("variant")}
     panels = [(v, matrix[v] - matrix[baseline.iloc[0]]) for v in others] if len(baseline) else []
-    title = f"minus `{baseline.iloc[0]}`" if len(baseline) else ""
+    title = f"minus {baseline.iloc[0]}" if len(baseline) else ""
     if not panels:  # nothing to compare: the baseline's own matrix
         panels = [(v, matrix[v]) for v in summary["variant"][:1]]
     columns = min(len(panels), 3)
@@ -197,7 +197,7 @@ def confusion_difference(confusion: pd.DataFrame, summary: pd.DataFrame, path: P
     fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 4.6 * rows), squeeze=False)
     for ax, (variant, diff) in zip(axes.flat, panels, strict=False):
         limit = max(1.0, float(np.abs(diff.to_numpy()).max()))
-        sns.heatmap(diff, ax=ax, cmap="RdBu_r", vmin=-limit, vmax=limit, center=0, annot=True, fmt=".0f",
+        sns.heatmap(diff, ax=ax, cmap="RdBu_r", vmin=-limit, vmax=limit, center=0, annot=True, fmt=".1f",
                     annot_kws={"fontsize": 6}, cbar_kws={"label": "test images (mean over seeds)"}, square=True)
         ax.set_title(f"{variant} {title}".strip(), fontsize=10)
         ax.set_xlabel("predicted class")

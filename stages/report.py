@@ -17,6 +17,7 @@ import pandas as pd
 from stages.aggregate import read_table, table_errors
 from stages.lib.common import load_params, log, run_cli, write_text_atomic
 from stages.lib.params import baseline as checked_baseline
+from stages.lib.mnist import CLASS_NAMES
 from stages.lib.params import memory_budgets
 from stages.lib.stats import t_interval
 
@@ -343,12 +344,34 @@ def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None],
 
 
 LOSING_CLASSES = 3
+CLASS_NAMES_RANGE = range(len(CLASS_NAMES))
 
 
-def class_findings(per_class: pd.DataFrame, mcnemar: pd.DataFrame, baseline: str) -> list[str]:
+def biggest_confusion(confusion: pd.DataFrame | None, variant: str, baseline: str) -> str:
+    """The wrong answer whose count grew most from the baseline to
+    ``variant`` (mean over seeds), as a clause; empty when none grew."""
+    if confusion is None or confusion.empty:
+        return ""
+    wrong = confusion[confusion["label"] != confusion["predicted"]]
+    wrong = wrong.set_index(["variant", "label", "predicted"]).sort_index()
+    if variant not in wrong.index or baseline not in wrong.index:
+        return ""
+    growth = wrong.loc[variant, "images"] - wrong.loc[baseline, "images"]
+    (label, predicted), grown = growth.idxmax(), growth.max()
+    if grown <= 0:
+        return ""
+    names = dict(zip(CLASS_NAMES_RANGE, CLASS_NAMES, strict=True))
+    return (f"; its biggest new confusion is {names.get(label, label)} answered as "
+            f"{names.get(predicted, predicted)}: {wrong.loc[(variant, label, predicted), 'images']:.1f} test images "
+            f"per run against {wrong.loc[(baseline, label, predicted), 'images']:.1f}")
+
+
+def class_findings(per_class: pd.DataFrame, mcnemar: pd.DataFrame, baseline: str,
+                   confusion: pd.DataFrame | None = None) -> list[str]:
     """Per variant other than the baseline: the classes that lose most
-    against the baseline (by the mean seed-paired gap), and McNemar's test on
-    the same test images, seed by seed."""
+    against the baseline (by the mean seed-paired gap), the wrong answer
+    that grew most, and McNemar's test on the same test images, seed by
+    seed."""
     sentences = []
     for variant, group in per_class.groupby("variant", sort=False):
         if variant == baseline or group["gap_vs_baseline"].isna().all():
@@ -358,6 +381,7 @@ def class_findings(per_class: pd.DataFrame, mcnemar: pd.DataFrame, baseline: str
                  f"{interval(row['gap_ci95_low'], row['gap_ci95_high'], points)})"
                  for row in worst.to_dict("records")]
         sentence = f"The classes `{variant}` loses most against `{baseline}`: " + ", ".join(parts)
+        sentence += biggest_confusion(confusion, variant, baseline)
         tests = mcnemar[mcnemar["variant"] == variant]
         if not tests.empty:
             seeds = "; ".join(
@@ -400,13 +424,14 @@ def render(tables_dir: str | Path, plots_rel: str, baseline: str, budgets_kib: S
     tables_dir = Path(tables_dir)
     summary, article = read_table(tables_dir, "summary"), read_table(tables_dir, "article")
     runs, latency = read_table(tables_dir, "runs"), read_table(tables_dir, "latency")
-    per_class = read_table(tables_dir, "per_class")
+    per_class, confusion = read_table(tables_dir, "per_class"), read_table(tables_dir, "confusion")
     mcnemar_path = tables_dir / "mcnemar.csv"
     with table_errors(tables_dir):
         # a study of the baseline alone has no pairs to test: an empty table
         mcnemar = read_table(tables_dir, "mcnemar") if mcnemar_path.is_file() and mcnemar_path.stat().st_size > 1 \
             and len(mcnemar_path.read_text().splitlines()) > 1 else pd.DataFrame(columns=["variant"])
-        return _render(summary, article, runs, latency, per_class, mcnemar, plots_rel, baseline, budgets_kib)
+        return _render(summary, article, runs, latency, per_class, mcnemar, confusion, plots_rel, baseline,
+                       budgets_kib)
 
 
 TEMPLATE = "report.md.j2"
@@ -432,7 +457,7 @@ def benchmark_context(latency: pd.DataFrame) -> dict:
 
 
 def _render(summary: pd.DataFrame, article: pd.DataFrame, runs: pd.DataFrame, latency: pd.DataFrame,
-            per_class: pd.DataFrame, mcnemar: pd.DataFrame, plots_rel: str, baseline: str,
+            per_class: pd.DataFrame, mcnemar: pd.DataFrame, confusion: pd.DataFrame, plots_rel: str, baseline: str,
             budgets_kib: Sequence[float | None]) -> str:
     import jinja2
 
@@ -448,7 +473,7 @@ def _render(summary: pd.DataFrame, article: pd.DataFrame, runs: pd.DataFrame, la
                                                                        "variant"]),
         "larq_frontier": ", ".join(f"`{v}`" for v in summary.loc[summary["on_pareto_frontier"], "variant"]),
         "summary_table": readable_summary(summary).to_markdown(index=False),
-        "class_findings": class_findings(per_class, mcnemar, baseline),
+        "class_findings": class_findings(per_class, mcnemar, baseline, confusion),
         "per_class_table": readable_per_class(per_class).to_markdown(index=False),
         "profiles_table": profiles.rename(columns={
             "params_by_bitwidth": "parameters by bit width", "memory_kib": "memory (KiB)",

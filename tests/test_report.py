@@ -145,15 +145,18 @@ def test_a_table_missing_a_column_is_one_line(tmp_path):
 
 
 def test_class_findings_name_the_losing_classes_and_mcnemar():
-    from stages.aggregate import mcnemar_table, per_class_table
+    from stages.aggregate import confusion_table, mcnemar_table, per_class_table
     from stages.report import class_findings
 
     predictions = synthetic_predictions()
     sentences = class_findings(per_class_table(predictions, ["fp32", "bnn"], "fp32"),
-                               mcnemar_table(predictions, ["fp32", "bnn"], "fp32"), "fp32")
+                               mcnemar_table(predictions, ["fp32", "bnn"], "fp32"), "fp32",
+                               confusion_table(predictions, ["fp32", "bnn"]))
     assert len(sentences) == 1
     assert sentences[0].startswith("The classes `bnn` loses most against `fp32`: 0 (-33.33 pp, 95% CI ")
     assert ", 1 (-8.33 pp, " in sentences[0] and ", 2 (+33.33 pp, " in sentences[0]
+    # true 0 answered 1: once in each of bnn's three runs, never by fp32
+    assert "; its biggest new confusion is 0 answered as 1: 1.0 test images per run against 0.0." in sentences[0]
     assert ("On the same 10 test images, McNemar's exact test (seed 0: 2 images only `fp32` gets right, 1 only "
             "`bnn`, p = 1; seed 1: 1 images only `fp32` gets right, 0 only `bnn`, p = 1; seed 2: 2 images only "
             "`fp32` gets right, 1 only `bnn`, p = 1) finds the two apart at p < 0.05 in 0 of 3 seeds.") in sentences[0]
