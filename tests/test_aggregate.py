@@ -5,10 +5,13 @@ import pandas as pd
 import pytest
 
 from stages.aggregate import (
-    OVERHEAD, confusion_table, load_predictions, mcnemar_table, per_class_table, aggregate, article_table, by_bits, census, dvc_metrics, latency_table, load_profiles, load_runs,
+    OVERHEAD, aggregate, article_table, by_bits, census, confusion_table, dvc_metrics, latency_table,
+    load_predictions, load_profiles, load_runs, mcnemar_table, per_class_table,
     load_timings, mean_curves, pareto_frontier, read_table, summary_table,
 )
-from conftest import synthetic_latency, synthetic_predictions, synthetic_profiles, synthetic_runs, synthetic_timings
+from conftest import (
+    synthetic_latency, synthetic_predictions, synthetic_profiles, synthetic_runs, synthetic_timings,
+)
 from stages.lib.common import StudyError
 from stages.lib.stats import at_chance, mcnemar_exact, median_interval, prediction_interval, t_interval
 

@@ -3,7 +3,9 @@ import math
 import pandas as pd
 import pytest
 
-from conftest import synthetic_latency, synthetic_predictions, synthetic_profiles, synthetic_runs, write_synthetic_tables
+from conftest import (
+    synthetic_latency, synthetic_predictions, synthetic_profiles, synthetic_runs, write_synthetic_tables,
+)
 from stages.aggregate import article_table, summary_table
 from stages.report import budget_picks, findings, interval, pct, points, readable_summary, render
 
