@@ -174,7 +174,7 @@ def test_tables_plots_and_report(study_repo):
         png = repo / "reports" / "plots" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     report = (repo / "reports" / "report.md").read_text()
-    assert "## Findings" in report and "![" in report
+    assert "## Accuracy and memory" in report and "![" in report
     bnn = summary.set_index("variant").loc["bnn"]
     assert f"{100 * bnn['test_accuracy_mean']:.2f}%" in report
     metrics = json.loads((repo / "reports" / "metrics.json").read_text())
