@@ -76,7 +76,9 @@ DEPLOY_FIGURES = (
     "tflite_bytes", "tflite_kib", "converted_accuracy", "agreement", "weights_bytes", "peak_activation_bytes",
     "macs_binary", "binary_mac_fraction_deployed",
 )
-OVERHEAD = "overhead"   # the benchmark's trivial model (see stages.benchmark)
+# The benchmark's trivial model, as stages.benchmark names it in its timings
+# (that stage loads TensorFlow, which the table stages do not import).
+OVERHEAD = "overhead"
 PROFILE_FIGURES = (
     "params_total", "params_1bit", "params_32bit", "memory_kib", "fp32_equivalent_kib",
     "macs_total", "macs_1bit", "macs_32bit", "binarized_mac_fraction",

@@ -37,7 +37,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from stages.aggregate import read_table, t_interval, table_errors  # noqa: E402
+from stages.aggregate import read_table, table_errors  # noqa: E402
+from stages.lib.stats import t_interval  # noqa: E402
 from stages.lib.common import atomic_directory, log, run_cli  # noqa: E402
 
 # seaborn 0.13's boxplot still passes matplotlib 3.11 the deprecated `vert`.

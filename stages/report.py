@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.aggregate import read_table, table_errors
+from stages.aggregate import OVERHEAD, read_table, table_errors
 from stages.lib.common import load_params, log, run_cli, write_text_atomic
 from stages.lib.params import baseline as checked_baseline
 from stages.lib.mnist import CLASS_NAMES
@@ -416,9 +416,6 @@ PLOTS = (
     ("accuracy_by_variant.png", "Test accuracy per variant across seeds"),
     ("confusion_difference.png", "Where binarizing moves the answers: confusion matrix minus the baseline's"),
 )
-
-OVERHEAD = "overhead"
-
 
 def render(tables_dir: str | Path, plots_rel: str, baseline: str, budgets_kib: Sequence[float | None]) -> str:
     tables_dir = Path(tables_dir)
