@@ -101,9 +101,11 @@ def _read_json(path: Path, keys: Sequence[str]) -> dict[str, Any]:
     return obj
 
 
-def read_table(tables_dir: str | Path, name: str) -> pd.DataFrame:
+def read_table(tables_dir: str | Path, name: str, may_be_empty: bool = False) -> pd.DataFrame:
     """One of the tables this stage writes, for the stages that draw and
-    report them; a missing, empty or unreadable one is a one-line error."""
+    report them; a missing or unreadable one, or one without rows unless
+    ``may_be_empty`` (a study of the baseline alone has no McNemar pairs),
+    is a one-line error."""
     path = Path(tables_dir) / f"{name}.csv"
     try:
         table = pd.read_csv(path)
@@ -112,7 +114,7 @@ def read_table(tables_dir: str | Path, name: str) -> pd.DataFrame:
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise StudyError(f"{path} is not a readable table ({reason}): rerun `dvc repro aggregate`") from None
-    if table.empty or "variant" not in table.columns:
+    if "variant" not in table.columns or (table.empty and not may_be_empty):
         raise StudyError(f"{path} holds no rows of variants: rerun `dvc repro aggregate`")
     return table
 
@@ -221,11 +223,9 @@ def mcnemar_table(predictions: pd.DataFrame, variants: Sequence[str], baseline: 
     see the module doc."""
     correct = predictions.assign(correct=predictions["label"] == predictions["predicted"]).set_index(
         ["variant", "seed", "image"])["correct"].sort_index()
+    columns = ["variant", "seed", "images", "both_right", "baseline_only", "variant_only", "both_wrong", "p_value"]
     rows = []
-    if baseline not in variants:
-        return pd.DataFrame(rows, columns=["variant", "seed", "images", "both_right", "baseline_only",
-                                           "variant_only", "both_wrong", "p_value"])
-    for variant in variants:
+    for variant in variants if baseline in variants else []:
         if variant == baseline:
             continue
         for seed in sorted(predictions.loc[predictions["variant"] == variant, "seed"].unique()):
@@ -239,7 +239,7 @@ def mcnemar_table(predictions: pd.DataFrame, variants: Sequence[str], baseline: 
                          "both_right": int((ours & theirs).sum()), "baseline_only": only_base,
                          "variant_only": only_variant, "both_wrong": int((~ours & ~theirs).sum()),
                          "p_value": mcnemar_exact(only_base, only_variant)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=columns)
 
 
 TIMING_COLUMNS = ("round", "model", "variant", "seed", "options", "threads", "latency_us")
@@ -375,8 +375,8 @@ def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str,
             "test_accuracy_std": float(group["test_accuracy"].std(ddof=1)) if len(group) > 1 else math.nan,
             "test_accuracy_ci95_low": low,
             "test_accuracy_ci95_high": high,
-            "test_accuracy_pi95_low": prediction_interval(group["test_accuracy"])[0],
-            "test_accuracy_pi95_high": prediction_interval(group["test_accuracy"])[1],
+            **dict(zip(("test_accuracy_pi95_low", "test_accuracy_pi95_high"),
+                       prediction_interval(group["test_accuracy"]), strict=True)),
             "params_total": int(profiles.at[variant, "params_total"]),
             "params_32bit": int(profiles.at[variant, "params_32bit"]),
             "memory_kib": float(profiles.at[variant, "memory_kib"]),

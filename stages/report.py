@@ -422,11 +422,8 @@ def render(tables_dir: str | Path, plots_rel: str, baseline: str, budgets_kib: S
     summary, article = read_table(tables_dir, "summary"), read_table(tables_dir, "article")
     runs, latency = read_table(tables_dir, "runs"), read_table(tables_dir, "latency")
     per_class, confusion = read_table(tables_dir, "per_class"), read_table(tables_dir, "confusion")
-    mcnemar_path = tables_dir / "mcnemar.csv"
+    mcnemar = read_table(tables_dir, "mcnemar", may_be_empty=True)
     with table_errors(tables_dir):
-        # a study of the baseline alone has no pairs to test: an empty table
-        mcnemar = read_table(tables_dir, "mcnemar") if mcnemar_path.is_file() and mcnemar_path.stat().st_size > 1 \
-            and len(mcnemar_path.read_text().splitlines()) > 1 else pd.DataFrame(columns=["variant"])
         return _render(summary, article, runs, latency, per_class, mcnemar, confusion, plots_rel, baseline,
                        budgets_kib)
 

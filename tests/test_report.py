@@ -162,3 +162,15 @@ def test_class_findings_name_the_losing_classes_and_mcnemar():
     assert ("On the same 10 test images, McNemar's exact test (seed 0: 2 images only `fp32` gets right, 1 only "
             "`bnn`, p = 1; seed 1: 1 images only `fp32` gets right, 0 only `bnn`, p = 1; seed 2: 2 images only "
             "`fp32` gets right, 1 only `bnn`, p = 1) finds the two apart at p < 0.05 in 0 of 3 seeds.") in sentences[0]
+
+
+def test_a_study_without_pairs_to_test_renders(tmp_path):
+    from stages.aggregate import mcnemar_table
+
+    tables = write_synthetic_tables(tmp_path)
+    # the baseline alone: McNemar's table has its columns and no rows
+    mcnemar_table(synthetic_predictions().query("variant == 'fp32'"), ["fp32"], "fp32").to_csv(
+        tmp_path / "mcnemar.csv", index=False)
+    assert tables["mcnemar"].shape[0] == 3
+    report = render(tmp_path, "plots", "fp32", [None])
+    assert "McNemar's exact test (seed" not in report and "## Per class" in report
