@@ -1,10 +1,14 @@
 """Stage `aggregate`: every run's metrics and every variant's profile, as
 pandas tables (CSV for tools, Markdown for people) and DVC metrics.
 
-- ``runs``: one row per (variant, seed): accuracy, loss, training time and
+Every table but the profiles' has a ``dataset`` column: a network trained on
+one dataset is compared only with networks trained on the same one, so
+summaries, Pareto flags, per-class figures and tests are per dataset.
+
+- ``runs``: one row per (dataset, variant, seed): accuracy, loss, training time and
   throughput, the deployed model's size and accuracy, with the variant's
   profile figures.
-- ``summary``: one row per variant: seeds, mean, standard deviation and 95%
+- ``summary``: one row per (dataset, variant): seeds, mean, standard deviation and 95%
   Student-t interval of test accuracy, and the 95% prediction interval for
   one more run (what a single published run is compared with); size and MAC figures; compression and
   accuracy gap against the baseline variant, the gap's interval from the
@@ -18,22 +22,28 @@ pandas tables (CSV for tools, Markdown for people) and DVC metrics.
   the variant is on the Pareto frontier of mean accuracy against memory
   (a variant with a run at chance level never is), and on the frontier of
   mean accuracy against the deployed file's size.
-- ``latency``: one row per (variant, interpreter option set, threads), the
+- ``latency``: one row per (dataset, variant, interpreter option set,
+  threads), the
   overhead model included: median latency across benchmark rounds with its
   95% interval, the same minus the binding's overhead measured in the same
   rounds, the speedup against the baseline paired within each round with its
   interval, and effective multiply-accumulates per second.
-- ``per_class``: one row per (variant, class): test accuracy on that class,
+- ``per_class``: one row per (dataset, variant, class): test accuracy on that class,
   mean over seeds with its interval, and the gap to the baseline on the same
   class, paired by seed, with its interval.
-- ``confusion``: the confusion matrix of every variant, mean over seeds (long
-  form: variant, label, predicted, images).
-- ``mcnemar``: one row per (variant, seed): on the same test images, how many
+- ``confusion``: the confusion matrix of every (dataset, variant), mean over
+  seeds (long form: dataset, variant, label, predicted, images).
+- ``mcnemar``: one row per (dataset, variant, seed): on the same test images, how many
   only the baseline gets right, how many only the variant, and McNemar's
   exact test of the two.
-- ``article``: the reference article's published figures beside ours.
+- ``tax``: the 1-bit tax by dataset: one row per (dataset, variant other
+  than the baseline): the paired accuracy gap to the baseline with its
+  interval, how many times the baseline's errors the variant makes, and in
+  how many seeds McNemar's test tells the two apart.
+- ``article``: the reference article's published figures beside ours (MNIST
+  only, the article's dataset).
 - ``curves``: per-epoch accuracy and loss of every run (long form), and per
-  variant the mean across seeds (for ``dvc plots``).
+  (dataset, variant) the mean across seeds (for ``dvc plots``).
 """
 
 from __future__ import annotations
@@ -49,16 +59,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli, write_json_atomic
+from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli, run_name, write_json_atomic
+from stages.lib.datasets import dataset as registered_dataset
 from stages.lib.params import baseline as checked_baseline
-from stages.lib.params import OPTION_SETS, benchmark_settings, study_seeds, study_variants
-from stages.lib.mnist import CLASS_NAMES
+from stages.lib.params import OPTION_SETS, benchmark_settings, study_datasets, study_runs, study_variants
 from stages.lib.stats import at_chance, mcnemar_exact, median_interval, prediction_interval, t_interval
 
-# The reference article, "Binary Neural Network Part 2" by Mohamad Moawad,
+# The dataset of the reference article, "Binary Neural Network Part 2" by Mohamad Moawad,
 # whose two networks follow Larq's MNIST example ("Introduction to BNNs with
 # Larq", which shows only the 1-bit network): the article's printed profiles
 # and its single-run test accuracies.
+ARTICLE_DATASET = "mnist"
 ARTICLE = {
     "fp32": {
         "params_total": 93770, "params_32bit": 93770, "memory_kib": 366.29,
@@ -130,16 +141,14 @@ def table_errors(tables_dir: str | Path) -> Iterator[None]:
                          f"({type(err).__name__}: {err}): rerun `dvc repro aggregate`") from None
 
 
-def run_name(variant: str, seed: int) -> str:
-    return f"{variant}-{seed}"
+Runs = Sequence[tuple[str, str, int]]  # (dataset, variant, seed), as stages.lib.params.study_runs lists them
 
 
-def load_runs(runs_dir: str | Path, variants: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
+def load_runs(runs_dir: str | Path, study: Runs) -> pd.DataFrame:
     rows = []
-    for variant in variants:
-        for seed in seeds:
-            metrics = _read_json(Path(runs_dir) / run_name(variant, seed) / "metrics.json", RUN_METRICS)
-            rows.append({"variant": variant, "seed": seed, **{k: metrics[k] for k in RUN_METRICS}})
+    for dataset, variant, seed in study:
+        metrics = _read_json(Path(runs_dir) / run_name(dataset, variant, seed) / "metrics.json", RUN_METRICS)
+        rows.append({"dataset": dataset, "variant": variant, "seed": seed, **{k: metrics[k] for k in RUN_METRICS}})
     runs = pd.DataFrame(rows)
     runs["at_chance"] = [at_chance(acc, chance, n) for acc, chance, n in
                          zip(runs["test_accuracy"], runs["chance_accuracy"], runs["test_images"], strict=True)]
@@ -152,40 +161,39 @@ def census(operators: dict[str, int]) -> str:
     return ", ".join(f"{name} {count}" for name, count in sorted(operators.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def load_deployments(deploy_dir: str | Path, variants: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
+def load_deployments(deploy_dir: str | Path, study: Runs) -> pd.DataFrame:
     rows = []
-    for variant in variants:
-        for seed in seeds:
-            report = _read_json(Path(deploy_dir) / run_name(variant, seed) / "deploy.json",
-                                (*DEPLOY_FIGURES, "operators"))
-            rows.append({"variant": variant, "seed": seed, **{k: report[k] for k in DEPLOY_FIGURES},
-                         "operators": census(report["operators"])})
+    for dataset, variant, seed in study:
+        report = _read_json(Path(deploy_dir) / run_name(dataset, variant, seed) / "deploy.json",
+                            (*DEPLOY_FIGURES, "operators"))
+        rows.append({"dataset": dataset, "variant": variant, "seed": seed, **{k: report[k] for k in DEPLOY_FIGURES},
+                     "operators": census(report["operators"])})
     return pd.DataFrame(rows)
 
 
-def load_predictions(runs_dir: str | Path, variants: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
-    """Every run's answer to every test image (long form: variant, seed,
-    image, label, predicted)."""
+def load_predictions(runs_dir: str | Path, study: Runs) -> pd.DataFrame:
+    """Every run's answer to every test image (long form: dataset, variant,
+    seed, image, label, predicted)."""
     frames = []
-    for variant in variants:
-        for seed in seeds:
-            path = Path(runs_dir) / run_name(variant, seed) / "predictions.csv"
-            try:
-                frame = pd.read_csv(path)
-            except FileNotFoundError:
-                raise StudyError(f"{path} is missing: run `dvc repro` to produce it") from None
-            except (ValueError, pd.errors.ParserError) as err:
-                raise StudyError(f"{path} is damaged ({err}): retrain it with `dvc repro --force` on its train "
-                                 "stage") from None
-            if list(frame.columns) != ["label", "predicted"] or frame.empty:
-                raise StudyError(f"{path} is damaged (not label,predicted rows): retrain it with "
-                                 "`dvc repro --force` on its train stage")
-            frames.append(frame.assign(variant=variant, seed=seed, image=np.arange(len(frame))))
-    return pd.concat(frames, ignore_index=True)[["variant", "seed", "image", "label", "predicted"]]
+    for dataset, variant, seed in study:
+        path = Path(runs_dir) / run_name(dataset, variant, seed) / "predictions.csv"
+        try:
+            frame = pd.read_csv(path)
+        except FileNotFoundError:
+            raise StudyError(f"{path} is missing: run `dvc repro` to produce it") from None
+        except (ValueError, pd.errors.ParserError) as err:
+            raise StudyError(f"{path} is damaged ({err}): retrain it with `dvc repro --force` on its train "
+                             "stage") from None
+        if list(frame.columns) != ["label", "predicted"] or frame.empty:
+            raise StudyError(f"{path} is damaged (not label,predicted rows): retrain it with "
+                             "`dvc repro --force` on its train stage")
+        frames.append(frame.assign(dataset=dataset, variant=variant, seed=seed, image=np.arange(len(frame))))
+    return pd.concat(frames, ignore_index=True)[["dataset", "variant", "seed", "image", "label", "predicted"]]
 
 
-def per_class_table(predictions: pd.DataFrame, variants: Sequence[str], baseline: str) -> pd.DataFrame:
-    """One row per (variant, class), see the module doc."""
+def per_class_table(predictions: pd.DataFrame, variants: Sequence[str], baseline: str,
+                    class_names: Sequence[str]) -> pd.DataFrame:
+    """One row per (variant, class) of one dataset, see the module doc."""
     correct = predictions.assign(correct=predictions["label"] == predictions["predicted"])
     accuracy = correct.groupby(["variant", "label", "seed"])["correct"].mean()
     images = correct[correct["seed"] == correct["seed"].iloc[0]].groupby(["variant", "label"]).size()
@@ -195,7 +203,7 @@ def per_class_table(predictions: pd.DataFrame, variants: Sequence[str], baseline
             by_seed = accuracy.loc[(variant, label)]
             mean, low, high = t_interval(by_seed)
             row = {"variant": variant, "class": int(label),
-                   "class_name": CLASS_NAMES[label] if label < len(CLASS_NAMES) else str(label),
+                   "class_name": class_names[label] if label < len(class_names) else str(label),
                    "images": int(images.loc[(variant, label)]), "accuracy_mean": mean, "accuracy_ci95_low": low,
                    "accuracy_ci95_high": high, "gap_vs_baseline": math.nan, "gap_ci95_low": math.nan,
                    "gap_ci95_high": math.nan}
@@ -323,33 +331,34 @@ def load_profiles(profiles_dir: str | Path, variants: Sequence[str]) -> pd.DataF
     return pd.DataFrame(rows).set_index("variant")
 
 
-def load_curves(runs_dir: str | Path, variants: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
+def load_curves(runs_dir: str | Path, study: Runs) -> pd.DataFrame:
     """Per-epoch accuracy and loss of every run, from DVCLive's logs: columns
-    variant, seed, epoch (from 1), split (train/test), accuracy, loss."""
+    dataset, variant, seed, epoch (from 1), split (train/test), accuracy,
+    loss."""
     frames = []
-    for variant in variants:
-        for seed in seeds:
-            base = Path(runs_dir) / run_name(variant, seed) / "plots" / "metrics"
-            for split, folder in (("train", "train"), ("test", "eval")):
-                columns = {}
-                for metric in ("accuracy", "loss"):
-                    path = base / folder / f"{metric}.tsv"
-                    try:
-                        columns[metric] = pd.read_csv(path, sep="\t")[["step", metric]].set_index("step")[metric]
-                    except FileNotFoundError:
-                        raise StudyError(f"{path} is missing: run `dvc repro` to produce it") from None
-                frame = pd.DataFrame(columns).reset_index()
-                frame.insert(0, "split", split)
-                frame.insert(0, "seed", seed)
-                frame.insert(0, "variant", variant)
-                frames.append(frame)
+    for dataset, variant, seed in study:
+        base = Path(runs_dir) / run_name(dataset, variant, seed) / "plots" / "metrics"
+        for split, folder in (("train", "train"), ("test", "eval")):
+            columns = {}
+            for metric in ("accuracy", "loss"):
+                path = base / folder / f"{metric}.tsv"
+                try:
+                    columns[metric] = pd.read_csv(path, sep="\t")[["step", metric]].set_index("step")[metric]
+                except FileNotFoundError:
+                    raise StudyError(f"{path} is missing: run `dvc repro` to produce it") from None
+            frame = pd.DataFrame(columns).reset_index()
+            frame.insert(0, "split", split)
+            frame.insert(0, "seed", seed)
+            frame.insert(0, "variant", variant)
+            frame.insert(0, "dataset", dataset)
+            frames.append(frame)
     curves = pd.concat(frames, ignore_index=True)
     curves["epoch"] = curves.pop("step") + 1
-    return curves[["variant", "seed", "epoch", "split", "accuracy", "loss"]]
+    return curves[["dataset", "variant", "seed", "epoch", "split", "accuracy", "loss"]]
 
 
 def runs_table(runs: pd.DataFrame, profiles: pd.DataFrame, deployments: pd.DataFrame) -> pd.DataFrame:
-    return runs.merge(deployments, on=["variant", "seed"], how="left").join(profiles, on="variant")
+    return runs.merge(deployments, on=["dataset", "variant", "seed"], how="left").join(profiles, on="variant")
 
 
 HEADLINE_COLUMNS = ("latency_median_us", "latency_ci95_low", "latency_ci95_high", "net_latency_median_us",
@@ -435,45 +444,81 @@ def pareto_frontier(memory: Sequence[float], accuracy: Sequence[float]) -> list[
 
 
 def article_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """For each variant the article published: its figure, ours, and the
-    difference (ours minus article)."""
+    """For each variant the article published: its figure, ours on the
+    article's dataset, and the difference (ours minus article); no rows when
+    the study leaves that dataset out."""
     ours_column = {"test_accuracy": "test_accuracy_mean"}
     rows = []
-    for _, row in summary.iterrows():
+    for _, row in summary[summary["dataset"] == ARTICLE_DATASET].iterrows():
         published = ARTICLE.get(row["variant"])
         if published is None:
             continue
         for figure, article_value in published.items():
             ours = float(row[ours_column.get(figure, figure)])
             rows.append({
-                "variant": row["variant"], "figure": figure,
+                "dataset": ARTICLE_DATASET, "variant": row["variant"], "figure": figure,
                 "article": article_value, "ours": ours, "difference": ours - article_value,
             })
-    return pd.DataFrame(rows, columns=["variant", "figure", "article", "ours", "difference"])
+    return pd.DataFrame(rows, columns=["dataset", "variant", "figure", "article", "ours", "difference"])
+
+
+TAX_COLUMNS = ("dataset", "variant", "baseline", "seeds", "baseline_accuracy_mean", "test_accuracy_mean",
+               "accuracy_gap_vs_baseline", "accuracy_gap_ci95_low", "accuracy_gap_ci95_high", "error_ratio",
+               "mcnemar_seeds", "mcnemar_seeds_apart")
+
+
+def tax_table(summary: pd.DataFrame, mcnemar: pd.DataFrame, baseline: str, alpha: float = 0.05) -> pd.DataFrame:
+    """The 1-bit tax by dataset, see the module doc: from the summary (the
+    seed-paired gap and its interval) and the McNemar table (``alpha``: the
+    level at which a seed's test counts as telling the two apart). The error
+    ratio is the variant's mean test error over the baseline's: how many
+    times the mistakes, whatever the dataset's difficulty."""
+    rows = []
+    for dataset, group in summary.groupby("dataset", sort=False):
+        base = group[group["variant"] == baseline]
+        if base.empty:
+            continue
+        base_accuracy = float(base["test_accuracy_mean"].iloc[0])
+        for row in group[group["variant"] != baseline].to_dict("records"):
+            tests = mcnemar[(mcnemar["dataset"] == dataset) & (mcnemar["variant"] == row["variant"])]
+            rows.append({
+                "dataset": dataset, "variant": row["variant"], "baseline": baseline, "seeds": row["seeds"],
+                "baseline_accuracy_mean": base_accuracy, "test_accuracy_mean": row["test_accuracy_mean"],
+                "accuracy_gap_vs_baseline": row["accuracy_gap_vs_baseline"],
+                "accuracy_gap_ci95_low": row["accuracy_gap_ci95_low"],
+                "accuracy_gap_ci95_high": row["accuracy_gap_ci95_high"],
+                "error_ratio": (1 - row["test_accuracy_mean"]) / (1 - base_accuracy) if base_accuracy < 1 else math.nan,
+                "mcnemar_seeds": len(tests), "mcnemar_seeds_apart": int((tests["p_value"] < alpha).sum()),
+            })
+    return pd.DataFrame(rows, columns=TAX_COLUMNS)
 
 
 def mean_curves(curves: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Per variant, the mean across seeds per epoch, one column per
-    (split, metric): ``train_accuracy``, ``test_accuracy``, ..."""
-    means = curves.groupby(["variant", "epoch", "split"], sort=False)[["accuracy", "loss"]].mean().reset_index()
+    """Per (dataset, variant), named ``<dataset>-<variant>``, the mean across
+    seeds per epoch, one column per (split, metric): ``train_accuracy``,
+    ``test_accuracy``, ..."""
+    means = curves.groupby(["dataset", "variant", "epoch", "split"], sort=False)[["accuracy", "loss"]].mean()
     result = {}
-    for variant, group in means.groupby("variant", sort=False):
+    for (dataset, variant), group in means.reset_index().groupby(["dataset", "variant"], sort=False):
         wide = group.pivot(index="epoch", columns="split", values=["accuracy", "loss"])
         wide.columns = [f"{split}_{metric}" for metric, split in wide.columns]
-        result[variant] = wide.reset_index()[["epoch", "train_accuracy", "test_accuracy", "train_loss", "test_loss"]]
+        result[f"{dataset}-{variant}"] = wide.reset_index()[["epoch", "train_accuracy", "test_accuracy", "train_loss",
+                                                             "test_loss"]]
     return result
 
 
 def dvc_metrics(summary: pd.DataFrame) -> dict[str, Any]:
-    """What `dvc metrics show` and `dvc exp show` list, per variant."""
+    """What `dvc metrics show` and `dvc exp show` list, per dataset and
+    variant."""
     keep = ("seeds", "test_accuracy_mean", "test_accuracy_ci95_low", "test_accuracy_ci95_high", "memory_kib",
             "compression_vs_baseline", "binarized_mac_fraction", "accuracy_gap_vs_baseline", "tflite_kib",
             "converted_accuracy_mean", "ram_kib", "binary_mac_fraction_deployed", "latency_median_us",
             "speedup_vs_baseline")
-    return {
-        row["variant"]: {k: (None if isinstance(row[k], float) and math.isnan(row[k]) else row[k]) for k in keep}
-        for row in summary.to_dict("records")
-    }
+    metrics: dict[str, Any] = {}
+    for row in summary.to_dict("records"):
+        metrics.setdefault(row["dataset"], {})[row["variant"]] = {
+            k: (None if isinstance(row[k], float) and math.isnan(row[k]) else row[k]) for k in keep}
+    return metrics
 
 
 def to_markdown(table: pd.DataFrame) -> str:
@@ -488,42 +533,66 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> None:
                 (tmp / f"{name}.md").write_text(to_markdown(table))
 
 
+def per_dataset(datasets: Sequence[str], table) -> pd.DataFrame:
+    """``table(dataset)`` for every dataset, one table with a leading
+    ``dataset`` column."""
+    parts = [table(dataset).assign(dataset=dataset) for dataset in datasets]
+    whole = pd.concat(parts, ignore_index=True)
+    return whole[["dataset", *[c for c in whole.columns if c != "dataset"]]]
+
+
 def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | Path, deploy_dir: str | Path,
               benchmark_dir: str | Path, tables_dir: str | Path, curves_dir: str | Path,
               metrics_path: str | Path) -> pd.DataFrame:
-    variants, seeds, baseline = study_variants(params), study_seeds(params), checked_baseline(params)
+    datasets, variants, baseline = study_datasets(params), study_variants(params), checked_baseline(params)
+    study = study_runs(params)
     settings = benchmark_settings(params)
     profiles = load_profiles(profiles_dir, variants)
-    runs = runs_table(load_runs(runs_dir, variants, seeds), profiles, load_deployments(deploy_dir, variants, seeds))
+    runs = runs_table(load_runs(runs_dir, study), profiles, load_deployments(deploy_dir, study))
     timings, info = load_timings(benchmark_dir)
-    timed = set(timings["variant"])
-    if not set(variants) <= timed:
-        raise StudyError(f"{benchmark_dir} has no timings of {', '.join(sorted(set(variants) - timed))}: "
+    if "dataset" not in timings:
+        raise StudyError(f"{benchmark_dir} predates datasets in the study: run `dvc repro --force benchmark`")
+    timed = set(zip(timings["dataset"], timings["variant"], strict=True))
+    untimed = [f"{dataset} {variant}" for dataset, variant, _ in study if (dataset, variant) not in timed]
+    if untimed:
+        raise StudyError(f"{benchmark_dir} has no timings of {', '.join(dict.fromkeys(untimed))}: "
                          "run `dvc repro benchmark`")
     macs = {variant: int(profiles.at[variant, "macs_total"]) for variant in variants}
-    latency = latency_table(timings, variants, baseline, macs, settings.headline_options)
+
+    def dataset_timings(dataset: str) -> pd.DataFrame:
+        return timings[(timings["dataset"] == dataset) | (timings["variant"] == OVERHEAD)]
+
+    latency = per_dataset(datasets, lambda dataset: latency_table(dataset_timings(dataset), variants, baseline, macs,
+                                                                  settings.headline_options))
     latency["cpu"] = info["cpu"]
     latency["cpu_cores"] = info.get("cpu_cores")
-    curves = load_curves(runs_dir, variants, seeds)
-    predictions = load_predictions(runs_dir, variants, seeds)
-    summary = summary_table(runs, profiles, baseline, latency)
-    write_tables({"runs": runs, "summary": summary, "latency": latency,
-                  "per_class": per_class_table(predictions, variants, baseline),
-                  "confusion": confusion_table(predictions, variants),
-                  "mcnemar": mcnemar_table(predictions, variants, baseline),
+    curves = load_curves(runs_dir, study)
+    predictions = load_predictions(runs_dir, study)
+
+    def of(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
+        return frame[frame["dataset"] == dataset].drop(columns="dataset")
+
+    summary = per_dataset(datasets, lambda dataset: summary_table(of(runs, dataset), profiles, baseline,
+                                                                  of(latency, dataset)))
+    mcnemar = per_dataset(datasets, lambda dataset: mcnemar_table(of(predictions, dataset), variants, baseline))
+    per_class = per_dataset(datasets, lambda dataset: per_class_table(
+        of(predictions, dataset), variants, baseline, registered_dataset(dataset).class_names))
+    confusion = per_dataset(datasets, lambda dataset: confusion_table(of(predictions, dataset), variants))
+    write_tables({"runs": runs, "summary": summary, "latency": latency, "per_class": per_class,
+                  "confusion": confusion, "mcnemar": mcnemar, "tax": tax_table(summary, mcnemar, baseline),
                   "article": article_table(summary), "curves": curves}, tables_dir)
     with atomic_directory(curves_dir) as tmp:
-        for variant, frame in mean_curves(curves).items():
-            frame.to_csv(tmp / f"{variant}.csv", index=False)
+        for name, frame in mean_curves(curves).items():
+            frame.to_csv(tmp / f"{name}.csv", index=False)
     write_json_atomic(metrics_path, dvc_metrics(summary))
     for row in summary.to_dict("records"):
-        log.info("%s: %d seeds, test accuracy %.2f%% (95%% CI %.2f-%.2f%%), %.2f KiB; deployed %.2f KiB flash, "
-                 "%.2f KiB RAM, %.1f µs", row["variant"], row["seeds"], 100 * row["test_accuracy_mean"],
+        log.info("%s %s: %d seeds, test accuracy %.2f%% (95%% CI %.2f-%.2f%%), %.2f KiB; deployed %.2f KiB flash, "
+                 "%.2f KiB RAM, %.1f µs", row["dataset"], row["variant"], row["seeds"], 100 * row["test_accuracy_mean"],
                  100 * row["test_accuracy_ci95_low"], 100 * row["test_accuracy_ci95_high"], row["memory_kib"],
                  row["tflite_kib"], row["ram_kib"], row["latency_median_us"])
         if row["runs_at_chance"]:
-            log.info("%s: %d of %d runs at chance level (%.2f%% by always answering the most frequent class)",
-                     row["variant"], row["runs_at_chance"], row["seeds"], 100 * row["chance_accuracy"])
+            log.info("%s %s: %d of %d runs at chance level (%.2f%% by always answering the most frequent class)",
+                     row["dataset"], row["variant"], row["runs_at_chance"], row["seeds"], 100 * row["chance_accuracy"])
     return summary
 
 

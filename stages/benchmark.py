@@ -4,7 +4,8 @@ them alike.
 
 Every (model, interpreter option set, threads) combination gets its own
 interpreter, warmed up before the first round. In each of R rounds every
-combination runs one block of batch-1 calls on test images, in an order
+combination runs one block of batch-1 calls on its dataset's first test
+images (kept by `deploy`), in an order
 shuffled per round from a fixed seed; the block's median call latency is
 recorded. A trivial model with the same input and output as the study's
 models (one slice operator, no weights) is timed in the same rounds: its
@@ -34,23 +35,24 @@ import numpy as np
 import pandas as pd
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli, write_json_atomic
+from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli, run_name, write_json_atomic
+from stages.lib.datasets import scale_images
 from stages.lib.lce import INTERPRETER_OPTIONS, interpreter
-from stages.lib.mnist import load_split, scale_images
-from stages.lib.params import BenchmarkSettings, benchmark_settings, study_seeds, study_variants
+from stages.lib.params import BenchmarkSettings, benchmark_settings, study_runs
+from stages.deploy import SAMPLE_FILE, TFLITE_FILE
 
 OVERHEAD = "overhead"   # the trivial model's name in the timings
-SAMPLE_IMAGES = 64      # distinct test images the calls cycle through
 
 
 @dataclass(frozen=True)
 class Subject:
     """One model to time: a study run, or the trivial overhead model."""
     name: str
+    dataset: str | None
     variant: str
     seed: int | None
     flatbuffer: bytes
-    images: np.ndarray       # SAMPLE_IMAGES inputs of shape (1, 28, 28, 1)
+    images: np.ndarray       # the inputs the calls cycle through, each of shape (1, 28, 28, 1)
     options: tuple[str, ...]  # the option sets it may be timed under
 
 
@@ -76,29 +78,37 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def load_subjects(deployed_dir: str | Path, deploy_reports_dir: str | Path, data_dir: str | Path,
-                  variants: Sequence[str], seeds: Sequence[int]) -> list[Subject]:
-    x_test, _ = load_split(data_dir, "test", SAMPLE_IMAGES)
+def load_subjects(deployed_dir: str | Path, deploy_reports_dir: str | Path,
+                  runs: Sequence[tuple[str, str, int]]) -> list[Subject]:
+    """The deployed model of every (dataset, variant, seed) in ``runs``,
+    each with its test images scaled as it was trained, and the overhead
+    model."""
     subjects = []
-    for variant in variants:
-        for seed in seeds:
-            run = f"{variant}-{seed}"
-            report_path = Path(deploy_reports_dir) / run / "deploy.json"
-            model_path = Path(deployed_dir) / run / "model.tflite"
-            try:
-                report = json.loads(report_path.read_text())
-                flatbuffer = model_path.read_bytes()
-                input_range = tuple(report["input_range"])
-                options = tuple(report["options_agreeing"])
-            except FileNotFoundError as err:
-                raise StudyError(f"{err.filename} is missing: run `dvc repro deploy` to produce it") from None
-            except (ValueError, KeyError, TypeError) as err:
-                raise StudyError(f"{report_path} is damaged ({type(err).__name__}: {err}): "
-                                 "run `dvc repro --force deploy` to rewrite it") from None
-            images = scale_images(x_test, input_range)[:, np.newaxis]
-            subjects.append(Subject(run, variant, seed, flatbuffer, images, options))
-    images = scale_images(x_test, (0.0, 1.0))[:, np.newaxis]
-    subjects.append(Subject(OVERHEAD, OVERHEAD, None, overhead_flatbuffer(), images, tuple(INTERPRETER_OPTIONS)))
+    for dataset, variant, seed in runs:
+        run = run_name(dataset, variant, seed)
+        report_path = Path(deploy_reports_dir) / run / "deploy.json"
+        sample_path = Path(deploy_reports_dir) / run / SAMPLE_FILE
+        model_path = Path(deployed_dir) / run / TFLITE_FILE
+        try:
+            report = json.loads(report_path.read_text())
+            flatbuffer = model_path.read_bytes()
+            sample = np.load(sample_path)
+            input_range = tuple(report["input_range"])
+            options = tuple(report["options_agreeing"])
+        except FileNotFoundError as err:
+            raise StudyError(f"{err.filename} is missing: run `dvc repro deploy` to produce it") from None
+        except (ValueError, KeyError, TypeError, OSError) as err:
+            raise StudyError(f"{report_path.parent} is damaged ({type(err).__name__}: {err}): "
+                             "run `dvc repro --force deploy` to rewrite it") from None
+        if sample.dtype != np.uint8 or sample.ndim != 3 or not len(sample):
+            raise StudyError(f"{sample_path} holds no uint8 images: run `dvc repro --force deploy` to rewrite it")
+        subjects.append(Subject(run, dataset, variant, seed, flatbuffer,
+                                scale_images(sample, input_range)[:, np.newaxis], options))
+    if not subjects:
+        raise StudyError("the study has no runs to time: list datasets, variants and seeds under `study`")
+    # the overhead model ignores what the pixels hold: any run's inputs will do
+    subjects.append(Subject(OVERHEAD, None, OVERHEAD, None, overhead_flatbuffer(), subjects[0].images,
+                            tuple(INTERPRETER_OPTIONS)))
     return subjects
 
 
@@ -116,8 +126,8 @@ def time_block(call, images: np.ndarray, calls: int) -> float:
 
 def run_benchmark(subjects: Sequence[Subject], settings: BenchmarkSettings, progress: bool | None = None) -> pd.DataFrame:
     """The timings, one row per (round, combination): round, position in
-    the round, model, variant, seed, options, threads, latency_us (the
-    block's median)."""
+    the round, model, dataset, variant, seed, options, threads, latency_us
+    (the block's median)."""
     combos = [(subject, options, threads) for subject in subjects for options in subject.options
               for threads in settings.threads]
     calls, keep_alive = {}, []
@@ -140,15 +150,15 @@ def run_benchmark(subjects: Sequence[Subject], settings: BenchmarkSettings, prog
             subject, options, threads = combos[index]
             latency = time_block(calls[subject.name, options, threads], subject.images, settings.calls_per_block)
             rows.append({"round": round_index, "position": position, "model": subject.name,
-                         "variant": subject.variant, "seed": subject.seed, "options": options,
+                         "dataset": subject.dataset, "variant": subject.variant, "seed": subject.seed, "options": options,
                          "threads": threads, "latency_us": latency})
     return pd.DataFrame(rows)
 
 
 def benchmark(params: dict[str, Any], deployed_dir: str | Path, deploy_reports_dir: str | Path,
-              data_dir: str | Path, out_dir: str | Path) -> pd.DataFrame:
+              out_dir: str | Path) -> pd.DataFrame:
     settings = benchmark_settings(params)
-    subjects = load_subjects(deployed_dir, deploy_reports_dir, data_dir, study_variants(params), study_seeds(params))
+    subjects = load_subjects(deployed_dir, deploy_reports_dir, study_runs(params))
     start = time.perf_counter()
     timings = run_benchmark(subjects, settings)
     elapsed = time.perf_counter() - start
@@ -174,12 +184,11 @@ def benchmark(params: dict[str, Any], deployed_dir: str | Path, deploy_reports_d
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--data", default="data/mnist")
     parser.add_argument("--deployed", default="data/deployed", help="folders of the .tflite files")
     parser.add_argument("--deploy-reports", default="reports/deploy", help="folders of deploy.json")
     parser.add_argument("--out", default="reports/benchmark")
     args = parser.parse_args(argv)
-    benchmark(load_params(args.params), args.deployed, args.deploy_reports, args.data, args.out)
+    benchmark(load_params(args.params), args.deployed, args.deploy_reports, args.out)
 
 
 if __name__ == "__main__":

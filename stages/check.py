@@ -19,17 +19,21 @@ from stages.lib.common import load_params, log, run_cli, write_text_atomic
 from stages.lib.networks import variant_from_params
 from stages.lib.params import (
     baseline, benchmark_settings, check_keys, data_limits, download_settings, extended_variants, memory_budgets,
-    study_seeds, study_variants, train_settings,
+    study_datasets, study_seeds, study_variants, train_settings,
 )
 
 PASSED = "params.yaml passed every check of the study\n"
 
 
 def check_all(params: dict[str, Any]) -> list[str]:
-    """Check every section of params.yaml and every variant it defines,
-    whether or not the study runs it now; return the study's variants."""
+    """Check every section of params.yaml, every dataset's sources and every
+    variant it defines, whether or not the study runs it now; return the
+    study's variants."""
     check_keys(params)
-    download_settings(params)
+    datasets = study_datasets(params)
+    sources = params["data"].get("sources")
+    for name in datasets + [name for name in (sources if isinstance(sources, dict) else {}) if name not in datasets]:
+        download_settings(params, name)
     data_limits(params)
     names = study_variants(params)
     study_seeds(params)

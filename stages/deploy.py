@@ -1,6 +1,6 @@
 """Stage `deploy`: convert one trained model with Larq Compute Engine (LCE),
 check the converted model against Keras on the whole test set under every
-interpreter option set, and record what the file holds: its size, the bytes
+interpreter option set, keep the first test images for the benchmark, and record what the file holds: its size, the bytes
 of its weights, the peak RAM its activations need, its operators by type and
 the share of its multiply-accumulates that run in binary operators.
 
@@ -22,12 +22,16 @@ import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli, write_json_atomic
 from stages.lib.graph import analyse
 from stages.lib.lce import INTERPRETER_OPTIONS, convert, interpreter, strip_names
-from stages.lib.mnist import load_split, scale_images
+from stages.lib.datasets import load_split, scale_images
 from stages.lib.networks import variant_from_params
 from stages.lib.params import data_limits
 
 MAX_DISAGREEMENT = 0.001
 TFLITE_FILE = "model.tflite"
+# The first test images, as uint8 pixels: the inputs the `benchmark` stage
+# times this model on, so that it needs no dataset of its own.
+SAMPLE_FILE = "sample_images.npy"
+SAMPLE_IMAGES = 64
 
 
 def deploy_run(model_dir: str | Path, data_dir: str | Path, variant_input_range: tuple[float, float],
@@ -76,6 +80,7 @@ def deploy_run(model_dir: str | Path, data_dir: str | Path, variant_input_range:
         (tmp / TFLITE_FILE).write_bytes(flatbuffer)
     with atomic_directory(out_report_dir) as tmp:
         write_json_atomic(tmp / "deploy.json", report)
+        np.save(tmp / SAMPLE_FILE, x_test[:SAMPLE_IMAGES])
     log.info("%s: %.2f KiB file, %.2f KiB peak activations, %.1f%% of MACs in binary operators, accuracy %.4f",
              model_dir, report["tflite_kib"], graph["peak_activation_bytes"] / 1024,
              100 * graph["binary_mac_fraction_deployed"], report["converted_accuracy"])
@@ -89,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.deploy", description=__doc__.split("\n\n")[0])
     parser.add_argument("--variant", required=True)
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--data", default="data/mnist")
+    parser.add_argument("--data", default="data/mnist", help="folder of the run's dataset")
     parser.add_argument("--model", required=True, help="folder of the trained model")
     parser.add_argument("--model-out", required=True, help="folder for the .tflite file")
     parser.add_argument("--report-out", required=True, help="folder for deploy.json")

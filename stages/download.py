@@ -1,10 +1,11 @@
-"""Stage `download`: fetch the four MNIST archives, decompress them and
-verify each decompressed IDX file by its SHA-256.
+"""Stage `download`: fetch one dataset's four archives, decompress them and
+verify each decompressed IDX file by its SHA-256 (see
+:mod:`stages.lib.datasets`).
 
-Sources are tried in the order ``data.sources`` gives: remote ones
+Sources are tried in the order ``data.sources.<dataset>`` gives: remote ones
 (``http://``, ``https://``) through pooch, with retries and a progress bar;
 anything else is a local folder holding the ``.gz`` archives (the verified
-copy shipped in ``data/mnist-shipped`` is the last default source, so the
+copy shipped in ``data/<dataset>-shipped`` is the last default source, so the
 study runs offline with no setting changed). A source that fails or serves a
 file whose checksum differs is skipped with one log line, and the next one is
 tried; a source that cannot be reached at all is not asked again.
@@ -22,7 +23,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli
-from stages.lib.mnist import MNIST_FILES, IdxFile
+from stages.lib.datasets import MNIST_FILES, IdxFile, dataset
 from stages.lib.params import download_settings
 
 
@@ -213,12 +214,15 @@ def download(
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.download", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="mnist", help="a dataset of stages.lib.datasets, e.g. fashion_mnist")
     parser.add_argument("--params", default="params.yaml", help="params file (reads the `data` section)")
     parser.add_argument("--out", default="data/mnist", help="folder for the verified IDX files")
     args = parser.parse_args(argv)
-    settings = download_settings(load_params(args.params))
-    served = download(settings.sources, args.out, retries=settings.retries, timeout_s=settings.timeout_s)
-    log.info("MNIST ready in %s (%s)", args.out, ", ".join(sorted(set(served.values()))))
+    spec = dataset(args.dataset)
+    settings = download_settings(load_params(args.params), spec.name)
+    served = download(settings.sources, args.out, files=spec.files, retries=settings.retries,
+                      timeout_s=settings.timeout_s)
+    log.info("%s ready in %s (%s)", spec.title, args.out, ", ".join(sorted(set(served.values()))))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Stage `plots`: the study's figures, drawn with seaborn from the aggregate
-tables (PNG, readable at 100%).
+tables (PNG, readable at 100%). A figure of accuracies has one panel per
+dataset: networks are compared only on the dataset they learned.
 
 - ``accuracy_vs_memory.png``: every seed a point, each variant's mean with
   its 95% interval, memory on a log scale, the Pareto frontier dotted;
@@ -16,9 +17,11 @@ tables (PNG, readable at 100%).
   test sets, mean across seeds with the same Student-t 95% interval as the
   tables (no band for a single seed);
 - ``accuracy_by_variant.png``: test accuracy per variant across seeds;
-- ``confusion_difference.png``: per variant, its confusion matrix minus the
-  baseline's (test images, mean over seeds): where binarizing moves the
-  answers.
+- ``confusion_difference.png``: per (dataset, variant), its confusion matrix
+  minus the baseline's (test images, mean over seeds): where binarizing
+  moves the answers;
+- ``tax_by_dataset.png``: the 1-bit tax by dataset: every variant's paired
+  accuracy gap to the baseline with its 95% interval, datasets side by side.
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from stages.aggregate import read_table, table_errors  # noqa: E402
-from stages.lib.stats import t_interval  # noqa: E402
 from stages.lib.common import atomic_directory, log, run_cli  # noqa: E402
+from stages.lib.datasets import DATASETS  # noqa: E402
+from stages.lib.stats import t_interval  # noqa: E402
 
 # seaborn 0.13's boxplot still passes matplotlib 3.11 the deprecated `vert`.
 warnings.filterwarnings("ignore", category=matplotlib.MatplotlibDeprecationWarning, module="seaborn")
@@ -59,6 +63,14 @@ def _log2_x(ax) -> None:
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
+def _title(dataset: str) -> str:
+    return DATASETS[dataset].title if dataset in DATASETS else dataset
+
+
+def _datasets(summary: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(summary["dataset"]))
+
+
 def _save(fig, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
@@ -68,13 +80,27 @@ def _save(fig, path: Path) -> None:
 def _accuracy_scatter(runs: pd.DataFrame, summary: pd.DataFrame, x: str, xlabel: str, path: Path,
                       log_x: bool = False, x_scale: float = 1.0, frontier: bool = False,
                       x_interval: tuple[str, str] | None = None) -> None:
+    """One panel per dataset, see :func:`_accuracy_panel`."""
+    datasets = _datasets(summary)
+    palette = _palette(list(dict.fromkeys(summary["variant"])))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(7 * len(datasets), 4.5), squeeze=False)
+    for ax, dataset in zip(axes.flat, datasets, strict=True):
+        _accuracy_panel(ax, runs[runs["dataset"] == dataset], summary[summary["dataset"] == dataset], x, xlabel,
+                        palette, log_x, x_scale, frontier, x_interval)
+        ax.set_title(_title(dataset))
+    _save(fig, path)
+
+
+def _accuracy_panel(ax, runs: pd.DataFrame, summary: pd.DataFrame, x: str, xlabel: str, palette: dict,
+                    log_x: bool, x_scale: float, frontier: bool, x_interval: tuple[str, str] | None) -> None:
+    """Every seed a small dot, each variant's mean a diamond with its 95%
+    interval (and ``x_interval``'s, if given), on one dataset."""
     variants = list(summary["variant"])
-    palette = _palette(variants)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
     if x not in runs:  # a per-variant figure: every seed at its variant's x
         runs = runs.merge(summary[["variant", x]], on="variant")
     points = runs.assign(x=runs[x] * x_scale, accuracy_pct=100 * runs["test_accuracy"])
-    sns.scatterplot(data=points, x="x", y="accuracy_pct", hue="variant", hue_order=variants, palette=palette,
+    sns.scatterplot(data=points, x="x", y="accuracy_pct", hue="variant", hue_order=variants,
+                    palette={v: palette[v] for v in variants},
                     alpha=0.45, s=40, ax=ax, legend=False)
     for row in summary.to_dict("records"):
         mean = 100 * row["test_accuracy_mean"]
@@ -100,7 +126,6 @@ def _accuracy_scatter(runs: pd.DataFrame, summary: pd.DataFrame, x: str, xlabel:
     ax.set_ylabel("test accuracy (%)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(title="variant (small dots: single seeds)", loc="best", fontsize=9)
-    _save(fig, path)
 
 
 def accuracy_vs_memory(runs, summary, path: Path) -> None:
@@ -114,7 +139,7 @@ def accuracy_vs_binarized(runs, summary, path: Path) -> None:
 
 
 def accuracy_vs_latency(runs, summary, path: Path) -> None:
-    first = summary.iloc[0]
+    first = summary.dropna(subset=["latency_threads"]).iloc[0]
     threads = f"{int(first['latency_threads'])} thread" + ("" if int(first["latency_threads"]) == 1 else "s")
     _accuracy_scatter(runs, summary, "latency_median_us",
                       f"deployed latency (µs; median across benchmark rounds ± 95% CI)\n"
@@ -123,6 +148,9 @@ def accuracy_vs_latency(runs, summary, path: Path) -> None:
 
 
 def flash_vs_ram(summary: pd.DataFrame, path: Path) -> None:
+    """From the first dataset's rows: the networks, and so their files'
+    sizes and RAM, are the same on every dataset."""
+    summary = summary[summary["dataset"] == _datasets(summary)[0]]
     variants = list(summary["variant"])
     palette = _palette(variants)
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -152,17 +180,19 @@ def _t_band(values: Sequence[float]) -> tuple[float, float]:
 
 
 def training_curves(curves: pd.DataFrame, variants: Sequence[str], path: Path) -> None:
-    long = curves.melt(id_vars=["variant", "seed", "epoch", "split"], value_vars=["accuracy", "loss"],
+    long = curves.melt(id_vars=["dataset", "variant", "seed", "epoch", "split"], value_vars=["accuracy", "loss"],
                        var_name="metric", value_name="value")
     long.loc[long["metric"] == "accuracy", "value"] *= 100
+    long["dataset"] = long["dataset"].map(_title)
     grid = sns.relplot(data=long, kind="line", x="epoch", y="value", hue="variant", hue_order=list(variants),
                        palette=_palette(variants), style="split", style_order=["train", "test"], row="metric",
-                       errorbar=_t_band, markers=True, dashes=True, height=3.2, aspect=2.0,
+                       col="dataset", errorbar=_t_band, markers=True, dashes=True, height=3.2, aspect=2.0,
                        facet_kws={"sharey": False})
+    for column in range(grid.axes.shape[1]):
+        grid.axes[1, column].set_xlabel("epoch")
     grid.axes[0, 0].set_ylabel("accuracy (%)")
     grid.axes[1, 0].set_ylabel("cross-entropy loss")
-    grid.axes[1, 0].set_xlabel("epoch")
-    grid.set_titles("{row_name} per epoch: mean across seeds, band = Student-t 95% CI")
+    grid.set_titles("{col_name}: {row_name} per epoch\nmean across seeds, band = Student-t 95% CI")
     for ax in grid.axes.flat:
         ax.grid(True, alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -171,8 +201,16 @@ def training_curves(curves: pd.DataFrame, variants: Sequence[str], path: Path) -
 
 
 def accuracy_by_variant(runs: pd.DataFrame, variants: Sequence[str], path: Path) -> None:
-    data = runs.assign(accuracy_pct=100 * runs["test_accuracy"])
-    fig, ax = plt.subplots(figsize=(6, 4))
+    datasets = list(dict.fromkeys(runs["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
+    for ax, dataset in zip(axes.flat, datasets, strict=True):
+        of_dataset = runs[runs["dataset"] == dataset]
+        _accuracy_boxes(ax, of_dataset.assign(accuracy_pct=100 * of_dataset["test_accuracy"]), variants)
+        ax.set_title(_title(dataset))
+    _save(fig, path)
+
+
+def _accuracy_boxes(ax, data: pd.DataFrame, variants: Sequence[str]) -> None:
     sns.boxplot(data=data, x="variant", y="accuracy_pct", order=list(variants), hue="variant", hue_order=list(variants),
                 palette=_palette(variants), width=0.5, fliersize=0, boxprops={"alpha": 0.35}, ax=ax, legend=False)
     sns.stripplot(data=data, x="variant", y="accuracy_pct", order=list(variants), hue="variant",
@@ -182,29 +220,70 @@ def accuracy_by_variant(runs: pd.DataFrame, variants: Sequence[str], path: Path)
     ax.set_ylabel("test accuracy (%)")
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(title="variant (one dot per seed)", fontsize=9)
-    _save(fig, path)
 
 
 def confusion_difference(confusion: pd.DataFrame, summary: pd.DataFrame, path: Path) -> None:
+    """One row of panels per dataset: each variant's matrix minus the
+    baseline's (the baseline's own matrix when it is alone)."""
     baseline = summary.loc[summary["is_baseline"], "variant"]
-    others = [v for v in summary["variant"] if v not in set(baseline)]
-    matrix = {v: g.pivot(index="label", columns="predicted", values="images") for v, g in confusion.groupby("variant")}
-    panels = [(v, matrix[v] - matrix[baseline.iloc[0]]) for v in others] if len(baseline) else []
-    title = f"minus {baseline.iloc[0]}" if len(baseline) else ""
-    if not panels:  # nothing to compare: the baseline's own matrix
-        panels = [(v, matrix[v]) for v in summary["variant"][:1]]
-    columns = min(len(panels), 3)
-    rows = -(-len(panels) // columns)
+    baseline = baseline.iloc[0] if len(baseline) else None
+    panels = []
+    for dataset in _datasets(summary):
+        of_dataset = confusion[confusion["dataset"] == dataset]
+        matrix = {v: g.pivot(index="label", columns="predicted", values="images")
+                  for v, g in of_dataset.groupby("variant")}
+        variants = list(summary.loc[summary["dataset"] == dataset, "variant"])
+        others = [v for v in variants if v != baseline]
+        if baseline in matrix and others:
+            panels.append([(f"{_title(dataset)}: {v} minus {baseline}", matrix[v] - matrix[baseline]) for v in others])
+        else:  # nothing to compare: the first variant's own matrix
+            panels.append([(f"{_title(dataset)}: {variants[0]}", matrix[variants[0]])])
+    columns = min(max(len(row) for row in panels), 3)
+    rows = sum(-(-len(row) // columns) for row in panels)
     fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 4.6 * rows), squeeze=False)
-    for ax, (variant, diff) in zip(axes.flat, panels, strict=False):
-        limit = max(1.0, float(np.abs(diff.to_numpy()).max()))
-        sns.heatmap(diff, ax=ax, cmap="RdBu_r", vmin=-limit, vmax=limit, center=0, annot=True, fmt=".1f",
-                    annot_kws={"fontsize": 6}, cbar_kws={"label": "test images (mean over seeds)"}, square=True)
-        ax.set_title(f"{variant} {title}".strip(), fontsize=10)
-        ax.set_xlabel("predicted class")
-        ax.set_ylabel("true class")
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis("off")
+    slots = iter(range(rows))
+    for row_panels in panels:
+        for start in range(0, len(row_panels), columns):
+            axis_row = axes[next(slots)]
+            for ax, (title, diff) in zip(axis_row, row_panels[start:start + columns], strict=False):
+                limit = max(1.0, float(np.abs(diff.to_numpy()).max()))
+                sns.heatmap(diff, ax=ax, cmap="RdBu_r", vmin=-limit, vmax=limit, center=0, annot=True, fmt=".1f",
+                            annot_kws={"fontsize": 6}, cbar_kws={"label": "test images (mean over seeds)"},
+                            square=True)
+                ax.set_title(title, fontsize=10)
+                ax.set_xlabel("predicted class")
+                ax.set_ylabel("true class")
+            for ax in axis_row[len(row_panels[start:start + columns]):]:
+                ax.axis("off")
+    _save(fig, path)
+
+
+def tax_by_dataset(tax: pd.DataFrame, path: Path) -> None:
+    """Every variant's seed-paired accuracy gap to the baseline, with its
+    Student-t 95% interval, one colour per dataset side by side."""
+    datasets = list(dict.fromkeys(tax["dataset"]))
+    variants = list(dict.fromkeys(tax["variant"]))
+    colors = dict(zip(datasets, sns.color_palette("dark", len(datasets)), strict=False))
+    width = 0.7 / max(len(datasets), 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(variants) + 3), 4.5))
+    for index, dataset in enumerate(datasets):
+        rows = tax[tax["dataset"] == dataset].set_index("variant").reindex(variants)
+        x = np.arange(len(variants)) - 0.35 + width * (index + 0.5)
+        gap = 100 * rows["accuracy_gap_vs_baseline"].to_numpy()
+        low = 100 * rows["accuracy_gap_ci95_low"].to_numpy()
+        high = 100 * rows["accuracy_gap_ci95_high"].to_numpy()
+        yerr = np.vstack([gap - low, high - gap])
+        ax.bar(x, gap, width=width * 0.9, color=colors[dataset], alpha=0.35)
+        ax.errorbar(x, gap, yerr=np.where(np.isnan(yerr), 0, yerr), fmt="D", color=colors[dataset], capsize=4,
+                    markeredgecolor="black", label=f"{_title(dataset)}")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(np.arange(len(variants)), variants)
+    baseline = tax["baseline"].iloc[0] if len(tax) else "the baseline"
+    ax.set_xlabel("precision variant")
+    ax.set_ylabel(f"test accuracy minus {baseline}'s (pp)")
+    ax.set_title("The accuracy cost by dataset: seed-paired gap, mean ± Student-t 95% CI", fontsize=10)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(title="dataset", fontsize=9)
     _save(fig, path)
 
 
@@ -214,7 +293,8 @@ def draw_all(tables_dir: str | Path, out_dir: str | Path) -> list[str]:
     summary = read_table(tables_dir, "summary")
     curves = read_table(tables_dir, "curves")
     confusion = read_table(tables_dir, "confusion")
-    variants = list(summary["variant"])
+    tax = read_table(tables_dir, "tax", may_be_empty=True)
+    variants = list(dict.fromkeys(summary["variant"]))
     sns.set_theme(style="whitegrid", context="notebook")
     # seaborn's strip jitter draws from NumPy's global generator: seeded, the
     # same tables give the same PNG bytes anywhere.
@@ -227,6 +307,8 @@ def draw_all(tables_dir: str | Path, out_dir: str | Path) -> list[str]:
         training_curves(curves, variants, tmp / "training_curves.png")
         accuracy_by_variant(runs, variants, tmp / "accuracy_by_variant.png")
         confusion_difference(confusion, summary, tmp / "confusion_difference.png")
+        if not tax.empty:
+            tax_by_dataset(tax, tmp / "tax_by_dataset.png")
         names = sorted(p.name for p in tmp.iterdir())
     log.info("plots in %s: %s", out_dir, ", ".join(names))
     return names

@@ -2,7 +2,9 @@
 whose every number is read from the aggregate tables, with the tables and
 plots embedded. The sentences that depend on the data are built here; the
 document's structure and fixed prose live in ``report.md.j2`` beside this
-module, each section led by what it found."""
+module, each section led by what it found. The accuracy sections repeat for
+each dataset of the study; the networks' sizes and speed, the same on every
+dataset, are reported once."""
 
 from __future__ import annotations
 
@@ -14,10 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.aggregate import OVERHEAD, read_table, table_errors
+from stages.aggregate import ARTICLE_DATASET, OVERHEAD, read_table, table_errors
 from stages.lib.common import load_params, log, run_cli, write_text_atomic
+from stages.lib.datasets import DATASETS
 from stages.lib.params import baseline as checked_baseline
-from stages.lib.mnist import CLASS_NAMES
 from stages.lib.params import memory_budgets
 from stages.lib.stats import t_interval
 
@@ -344,12 +346,13 @@ def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None],
 
 
 LOSING_CLASSES = 3
-CLASS_NAMES_RANGE = range(len(CLASS_NAMES))
 
 
-def biggest_confusion(confusion: pd.DataFrame | None, variant: str, baseline: str) -> str:
+def biggest_confusion(confusion: pd.DataFrame | None, variant: str, baseline: str,
+                      names: dict[int, str] | None = None) -> str:
     """The wrong answer whose count grew most from the baseline to
-    ``variant`` (mean over seeds), as a clause; empty when none grew."""
+    ``variant`` (mean over seeds), as a clause, classes called by ``names``;
+    empty when none grew."""
     if confusion is None or confusion.empty:
         return ""
     wrong = confusion[confusion["label"] != confusion["predicted"]]
@@ -360,7 +363,7 @@ def biggest_confusion(confusion: pd.DataFrame | None, variant: str, baseline: st
     (label, predicted), grown = growth.idxmax(), growth.max()
     if grown <= 0:
         return ""
-    names = dict(zip(CLASS_NAMES_RANGE, CLASS_NAMES, strict=True))
+    names = names or {}
     return (f"; its biggest new confusion is {names.get(label, label)} answered as "
             f"{names.get(predicted, predicted)}: {wrong.loc[(variant, label, predicted), 'images']:.1f} test images "
             f"per run against {wrong.loc[(baseline, label, predicted), 'images']:.1f}")
@@ -381,7 +384,8 @@ def class_findings(per_class: pd.DataFrame, mcnemar: pd.DataFrame, baseline: str
                  f"{interval(row['gap_ci95_low'], row['gap_ci95_high'], points)})"
                  for row in worst.to_dict("records")]
         sentence = f"The classes `{variant}` loses most against `{baseline}`: " + ", ".join(parts)
-        sentence += biggest_confusion(confusion, variant, baseline)
+        names = dict(zip(per_class["class"], per_class["class_name"], strict=True))
+        sentence += biggest_confusion(confusion, variant, baseline, names)
         tests = mcnemar[mcnemar["variant"] == variant]
         if not tests.empty:
             seeds = "; ".join(
@@ -393,6 +397,56 @@ def class_findings(per_class: pd.DataFrame, mcnemar: pd.DataFrame, baseline: str
                          f"({seeds}) finds the two apart at p < 0.05 in {significant} of {len(tests)} seeds")
         sentences.append(sentence + ".")
     return sentences
+
+
+def title(dataset: str) -> str:
+    return DATASETS[dataset].title if dataset in DATASETS else dataset
+
+
+def tax_findings(tax: pd.DataFrame) -> list[str]:
+    """Per variant, its paired gap to the baseline on every dataset, and how
+    the gap changes from one dataset to the next."""
+    sentences = []
+    for variant, group in tax.groupby("variant", sort=False):
+        parts = []
+        for row in group.to_dict("records"):
+            part = (f"{points(row['accuracy_gap_vs_baseline'])} on {title(row['dataset'])} "
+                    f"({interval(row['accuracy_gap_ci95_low'], row['accuracy_gap_ci95_high'], points)}; "
+                    f"{row['error_ratio']:.2f}x `{row['baseline']}`'s test errors")
+            if row["mcnemar_seeds"]:
+                part += (f"; McNemar's test tells them apart in {row['mcnemar_seeds_apart']} of "
+                         f"{row['mcnemar_seeds']} seeds")
+            parts.append(part + ")")
+        sentence = f"`{variant}` against `{group['baseline'].iloc[0]}`, paired by seed: " + "; ".join(parts)
+        if len(group) > 1:
+            first, last = group.iloc[0], group.iloc[-1]
+            lows, highs = group["accuracy_gap_ci95_low"], group["accuracy_gap_ci95_high"]
+            apart = (not lows.isna().any() and
+                     (first["accuracy_gap_ci95_high"] < last["accuracy_gap_ci95_low"]
+                      or last["accuracy_gap_ci95_high"] < first["accuracy_gap_ci95_low"]))
+            sentence += (f". The cost is {abs(last['accuracy_gap_vs_baseline']) / abs(first['accuracy_gap_vs_baseline']):.1f}"
+                         f" times as large on {title(last['dataset'])} as on {title(first['dataset'])}"
+                         if first["accuracy_gap_vs_baseline"] else "")
+            sentence += (", and the two intervals do not overlap" if apart else
+                         ", though the two intervals overlap" if not highs.isna().any() else "")
+        sentences.append(sentence + ".")
+    return sentences
+
+
+def readable_tax(tax: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "dataset": tax["dataset"].map(title),
+        "variant": tax["variant"],
+        "seeds": tax["seeds"],
+        "baseline accuracy": tax["baseline_accuracy_mean"].map(pct),
+        "variant accuracy": tax["test_accuracy_mean"].map(pct),
+        "gap (paired)": tax["accuracy_gap_vs_baseline"].map(points),
+        "gap 95% CI": [interval(lo, hi, points).removeprefix("95% CI ") for lo, hi in
+                       zip(tax["accuracy_gap_ci95_low"], tax["accuracy_gap_ci95_high"], strict=True)],
+        "errors vs baseline": tax["error_ratio"].map(_times),
+        "McNemar p < 0.05": [f"{a} of {n} seeds" if n else "n/a" for a, n in
+                             zip(tax["mcnemar_seeds_apart"], tax["mcnemar_seeds"], strict=True)],
+    })
 
 
 def readable_per_class(per_class: pd.DataFrame) -> pd.DataFrame:
@@ -417,15 +471,15 @@ PLOTS = (
     ("confusion_difference.png", "Where binarizing moves the answers: confusion matrix minus the baseline's"),
 )
 
+TABLES = ("summary", "article", "runs", "latency", "per_class", "confusion", "mcnemar", "tax")
+MAY_BE_EMPTY = ("article", "mcnemar", "tax")  # no MNIST in the study; the baseline alone
+
+
 def render(tables_dir: str | Path, plots_rel: str, baseline: str, budgets_kib: Sequence[float | None]) -> str:
     tables_dir = Path(tables_dir)
-    summary, article = read_table(tables_dir, "summary"), read_table(tables_dir, "article")
-    runs, latency = read_table(tables_dir, "runs"), read_table(tables_dir, "latency")
-    per_class, confusion = read_table(tables_dir, "per_class"), read_table(tables_dir, "confusion")
-    mcnemar = read_table(tables_dir, "mcnemar", may_be_empty=True)
+    tables = {name: read_table(tables_dir, name, may_be_empty=name in MAY_BE_EMPTY) for name in TABLES}
     with table_errors(tables_dir):
-        return _render(summary, article, runs, latency, per_class, mcnemar, confusion, plots_rel, baseline,
-                       budgets_kib)
+        return _render(tables, plots_rel, baseline, budgets_kib)
 
 
 TEMPLATE = "report.md.j2"
@@ -450,38 +504,71 @@ def benchmark_context(latency: pd.DataFrame) -> dict:
     }
 
 
-def _render(summary: pd.DataFrame, article: pd.DataFrame, runs: pd.DataFrame, latency: pd.DataFrame,
-            per_class: pd.DataFrame, mcnemar: pd.DataFrame, confusion: pd.DataFrame, plots_rel: str, baseline: str,
+def same_files_sentence(summary: pd.DataFrame) -> str:
+    """Whether the deployed files weigh the same on every dataset (the
+    networks are the same; only their weights' values differ)."""
+    datasets = list(dict.fromkeys(summary["dataset"]))
+    if len(datasets) < 2:
+        return ""
+    spread = summary.groupby("variant")[["tflite_kib", "ram_kib"]].agg(lambda v: v.max() - v.min()).max()
+    return (f"The figures below are {title(datasets[0])}'s; on {', '.join(title(d) for d in datasets[1:])} the same "
+            f"networks deploy to files within {spread['tflite_kib']:.2f} KiB of these and need the same RAM "
+            f"(largest difference {spread['ram_kib']:.2f} KiB): only the weights' values differ.")
+
+
+def dataset_context(dataset: str, tables: dict[str, pd.DataFrame], baseline: str,
+                    budgets_kib: Sequence[float | None]) -> dict:
+    """Everything the report says about one dataset."""
+    of = {name: table[table["dataset"] == dataset].drop(columns="dataset") if "dataset" in table else table
+          for name, table in tables.items()}
+    summary, latency = of["summary"], of["latency"]
+    return {
+        "name": dataset,
+        "title": title(dataset),
+        "accuracy_findings": accuracy_findings(summary, baseline),
+        "budget_picks": budget_picks(summary, budgets_kib, of["runs"]),
+        "deployed_frontier": ", ".join(f"`{v}`" for v in summary.loc[summary["on_deployed_pareto_frontier"],
+                                                                       "variant"]),
+        "larq_frontier": ", ".join(f"`{v}`" for v in summary.loc[summary["on_pareto_frontier"], "variant"]),
+        "summary_table": readable_summary(summary).to_markdown(index=False),
+        "class_findings": class_findings(of["per_class"], of["mcnemar"], baseline, of["confusion"]),
+        "per_class_table": readable_per_class(of["per_class"]).to_markdown(index=False),
+        "speed_findings": speed_findings(summary, baseline, latency),
+        "latency_table": readable_latency(latency).to_markdown(index=False),
+        "options_table": latency_by_options(latency).to_markdown(index=False),
+    }
+
+
+def _render(tables: dict[str, pd.DataFrame], plots_rel: str, baseline: str,
             budgets_kib: Sequence[float | None]) -> str:
     import jinja2
 
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent), trim_blocks=True,
                                      keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
                                      autoescape=False)  # Markdown, not HTML
-    profiles = summary[["variant", "params_by_bitwidth", "memory_kib", "macs_by_precision", "binarized_mac_fraction"]]
+    summary, article, runs, tax = tables["summary"], tables["article"], tables["runs"], tables["tax"]
+    datasets = list(dict.fromkeys(summary["dataset"]))
+    first = summary[summary["dataset"] == datasets[0]]
+    profiles = first[["variant", "params_by_bitwidth", "memory_kib", "macs_by_precision", "binarized_mac_fraction"]]
+    on_article_dataset = summary[summary["dataset"] == ARTICLE_DATASET]
     context = {
         "baseline": baseline,
-        "accuracy_findings": accuracy_findings(summary, baseline),
-        "budget_picks": budget_picks(summary, budgets_kib, runs),
-        "deployed_frontier": ", ".join(f"`{v}`" for v in summary.loc[summary["on_deployed_pareto_frontier"],
-                                                                       "variant"]),
-        "larq_frontier": ", ".join(f"`{v}`" for v in summary.loc[summary["on_pareto_frontier"], "variant"]),
-        "summary_table": readable_summary(summary).to_markdown(index=False),
-        "class_findings": class_findings(per_class, mcnemar, baseline, confusion),
-        "per_class_table": readable_per_class(per_class).to_markdown(index=False),
+        "datasets": [dataset_context(dataset, tables, baseline, budgets_kib) for dataset in datasets],
+        "tax_findings": tax_findings(tax),
+        "tax_table": readable_tax(tax).to_markdown(index=False) if not tax.empty else "",
         "profiles_table": profiles.rename(columns={
             "params_by_bitwidth": "parameters by bit width", "memory_kib": "memory (KiB)",
             "macs_by_precision": "MACs by precision", "binarized_mac_fraction": "binarized MAC fraction",
         }).to_markdown(index=False, floatfmt=".4f"),
-        "deployment_findings": deployment_findings(summary),
-        "deployment_table": readable_deployment(summary).to_markdown(index=False),
-        "speed_findings": speed_findings(summary, baseline, latency),
-        "bench": benchmark_context(latency),
-        "latency_table": readable_latency(latency).to_markdown(index=False),
-        "options_table": latency_by_options(latency).to_markdown(index=False),
-        "article_findings": article_findings(summary, article),
-        "article_table": readable_article(article).to_markdown(index=False),
-        "runs_table": runs[["variant", "seed", "test_accuracy", "test_loss", "train_time_s", "train_images_per_s"]]
+        "deployment_findings": deployment_findings(first),
+        "same_files": same_files_sentence(summary),
+        "deployment_table": readable_deployment(first).to_markdown(index=False),
+        "bench": benchmark_context(tables["latency"]),
+        "article_dataset": title(ARTICLE_DATASET),
+        "article_findings": article_findings(on_article_dataset, article) if not article.empty else [],
+        "article_table": readable_article(article).to_markdown(index=False) if not article.empty else "",
+        "runs_table": runs.assign(dataset=runs["dataset"].map(title))[
+            ["dataset", "variant", "seed", "test_accuracy", "test_loss", "train_time_s", "train_images_per_s"]]
         .to_markdown(index=False, floatfmt=".4f"),
         "plots": PLOTS,
         "plots_rel": plots_rel,

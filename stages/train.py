@@ -31,7 +31,7 @@ import numpy as np
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf
 from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli
-from stages.lib.mnist import load_split, scale_images
+from stages.lib.datasets import dataset, load_split, scale_images
 from stages.lib.networks import Variant, build_model, variant_from_params
 from stages.lib.params import TrainSettings, data_limits, train_settings
 
@@ -168,8 +168,10 @@ def train_run(
     train_limit: int | None = None,
     test_limit: int | None = None,
     verbose: int | None = None,
+    dataset_name: str = "mnist",
 ) -> RunResult:
-    """Train ``variant`` with ``seed``; write the model to ``model_dir`` and
+    """Train ``variant`` with ``seed`` on the dataset in ``data_dir``
+    (``dataset_name`` names it in the logs); write the model to ``model_dir`` and
     the DVCLive logs to ``live_dir``, each whole or not at all. ``verbose``
     is Keras's: None shows its progress bar only on a terminal."""
     from dvclive import Live
@@ -179,7 +181,7 @@ def train_run(
     x_test, y_test = load_split(data_dir, "test", test_limit)
     x_train = scale_images(x_train, variant.input_range)
     x_test = scale_images(x_test, variant.input_range)
-    run = f"{variant.name} seed {seed}"
+    run = f"{dataset_name} {variant.name} seed {seed}"
     log.info(
         "training %s: %d training and %d test images, %d epochs of batch %d",
         run, len(x_train), len(x_test), settings.epochs, settings.batch_size,
@@ -255,12 +257,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--variant", required=True, help="a variant named in study.variants")
     parser.add_argument("--seed", required=True, help="a seed from study.seeds")
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--data", default="data/mnist", help="folder of the verified MNIST IDX files")
+    parser.add_argument("--dataset", default="mnist", help="a dataset of study.datasets")
+    parser.add_argument("--data", default="data/mnist", help="folder of the dataset's verified IDX files")
     parser.add_argument("--model-out", required=True, help="folder for the trained model")
     parser.add_argument("--live-out", required=True, help="DVCLive folder for the run's metrics and curves")
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
+    spec = dataset(args.dataset)
     variant = variant_from_params(args.variant, params.get("variants"))
     try:
         seed = int(args.seed)
@@ -269,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     train_limit, test_limit = data_limits(params)
     train_run(
         variant, seed, train_settings(params), args.data, args.model_out, args.live_out,
-        train_limit=train_limit, test_limit=test_limit,
+        train_limit=train_limit, test_limit=test_limit, dataset_name=spec.name,
     )
 
 

@@ -76,6 +76,12 @@ def run_cli(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | 
     return 0
 
 
+def run_name(dataset: str, variant: str, seed: int) -> str:
+    """A training run's name, as its folders and DVC's stage keys
+    (``train@<dataset>-<variant>-<seed>``) spell it."""
+    return f"{dataset}-{variant}-{seed}"
+
+
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     path = Path(path)
     try:

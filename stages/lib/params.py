@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from stages.lib.common import StudyError
+from stages.lib.datasets import DATASETS, dataset
 
 # Every section and key params.yaml may hold: a misspelt key (`-S
 # train.epoch=3`) would otherwise be added silently and change nothing.
 SECTIONS: dict[str, tuple[str, ...] | None] = {
     "data": ("sources", "retries", "timeout_s", "train_limit", "test_limit"),
-    "study": ("variants", "seeds", "extended"),
+    "study": ("datasets", "variants", "seeds", "extended"),
     "train": ("learning_rate", "batch_size", "epochs", "steps_per_execution"),
     "variants": None,  # names of the user's choosing, checked one by one
     "benchmark": ("threads", "rounds", "calls_per_block", "warmup_calls", "seed", "headline_options"),
@@ -116,11 +117,25 @@ class DownloadSettings:
     timeout_s: float
 
 
-def download_settings(params: dict[str, Any]) -> DownloadSettings:
+def download_settings(params: dict[str, Any], name: str) -> DownloadSettings:
+    """How to fetch dataset ``name``: its sources in ``data.sources``, tried
+    in order, and the retry and timeout settings shared by every dataset."""
+    dataset(name)
     data = _section(params, "data")
-    sources = data.get("sources")
+    by_dataset = data.get("sources")
+    if not isinstance(by_dataset, dict):
+        raise StudyError(f"data.sources must map each dataset ({', '.join(DATASETS)}) to its list of URLs or "
+                         f"folders, got {by_dataset!r}")
+    unknown = [str(key) for key in by_dataset if key not in DATASETS]
+    if unknown:
+        raise StudyError(f"data.sources names unknown datasets {', '.join(unknown)}; known datasets: "
+                         f"{', '.join(DATASETS)}")
+    if name not in by_dataset:
+        raise StudyError(f"data.sources has no sources for {name}: list its mirrors and shipped folder under "
+                         f"data.sources.{name}")
+    sources = by_dataset[name]
     if not isinstance(sources, list) or not sources or not all(isinstance(s, str) and s for s in sources):
-        raise StudyError(f"data.sources must be a non-empty list of URLs or folders, got {sources!r}")
+        raise StudyError(f"data.sources.{name} must be a non-empty list of URLs or folders, got {sources!r}")
     retries = data.get("retries", 2)
     if not is_int(retries) or retries < 0:
         raise StudyError(f"data.retries must be a whole number >= 0, got {retries!r}")
@@ -128,6 +143,21 @@ def download_settings(params: dict[str, Any]) -> DownloadSettings:
     if not is_number(timeout_s) or timeout_s <= 0:
         raise StudyError(f"data.timeout_s must be a positive number of seconds, got {timeout_s!r}")
     return DownloadSettings(list(sources), retries, float(timeout_s))
+
+
+def study_datasets(params: dict[str, Any]) -> list[str]:
+    """``study.datasets``: registered dataset names, each once; an unknown
+    name is refused before anything runs."""
+    names = _section(params, "study").get("datasets")
+    if not isinstance(names, list) or not names:
+        raise StudyError(f"study.datasets must be a non-empty list of dataset names ({', '.join(DATASETS)}), "
+                         f"got {names!r}")
+    for name in names:
+        if name not in DATASETS:
+            raise StudyError(f"study.datasets: unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    if len(set(names)) != len(names):
+        raise StudyError(f"study.datasets lists a dataset twice: {names!r}")
+    return list(names)
 
 
 def study_variants(params: dict[str, Any]) -> list[str]:
@@ -151,6 +181,13 @@ def study_seeds(params: dict[str, Any]) -> list[int]:
     if len(set(seeds)) != len(seeds):
         raise StudyError(f"study.seeds lists a seed twice: {seeds!r}")
     return list(seeds)
+
+
+def study_runs(params: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """Every (dataset, variant, seed) of the study, in the order of its
+    params: the training runs, as DVC's stage matrix spells them."""
+    return [(name, variant, seed) for name in study_datasets(params) for variant in study_variants(params)
+            for seed in study_seeds(params)]
 
 
 def extended_variants(params: dict[str, Any]) -> list[str]:

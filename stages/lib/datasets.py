@@ -1,5 +1,8 @@
-"""MNIST as the study sees it: the four IDX files, their checksums, and how
-to read them into arrays. Every stage that needs the data loads it here."""
+"""The study's datasets: one registry of each dataset's four IDX files, their
+sizes and checksums, its classes and where its verified copy is shipped, and
+how to read the files into arrays. Every stage that needs data loads it
+here. Every dataset has MNIST's shapes (28x28 grey images, ten classes), so
+the study's networks run on each unchanged."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from stages.lib.common import StudyError
 
 @dataclass(frozen=True)
 class IdxFile:
-    """One MNIST file: its name once decompressed, and the SHA-256 and size of
+    """One dataset file: its name once decompressed, and the SHA-256 and size of
     those decompressed bytes (the same whichever mirror or compression served
     it)."""
 
@@ -50,6 +53,29 @@ MNIST_FILES: tuple[IdxFile, ...] = (
     ),
 )
 
+FASHION_MNIST_FILES: tuple[IdxFile, ...] = (
+    IdxFile(
+        "train-images-idx3-ubyte",
+        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        47040016,
+    ),
+    IdxFile(
+        "train-labels-idx1-ubyte",
+        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        60008,
+    ),
+    IdxFile(
+        "t10k-images-idx3-ubyte",
+        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        7840016,
+    ),
+    IdxFile(
+        "t10k-labels-idx1-ubyte",
+        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        10008,
+    ),
+)
+
 SPLIT_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -57,7 +83,39 @@ SPLIT_FILES = {
 
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
-CLASS_NAMES = tuple(str(digit) for digit in range(NUM_CLASSES))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One dataset of the study: its name in params and folder names, its
+    name in prose, its files, its classes in label order, and the folder of
+    the verified copy shipped in this repository."""
+
+    name: str
+    title: str
+    files: tuple[IdxFile, ...]
+    class_names: tuple[str, ...]
+    shipped: str
+
+
+DATASETS: dict[str, Dataset] = {
+    "mnist": Dataset("mnist", "MNIST", MNIST_FILES, tuple(str(digit) for digit in range(NUM_CLASSES)),
+                     "data/mnist-shipped"),
+    "fashion_mnist": Dataset(
+        "fashion_mnist", "Fashion-MNIST", FASHION_MNIST_FILES,
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        "data/fashion_mnist-shipped",
+    ),
+}
+
+
+def dataset(name: str) -> Dataset:
+    """The registered dataset called ``name``; any other name is a one-line
+    error listing the known ones."""
+    try:
+        return DATASETS[name]
+    except (KeyError, TypeError):
+        raise StudyError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}") from None
 
 # IDX type codes (third magic byte) and the big-endian dtypes they stand for.
 _IDX_DTYPES = {
