@@ -43,7 +43,7 @@ def fit_once(path: str, variant_name: str, params_path: str, data: str, images: 
     import tensorflow as tf
 
     from stages.lib.common import load_params
-    from stages.lib.mnist import load_split, scale_images
+    from stages.lib.datasets import load_split, scale_images
     from stages.lib.networks import build_model, variant_from_params
     from stages.lib.params import train_settings
     from stages.train import DivergenceGuard, compile_model, set_determinism, training_dataset, without_autograph

@@ -37,9 +37,8 @@ import pandas as pd
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli, run_name, write_json_atomic
 from stages.lib.datasets import scale_images
-from stages.lib.lce import INTERPRETER_OPTIONS, interpreter
+from stages.lib.lce import INTERPRETER_OPTIONS, SAMPLE_FILE, TFLITE_FILE, interpreter
 from stages.lib.params import BenchmarkSettings, benchmark_settings, study_runs
-from stages.deploy import SAMPLE_FILE, TFLITE_FILE
 
 OVERHEAD = "overhead"   # the trivial model's name in the timings
 

@@ -21,17 +21,13 @@ import numpy as np
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli, write_json_atomic
 from stages.lib.graph import analyse
-from stages.lib.lce import INTERPRETER_OPTIONS, convert, interpreter, strip_names
+from stages.lib.lce import INTERPRETER_OPTIONS, SAMPLE_FILE, SAMPLE_IMAGES, TFLITE_FILE, convert, interpreter, strip_names
 from stages.lib.datasets import load_split, scale_images
 from stages.lib.networks import variant_from_params
 from stages.lib.params import data_limits
 
 MAX_DISAGREEMENT = 0.001
-TFLITE_FILE = "model.tflite"
-# The first test images, as uint8 pixels: the inputs the `benchmark` stage
-# times this model on, so that it needs no dataset of its own.
-SAMPLE_FILE = "sample_images.npy"
-SAMPLE_IMAGES = 64
+
 
 
 def deploy_run(model_dir: str | Path, data_dir: str | Path, variant_input_range: tuple[float, float],

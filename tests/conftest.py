@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import stages  # noqa: F401  (sets TF_USE_LEGACY_KERAS before any test imports TensorFlow)
-from stages.lib.mnist import IdxFile, encode_idx, sha256_of
+from stages.lib.datasets import IdxFile, encode_idx, sha256_of
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -57,7 +57,15 @@ BAD_PARAMS = [
     ("train.epoch", 3, "train has unknown keys epoch; valid keys: learning_rate, batch_size, epochs, "
                        "steps_per_execution"),
     ("data.train_limit", 0, "data.train_limit must be a positive whole number"),
-    ("data.sources", [], "data.sources must be a non-empty list of URLs or folders"),
+    ("data.sources", [], "data.sources must map each dataset (mnist, fashion_mnist) to its list of URLs"),
+    ("data.sources.mnist", [], "data.sources.mnist must be a non-empty list of URLs or folders"),
+    # a dataset outside the study is checked too
+    ("data.sources.fashion_mnist", "data/fashion_mnist-shipped",
+     "data.sources.fashion_mnist must be a non-empty list of URLs or folders"),
+    ("study.datasets", ["mnist", "cifar10"],
+     "study.datasets: unknown dataset 'cifar10'; known datasets: mnist, fashion_mnist"),
+    ("study.datasets", [], "study.datasets must be a non-empty list of dataset names"),
+    ("study.datasets", ["mnist", "mnist"], "study.datasets lists a dataset twice"),
     ("data.retries", -1, "data.retries must be a whole number >= 0"),
     ("variants.bnn.kernel_quantizer", "ste_sing", "variants.bnn.kernel_quantizer: unknown quantizer 'ste_sing'"),
     # A variant outside the study is checked too: a later `-S study.variants=...` would run it.

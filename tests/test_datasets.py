@@ -5,7 +5,7 @@ import pytest
 
 from conftest import REPO
 from stages.lib.common import StudyError
-from stages.lib.mnist import MNIST_FILES, encode_idx, load_split, read_idx, scale_images
+from stages.lib.datasets import DATASETS, MNIST_FILES, dataset, encode_idx, load_split, read_idx, scale_images
 
 
 @pytest.mark.parametrize(
@@ -128,3 +128,37 @@ def test_shipped_archives_are_gzip_of_the_real_files():
     for spec in MNIST_FILES:
         with gzip.open(REPO / "data" / "mnist-shipped" / spec.archive, "rb") as fh:
             assert len(fh.read()) == spec.size_bytes
+
+
+def test_shipped_fashion_mnist_verifies_and_decodes_to_its_readme_s_figures(tmp_path):
+    """The sanity figures of ../shared/data/fashion-mnist/README.md."""
+    from stages.download import download
+
+    spec = dataset("fashion_mnist")
+    served = download([spec.shipped], tmp_path / "fashion", files=spec.files)
+    assert served == {f.name: spec.shipped for f in spec.files}
+    x_train, y_train = load_split(tmp_path / "fashion", "train")
+    x_test, y_test = load_split(tmp_path / "fashion", "test")
+    assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
+    assert np.bincount(y_train).tolist() == [6000] * 10 and np.bincount(y_test).tolist() == [1000] * 10
+    assert y_train[:10].tolist() == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
+    assert y_test[:10].tolist() == [9, 2, 1, 1, 6, 1, 4, 6, 5, 7]
+    assert round(float(x_train.mean()), 3) == 72.940
+    assert round(float(x_train.std()), 3) == 90.021
+
+
+def test_registry_names_each_dataset_s_classes_and_shipped_copy():
+    assert list(DATASETS) == ["mnist", "fashion_mnist"]
+    assert dataset("mnist").class_names == tuple("0123456789")
+    assert dataset("fashion_mnist").class_names[0] == "T-shirt/top"
+    assert dataset("fashion_mnist").class_names[9] == "Ankle boot"
+    for spec in DATASETS.values():
+        assert len(spec.class_names) == 10 and spec.shipped == f"data/{spec.name}-shipped"
+        assert (REPO / spec.shipped / "NOTICE").is_file()
+    # the two datasets share file names, never contents
+    assert not {f.sha256 for f in DATASETS["mnist"].files} & {f.sha256 for f in DATASETS["fashion_mnist"].files}
+
+
+def test_an_unknown_dataset_is_one_line():
+    with pytest.raises(StudyError, match=r"^unknown dataset 'emnist'; known datasets: mnist, fashion_mnist$"):
+        dataset("emnist")

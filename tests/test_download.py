@@ -7,7 +7,7 @@ import yaml
 from conftest import REPO, make_synthetic_mnist
 from stages.lib.common import StudyError
 from stages.download import BoundedDownloader, SourceError, decompress_verified, download, max_archive_bytes
-from stages.lib.mnist import IdxFile
+from stages.lib.datasets import IdxFile
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def mirror(tmp_path):
 
 
 def _assert_served(out, arrays):
-    from stages.lib.mnist import read_idx
+    from stages.lib.datasets import read_idx
 
     for name, array in arrays.items():
         assert (read_idx(out / name) == array).all()
@@ -106,17 +106,18 @@ def test_failed_download_keeps_previous_output_untouched(tmp_path, mirror, refus
     _assert_served(tmp_path / "out", arrays)
 
 
-def _run_stage(tmp_path, data_params):
+def _run_stage(tmp_path, data_params, dataset="mnist"):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"data": data_params}))
     return subprocess.run(
-        [sys.executable, "-m", "stages.download", "--params", str(params), "--out", str(tmp_path / "out")],
+        [sys.executable, "-m", "stages.download", "--dataset", dataset, "--params", str(params),
+         "--out", str(tmp_path / "out")],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
 
 
 def test_cli_every_source_bad_exits_nonzero_with_one_line(tmp_path, refused_url):
-    result = _run_stage(tmp_path, {"sources": [refused_url, str(tmp_path / "empty")], "retries": 0})
+    result = _run_stage(tmp_path, {"sources": {"mnist": [refused_url, str(tmp_path / "empty")]}, "retries": 0})
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "no source served a good train-images-idx3-ubyte.gz" in errors[0]
@@ -127,10 +128,13 @@ def test_cli_every_source_bad_exits_nonzero_with_one_line(tmp_path, refused_url)
 @pytest.mark.parametrize(
     "data_params, fragment",
     [
-        ({"sources": []}, "data.sources must be a non-empty list of URLs or folders"),
-        ({"sources": "data/mnist-shipped"}, "data.sources must be a non-empty list of URLs or folders"),
-        ({"sources": ["data/mnist-shipped"], "retries": -1}, "data.retries must be a whole number"),
-        ({"sources": ["data/mnist-shipped"], "timeout_s": 0}, "data.timeout_s must be a positive number"),
+        ({"sources": {"mnist": []}}, "data.sources.mnist must be a non-empty list of URLs or folders"),
+        ({"sources": {"mnist": "data/mnist-shipped"}}, "data.sources.mnist must be a non-empty list of URLs"),
+        ({"sources": ["data/mnist-shipped"]}, "data.sources must map each dataset (mnist, fashion_mnist)"),
+        ({"sources": {"fashion_mnist": ["data/fashion_mnist-shipped"]}}, "data.sources has no sources for mnist"),
+        ({"sources": {"mnist": ["data/mnist-shipped"], "kmnist": ["x"]}}, "data.sources names unknown datasets kmnist"),
+        ({"sources": {"mnist": ["data/mnist-shipped"]}, "retries": -1}, "data.retries must be a whole number"),
+        ({"sources": {"mnist": ["data/mnist-shipped"]}, "timeout_s": 0}, "data.timeout_s must be a positive number"),
     ],
 )
 def test_cli_bad_params(tmp_path, data_params, fragment):
@@ -140,8 +144,24 @@ def test_cli_bad_params(tmp_path, data_params, fragment):
     assert not (tmp_path / "out").exists()
 
 
+def test_cli_unknown_dataset_is_refused(tmp_path):
+    result = _run_stage(tmp_path, {"sources": {"mnist": ["data/mnist-shipped"]}}, dataset="cifar10")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == ("error: unknown dataset 'cifar10'; known datasets: mnist, "
+                                                      "fashion_mnist")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_a_dataset_s_files_never_pass_for_another_s(tmp_path):
+    """MNIST's archives offered as Fashion-MNIST: every checksum differs."""
+    result = _run_stage(tmp_path, {"sources": {"fashion_mnist": ["data/mnist-shipped"]}}, dataset="fashion_mnist")
+    assert result.returncode == 1
+    assert "no source served a good train-images-idx3-ubyte.gz: data/mnist-shipped: checksum mismatch" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_shipped_copy_names_its_source(tmp_path):
-    result = _run_stage(tmp_path, {"sources": ["data/mnist-shipped"]})
+    result = _run_stage(tmp_path, {"sources": {"mnist": ["data/mnist-shipped"]}})
     assert result.returncode == 0, result.stderr
     assert "train-images-idx3-ubyte: verified sha256, served by data/mnist-shipped" in result.stderr
     assert len(list((tmp_path / "out").iterdir())) == 4

@@ -59,7 +59,7 @@ def test_run_learns_and_logs_its_metrics(bnn_run):
 def test_run_records_every_test_image_s_answer(mnist_dir, bnn_run):
     import pandas as pd
 
-    from stages.lib.mnist import load_split
+    from stages.lib.datasets import load_split
 
     out, result = bnn_run
     predictions = pd.read_csv(out / "live" / "predictions.csv")
@@ -70,7 +70,7 @@ def test_run_records_every_test_image_s_answer(mnist_dir, bnn_run):
 
 
 def test_model_round_trip_gives_the_same_predictions(study_params, mnist_dir, bnn_run):
-    from stages.lib.mnist import load_split, scale_images
+    from stages.lib.datasets import load_split, scale_images
 
     out, result = bnn_run
     model = load_model(out / "model")
@@ -116,7 +116,7 @@ def test_a_diverged_run_is_an_error_and_writes_nothing(study_params, mnist_dir, 
     result = _run_train_cli(tmp_path, params, mnist_dir, variant="fp32")
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: fp32 seed 0 diverged: its training loss in epoch 1, step "), last
+    assert last.startswith("error: mnist fp32 seed 0 diverged: its training loss in epoch 1, step "), last
     assert last.endswith("is nan; nothing was written. Lower train.learning_rate or change the variant's quantizers")
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]

@@ -19,6 +19,13 @@ import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import larq as lq
 import tensorflow as tf
 
+# What `deploy` writes for each run: the converted model, and its dataset's
+# first test images as uint8 pixels, the inputs the `benchmark` stage times
+# it on (so that stage needs no dataset of its own).
+TFLITE_FILE = "model.tflite"
+SAMPLE_FILE = "sample_images.npy"
+SAMPLE_IMAGES = 64
+
 # LCE's interpreter options, by the names params.yaml and the tables use:
 # its indirect BGEMM kernels for binary convolutions, and TensorFlow Lite's
 # XNNPACK delegate for the float operators.
