@@ -192,7 +192,7 @@ def training_curves(curves: pd.DataFrame, variants: Sequence[str], path: Path) -
         grid.axes[1, column].set_xlabel("epoch")
     grid.axes[0, 0].set_ylabel("accuracy (%)")
     grid.axes[1, 0].set_ylabel("cross-entropy loss")
-    grid.set_titles("{col_name}: {row_name} per epoch\nmean across seeds, band = Student-t 95% CI")
+    grid.set_titles("{col_name}: {row_name} per epoch (mean, Student-t 95% band)")
     for ax in grid.axes.flat:
         ax.grid(True, alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)

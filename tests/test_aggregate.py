@@ -61,11 +61,15 @@ def test_summary_without_the_baseline_leaves_gaps_empty():
     summary = summary_table(runs[runs.variant == "bnn"], synthetic_profiles().loc[["bnn"]], "fp32")
     assert math.isnan(summary.loc[0, "accuracy_gap_vs_baseline"])
     assert math.isnan(summary.loc[0, "compression_vs_baseline"])
-    assert dvc_metrics(summary)["bnn"]["accuracy_gap_vs_baseline"] is None
+    assert dvc_metrics(summary.assign(dataset="mnist"))["mnist"]["bnn"]["accuracy_gap_vs_baseline"] is None
 
 
 def test_article_table_sets_ours_beside_the_article():
-    article = article_table(summary_table(synthetic_runs(), synthetic_profiles(), "fp32")).set_index(["variant", "figure"])
+    summary = summary_table(synthetic_runs(), synthetic_profiles(), "fp32")
+    both = pd.concat([summary.assign(dataset="fashion_mnist", test_accuracy_mean=0.5), summary.assign(dataset="mnist")])
+    article = article_table(both)
+    assert set(article["dataset"]) == {"mnist"} and len(article) == 12  # the article's dataset only
+    article = article.set_index(["variant", "figure"])
     assert article.loc[("bnn", "params_32bit"), "article"] == 468
     assert article.loc[("bnn", "params_32bit"), "difference"] == 0
     assert article.loc[("bnn", "test_accuracy"), "ours"] == pytest.approx(0.982)
@@ -75,24 +79,27 @@ def test_article_table_sets_ours_beside_the_article():
 
 def test_mean_curves_average_across_seeds():
     curves = pd.DataFrame({
-        "variant": ["bnn"] * 4, "seed": [0, 0, 1, 1], "epoch": [1, 1, 1, 1],
+        "dataset": ["mnist"] * 4, "variant": ["bnn"] * 4, "seed": [0, 0, 1, 1], "epoch": [1, 1, 1, 1],
         "split": ["train", "test", "train", "test"], "accuracy": [0.8, 0.9, 0.6, 0.7], "loss": [1.0, 0.5, 2.0, 1.5],
     })
-    frame = mean_curves(curves)["bnn"]
+    other = curves.assign(dataset="fashion_mnist", accuracy=0.1)
+    means = mean_curves(pd.concat([curves, other]))
+    assert sorted(means) == ["fashion_mnist-bnn", "mnist-bnn"]
+    frame = means["mnist-bnn"]
     assert list(frame.columns) == ["epoch", "train_accuracy", "test_accuracy", "train_loss", "test_loss"]
     assert frame.iloc[0].tolist() == pytest.approx([1, 0.7, 0.8, 1.5, 1.0])
 
 
 def test_missing_run_says_how_to_fix(tmp_path):
-    with pytest.raises(StudyError, match=r"bnn-0/metrics.json is missing: run `dvc repro`"):
-        load_runs(tmp_path, ["bnn"], [0])
+    with pytest.raises(StudyError, match=r"mnist-bnn-0/metrics.json is missing: run `dvc repro`"):
+        load_runs(tmp_path, [("mnist", "bnn", 0)])
 
 
 def test_corrupt_run_metrics_are_reported(tmp_path):
-    (tmp_path / "bnn-0").mkdir()
-    (tmp_path / "bnn-0" / "metrics.json").write_text('{"test_accuracy": 0.9')
-    with pytest.raises(StudyError, match=r"metrics.json is not valid JSON"):
-        load_runs(tmp_path, ["bnn"], [0])
+    (tmp_path / "fashion_mnist-bnn-0").mkdir()
+    (tmp_path / "fashion_mnist-bnn-0" / "metrics.json").write_text('{"test_accuracy": 0.9')
+    with pytest.raises(StudyError, match=r"fashion_mnist-bnn-0/metrics.json is not valid JSON"):
+        load_runs(tmp_path, [("fashion_mnist", "bnn", 0)])
 
 
 def test_failed_aggregate_writes_nothing(tmp_path):
@@ -147,11 +154,12 @@ def test_a_variant_with_a_run_at_chance_is_flagged_and_never_on_the_frontier():
 
 def test_load_runs_flags_each_run_at_chance(tmp_path):
     for seed, accuracy in ((0, 0.97), (1, 0.10)):
-        (tmp_path / f"bnn-{seed}").mkdir()
+        (tmp_path / f"mnist-bnn-{seed}").mkdir()
         metrics = {"test_accuracy": accuracy, "test_loss": 0.1, "chance_accuracy": 0.1135, "train_time_s": 1.0,
                    "train_images_per_s": 1.0, "train_images": 100, "test_images": 10000}
-        (tmp_path / f"bnn-{seed}" / "metrics.json").write_text(json.dumps(metrics))
-    assert load_runs(tmp_path, ["bnn"], [0, 1])["at_chance"].tolist() == [False, True]
+        (tmp_path / f"mnist-bnn-{seed}" / "metrics.json").write_text(json.dumps(metrics))
+    runs = load_runs(tmp_path, [("mnist", "bnn", 0), ("mnist", "bnn", 1)])
+    assert runs["at_chance"].tolist() == [False, True] and runs["dataset"].tolist() == ["mnist", "mnist"]
 
 
 @pytest.mark.parametrize("text, message", [
@@ -266,7 +274,8 @@ def test_mcnemar_exact_on_worked_examples():
 
 
 def test_per_class_accuracy_and_gaps_on_hand_made_predictions():
-    table = per_class_table(synthetic_predictions(), ["fp32", "bnn"], "fp32").set_index(["variant", "class"])
+    table = per_class_table(synthetic_predictions(), ["fp32", "bnn"], "fp32", tuple("0123456789")).set_index(
+        ["variant", "class"])
     assert list(table.loc["fp32", "accuracy_mean"]) == [1.0, 1.0, 0.5]
     assert table.loc[("fp32", 2), "images"] == 2 and table.loc[("fp32", 0), "class_name"] == "0"
     bnn = table.loc["bnn"]
@@ -300,9 +309,53 @@ def test_mcnemar_table_counts_discordant_images_per_seed():
 
 
 def test_damaged_predictions_are_one_line(tmp_path):
-    (tmp_path / "bnn-0").mkdir()
+    (tmp_path / "mnist-bnn-0").mkdir()
     with pytest.raises(StudyError, match=r"predictions.csv is missing: run `dvc repro`"):
-        load_predictions(tmp_path, ["bnn"], [0])
-    (tmp_path / "bnn-0" / "predictions.csv").write_text("label,answer\n1,2\n")
+        load_predictions(tmp_path, [("mnist", "bnn", 0)])
+    (tmp_path / "mnist-bnn-0" / "predictions.csv").write_text("label,answer\n1,2\n")
     with pytest.raises(StudyError, match=r"predictions.csv is damaged \(not label,predicted rows\)"):
-        load_predictions(tmp_path, ["bnn"], [0])
+        load_predictions(tmp_path, [("mnist", "bnn", 0)])
+
+
+def test_per_class_names_each_dataset_s_classes():
+    from stages.lib.datasets import dataset
+
+    table = per_class_table(synthetic_predictions(), ["fp32", "bnn"], "fp32", dataset("fashion_mnist").class_names)
+    assert table.loc[table["class"] == 0, "class_name"].tolist() == ["T-shirt/top"] * 2
+
+
+def test_tax_table_gives_each_dataset_s_paired_gap_and_error_ratio():
+    from conftest import write_synthetic_tables
+
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        tables = write_synthetic_tables(Path(folder), datasets=("mnist", "fashion_mnist"))
+    tax = tables["tax"].set_index("dataset")
+    assert list(tax.index) == ["mnist", "fashion_mnist"] and set(tax["variant"]) == {"bnn"}
+    # MNIST: bnn 0.980, 0.983, 0.983 against fp32 0.990, 0.991, 0.992, paired: -0.010, -0.008, -0.009
+    assert tax.loc["mnist", "accuracy_gap_vs_baseline"] == pytest.approx(-0.009)
+    half = 4.302652729911275 * 0.001 / math.sqrt(3)
+    assert tax.loc["mnist", "accuracy_gap_ci95_low"] == pytest.approx(-0.009 - half)
+    assert tax.loc["mnist", "error_ratio"] == pytest.approx(0.018 / 0.009)
+    # Fashion: fp32 down 0.08, bnn down 0.14: the gap grows by 0.06
+    assert tax.loc["fashion_mnist", "accuracy_gap_vs_baseline"] == pytest.approx(-0.069)
+    assert tax.loc["fashion_mnist", "error_ratio"] == pytest.approx(0.158 / 0.089)
+    assert tax.loc["mnist", "mcnemar_seeds"] == 3 and tax.loc["mnist", "mcnemar_seeds_apart"] == 0
+
+
+def test_summary_pareto_and_metrics_are_per_dataset():
+    from conftest import write_synthetic_tables
+
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        summary = write_synthetic_tables(Path(folder), datasets=("mnist", "fashion_mnist"))["summary"]
+    assert summary[["dataset", "variant"]].values.tolist() == [["mnist", "fp32"], ["mnist", "bnn"],
+                                                               ["fashion_mnist", "fp32"], ["fashion_mnist", "bnn"]]
+    # on each dataset both are on its frontier: bnn smaller, fp32 more accurate on that dataset
+    assert summary["on_pareto_frontier"].tolist() == [True, True, True, True]
+    metrics = dvc_metrics(summary)
+    assert metrics["fashion_mnist"]["bnn"]["test_accuracy_mean"] == pytest.approx(0.982 - 0.14)

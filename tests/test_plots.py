@@ -8,24 +8,28 @@ from stages.plots import draw_all
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _curves():
+def _curves(datasets=("mnist",)):
     rows = []
-    for variant in ("fp32", "bnn"):
-        for seed in (0, 1, 2):
-            for epoch in (1, 2, 3):
-                for split in ("train", "test"):
-                    rows.append({"variant": variant, "seed": seed, "epoch": epoch, "split": split,
-                                 "accuracy": 0.9 + 0.02 * epoch + 0.001 * seed, "loss": 0.5 / epoch})
+    for offset, dataset in enumerate(datasets):
+        for variant in ("fp32", "bnn"):
+            for seed in (0, 1, 2):
+                for epoch in (1, 2, 3):
+                    for split in ("train", "test"):
+                        rows.append({"dataset": dataset, "variant": variant, "seed": seed, "epoch": epoch,
+                                     "split": split, "accuracy": 0.9 - 0.1 * offset + 0.02 * epoch + 0.001 * seed,
+                                     "loss": 0.5 / epoch})
     return pd.DataFrame(rows)
 
 
-def test_every_plot_is_drawn(tmp_path):
+@pytest.mark.parametrize("datasets", [("mnist",), ("mnist", "fashion_mnist")])
+def test_every_plot_is_drawn(tmp_path, datasets):
     tables = tmp_path / "tables"
-    write_synthetic_tables(tables)
-    _curves().to_csv(tables / "curves.csv", index=False)
+    write_synthetic_tables(tables, datasets)
+    _curves(datasets).to_csv(tables / "curves.csv", index=False)
     names = draw_all(tables, tmp_path / "plots")
     assert names == ["accuracy_by_variant.png", "accuracy_vs_binarized_macs.png", "accuracy_vs_latency.png",
-                     "accuracy_vs_memory.png", "confusion_difference.png", "flash_vs_ram.png", "training_curves.png"]
+                     "accuracy_vs_memory.png", "confusion_difference.png", "flash_vs_ram.png", "tax_by_dataset.png",
+                     "training_curves.png"]
     for name in names:
         data = (tmp_path / "plots" / name).read_bytes()
         assert data[:8] == PNG and len(data) > 10_000
@@ -49,9 +53,10 @@ def test_a_damaged_table_leaves_no_plots(tmp_path):
 
 def test_the_same_tables_give_the_same_png_bytes(tmp_path):
     tables = tmp_path / "tables"
-    write_synthetic_tables(tables)
-    _curves().to_csv(tables / "curves.csv", index=False)
+    write_synthetic_tables(tables, ("mnist", "fashion_mnist"))
+    _curves(("mnist", "fashion_mnist")).to_csv(tables / "curves.csv", index=False)
     draw_all(tables, tmp_path / "first")
     draw_all(tables, tmp_path / "second")
+    assert len(list((tmp_path / "first").iterdir())) == 8
     for png in (tmp_path / "first").iterdir():
         assert png.read_bytes() == (tmp_path / "second" / png.name).read_bytes(), png.name

@@ -11,7 +11,7 @@ from stages.report import budget_picks, findings, interval, pct, points, readabl
 
 
 def _summary():
-    return summary_table(synthetic_runs(), synthetic_profiles(), "fp32", synthetic_latency())
+    return summary_table(synthetic_runs(), synthetic_profiles(), "fp32", synthetic_latency()).assign(dataset="mnist")
 
 
 def test_formatting_helpers():
@@ -139,8 +139,7 @@ def test_a_variant_with_a_run_at_chance_is_never_picked_and_is_named():
 def test_a_table_missing_a_column_is_one_line(tmp_path):
     from stages.lib.common import StudyError
 
-    summary = _summary()
-    write_synthetic_tables(tmp_path)
+    summary = write_synthetic_tables(tmp_path)["summary"]
     summary.drop(columns=["memory_kib"]).to_csv(tmp_path / "summary.csv", index=False)
     with pytest.raises(StudyError, match=r"do not hold what this stage needs \(KeyError: .*memory_kib.*\): rerun"):
         render(tmp_path, "plots", "fp32", [16, None])
@@ -151,7 +150,7 @@ def test_class_findings_name_the_losing_classes_and_mcnemar():
     from stages.report import class_findings
 
     predictions = synthetic_predictions()
-    sentences = class_findings(per_class_table(predictions, ["fp32", "bnn"], "fp32"),
+    sentences = class_findings(per_class_table(predictions, ["fp32", "bnn"], "fp32", tuple("0123456789")),
                                mcnemar_table(predictions, ["fp32", "bnn"], "fp32"), "fp32",
                                confusion_table(predictions, ["fp32", "bnn"]))
     assert len(sentences) == 1
@@ -169,8 +168,41 @@ def test_a_study_without_pairs_to_test_renders(tmp_path):
 
     tables = write_synthetic_tables(tmp_path)
     # the baseline alone: McNemar's table has its columns and no rows
-    mcnemar_table(synthetic_predictions().query("variant == 'fp32'"), ["fp32"], "fp32").to_csv(
-        tmp_path / "mcnemar.csv", index=False)
+    mcnemar_table(synthetic_predictions().query("variant == 'fp32'"), ["fp32"], "fp32").assign(
+        dataset="mnist").to_csv(tmp_path / "mcnemar.csv", index=False)
     assert tables["mcnemar"].shape[0] == 3
     report = render(tmp_path, "plots", "fp32", [None])
-    assert "McNemar's exact test (seed" not in report and "## Per class" in report
+    assert "McNemar's exact test (seed" not in report and "## MNIST: per class" in report
+
+
+def test_two_datasets_give_the_tax_first_then_each_dataset_s_sections(tmp_path):
+    write_synthetic_tables(tmp_path, ("mnist", "fashion_mnist"))
+    report = render(tmp_path, "plots", "fp32", [64, None])
+    headings = [line for line in report.splitlines() if line.startswith("## ")]
+    assert headings[:9] == [
+        "## The accuracy cost by dataset",
+        "## MNIST: accuracy and memory", "## MNIST: which variant under a memory budget",
+        "## MNIST: summary per variant", "## MNIST: per class",
+        "## Fashion-MNIST: accuracy and memory", "## Fashion-MNIST: which variant under a memory budget",
+        "## Fashion-MNIST: summary per variant", "## Fashion-MNIST: per class",
+    ]
+    assert ("- `bnn` against `fp32`, paired by seed: -0.90 pp on MNIST (95% CI -1.15 pp to -0.65 pp; 2.00x `fp32`'s "
+            "test errors; McNemar's test tells them apart in 0 of 3 seeds); -6.90 pp on Fashion-MNIST (95% CI "
+            "-7.15 pp to -6.65 pp; 1.78x `fp32`'s test errors; McNemar's test tells them apart in 0 of 3 seeds). "
+            "The cost is 7.7 times as large on Fashion-MNIST as on MNIST, and the two intervals do not overlap.") \
+        in report
+    assert "![The accuracy cost by dataset](plots/tax_by_dataset.png)" in report
+    # Fashion-MNIST's classes by name; the article's figures on MNIST only
+    assert "The classes `bnn` loses most against `fp32`: T-shirt/top (-33.33 pp" in report
+    assert "our mean accuracy 98.20% is +0.07 pp from its single run (98.13%)" in report
+    assert "Within 64 KiB of deployed file, pick `bnn`: 84.20% mean test accuracy" in report
+    assert "on Fashion-MNIST the same networks deploy to files within 0.00 KiB of these" in report
+
+
+def test_a_study_without_mnist_says_the_article_is_not_compared(tmp_path):
+    tables = write_synthetic_tables(tmp_path, ("fashion_mnist",))
+    assert tables["article"].empty
+    report = " ".join(render(tmp_path, "plots", "fp32", [None]).split())
+    assert ("The article \"Binary Neural Network Part 2\" by Mohamad Moawad published figures for MNIST only, which "
+            "this study leaves out.") in report
+    assert "## Fashion-MNIST: accuracy and memory" in report and "## MNIST" not in report
