@@ -587,7 +587,8 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
     write_json_atomic(metrics_path, dvc_metrics(summary))
     for row in summary.to_dict("records"):
         log.info("%s %s: %d seeds, test accuracy %.2f%% (95%% CI %.2f-%.2f%%), %.2f KiB; deployed %.2f KiB flash, "
-                 "%.2f KiB RAM, %.1f µs", row["dataset"], row["variant"], row["seeds"], 100 * row["test_accuracy_mean"],
+                 "%.2f KiB RAM, %.1f µs", row["dataset"], row["variant"], row["seeds"],
+                 100 * row["test_accuracy_mean"],
                  100 * row["test_accuracy_ci95_low"], 100 * row["test_accuracy_ci95_high"], row["memory_kib"],
                  row["tflite_kib"], row["ram_kib"], row["latency_median_us"])
         if row["runs_at_chance"]:

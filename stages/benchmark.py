@@ -149,8 +149,8 @@ def run_benchmark(subjects: Sequence[Subject], settings: BenchmarkSettings, prog
             subject, options, threads = combos[index]
             latency = time_block(calls[subject.name, options, threads], subject.images, settings.calls_per_block)
             rows.append({"round": round_index, "position": position, "model": subject.name,
-                         "dataset": subject.dataset, "variant": subject.variant, "seed": subject.seed, "options": options,
-                         "threads": threads, "latency_us": latency})
+                         "dataset": subject.dataset, "variant": subject.variant, "seed": subject.seed,
+                         "options": options, "threads": threads, "latency_us": latency})
     return pd.DataFrame(rows)
 
 

@@ -1,7 +1,7 @@
 """Stage `deploy`: convert one trained model with Larq Compute Engine (LCE),
 check the converted model against Keras on the whole test set under every
-interpreter option set, keep the first test images for the benchmark, and record what the file holds: its size, the bytes
-of its weights, the peak RAM its activations need, its operators by type and
+interpreter option set, keep the first test images for the benchmark, and
+record what the file holds: its size, the bytes of its weights, the peak RAM its activations need, its operators by type and
 the share of its multiply-accumulates that run in binary operators.
 
 Conversion and model surgery live in :mod:`stages.lib.lce`, the graph's
@@ -21,7 +21,9 @@ import numpy as np
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli, write_json_atomic
 from stages.lib.graph import analyse
-from stages.lib.lce import INTERPRETER_OPTIONS, SAMPLE_FILE, SAMPLE_IMAGES, TFLITE_FILE, convert, interpreter, strip_names
+from stages.lib.lce import (
+    INTERPRETER_OPTIONS, SAMPLE_FILE, SAMPLE_IMAGES, TFLITE_FILE, convert, interpreter, strip_names,
+)
 from stages.lib.datasets import load_split, scale_images
 from stages.lib.networks import variant_from_params
 from stages.lib.params import data_limits

@@ -403,6 +403,23 @@ def title(dataset: str) -> str:
     return DATASETS[dataset].title if dataset in DATASETS else dataset
 
 
+def _gap_change(first: dict, last: dict) -> str:
+    """How the gap on ``last``'s dataset compares with ``first``'s, and
+    whether their intervals overlap."""
+    a, b = first["accuracy_gap_vs_baseline"], last["accuracy_gap_vs_baseline"]
+    if a < 0 and b < 0:
+        clause = (f"The cost on {title(last['dataset'])} is {b / a:.1f} times the cost on "
+                  f"{title(first['dataset'])}")
+    else:
+        clause = f"The gap goes from {points(a)} on {title(first['dataset'])} to {points(b)} on {title(last['dataset'])}"
+    bounds = (first["accuracy_gap_ci95_low"], first["accuracy_gap_ci95_high"], last["accuracy_gap_ci95_low"],
+              last["accuracy_gap_ci95_high"])
+    if any(pd.isna(bound) for bound in bounds):
+        return clause
+    apart = bounds[1] < bounds[2] or bounds[3] < bounds[0]
+    return clause + (", and the two intervals do not overlap" if apart else ", though the two intervals overlap")
+
+
 def tax_findings(tax: pd.DataFrame) -> list[str]:
     """Per variant, its paired gap to the baseline on every dataset, and how
     the gap changes from one dataset to the next."""
@@ -419,16 +436,7 @@ def tax_findings(tax: pd.DataFrame) -> list[str]:
             parts.append(part + ")")
         sentence = f"`{variant}` against `{group['baseline'].iloc[0]}`, paired by seed: " + "; ".join(parts)
         if len(group) > 1:
-            first, last = group.iloc[0], group.iloc[-1]
-            lows, highs = group["accuracy_gap_ci95_low"], group["accuracy_gap_ci95_high"]
-            apart = (not lows.isna().any() and
-                     (first["accuracy_gap_ci95_high"] < last["accuracy_gap_ci95_low"]
-                      or last["accuracy_gap_ci95_high"] < first["accuracy_gap_ci95_low"]))
-            sentence += (f". The cost is {abs(last['accuracy_gap_vs_baseline']) / abs(first['accuracy_gap_vs_baseline']):.1f}"
-                         f" times as large on {title(last['dataset'])} as on {title(first['dataset'])}"
-                         if first["accuracy_gap_vs_baseline"] else "")
-            sentence += (", and the two intervals do not overlap" if apart else
-                         ", though the two intervals overlap" if not highs.isna().any() else "")
+            sentence += ". " + _gap_change(group.iloc[0], group.iloc[-1])
         sentences.append(sentence + ".")
     return sentences
 

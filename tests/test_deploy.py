@@ -76,15 +76,15 @@ def deployed_bnn(study_params, mnist_dir, tmp_path_factory):
     variant = variant_from_params("bnn", study_params["variants"])
     settings = TrainSettings(learning_rate=0.001, batch_size=64, epochs=1, steps_per_execution=8)
     train_run(variant, 0, settings, mnist_dir, tmp_path / "model", tmp_path / "live", train_limit=2000, verbose=0)
-    report = deploy_run(tmp_path / "model", mnist_dir, variant.input_range, tmp_path / "deployed" / "bnn-0",
-                        tmp_path / "deploy" / "bnn-0")
+    report = deploy_run(tmp_path / "model", mnist_dir, variant.input_range, tmp_path / "deployed" / "mnist-bnn-0",
+                        tmp_path / "deploy" / "mnist-bnn-0")
     return tmp_path, report
 
 
 @pytest.mark.slow
 def test_deploy_stage_on_a_small_trained_model(deployed_bnn):
     tmp_path, report = deployed_bnn
-    assert (tmp_path / "deployed" / "bnn-0" / "model.tflite").stat().st_size == report["tflite_bytes"]
+    assert (tmp_path / "deployed" / "mnist-bnn-0" / "model.tflite").stat().st_size == report["tflite_bytes"]
     assert report["tflite_kib"] <= 20
     assert report["agreement"] >= 0.999
     assert report["test_images"] == 10000
@@ -97,19 +97,25 @@ def test_deploy_stage_on_a_small_trained_model(deployed_bnn):
                                    "MUL": 2, "RESHAPE": 2, "SOFTMAX": 1}
     assert report["macs_total"] == 2794240 and report["macs_binary"] == 2599552
     assert report["peak_activation_bytes"] == 108160  # the first max-pool: 26x26x32 in, 13x13x32 out, floats
-    assert json.loads((tmp_path / "deploy" / "bnn-0" / "deploy.json").read_text())["tflite_bytes"] == \
+    assert json.loads((tmp_path / "deploy" / "mnist-bnn-0" / "deploy.json").read_text())["tflite_bytes"] == \
         report["tflite_bytes"]
+    # the benchmark's inputs: the first test images, as uint8 pixels
+    sample = np.load(tmp_path / "deploy" / "mnist-bnn-0" / "sample_images.npy")
+    assert sample.dtype == np.uint8 and sample.shape == (64, 28, 28)
 
 
 @pytest.mark.slow
 def test_benchmark_times_every_combination_in_shuffled_rounds(deployed_bnn, study_params, mnist_dir):
     from stages.benchmark import OVERHEAD, load_subjects, run_benchmark
+    from stages.lib.datasets import load_split, scale_images
     from stages.lib.params import BenchmarkSettings
 
     tmp_path, _ = deployed_bnn
-    subjects = load_subjects(tmp_path / "deployed", tmp_path / "deploy", mnist_dir, ["bnn"], [0])
-    assert [s.name for s in subjects] == ["bnn-0", OVERHEAD]
-    assert subjects[0].images.shape == (64, 1, 28, 28, 1)
+    subjects = load_subjects(tmp_path / "deployed", tmp_path / "deploy", [("mnist", "bnn", 0)])
+    assert [s.name for s in subjects] == ["mnist-bnn-0", OVERHEAD]
+    assert subjects[0].dataset == "mnist" and subjects[0].images.shape == (64, 1, 28, 28, 1)
+    # timed on the run's own test images, scaled as it was trained
+    np.testing.assert_array_equal(subjects[0].images[:, 0], scale_images(load_split(mnist_dir, "test", 64)[0]))
     settings = BenchmarkSettings(threads=(1, 2), rounds=10, calls_per_block=20, warmup_calls=5, seed=0,
                                  headline_options="bgemm+xnnpack")
     timings = run_benchmark(subjects, settings, progress=False)
@@ -124,15 +130,33 @@ def test_benchmark_times_every_combination_in_shuffled_rounds(deployed_bnn, stud
         timings[["round", "position", "model", "options", "threads"]])  # the same order from the same seed
     # the trivial model is far cheaper than the network: it measures the binding's overhead
     medians = timings.groupby("model")["latency_us"].median()
-    assert medians[OVERHEAD] < medians["bnn-0"] / 5
+    assert medians[OVERHEAD] < medians["mnist-bnn-0"] / 5
+    assert set(timings["dataset"].dropna()) == {"mnist"}
 
 
-def test_benchmark_without_a_deployed_model_says_how_to_fix(tmp_path, mnist_dir):
+def test_benchmark_without_a_deployed_model_says_how_to_fix(tmp_path):
     from stages.benchmark import load_subjects
     from stages.lib.common import StudyError
 
-    with pytest.raises(StudyError, match=r"deploy.json is missing: run `dvc repro deploy`"):
-        load_subjects(tmp_path / "deployed", tmp_path / "deploy", mnist_dir, ["bnn"], [0])
+    with pytest.raises(StudyError, match=r"mnist-bnn-0/deploy.json is missing: run `dvc repro deploy`"):
+        load_subjects(tmp_path / "deployed", tmp_path / "deploy", [("mnist", "bnn", 0)])
+
+
+def test_benchmark_with_damaged_sample_images_says_how_to_fix(tmp_path):
+    from stages.benchmark import load_subjects
+    from stages.lib.common import StudyError
+
+    run = tmp_path / "deploy" / "fashion_mnist-bnn-0"
+    run.mkdir(parents=True)
+    (run / "deploy.json").write_text(json.dumps({"input_range": [0.0, 1.0], "options_agreeing": ["default"]}))
+    (tmp_path / "deployed" / "fashion_mnist-bnn-0").mkdir(parents=True)
+    (tmp_path / "deployed" / "fashion_mnist-bnn-0" / "model.tflite").write_bytes(b"tflite")
+    (run / "sample_images.npy").write_bytes(b"not numpy")
+    with pytest.raises(StudyError, match=r"fashion_mnist-bnn-0 is damaged \(.*\): run `dvc repro --force deploy`"):
+        load_subjects(tmp_path / "deployed", tmp_path / "deploy", [("fashion_mnist", "bnn", 0)])
+    np.save(run / "sample_images.npy", np.zeros((4, 28, 28), dtype=np.float32))
+    with pytest.raises(StudyError, match=r"sample_images.npy holds no uint8 images: run `dvc repro --force deploy`"):
+        load_subjects(tmp_path / "deployed", tmp_path / "deploy", [("fashion_mnist", "bnn", 0)])
 
 
 @pytest.mark.parametrize("content", [b"", b"not a zip archive", b"PK\x03\x04 truncated"])

@@ -75,7 +75,8 @@ def study_repo(tmp_path_factory):
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, repo / name)
     _set_params(repo, **{"data.train_limit": 1000, "data.test_limit": 2000, "train.epochs": 1,
-                         "study.seeds": [0], "data.sources": ["data/mnist-shipped"], "benchmark.rounds": 10,
+                         "study.seeds": [0], "data.sources.mnist": ["data/mnist-shipped"],
+                         "data.sources.fashion_mnist": ["data/fashion_mnist-shipped"], "benchmark.rounds": 10,
                          "benchmark.calls_per_block": 20, "benchmark.warmup_calls": 5})
     _git(repo, "init", "-q")
     # DVC commits experiments itself: give the repository an identity of its own.
@@ -92,11 +93,11 @@ def study_repo(tmp_path_factory):
 def test_repro_writes_every_output(study_repo):
     repo, result = study_repo
     for variant in ("fp32", "bnn"):
-        assert (repo / "data" / "models" / f"{variant}-0" / "model.keras").is_file()
-        assert (repo / "data" / "deployed" / f"{variant}-0" / "model.tflite").is_file()
-        deployed = json.loads((repo / "reports" / "deploy" / f"{variant}-0" / "deploy.json").read_text())
+        assert (repo / "data" / "models" / f"mnist-{variant}-0" / "model.keras").is_file()
+        assert (repo / "data" / "deployed" / f"mnist-{variant}-0" / "model.tflite").is_file()
+        deployed = json.loads((repo / "reports" / "deploy" / f"mnist-{variant}-0" / "deploy.json").read_text())
         assert deployed["agreement"] >= 0.999 and deployed["peak_activation_bytes"] == 108160
-        metrics = json.loads((repo / "reports" / "runs" / f"{variant}-0" / "metrics.json").read_text())
+        metrics = json.loads((repo / "reports" / "runs" / f"mnist-{variant}-0" / "metrics.json").read_text())
         assert metrics["test_images"] == 2000 and metrics["train_images"] == 1000
         assert 0.0 <= metrics["test_accuracy"] <= 1.0
         profile = json.loads((repo / "reports" / "profiles" / variant / "profile.json").read_text())
@@ -117,7 +118,8 @@ def test_adding_a_seed_trains_only_that_seed(study_repo):
     repo, _ = study_repo
     _set_params(repo, **{"study.seeds": [0, 1]})
     status = _dvc(repo, "status", "--json").stdout
-    assert set(json.loads(status)) == {"check", "train@fp32-1", "train@bnn-1", "deploy@fp32-1", "deploy@bnn-1",
+    assert set(json.loads(status)) == {"check", "train@mnist-fp32-1", "train@mnist-bnn-1", "deploy@mnist-fp32-1",
+                                       "deploy@mnist-bnn-1",
                                        "benchmark", "aggregate"}
     _set_params(repo, **{"study.seeds": [0]})
 
@@ -125,15 +127,16 @@ def test_adding_a_seed_trains_only_that_seed(study_repo):
 def test_changing_a_variant_reruns_only_its_stages(study_repo):
     repo, _ = study_repo
     _set_params(repo, **{"variants.bnn.kernel_quantizer": "approx_sign"})
-    assert set(json.loads(_dvc(repo, "status", "--json").stdout)) == {"check", "profile@bnn", "train@bnn-0",
-                                                                     "deploy@bnn-0"}
+    assert set(json.loads(_dvc(repo, "status", "--json").stdout)) == {"check", "profile@bnn", "train@mnist-bnn-0",
+                                                                     "deploy@mnist-bnn-0"}
     _set_params(repo, **{"variants.bnn.kernel_quantizer": "ste_sign"})
 
 
 def test_changing_train_params_retrains_every_run(study_repo):
     repo, _ = study_repo
     _set_params(repo, **{"train.learning_rate": 0.002})
-    assert set(json.loads(_dvc(repo, "status", "--json").stdout)) == {"check", "train@fp32-0", "train@bnn-0"}
+    assert set(json.loads(_dvc(repo, "status", "--json").stdout)) == {"check", "train@mnist-fp32-0",
+                                                                     "train@mnist-bnn-0"}
     _set_params(repo, **{"train.learning_rate": 0.001})
 
 
@@ -154,7 +157,7 @@ def test_tables_plots_and_report(study_repo):
     runs = pd.read_csv(tables / "runs.csv")
     assert len(runs) == 2 and {"seed", "test_accuracy", "train_time_s", "tflite_kib", "params_32bit"} <= set(runs)
     article = pd.read_csv(tables / "article.csv")
-    assert list(article.columns) == ["variant", "figure", "article", "ours", "difference"]
+    assert list(article.columns) == ["dataset", "variant", "figure", "article", "ours", "difference"]
     assert article.set_index(["variant", "figure"]).loc[("bnn", "params_32bit"), "difference"] == 0
     latency = pd.read_csv(tables / "latency.csv")
     assert len(latency) == 3 * 4 * 2 and set(latency["variant"]) == {"fp32", "bnn", "overhead"}
@@ -166,19 +169,21 @@ def test_tables_plots_and_report(study_repo):
     assert list(mcnemar["variant"]) == ["bnn"] and mcnemar["images"].tolist() == [2000]
     assert len(pd.read_csv(tables / "confusion.csv")) == 2 * 10 * 10
     curves = pd.read_csv(tables / "curves.csv")
-    assert list(curves.columns) == ["variant", "seed", "epoch", "split", "accuracy", "loss"]
-    for name in ("runs", "summary", "latency", "per_class", "mcnemar", "article"):
+    assert list(curves.columns) == ["dataset", "variant", "seed", "epoch", "split", "accuracy", "loss"]
+    for name in ("runs", "summary", "latency", "per_class", "mcnemar", "tax", "article"):
+        assert set(pd.read_csv(tables / f"{name}.csv")["dataset"]) == {"mnist"}, name
         assert (tables / f"{name}.md").read_text().startswith("|")
     for name in ("accuracy_vs_memory", "accuracy_vs_binarized_macs", "accuracy_vs_latency", "flash_vs_ram",
-                 "training_curves", "accuracy_by_variant", "confusion_difference"):
+                 "training_curves", "accuracy_by_variant", "confusion_difference", "tax_by_dataset"):
         png = repo / "reports" / "plots" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     report = (repo / "reports" / "report.md").read_text()
-    assert "## Accuracy and memory" in report and "![" in report
+    assert "## MNIST: accuracy and memory" in report and "![" in report
     bnn = summary.set_index("variant").loc["bnn"]
     assert f"{100 * bnn['test_accuracy_mean']:.2f}%" in report
     metrics = json.loads((repo / "reports" / "metrics.json").read_text())
-    assert set(metrics) == {"fp32", "bnn"} and "test_accuracy_mean" in metrics["bnn"]
+    assert set(metrics) == {"mnist"} and set(metrics["mnist"]) == {"fp32", "bnn"}
+    assert "test_accuracy_mean" in metrics["mnist"]["bnn"]
     shown = json.loads(_dvc(repo, "metrics", "show", "--json").stdout)
     assert shown  # dvc reads the metrics file the pipeline declares
 
@@ -188,11 +193,12 @@ def test_changing_a_param_and_back_trains_nothing_again(study_repo):
     before = _finished_outputs(repo)
     _set_params(repo, **{"variants.bnn.kernel_quantizer": "approx_sign"})
     changed = _dvc(repo, "repro")
-    assert {"train@bnn-0", "deploy@bnn-0", "benchmark"} <= _ran(changed) and "train@fp32-0" not in _ran(changed)
+    assert {"train@mnist-bnn-0", "deploy@mnist-bnn-0", "benchmark"} <= _ran(changed)
+    assert "train@mnist-fp32-0" not in _ran(changed)
     _git(repo, "checkout", "params.yaml")
     back = _dvc(repo, "repro")
-    assert not _ran(back) & {"profile@bnn", "train@bnn-0", "deploy@bnn-0", "benchmark", "plots"}
-    assert {"profile@bnn", "train@bnn-0", "deploy@bnn-0", "benchmark", "plots"} <= _restored(back)
+    assert not _ran(back) & {"profile@bnn", "train@mnist-bnn-0", "deploy@mnist-bnn-0", "benchmark", "plots"}
+    assert {"profile@bnn", "train@mnist-bnn-0", "deploy@mnist-bnn-0", "benchmark", "plots"} <= _restored(back)
     assert _finished_outputs(repo) == before
     assert _git(repo, "status", "--porcelain") == ""
 
@@ -218,7 +224,8 @@ def test_stale_temporaries_of_a_killed_run_change_nothing_and_go(study_repo):
     repo, _ = study_repo
     before = _finished_outputs(repo)
     # What a SIGKILLed train and profile leave beside their outputs.
-    stale = [repo / "reports" / "runs" / ".bnn-0.k1ll3d00.tmp", repo / "data" / "models" / ".bnn-0.k1ll3d00.tmp",
+    stale = [repo / "reports" / "runs" / ".mnist-bnn-0.k1ll3d00.tmp",
+             repo / "data" / "models" / ".mnist-bnn-0.k1ll3d00.tmp",
              repo / "reports" / "profiles" / ".bnn.k1ll3d00.tmp"]
     for path in stale:
         path.mkdir()
@@ -247,7 +254,8 @@ def test_two_clones_share_finished_runs_through_a_remote(study_repo, tmp_path):
     _dvc(clone, "remote", "add", "--local", "-d", "shared", str(remote))
     result = _dvc(clone, "repro", "--pull")
     assert not {s for s in _ran(result) if s.startswith(("train@", "deploy@", "profile@", "benchmark"))}, result.stdout
-    assert {"train@fp32-0", "train@bnn-0", "deploy@fp32-0", "deploy@bnn-0", "benchmark"} <= _restored(result)
+    assert {"train@mnist-fp32-0", "train@mnist-bnn-0", "deploy@mnist-fp32-0", "deploy@mnist-bnn-0",
+            "benchmark"} <= _restored(result)
     for table in ("runs.csv", "summary.csv", "latency.csv", "curves.csv"):
         assert (clone / "reports" / "tables" / table).read_bytes() == (repo / "reports" / "tables" / table).read_bytes()
 
@@ -271,13 +279,47 @@ def test_parallel_seed_slices_then_the_whole_study_trains_nothing(study_repo):
     assert status.count("Success") == 2, status
     whole = _dvc(repo, "exp", "run", "-S", "study.seeds=[0,1,2]", "--name", "whole")
     assert not {s for s in _ran(whole) if s.startswith(("train@", "deploy@"))}, whole.stdout
-    assert {f"train@{v}-{s}" for v in ("fp32", "bnn") for s in (1, 2)} <= _restored(whole)
+    assert {f"train@mnist-{v}-{s}" for v in ("fp32", "bnn") for s in (1, 2)} <= _restored(whole)
     summary = json.loads((repo / "reports" / "metrics.json").read_text())
-    assert summary["bnn"]["seeds"] == 3
+    assert summary["mnist"]["bnn"]["seeds"] == 3
     _git(repo, "checkout", "--", ".")
     _git(repo, "clean", "-fdq", "reports")
     _dvc(repo, "checkout", "--force")
     assert "Data and pipelines are up to date" in _dvc(repo, "status").stdout
+
+
+def test_adding_a_dataset_trains_only_its_runs(study_repo):
+    import pandas as pd
+
+    repo, _ = study_repo
+    result = _dvc(repo, "exp", "run", "-S", "study.datasets=[mnist,fashion_mnist]", "--name", "two-datasets")
+    assert _ran(result) == {"check", "download@fashion_mnist", "train@fashion_mnist-fp32-0",
+                            "train@fashion_mnist-bnn-0", "deploy@fashion_mnist-fp32-0", "deploy@fashion_mnist-bnn-0",
+                            "benchmark", "aggregate", "plots", "report"}, result.stdout
+    assert "served by data/fashion_mnist-shipped" in result.stdout + result.stderr
+    tax = pd.read_csv(repo / "reports" / "tables" / "tax.csv")
+    assert tax[["dataset", "variant"]].values.tolist() == [["mnist", "bnn"], ["fashion_mnist", "bnn"]]
+    per_class = pd.read_csv(repo / "reports" / "tables" / "per_class.csv")
+    assert "Ankle boot" in set(per_class.loc[per_class["dataset"] == "fashion_mnist", "class_name"])
+    report = (repo / "reports" / "report.md").read_text()
+    assert "## The accuracy cost by dataset" in report and "## Fashion-MNIST: per class" in report
+    assert set(json.loads((repo / "reports" / "metrics.json").read_text())) == {"mnist", "fashion_mnist"}
+    _git(repo, "checkout", "--", ".")
+    _git(repo, "clean", "-fdq", "reports")
+    _dvc(repo, "checkout", "--force")
+    assert "Data and pipelines are up to date" in _dvc(repo, "status").stdout
+
+
+def test_an_unknown_dataset_is_refused_before_anything_runs(study_repo):
+    repo, _ = study_repo
+    before = _finished_outputs(repo)
+    result = _dvc(repo, "exp", "run", "-S", "study.datasets=[mnist,kmnist]", check=False)
+    _git(repo, "checkout", "params.yaml")
+    assert result.returncode != 0
+    ours = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("error:")]
+    assert ours == ["error: study.datasets: unknown dataset 'kmnist'; known datasets: mnist, fashion_mnist"], \
+        result.stdout + result.stderr
+    assert _finished_outputs(repo) == before
 
 
 def test_experiment_is_listed_with_its_metrics(study_repo):

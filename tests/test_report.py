@@ -189,7 +189,7 @@ def test_two_datasets_give_the_tax_first_then_each_dataset_s_sections(tmp_path):
     assert ("- `bnn` against `fp32`, paired by seed: -0.90 pp on MNIST (95% CI -1.15 pp to -0.65 pp; 2.00x `fp32`'s "
             "test errors; McNemar's test tells them apart in 0 of 3 seeds); -6.90 pp on Fashion-MNIST (95% CI "
             "-7.15 pp to -6.65 pp; 1.78x `fp32`'s test errors; McNemar's test tells them apart in 0 of 3 seeds). "
-            "The cost is 7.7 times as large on Fashion-MNIST as on MNIST, and the two intervals do not overlap.") \
+            "The cost on Fashion-MNIST is 7.7 times the cost on MNIST, and the two intervals do not overlap.") \
         in report
     assert "![The accuracy cost by dataset](plots/tax_by_dataset.png)" in report
     # Fashion-MNIST's classes by name; the article's figures on MNIST only
