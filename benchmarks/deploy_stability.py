@@ -1,7 +1,8 @@
 """Does the deployment benchmark's headline hold still when the machine is
 busy? The `benchmark` stage's timing, run twice on the same deployed models
 in one process: once on a quiet machine, once with a CPU-bound process
-spinning beside it. Printed per variant and thread count: the headline
+spinning beside it (a variant's runs on every dataset of the study timed
+together). Printed per variant and thread count: the headline
 speedup against the baseline (paired within each round, median across
 rounds, with its 95% interval) in both runs, and how far apart the two
 medians are.
@@ -45,14 +46,13 @@ def main() -> None:
     import stages  # noqa: F401
     from stages.benchmark import load_subjects, run_benchmark
     from stages.lib.common import load_params
-    from stages.lib.params import benchmark_settings, study_seeds, study_variants
+    from stages.lib.params import benchmark_settings, study_runs
 
     params = load_params(args.params)
     settings = benchmark_settings(params)
     if args.rounds:
         settings = dataclasses.replace(settings, rounds=args.rounds)
-    subjects = load_subjects(REPO / "data" / "deployed", REPO / "reports" / "deploy", REPO / "data" / "mnist",
-                             study_variants(params), study_seeds(params))
+    subjects = load_subjects(REPO / "data" / "deployed", REPO / "reports" / "deploy", study_runs(params))
     results = {}
     for label in ("quiet", "busy"):
         spinner = subprocess.Popen([sys.executable, "-c", SPIN]) if label == "busy" else None
