@@ -260,6 +260,15 @@ def test_two_clones_share_finished_runs_through_a_remote(study_repo, tmp_path):
         assert (clone / "reports" / "tables" / table).read_bytes() == (repo / "reports" / "tables" / table).read_bytes()
 
 
+def _back_to_the_committed_study(repo):
+    """Undo an experiment run in the workspace: the committed params,
+    tables and outputs, and nothing stale."""
+    _git(repo, "checkout", "--", ".")
+    _git(repo, "clean", "-fdq", "reports")
+    _dvc(repo, "checkout", "--force")
+    assert "Data and pipelines are up to date" in _dvc(repo, "status").stdout
+
+
 def _wait_for_queue(repo, timeout_s=900):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -282,10 +291,7 @@ def test_parallel_seed_slices_then_the_whole_study_trains_nothing(study_repo):
     assert {f"train@mnist-{v}-{s}" for v in ("fp32", "bnn") for s in (1, 2)} <= _restored(whole)
     summary = json.loads((repo / "reports" / "metrics.json").read_text())
     assert summary["mnist"]["bnn"]["seeds"] == 3
-    _git(repo, "checkout", "--", ".")
-    _git(repo, "clean", "-fdq", "reports")
-    _dvc(repo, "checkout", "--force")
-    assert "Data and pipelines are up to date" in _dvc(repo, "status").stdout
+    _back_to_the_committed_study(repo)
 
 
 def test_adding_a_dataset_trains_only_its_runs(study_repo):
@@ -304,10 +310,7 @@ def test_adding_a_dataset_trains_only_its_runs(study_repo):
     report = (repo / "reports" / "report.md").read_text()
     assert "## The accuracy cost by dataset" in report and "## Fashion-MNIST: per class" in report
     assert set(json.loads((repo / "reports" / "metrics.json").read_text())) == {"mnist", "fashion_mnist"}
-    _git(repo, "checkout", "--", ".")
-    _git(repo, "clean", "-fdq", "reports")
-    _dvc(repo, "checkout", "--force")
-    assert "Data and pipelines are up to date" in _dvc(repo, "status").stdout
+    _back_to_the_committed_study(repo)
 
 
 def test_an_unknown_dataset_is_refused_before_anything_runs(study_repo):
