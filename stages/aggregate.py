@@ -40,6 +40,10 @@ summaries, Pareto flags, per-class figures and tests are per dataset.
   than the baseline): the paired accuracy gap to the baseline with its
   interval, how many times the baseline's errors the variant makes, and in
   how many seeds McNemar's test tells the two apart.
+- ``recipes``: the recipe's share of the cost, per (dataset, variant other
+  than the baseline): recipe, epochs, training time, the gap to the
+  baseline, how much of the article recipe's gap another recipe recovers,
+  and the gap under matched recipes (see :func:`recipe_table`).
 - ``article``: the reference article's published figures beside ours (MNIST
   only, the article's dataset).
 - ``curves``: per-epoch accuracy and loss of every run (long form), and per
@@ -63,6 +67,7 @@ from stages.lib.common import StudyError, atomic_directory, load_params, log, ru
 from stages.lib.datasets import dataset as registered_dataset
 from stages.lib.params import baseline as checked_baseline
 from stages.lib.params import OPTION_SETS, benchmark_settings, study_datasets, study_runs, study_variants
+from stages.lib.recipes import DEFAULT_RECIPE
 from stages.lib.stats import at_chance, mcnemar_exact, median_interval, prediction_interval, t_interval
 
 # The dataset of the reference article, "Binary Neural Network Part 2" by Mohamad Moawad,
@@ -357,8 +362,31 @@ def load_curves(runs_dir: str | Path, study: Runs) -> pd.DataFrame:
     return curves[["dataset", "variant", "seed", "epoch", "split", "accuracy", "loss"]]
 
 
-def runs_table(runs: pd.DataFrame, profiles: pd.DataFrame, deployments: pd.DataFrame) -> pd.DataFrame:
-    return runs.merge(deployments, on=["dataset", "variant", "seed"], how="left").join(profiles, on="variant")
+def training_table(variants_section: dict[str, Any], recipes_section: dict[str, Any],
+                   variants: Sequence[str]) -> pd.DataFrame:
+    """Per variant of the study: its recipe, its epochs, and its
+    architecture, named after the study's variant of the same network
+    trained with the article's recipe (the first such variant when none
+    is): variants that differ only in their recipe share an architecture."""
+    def network(name: str) -> dict[str, Any]:
+        return {key: value for key, value in variants_section[name].items() if key != "recipe"}
+
+    def recipe(name: str) -> str:
+        return variants_section[name].get("recipe", DEFAULT_RECIPE)
+
+    rows = []
+    for variant in variants:
+        twins = [other for other in variants if network(other) == network(variant)]
+        named = [other for other in twins if recipe(other) == DEFAULT_RECIPE] or twins
+        rows.append({"variant": variant, "recipe": recipe(variant), "architecture": named[0],
+                     "epochs": int(recipes_section[recipe(variant)]["epochs"])})
+    return pd.DataFrame(rows).set_index("variant")
+
+
+def runs_table(runs: pd.DataFrame, profiles: pd.DataFrame, deployments: pd.DataFrame,
+               training: pd.DataFrame) -> pd.DataFrame:
+    return (runs.merge(deployments, on=["dataset", "variant", "seed"], how="left").join(training, on="variant")
+            .join(profiles, on="variant"))
 
 
 HEADLINE_COLUMNS = ("latency_median_us", "latency_ci95_low", "latency_ci95_high", "net_latency_median_us",
@@ -379,6 +407,9 @@ def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str,
         mean, low, high = t_interval(group["test_accuracy"])
         row = {
             "variant": variant,
+            "recipe": group["recipe"].iloc[0],
+            "architecture": group["architecture"].iloc[0],
+            "epochs": int(group["epochs"].iloc[0]),
             "seeds": len(group),
             "test_accuracy_mean": mean,
             "test_accuracy_std": float(group["test_accuracy"].std(ddof=1)) if len(group) > 1 else math.nan,
@@ -398,6 +429,7 @@ def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str,
             "accuracy_gap_ci95_low": math.nan,
             "accuracy_gap_ci95_high": math.nan,
             "train_images_per_s_mean": float(group["train_images_per_s"].mean()),
+            "train_time_s_mean": float(group["train_time_s"].mean()),
             "tflite_kib": float(group["tflite_kib"].max()),
             "weights_kib": float(group["weights_bytes"].max()) / 1024,
             "ram_kib": float(group["peak_activation_bytes"].max()) / 1024,
@@ -493,6 +525,58 @@ def tax_table(summary: pd.DataFrame, mcnemar: pd.DataFrame, baseline: str, alpha
     return pd.DataFrame(rows, columns=TAX_COLUMNS)
 
 
+RECIPE_COLUMNS = ("variant", "architecture", "recipe", "epochs", "seeds", "test_accuracy_mean",
+                  "accuracy_gap_vs_baseline", "accuracy_gap_ci95_low", "accuracy_gap_ci95_high", "train_time_s_mean",
+                  "time_vs_article_recipe", "article_recipe_variant", "recovered_fraction", "recovered_ci95_low",
+                  "recovered_ci95_high", "matched_baseline", "matched_gap", "matched_gap_ci95_low",
+                  "matched_gap_ci95_high")
+
+
+def recipe_table(summary: pd.DataFrame, runs: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """The recipe's share of the cost on one dataset: one row per variant
+    other than the baseline, with its recipe and epochs, mean accuracy, the
+    seed-paired gap to the baseline, mean training time (and as a multiple of
+    the same architecture's time under the article's recipe), and:
+
+    - how much of the article recipe's gap this recipe recovers: the
+      seed-paired improvement over the same architecture trained with the
+      article's recipe, over that variant's mean gap to the baseline (a
+      fixed denominator: the interval is the improvement's Student-t
+      interval, scaled); only where that gap is a cost;
+    - the gap under matched recipes: against the baseline's architecture
+      trained with the same recipe (the baseline itself for the article's),
+      paired by seed, when the study has it."""
+    by_seed = runs.pivot(index="seed", columns="variant", values="test_accuracy")
+    info = summary.set_index("variant")
+    rows = []
+    if baseline not in info.index:
+        return pd.DataFrame(rows, columns=RECIPE_COLUMNS)
+    for name, row in info.iterrows():
+        if name == baseline:
+            continue
+        twins = info[(info["architecture"] == row["architecture"]) & (info["recipe"] == DEFAULT_RECIPE)].index
+        matched = info[(info["architecture"] == info.at[baseline, "architecture"])
+                       & (info["recipe"] == row["recipe"])].index
+        out = {"variant": name, **{column: row[column] for column in RECIPE_COLUMNS[1:10]},
+               "time_vs_article_recipe": math.nan, "article_recipe_variant": twins[0] if len(twins) else "",
+               "recovered_fraction": math.nan, "recovered_ci95_low": math.nan, "recovered_ci95_high": math.nan,
+               "matched_baseline": matched[0] if len(matched) else "", "matched_gap": math.nan,
+               "matched_gap_ci95_low": math.nan, "matched_gap_ci95_high": math.nan}
+        if len(twins):
+            twin = twins[0]
+            out["time_vs_article_recipe"] = row["train_time_s_mean"] / info.at[twin, "train_time_s_mean"]
+            cost = -info.at[twin, "accuracy_gap_vs_baseline"]
+            if twin != name and cost > 0:
+                improvement = t_interval((by_seed[name] - by_seed[twin]).dropna())
+                out["recovered_fraction"], out["recovered_ci95_low"], out["recovered_ci95_high"] = (
+                    value / cost for value in improvement)
+        if len(matched):
+            out["matched_gap"], out["matched_gap_ci95_low"], out["matched_gap_ci95_high"] = t_interval(
+                (by_seed[name] - by_seed[matched[0]]).dropna())
+        rows.append(out)
+    return pd.DataFrame(rows, columns=RECIPE_COLUMNS)
+
+
 def mean_curves(curves: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Per (dataset, variant), named ``<dataset>-<variant>``, the mean across
     seeds per epoch, one column per (split, metric): ``train_accuracy``,
@@ -548,7 +632,8 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
     study = study_runs(params)
     settings = benchmark_settings(params)
     profiles = load_profiles(profiles_dir, variants)
-    runs = runs_table(load_runs(runs_dir, study), profiles, load_deployments(deploy_dir, study))
+    training = training_table(params["variants"], params["recipes"], variants)
+    runs = runs_table(load_runs(runs_dir, study), profiles, load_deployments(deploy_dir, study), training)
     timings, info = load_timings(benchmark_dir)
     if "dataset" not in timings:
         raise StudyError(f"{benchmark_dir} predates datasets in the study: run `dvc repro --force benchmark`")
@@ -578,8 +663,10 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
     per_class = per_dataset(datasets, lambda dataset: per_class_table(
         of(predictions, dataset), variants, baseline, registered_dataset(dataset).class_names))
     confusion = per_dataset(datasets, lambda dataset: confusion_table(of(predictions, dataset), variants))
+    recipes = per_dataset(datasets, lambda dataset: recipe_table(of(summary, dataset), of(runs, dataset), baseline))
     write_tables({"runs": runs, "summary": summary, "latency": latency, "per_class": per_class,
                   "confusion": confusion, "mcnemar": mcnemar, "tax": tax_table(summary, mcnemar, baseline),
+                  "recipes": recipes,
                   "article": article_table(summary), "curves": curves}, tables_dir)
     with atomic_directory(curves_dir) as tmp:
         for name, frame in mean_curves(curves).items():

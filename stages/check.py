@@ -17,6 +17,7 @@ from typing import Any
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import load_params, log, run_cli, write_text_atomic
 from stages.lib.networks import variant_from_params
+from stages.lib.recipes import recipe_from_params
 from stages.lib.params import (
     baseline, benchmark_settings, check_keys, data_limits, download_settings, extended_variants, memory_budgets,
     study_datasets, study_seeds, study_variants, train_settings,
@@ -26,9 +27,9 @@ PASSED = "params.yaml passed every check of the study\n"
 
 
 def check_all(params: dict[str, Any]) -> list[str]:
-    """Check every section of params.yaml, every dataset's sources and every
-    variant it defines, whether or not the study runs it now; return the
-    study's variants."""
+    """Check every section of params.yaml, every dataset's sources, every
+    recipe and every variant it defines, whether or not the study runs it
+    now; return the study's variants."""
     check_keys(params)
     datasets = study_datasets(params)
     sources = params["data"].get("sources")
@@ -39,8 +40,12 @@ def check_all(params: dict[str, Any]) -> list[str]:
     study_seeds(params)
     extended_variants(params)
     train_settings(params)
+    recipes = params["recipes"]
+    for name in recipes:
+        recipe_from_params(name, recipes)
     for name in names + [name for name in params["variants"] if name not in names]:
-        variant_from_params(name, params["variants"])
+        variant = variant_from_params(name, params["variants"])
+        recipe_from_params(variant.recipe, recipes, where=f"variants.{name}.recipe")
     benchmark_settings(params)
     baseline(params)
     memory_budgets(params)

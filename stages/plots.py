@@ -20,6 +20,9 @@ dataset: networks are compared only on the dataset they learned.
 - ``confusion_difference.png``: per (dataset, variant), its confusion matrix
   minus the baseline's (test images, mean over seeds): where binarizing
   moves the answers;
+- ``accuracy_vs_training_time.png``: per dataset, every run's test accuracy
+  against its training time, colour by architecture, marker by recipe, each
+  variant's mean with its 95% interval: what a better recipe costs to train;
 - ``tax_by_dataset.png``: the 1-bit tax by dataset: every variant's paired
   accuracy gap to the baseline with its 95% interval, datasets side by side.
 """
@@ -258,6 +261,38 @@ def confusion_difference(confusion: pd.DataFrame, summary: pd.DataFrame, path: P
     _save(fig, path)
 
 
+RECIPE_MARKERS = ("o", "s", "^", "v", "P", "X", "*")
+
+
+def accuracy_vs_training_time(runs: pd.DataFrame, summary: pd.DataFrame, path: Path) -> None:
+    datasets = _datasets(summary)
+    architectures = list(dict.fromkeys(summary["architecture"]))
+    recipes = list(dict.fromkeys(summary["recipe"]))
+    colors = _palette(architectures)
+    markers = dict(zip(recipes, RECIPE_MARKERS * (1 + len(recipes) // len(RECIPE_MARKERS)), strict=False))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(7 * len(datasets), 4.5), squeeze=False)
+    for ax, dataset in zip(axes.flat, datasets, strict=True):
+        of_runs = runs[runs["dataset"] == dataset]
+        for row in summary[summary["dataset"] == dataset].to_dict("records"):
+            color, marker = colors[row["architecture"]], markers[row["recipe"]]
+            seeds = of_runs[of_runs["variant"] == row["variant"]]
+            ax.scatter(seeds["train_time_s"], 100 * seeds["test_accuracy"], color=color, marker=marker, alpha=0.4,
+                       s=30)
+            mean = 100 * row["test_accuracy_mean"]
+            low, high = 100 * row["test_accuracy_ci95_low"], 100 * row["test_accuracy_ci95_high"]
+            ax.errorbar(row["train_time_s_mean"], mean, yerr=[[mean - low], [high - mean]] if pd.notna(low) else None,
+                        fmt=marker, ms=9, capsize=4, color=color, markeredgecolor="black",
+                        label=f"{row['variant']} ({row['recipe']}, {row['epochs']} epochs)")
+        _log2_x(ax)
+        ax.margins(x=0.15)
+        ax.set_xlabel("training time per run (s, log scale)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{_title(dataset)}: colour = architecture, marker = recipe", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(title="variant (recipe): mean ± 95% CI", fontsize=8)
+    _save(fig, path)
+
+
 def tax_by_dataset(tax: pd.DataFrame, path: Path) -> None:
     """Every variant's seed-paired accuracy gap to the baseline, with its
     Student-t 95% interval, one colour per dataset side by side."""
@@ -307,6 +342,7 @@ def draw_all(tables_dir: str | Path, out_dir: str | Path) -> list[str]:
         training_curves(curves, variants, tmp / "training_curves.png")
         accuracy_by_variant(runs, variants, tmp / "accuracy_by_variant.png")
         confusion_difference(confusion, summary, tmp / "confusion_difference.png")
+        accuracy_vs_training_time(runs, summary, tmp / "accuracy_vs_training_time.png")
         if not tax.empty:
             tax_by_dataset(tax, tmp / "tax_by_dataset.png")
         names = sorted(p.name for p in tmp.iterdir())

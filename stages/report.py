@@ -42,6 +42,8 @@ def interval(low: float, high: float, fmt=pct) -> str:
 def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "variant": summary["variant"],
+        "recipe": [f"{recipe}, {epochs} epochs" for recipe, epochs in
+                   zip(summary["recipe"], summary["epochs"], strict=True)],
         "seeds": summary["seeds"],
         "test accuracy (mean)": summary["test_accuracy_mean"].map(pct),
         "std": summary["test_accuracy_std"].map(lambda v: points(v).lstrip("+")),
@@ -312,7 +314,9 @@ def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None],
     Budgets apply to the file that ships, not to Larq's count of the
     weights, so a variant whose deployed file exceeds a budget is never
     picked for it. A variant with a run at chance level is never picked, and
-    is named."""
+    is named. Variants that differ only in their recipe deploy to the same
+    network: each architecture competes once, with its best recipe
+    measured, and the sentence says which."""
     sentences = []
     degenerate = summary[summary["runs_at_chance"] > 0]
     if not degenerate.empty:
@@ -320,7 +324,17 @@ def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None],
                          "above always answering the most frequent class): " + ", ".join(
                              f"`{row['variant']}` ({row['runs_at_chance']} of {row['seeds']} runs)"
                              for row in degenerate.to_dict("records")) + ".")
-    candidates = summary[summary["runs_at_chance"] == 0]
+    sound = summary[summary["runs_at_chance"] == 0]
+    best = sound.sort_values(["test_accuracy_mean", "tflite_kib"], ascending=[False, True])
+    candidates = best.drop_duplicates("architecture").sort_index()
+    several = [architecture for architecture, count in sound["architecture"].value_counts(sort=False).items()
+               if count > 1]
+    if several:
+        chosen = candidates.set_index("architecture")
+        sentences.append("Each network competes once, with the best recipe measured for it: " + ", ".join(
+            f"`{architecture}` as `{chosen.at[architecture, 'variant']}` (recipe {chosen.at[architecture, 'recipe']}, "
+            f"{chosen.at[architecture, 'epochs']} epochs)" for architecture in several if architecture in chosen.index)
+            + ".")
     for budget in budgets_kib:
         fitting = candidates if budget is None else candidates[candidates["tflite_kib"] <= budget]
         label = "With no memory limit" if budget is None else f"Within {budget:g} KiB of deployed file"
@@ -397,6 +411,53 @@ def class_findings(per_class: pd.DataFrame, mcnemar: pd.DataFrame, baseline: str
                          f"({seeds}) finds the two apart at p < 0.05 in {significant} of {len(tests)} seeds")
         sentences.append(sentence + ".")
     return sentences
+
+
+def recipe_findings(recipes: pd.DataFrame, baseline: str) -> list[str]:
+    """Per variant trained with another recipe than the article's: its
+    accuracy and gap, how much of its architecture's article-recipe gap it
+    recovers, at what training cost, and the gap under matched recipes."""
+    sentences = []
+    for row in recipes[recipes["recipe"] != "article"].to_dict("records"):
+        sentence = (f"`{row['variant']}` (`{row['architecture']}` trained with recipe {row['recipe']}, "
+                    f"{row['epochs']} epochs")
+        if not pd.isna(row["time_vs_article_recipe"]):
+            sentence += f", {row['time_vs_article_recipe']:.1f}x the training time of `{row['article_recipe_variant']}`"
+        sentence += (f"): {pct(row['test_accuracy_mean'])}, {points(row['accuracy_gap_vs_baseline'])} against "
+                     f"`{baseline}` ({interval(row['accuracy_gap_ci95_low'], row['accuracy_gap_ci95_high'], points)})")
+        if not pd.isna(row["recovered_fraction"]):
+            sentence += (f"; it recovers {pct(row['recovered_fraction'], 0)} of `{row['article_recipe_variant']}`'s "
+                         f"gap ({interval(row['recovered_ci95_low'], row['recovered_ci95_high'], lambda v: pct(v, 0))})")
+        if isinstance(row["matched_baseline"], str) and row["matched_baseline"] and \
+                row["matched_baseline"] != row["variant"]:
+            sentence += (f"; against `{row['matched_baseline']}`, trained with the same recipe, the gap is "
+                         f"{points(row['matched_gap'])} "
+                         f"({interval(row['matched_gap_ci95_low'], row['matched_gap_ci95_high'], points)})")
+        sentences.append(sentence + ".")
+    return sentences
+
+
+def readable_recipes(recipes: pd.DataFrame) -> pd.DataFrame:
+    def with_interval(values, lows, highs, fmt):
+        return [fmt(v) + ("" if pd.isna(lo) else f" ({fmt(lo)} to {fmt(hi)})") if not pd.isna(v) else "n/a"
+                for v, lo, hi in zip(values, lows, highs, strict=True)]
+
+    return pd.DataFrame({
+        "variant": recipes["variant"],
+        "network": recipes["architecture"],
+        "recipe": recipes["recipe"],
+        "epochs": recipes["epochs"],
+        "accuracy": recipes["test_accuracy_mean"].map(pct),
+        "gap to baseline (95% CI)": with_interval(recipes["accuracy_gap_vs_baseline"], recipes["accuracy_gap_ci95_low"],
+                                                  recipes["accuracy_gap_ci95_high"], points),
+        "training time (s)": recipes["train_time_s_mean"].map("{:.0f}".format),
+        "of the article recipe's gap recovered (95% CI)": with_interval(
+            recipes["recovered_fraction"], recipes["recovered_ci95_low"], recipes["recovered_ci95_high"],
+            lambda v: pct(v, 0)),
+        "matched baseline": recipes["matched_baseline"].fillna(""),
+        "gap under matched recipes (95% CI)": with_interval(recipes["matched_gap"], recipes["matched_gap_ci95_low"],
+                                                            recipes["matched_gap_ci95_high"], points),
+    })
 
 
 def title(dataset: str) -> str:
@@ -477,10 +538,11 @@ PLOTS = (
     ("training_curves.png", "Training curves (mean across seeds, Student-t 95% band)"),
     ("accuracy_by_variant.png", "Test accuracy per variant across seeds"),
     ("confusion_difference.png", "Where binarizing moves the answers: confusion matrix minus the baseline's"),
+    ("accuracy_vs_training_time.png", "Test accuracy against training time, per recipe"),
 )
 
-TABLES = ("summary", "article", "runs", "latency", "per_class", "confusion", "mcnemar", "tax")
-MAY_BE_EMPTY = ("article", "mcnemar", "tax")  # no MNIST in the study; the baseline alone
+TABLES = ("summary", "article", "runs", "latency", "per_class", "confusion", "mcnemar", "tax", "recipes")
+MAY_BE_EMPTY = ("article", "mcnemar", "tax", "recipes")  # no MNIST in the study; the baseline alone
 
 
 def render(tables_dir: str | Path, plots_rel: str, baseline: str, budgets_kib: Sequence[float | None]) -> str:
@@ -542,6 +604,8 @@ def dataset_context(dataset: str, tables: dict[str, pd.DataFrame], baseline: str
         "class_findings": class_findings(of["per_class"], of["mcnemar"], baseline, of["confusion"]),
         "per_class_table": readable_per_class(of["per_class"]).to_markdown(index=False),
         "speed_findings": speed_findings(summary, baseline, latency),
+        "recipe_findings": recipe_findings(of["recipes"], baseline),
+        "recipes_table": readable_recipes(of["recipes"]).to_markdown(index=False),
         "latency_table": readable_latency(latency).to_markdown(index=False),
         "options_table": latency_by_options(latency).to_markdown(index=False),
     }

@@ -1,9 +1,11 @@
-"""Stage `train`: train one precision variant with one seed.
+"""Stage `train`: train one precision variant with one seed on one dataset.
 
-The article's recipe: Adam, sparse categorical cross-entropy, batch 64,
-6 epochs, pixels scaled onto the variant's input range. The seed sets every
-random source and TensorFlow's op determinism is on, so a rerun of the same
-(variant, seed) reproduces its test accuracy and loss bit for bit.
+The variant's recipe (:mod:`stages.lib.recipes`; the article's by default:
+Adam at a constant 0.001, batch 64, 6 epochs) minimises sparse categorical
+cross-entropy on pixels scaled onto the variant's input range. The seed sets
+every random source and TensorFlow's op determinism is on, so a rerun of the
+same (dataset, variant, seed) reproduces its test accuracy and loss bit for
+bit.
 
 Writes the trained model (``model.keras``, reloadable once ``larq`` is
 imported) and a DVCLive folder: per-epoch loss and accuracy on the training
@@ -34,6 +36,7 @@ from stages.lib.common import StudyError, atomic_directory, load_params, log, ru
 from stages.lib.datasets import dataset, load_split, scale_images
 from stages.lib.networks import Variant, build_model, variant_from_params
 from stages.lib.params import TrainSettings, data_limits, train_settings
+from stages.lib.recipes import Recipe, make_optimizer, recipe_from_params
 
 MODEL_FILE = "model.keras"
 PREDICTIONS_FILE = "predictions.csv"
@@ -59,10 +62,9 @@ def without_autograph(model):
     return model
 
 
-def compile_model(model, settings: TrainSettings) -> None:
-
+def compile_model(model, recipe: Recipe, settings: TrainSettings, steps_per_epoch: int) -> None:
     model.compile(
-        optimizer=tf.keras.optimizers.Adam(learning_rate=settings.learning_rate),
+        optimizer=make_optimizer(recipe, steps_per_epoch),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         steps_per_execution=settings.steps_per_execution,
@@ -104,9 +106,9 @@ class DivergenceGuard(tf.keras.callbacks.Callback):
     is NaN or infinite (checked after every compiled call of
     ``steps_per_execution`` steps, and on the test set after each epoch)."""
 
-    def __init__(self, run: str):
+    def __init__(self, run: str, recipe: str = "article"):
         super().__init__()
-        self.run = run
+        self.run, self.recipe = run, recipe
         self.epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -124,7 +126,7 @@ class DivergenceGuard(tf.keras.callbacks.Callback):
         if value is not None and not math.isfinite(float(value)):
             raise StudyError(
                 f"{self.run} diverged: its {what} is {float(value)}; nothing was written. "
-                "Lower train.learning_rate or change the variant's quantizers"
+                f"Lower recipes.{self.recipe}.learning_rate or change the variant's quantizers"
             )
 
 
@@ -156,10 +158,12 @@ class RunResult:
     train_images_per_s: float
     train_images: int
     test_images: int
+    epochs: int
 
 
 def train_run(
     variant: Variant,
+    recipe: Recipe,
     seed: int,
     settings: TrainSettings,
     data_dir: str | Path,
@@ -170,8 +174,8 @@ def train_run(
     verbose: int | None = None,
     dataset_name: str = "mnist",
 ) -> RunResult:
-    """Train ``variant`` with ``seed`` on the dataset in ``data_dir``
-    (``dataset_name`` names it in the logs); write the model to ``model_dir`` and
+    """Train ``variant`` with ``recipe`` and ``seed`` on the dataset in
+    ``data_dir`` (``dataset_name`` names it in the logs); write the model to ``model_dir`` and
     the DVCLive logs to ``live_dir``, each whole or not at all. ``verbose``
     is Keras's: None shows its progress bar only on a terminal."""
     from dvclive import Live
@@ -183,24 +187,25 @@ def train_run(
     x_test = scale_images(x_test, variant.input_range)
     run = f"{dataset_name} {variant.name} seed {seed}"
     log.info(
-        "training %s: %d training and %d test images, %d epochs of batch %d",
-        run, len(x_train), len(x_test), settings.epochs, settings.batch_size,
+        "training %s with recipe %s: %d training and %d test images, %d epochs of batch %d",
+        run, recipe.name, len(x_train), len(x_test), recipe.epochs, recipe.batch_size,
     )
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 0
 
     set_determinism(seed)
-    model = without_autograph(build_model(variant))
-    compile_model(model, settings)
+    model = without_autograph(build_model(variant, recipe.batchnorm_momentum))
+    compile_model(model, recipe, settings, steps_per_epoch=math.ceil(len(x_train) / recipe.batch_size))
     clock = TrainingClock()
     with atomic_directory(model_dir) as model_tmp, atomic_directory(live_dir) as live_tmp:
         with Live(str(live_tmp), dvcyaml=False, save_dvc_exp=False, report=None) as live:
             model.fit(
-                training_dataset(x_train, y_train, settings.batch_size, seed),
-                epochs=settings.epochs,
+                training_dataset(x_train, y_train, recipe.batch_size, seed),
+                epochs=recipe.epochs,
                 validation_data=(x_test, y_test),
                 validation_batch_size=EVAL_BATCH_SIZE,
-                callbacks=[clock, DivergenceGuard(run), EpochLog(run, settings.epochs), DVCLiveCallback(live=live)],
+                callbacks=[clock, DivergenceGuard(run, recipe.name), EpochLog(run, recipe.epochs),
+                           DVCLiveCallback(live=live)],
                 verbose=verbose,
             )
             test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=EVAL_BATCH_SIZE, verbose=0)
@@ -211,9 +216,10 @@ def train_run(
                 test_loss=float(test_loss),
                 chance_accuracy=float(np.bincount(y_test).max() / len(y_test)),
                 train_time_s=clock.train_s,
-                train_images_per_s=len(x_train) * settings.epochs / clock.train_s,
+                train_images_per_s=len(x_train) * recipe.epochs / clock.train_s,
                 train_images=len(x_train),
                 test_images=len(x_test),
+                epochs=recipe.epochs,
             )
             for name, value in vars(result).items():
                 live.log_metric(name, value, plot=False)
@@ -244,7 +250,9 @@ def load_model(model_dir: str | Path):
     if not path.is_file():
         raise StudyError(f"{path} is missing: run `dvc repro` to train it")
     try:
-        model = tf.keras.models.load_model(path)
+        # the weights are what later stages use: the optimizer (a recipe's
+        # schedule, Bop) is not restored
+        model = tf.keras.models.load_model(path, compile=False)
     except Exception as err:  # Keras raises a different type for each way a file can be broken
         reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         raise StudyError(f"{path} is not a readable Keras model ({reason}): retrain it with "
@@ -271,8 +279,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ValueError:
         raise StudyError(f"seed {args.seed!r} is not a whole number") from None
     train_limit, test_limit = data_limits(params)
+    recipe = recipe_from_params(variant.recipe, params.get("recipes"), where=f"variants.{variant.name}.recipe")
     train_run(
-        variant, seed, train_settings(params), args.data, args.model_out, args.live_out,
+        variant, recipe, seed, train_settings(params), args.data, args.model_out, args.live_out,
         train_limit=train_limit, test_limit=test_limit, dataset_name=spec.name,
     )
 

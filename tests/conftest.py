@@ -144,6 +144,9 @@ def synthetic_runs():
         "binary_mac_fraction_deployed": [0.0] * 3 + [0.930325240494732] * 3,
         "operators": ["CONV_2D 3, FULLY_CONNECTED 2"] * 3 + ["LceBconv2d 4, LceQuantize 3, CONV_2D 1"] * 3,
         "at_chance": [False] * 6,
+        "recipe": ["article"] * 6,
+        "architecture": ["fp32"] * 3 + ["bnn"] * 3,
+        "epochs": [6] * 6,
     })
 
 
@@ -209,7 +212,8 @@ def write_synthetic_tables(tables, datasets=("mnist",)):
     """Every table the plots and report stages read, from the synthetic
     runs, profiles, timings and predictions, for each of ``datasets``."""
     from stages.aggregate import (
-        article_table, confusion_table, mcnemar_table, per_class_table, per_dataset, summary_table, tax_table,
+        article_table, confusion_table, mcnemar_table, per_class_table, per_dataset, recipe_table, summary_table,
+        tax_table,
     )
     from stages.lib.datasets import DATASETS
 
@@ -229,6 +233,8 @@ def write_synthetic_tables(tables, datasets=("mnist",)):
         "confusion": per_dataset(datasets, lambda d: confusion_table(predictions, variants)),
         "mcnemar": mcnemar,
         "tax": tax_table(summary, mcnemar, "fp32"),
+        "recipes": per_dataset(datasets, lambda d: recipe_table(summary[summary["dataset"] == d].drop(columns="dataset"),
+                                                                synthetic_runs_of(d), "fp32")),
     }
     for name, table in written.items():
         table.to_csv(tables / f"{name}.csv", index=False)

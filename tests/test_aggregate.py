@@ -359,3 +359,55 @@ def test_summary_pareto_and_metrics_are_per_dataset():
     assert summary["on_pareto_frontier"].tolist() == [True, True, True, True]
     metrics = dvc_metrics(summary)
     assert metrics["fashion_mnist"]["bnn"]["test_accuracy_mean"] == pytest.approx(0.982 - 0.14)
+
+
+def _recipe_study():
+    """fp32 and bnn under the article's recipe, both again under a cosine
+    recipe three times as long (hand-picked accuracies)."""
+    runs = synthetic_runs()
+    accuracy = {"fp32": [0.90, 0.91, 0.92], "bnn": [0.84, 0.85, 0.86], "bnn_cosine": [0.87, 0.88, 0.895],
+                "fp32_cosine": [0.91, 0.915, 0.93]}
+    frames = []
+    for variant, values in accuracy.items():
+        base = variant.removesuffix("_cosine")
+        frame = runs[runs["variant"] == base].assign(variant=variant, test_accuracy=values)
+        if variant != base:
+            frame = frame.assign(recipe="cosine", epochs=18, train_time_s=180.0)
+        frames.append(frame)
+    profiles = synthetic_profiles()
+    profiles = pd.concat([profiles, profiles.rename(index=lambda v: f"{v}_cosine")])
+    return pd.concat(frames, ignore_index=True), profiles
+
+
+def test_recipe_table_gives_the_recovered_share_and_the_matched_gap():
+    from stages.aggregate import recipe_table
+
+    runs, profiles = _recipe_study()
+    table = recipe_table(summary_table(runs, profiles, "fp32"), runs, "fp32").set_index("variant")
+    assert list(table.index) == ["bnn", "bnn_cosine", "fp32_cosine"]
+    cosine = table.loc["bnn_cosine"]
+    assert (cosine["architecture"], cosine["recipe"], cosine["epochs"]) == ("bnn", "cosine", 18)
+    assert cosine["accuracy_gap_vs_baseline"] == pytest.approx((-0.03 - 0.03 - 0.025) / 3)
+    assert cosine["time_vs_article_recipe"] == pytest.approx(3.0) and cosine["article_recipe_variant"] == "bnn"
+    # bnn's article-recipe gap is -0.06 on every seed; cosine improves on it by 0.03, 0.03, 0.035
+    assert cosine["recovered_fraction"] == pytest.approx((0.095 / 3) / 0.06)
+    half = 4.302652729911275 * pd.Series([0.03, 0.03, 0.035]).std() / math.sqrt(3)
+    assert cosine["recovered_ci95_low"] == pytest.approx((0.095 / 3 - half) / 0.06)
+    assert cosine["recovered_ci95_high"] == pytest.approx((0.095 / 3 + half) / 0.06)
+    # matched: against fp32 trained with the same cosine recipe
+    assert cosine["matched_baseline"] == "fp32_cosine"
+    assert cosine["matched_gap"] == pytest.approx((-0.04 - 0.035 - 0.035) / 3)
+    # the article's recipe: nothing to recover, matched against the baseline itself
+    bnn = table.loc["bnn"]
+    assert math.isnan(bnn["recovered_fraction"]) and bnn["matched_baseline"] == "fp32"
+    assert bnn["matched_gap"] == pytest.approx(-0.06)
+
+
+def test_training_table_names_each_architecture_after_its_article_recipe_variant(study_params):
+    from stages.aggregate import training_table
+
+    variants = ["fp32", "bnn", "bnn_bop", "bnn_cosine", "fp32_cosine", "bnn_fp_edges_cosine"]
+    table = training_table(study_params["variants"], study_params["recipes"], variants)
+    assert table["architecture"].to_dict() == {"fp32": "fp32", "bnn": "bnn", "bnn_bop": "bnn", "bnn_cosine": "bnn",
+                                               "fp32_cosine": "fp32", "bnn_fp_edges_cosine": "bnn_fp_edges_cosine"}
+    assert table.loc["bnn_bop", "recipe"] == "bop" and table.loc["bnn_cosine", "epochs"] == 18

@@ -40,8 +40,8 @@ def test_valid_params_pass_and_the_output_never_changes(study_params, tmp_path):
 
 BAD_PARAMS = [
     ("study.variants", ["fp32", "bnm"],
-     "unknown variant 'bnm': params.yaml defines bnn, bnn_fp_edges, bnn_full, bwn, dorefa4, dorefa8, fp32, ternary "
-     "under `variants`"),
+     "unknown variant 'bnm': params.yaml defines bnn, bnn_bop, bnn_cosine, bnn_fp_edges, bnn_fp_edges_bop, "
+     "bnn_fp_edges_cosine, bnn_full, bwn, dorefa4, dorefa8, fp32, fp32_cosine, ternary under `variants`"),
     ("study.variants", [], "study.variants must be a non-empty list"),
     ("study.variants", ["fp32", "../bnn"], "study.variants: '../bnn' is not a valid name; use letters, digits and "
                                            "underscores only"),
@@ -50,12 +50,34 @@ BAD_PARAMS = [
     ("study.seeds", [0, 1.5], "study.seeds: 1.5 is not a whole number >= 0"),
     ("study.seeds", [0, "one"], "study.seeds: 'one' is not a whole number >= 0"),
     ("study.extended", ["fp32", "int3"], "study.extended names int3, not defined under `variants`"),
-    ("train.epochs", 0, "train.epochs must be a positive whole number, got 0"),
-    ("train.epochs", "abc", "train.epochs must be a positive whole number, got 'abc'"),
-    ("train.batch_size", -64, "train.batch_size must be a positive whole number, got -64"),
-    ("train.learning_rate", "fast", "train.learning_rate must be a positive number"),
-    ("train.epoch", 3, "train has unknown keys epoch; valid keys: learning_rate, batch_size, epochs, "
-                       "steps_per_execution"),
+    ("recipes.article.epochs", 0, "recipes.article.epochs must be a positive whole number, got 0"),
+    ("recipes.article.epochs", -6, "recipes.article.epochs must be a positive whole number, got -6"),
+    ("recipes.article.epochs", "abc", "recipes.article.epochs must be a positive whole number, got 'abc'"),
+    ("recipes.article.batch_size", -64, "recipes.article.batch_size must be a positive whole number, got -64"),
+    ("recipes.article.learning_rate", "fast", "recipes.article.learning_rate must be a positive number"),
+    ("recipes.article.optimizer", "adamw", "recipes.article.optimizer: unknown optimizer 'adamw'; valid: adam, sgd"),
+    ("recipes.article.schedule", {"name": "linear"}, "recipes.article.schedule: unknown schedule 'linear'; valid: "
+                                                     "constant, cosine, step"),
+    ("recipes.article.schedule", "cosine", "recipes.article.schedule: unknown schedule 'cosine'"),
+    ("recipes.cosine.schedule", {"name": "cosine", "warmup_epochs": 0}, "recipes.cosine.schedule lacks final_fraction "
+                                                                        "for a cosine schedule"),
+    ("recipes.cosine.schedule", {"name": "cosine", "warmup_epochs": 18, "final_fraction": 0.0},
+     "recipes.cosine.schedule.warmup_epochs must be a whole number from 0 to epochs - 1 (17), got 18"),
+    ("recipes.cosine.schedule", {"name": "step", "every_epochs": 3, "factor": 2},
+     "recipes.cosine.schedule.factor must be a number between 0 and 1, got 2"),
+    ("recipes.cosine.schedule", {"name": "constant", "factor": 0.1},
+     "recipes.cosine.schedule has unknown keys factor for a constant schedule; valid keys: none"),
+    ("recipes.article.batchnorm_momentum", 1.0, "recipes.article.batchnorm_momentum must be a number from 0 to below 1"),
+    ("recipes.bop.bop", {"threshold": 1e-6}, "recipes.bop.bop must be null or a mapping of threshold and gamma"),
+    ("recipes.bop.bop", {"threshold": -1e-6, "gamma": 1e-3}, "recipes.bop.bop.threshold must be a positive number"),
+    ("recipes.bop.bop", {"threshold": 1e-6, "gamma": 0}, "recipes.bop.bop.gamma must be a number above 0 and at most 1"),
+    ("recipes.bop.epoch", 3, "recipes.bop has unknown keys epoch; valid keys: optimizer, learning_rate, schedule, "
+                             "epochs, batch_size, batchnorm_momentum, bop"),
+    ("recipes.slow", {"optimizer": "adam"}, "recipes.slow lacks learning_rate, schedule, epochs"),
+    # a variant outside the study names a recipe that does not exist
+    ("variants.bnn_bop.recipe", "bopp", "variants.bnn_bop.recipe: unknown recipe 'bopp'; params.yaml defines article, "
+                                        "bop, cosine under `recipes`"),
+    ("train.epochs", 3, "train has unknown keys epochs; valid keys: steps_per_execution"),
     ("data.train_limit", 0, "data.train_limit must be a positive whole number"),
     ("data.sources", [], "data.sources must map each dataset (mnist, fashion_mnist) to its list of URLs"),
     ("data.sources.mnist", [], "data.sources.mnist must be a non-empty list of URLs or folders"),
@@ -94,7 +116,7 @@ BAD_PARAMS = [
     ("aggregate.baseline", "fp64", "aggregate.baseline must name a variant of study.variants (fp32, bnn), "
                                    "got 'fp64'"),
     ("report.memory_budgets_kib", [16, -1], "report.memory_budgets_kib must be a non-empty list of positive KiB"),
-    ("trian", {"epochs": 3}, "params.yaml has unknown sections trian; valid: data, study, train, variants, "
+    ("trian", {"epochs": 3}, "params.yaml has unknown sections trian; valid: data, study, train, recipes, variants, "
                              "benchmark, aggregate, report"),
 ]
 

@@ -6,6 +6,8 @@ from stages.lib.common import StudyError
 from stages.lib.networks import build_model, quantizer_names, variant_from_params
 from stages.profile import profile_figures, summary_text
 
+import tensorflow as tf  # after stages: Keras 2 is selected first
+
 
 def _profile(study_params, name):
     return profile_figures(build_model(variant_from_params(name, study_params["variants"])))
@@ -118,7 +120,9 @@ def test_unknown_and_missing_variant_keys(study_params):
 
 
 def test_unknown_variant_lists_the_defined_ones(study_params):
-    with pytest.raises(StudyError, match=r"unknown variant 'bnm': params.yaml defines bnn, bnn_fp_edges, bnn_full, bwn, dorefa4, dorefa8, fp32, ternary under `variants`"):
+    with pytest.raises(StudyError, match=r"unknown variant 'bnm': params.yaml defines bnn, bnn_bop, bnn_cosine, "
+                                         r"bnn_fp_edges, bnn_fp_edges_bop, bnn_fp_edges_cosine, bnn_full, bwn, dorefa4, "
+                                         r"dorefa8, fp32, fp32_cosine, ternary under `variants`"):
         variant_from_params("bnm", study_params["variants"])
 
 
@@ -158,7 +162,8 @@ def test_extended_set_names_defined_variants(study_params):
     from stages.lib.params import extended_variants
 
     assert extended_variants(study_params) == [
-        "fp32", "dorefa8", "dorefa4", "bwn", "ternary", "bnn_fp_edges", "bnn", "bnn_full"]
+        "fp32", "dorefa8", "dorefa4", "bwn", "ternary", "bnn_fp_edges", "bnn", "bnn_full", "fp32_cosine", "bnn_bop",
+        "bnn_cosine", "bnn_fp_edges_bop", "bnn_fp_edges_cosine"]
     broken = copy.deepcopy(study_params)
     broken["study"]["extended"] = ["fp32", "bnn4"]
     with pytest.raises(StudyError, match=r"study.extended names bnn4, not defined under `variants`"):
@@ -178,3 +183,13 @@ def test_bnn_fp_edges_keeps_first_and_last_layers_float(study_params):
         layer = model.get_layer(name)
         assert layer.kernel_quantizer is None and layer.input_quantizer is None and layer.kernel_constraint is None
     assert type(model.get_layer("conv2").kernel_quantizer).__name__ == "SteSign"
+
+
+def test_the_recipe_s_batchnorm_momentum_reaches_every_batch_norm(study_params):
+    variant = variant_from_params("bnn", study_params["variants"])
+    assert variant.recipe == "article"
+    momenta = {layer.momentum for layer in build_model(variant, 0.9).layers
+               if isinstance(layer, tf.keras.layers.BatchNormalization)}
+    assert momenta == {0.9}
+    assert {layer.momentum for layer in build_model(variant).layers
+            if isinstance(layer, tf.keras.layers.BatchNormalization)} == {0.99}

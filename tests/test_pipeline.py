@@ -74,7 +74,8 @@ def study_repo(tmp_path_factory):
             continue
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, repo / name)
-    _set_params(repo, **{"data.train_limit": 1000, "data.test_limit": 2000, "train.epochs": 1,
+    _set_params(repo, **{"data.train_limit": 1000, "data.test_limit": 2000,
+                         "recipes.article.epochs": 1,
                          "study.seeds": [0], "data.sources.mnist": ["data/mnist-shipped"],
                          "data.sources.fashion_mnist": ["data/fashion_mnist-shipped"], "benchmark.rounds": 10,
                          "benchmark.calls_per_block": 20, "benchmark.warmup_calls": 5})
@@ -134,10 +135,10 @@ def test_changing_a_variant_reruns_only_its_stages(study_repo):
 
 def test_changing_train_params_retrains_every_run(study_repo):
     repo, _ = study_repo
-    _set_params(repo, **{"train.learning_rate": 0.002})
+    _set_params(repo, **{"recipes.article.learning_rate": 0.002})
     assert set(json.loads(_dvc(repo, "status", "--json").stdout)) == {"check", "train@mnist-fp32-0",
                                                                      "train@mnist-bnn-0"}
-    _set_params(repo, **{"train.learning_rate": 0.001})
+    _set_params(repo, **{"recipes.article.learning_rate": 0.001})
 
 
 def test_tables_plots_and_report(study_repo):
@@ -207,7 +208,7 @@ def test_a_bad_value_deletes_no_finished_output(study_repo):
     repo, _ = study_repo
     before = _finished_outputs(repo)
     for setting, message in (
-        ("train.epochs=abc", "error: train.epochs must be a positive whole number, got 'abc'"),
+        ("recipes.article.epochs=abc", "error: recipes.article.epochs must be a positive whole number, got 'abc'"),
         ("variants.bnn.kernel_quantizer=ste_sing", "error: variants.bnn.kernel_quantizer: unknown quantizer"),
         ("aggregate.baseline=fp64", "error: aggregate.baseline must name a variant of study.variants"),
     ):

@@ -10,15 +10,21 @@ import yaml
 from conftest import REPO, with_param
 from stages.lib.networks import variant_from_params
 from stages.lib.params import TrainSettings
+from stages.lib.recipes import recipe_from_params
 from stages.train import load_model, train_run
 
-TINY = TrainSettings(learning_rate=0.001, batch_size=64, epochs=1, steps_per_execution=8)
+TINY = TrainSettings(steps_per_execution=8)
 
 
-def _train(study_params, mnist_dir, out, variant="bnn", seed=0):
+def tiny_recipe(study_params, name="article", epochs=1):
+    """A recipe of params.yaml, cut to ``epochs``."""
+    return dataclasses.replace(recipe_from_params(name, study_params["recipes"]), epochs=epochs)
+
+
+def _train(study_params, mnist_dir, out, variant="bnn", seed=0, recipe="article"):
     return train_run(
-        variant_from_params(variant, study_params["variants"]), seed, TINY, mnist_dir,
-        out / "model", out / "live", train_limit=2000, test_limit=500, verbose=0,
+        variant_from_params(variant, study_params["variants"]), tiny_recipe(study_params, recipe), seed, TINY,
+        mnist_dir, out / "model", out / "live", train_limit=2000, test_limit=500, verbose=0,
     )
 
 
@@ -52,7 +58,7 @@ def test_run_learns_and_logs_its_metrics(bnn_run):
     assert metrics["train_images_per_s"] == pytest.approx(2000 / metrics["train_time_s"])
     for curve in ("train/accuracy", "train/loss", "eval/accuracy", "eval/loss"):
         rows = (out / "live" / "plots" / "metrics" / f"{curve}.tsv").read_text().splitlines()
-        assert len(rows) == 1 + TINY.epochs
+        assert len(rows) == 1 + result.epochs
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
 
 
@@ -95,8 +101,10 @@ def _run_train_cli(tmp_path, params, mnist_dir, variant="bnn", seed="0"):
 @pytest.mark.parametrize(
     "dotted, value, message",
     [
-        ("train.epochs", 0, "train.epochs must be a positive whole number, got 0"),
-        ("train.learning_rate", "fast", "train.learning_rate must be a positive number"),
+        ("recipes.article.epochs", 0, "recipes.article.epochs must be a positive whole number, got 0"),
+        ("recipes.article.learning_rate", "fast", "recipes.article.learning_rate must be a positive number"),
+        ("variants.bnn.recipe", "bopp", "variants.bnn.recipe: unknown recipe 'bopp'; params.yaml defines article, "
+                                        "bop, cosine under `recipes`"),
         ("data.train_limit", 0, "data.train_limit must be a positive whole number"),
         ("variants.bnn.kernel_quantizer", "ste_sing", "variants.bnn.kernel_quantizer: unknown quantizer 'ste_sing'"),
     ],
@@ -111,19 +119,20 @@ def test_bad_params_stop_before_training_with_one_line(study_params, mnist_dir, 
 
 
 def test_a_diverged_run_is_an_error_and_writes_nothing(study_params, mnist_dir, tmp_path):
-    params = with_param(with_param(study_params, "train.learning_rate", 1e30), "train.epochs", 1)
+    params = with_param(with_param(study_params, "recipes.article.learning_rate", 1e30), "recipes.article.epochs", 1)
     params = with_param(with_param(params, "data.train_limit", 640), "data.test_limit", 200)
     result = _run_train_cli(tmp_path, params, mnist_dir, variant="fp32")
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: mnist fp32 seed 0 diverged: its training loss in epoch 1, step "), last
-    assert last.endswith("is nan; nothing was written. Lower train.learning_rate or change the variant's quantizers")
+    assert last.endswith("is nan; nothing was written. Lower recipes.article.learning_rate or change the variant's "
+                         "quantizers")
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
 
 
 def test_logs_one_line_per_epoch_outside_a_terminal(study_params, mnist_dir, tmp_path):
-    params = with_param(with_param(study_params, "train.epochs", 2), "data.train_limit", 640)
+    params = with_param(with_param(study_params, "recipes.article.epochs", 2), "data.train_limit", 640)
     result = _run_train_cli(tmp_path, with_param(params, "data.test_limit", 200), mnist_dir)
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""  # no progress bar when stdout is not a terminal
@@ -157,7 +166,7 @@ def test_missing_data_says_how_to_fix(study_params, tmp_path):
 
 def test_a_full_disk_during_training_gives_one_line(study_params, mnist_dir, small_disk, tmp_path):
     disk = small_disk(256)  # room for the logs, not for the model
-    params = with_param(with_param(study_params, "train.epochs", 1), "data.train_limit", 640)
+    params = with_param(with_param(study_params, "recipes.article.epochs", 1), "data.train_limit", 640)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(with_param(params, "data.test_limit", 200)))
     result = subprocess.run(

@@ -23,6 +23,7 @@ import tensorflow as tf
 import larq as lq
 from stages.lib.common import StudyError
 from stages.lib.params import check_name, is_int, is_number
+from stages.lib.recipes import DEFAULT_RECIPE
 
 # Larq's quantized variables are opaque to AutoGraph, which says so at length
 # on every model; the fallback it takes is the right one.
@@ -57,9 +58,18 @@ class Variant:
     activation: str | None
     batchnorm_scale: bool
     final_batchnorm: bool
+    recipe: str = "article"
+
+    def architecture(self) -> tuple:
+        """Everything that shapes the network, not how it is trained: two
+        variants with the same architecture profile, deploy and run alike."""
+        return tuple(getattr(self, key) for key in ARCHITECTURE_KEYS)
 
 
 VARIANT_KEYS = tuple(f.name for f in fields(Variant) if f.name != "name")
+# A variant that names no recipe trains with the article's.
+OPTIONAL_KEYS = ("recipe",)
+ARCHITECTURE_KEYS = tuple(key for key in VARIANT_KEYS if key not in OPTIONAL_KEYS)
 _QUANTIZER_KEYS = (
     "kernel_quantizer",
     "input_quantizer",
@@ -155,8 +165,8 @@ def variant_from_params(name: str, variants_section: Any) -> Variant:
     spec = variants_section[name]
     where = f"variants.{name}"
     if not isinstance(spec, dict):
-        raise StudyError(f"{where} must be a mapping of {', '.join(VARIANT_KEYS)}")
-    missing = [k for k in VARIANT_KEYS if k not in spec]
+        raise StudyError(f"{where} must be a mapping of {', '.join(ARCHITECTURE_KEYS)} (and optionally recipe)")
+    missing = [k for k in VARIANT_KEYS if k not in spec and k not in OPTIONAL_KEYS]
     unknown = [k for k in spec if k not in VARIANT_KEYS]
     if missing:
         raise StudyError(f"{where} lacks {', '.join(missing)}")
@@ -182,15 +192,20 @@ def variant_from_params(name: str, variants_section: Any) -> Variant:
         or not low_high[0] < low_high[1]
     ):
         raise StudyError(f"{where}.input_range must be [low, high] with low < high, got {low_high!r}")
+    recipe = spec.get("recipe", DEFAULT_RECIPE)
+    check_name(f"{where}.recipe", recipe)
     return Variant(
         name=name,
         input_range=(float(low_high[0]), float(low_high[1])),
-        **{k: spec[k] for k in VARIANT_KEYS if k != "input_range"},
+        recipe=recipe,
+        **{k: spec[k] for k in ARCHITECTURE_KEYS if k != "input_range"},
     )
 
 
-def build_model(variant: Variant):
-    """The article's network with ``variant``'s quantizers, uncompiled."""
+def build_model(variant: Variant, batchnorm_momentum: float = 0.99):
+    """The article's network with ``variant``'s quantizers, uncompiled;
+    ``batchnorm_momentum`` is the recipe's (Keras's default, 0.99, in the
+    article's)."""
     def quantized(kernel_quantizer: QuantizerSpec, input_quantizer: QuantizerSpec) -> dict[str, Any]:
         return dict(
             kernel_quantizer=make_quantizer(kernel_quantizer),
@@ -202,7 +217,8 @@ def build_model(variant: Variant):
     hidden = quantized(variant.kernel_quantizer, variant.input_quantizer)
 
     def bn(name: str):
-        return tf.keras.layers.BatchNormalization(scale=variant.batchnorm_scale, name=name)
+        return tf.keras.layers.BatchNormalization(momentum=batchnorm_momentum, scale=variant.batchnorm_scale,
+                                                  name=name)
 
     layers = [
         tf.keras.Input(shape=(28, 28, 1), name="image"),

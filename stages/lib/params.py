@@ -18,8 +18,9 @@ from stages.lib.datasets import DATASETS, dataset
 SECTIONS: dict[str, tuple[str, ...] | None] = {
     "data": ("sources", "retries", "timeout_s", "train_limit", "test_limit"),
     "study": ("datasets", "variants", "seeds", "extended"),
-    "train": ("learning_rate", "batch_size", "epochs", "steps_per_execution"),
-    "variants": None,  # names of the user's choosing, checked one by one
+    "train": ("steps_per_execution",),
+    "recipes": None,  # names of the user's choosing, checked one by one
+    "variants": None,
     "benchmark": ("threads", "rounds", "calls_per_block", "warmup_calls", "seed", "headline_options"),
     "aggregate": ("baseline",),
     "report": ("memory_budgets_kib",),
@@ -81,21 +82,14 @@ def check_keys(params: dict[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class TrainSettings:
-    learning_rate: float
-    batch_size: int
-    epochs: int
+    """How every run trains, whatever its recipe (speed only, the same
+    maths): training steps per compiled call."""
     steps_per_execution: int
 
 
 def train_settings(params: dict[str, Any]) -> TrainSettings:
     train = _section(params, "train")
-    rate = train.get("learning_rate")
-    if not is_number(rate) or not rate > 0:
-        raise StudyError(f"train.learning_rate must be a positive number, got {rate!r}")
     return TrainSettings(
-        learning_rate=float(rate),
-        batch_size=positive_int("train.batch_size", train.get("batch_size")),
-        epochs=positive_int("train.epochs", train.get("epochs")),
         steps_per_execution=positive_int("train.steps_per_execution", train.get("steps_per_execution", 1)),
     )
 
