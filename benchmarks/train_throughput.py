@@ -46,6 +46,7 @@ def fit_once(path: str, variant_name: str, params_path: str, data: str, images: 
     from stages.lib.datasets import load_split, scale_images
     from stages.lib.networks import build_model, variant_from_params
     from stages.lib.params import train_settings
+    from stages.lib.recipes import recipe_from_params
     from stages.train import DivergenceGuard, compile_model, set_determinism, training_dataset, without_autograph
 
     class EpochTimes(tf.keras.callbacks.Callback):
@@ -61,19 +62,20 @@ def fit_once(path: str, variant_name: str, params_path: str, data: str, images: 
     params = load_params(params_path)
     settings = train_settings(params)
     variant = variant_from_params(variant_name, params["variants"])
+    recipe = recipe_from_params(variant.recipe, params["recipes"])
     x, y = load_split(data, "train", images)
     x = scale_images(x, variant.input_range)
     set_determinism(0)
     clock = EpochTimes()
     if path == "plain":
-        model = build_model(variant)
-        model.compile(optimizer=tf.keras.optimizers.Adam(settings.learning_rate),
+        model = build_model(variant, recipe.batchnorm_momentum)
+        model.compile(optimizer=tf.keras.optimizers.Adam(recipe.learning_rate),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        model.fit(x, y, batch_size=64, epochs=epochs, callbacks=[clock], verbose=0)
+        model.fit(x, y, batch_size=recipe.batch_size, epochs=epochs, callbacks=[clock], verbose=0)
     else:
-        model = without_autograph(build_model(variant))
-        compile_model(model, settings)
-        model.fit(training_dataset(x, y, settings.batch_size, 0), epochs=epochs,
+        model = without_autograph(build_model(variant, recipe.batchnorm_momentum))
+        compile_model(model, recipe, settings, steps_per_epoch=-(-len(x) // recipe.batch_size))
+        model.fit(training_dataset(x, y, recipe.batch_size, 0), epochs=epochs,
                   callbacks=[clock, DivergenceGuard(variant_name)], verbose=0)
     return {"epoch_s": clock.seconds, "images": len(x)}
 
