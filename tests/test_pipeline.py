@@ -129,15 +129,23 @@ def test_changing_a_variant_reruns_only_its_stages(study_repo):
     repo, _ = study_repo
     _set_params(repo, **{"variants.bnn.kernel_quantizer": "approx_sign"})
     assert set(json.loads(_dvc(repo, "status", "--json").stdout)) == {"check", "profile@bnn", "train@mnist-bnn-0",
-                                                                     "deploy@mnist-bnn-0"}
+                                                                     "deploy@mnist-bnn-0", "aggregate"}
     _set_params(repo, **{"variants.bnn.kernel_quantizer": "ste_sign"})
+
+
+def test_changing_a_variant_s_recipe_retrains_only_its_runs(study_repo):
+    repo, _ = study_repo
+    _set_params(repo, **{"variants.bnn.recipe": "bop"})
+    assert set(json.loads(_dvc(repo, "status", "--json").stdout)) == {"check", "profile@bnn", "train@mnist-bnn-0",
+                                                                     "deploy@mnist-bnn-0", "aggregate"}
+    _git(repo, "checkout", "params.yaml")
 
 
 def test_changing_train_params_retrains_every_run(study_repo):
     repo, _ = study_repo
     _set_params(repo, **{"recipes.article.learning_rate": 0.002})
     assert set(json.loads(_dvc(repo, "status", "--json").stdout)) == {"check", "train@mnist-fp32-0",
-                                                                     "train@mnist-bnn-0"}
+                                                                     "train@mnist-bnn-0", "aggregate"}
     _set_params(repo, **{"recipes.article.learning_rate": 0.001})
 
 
