@@ -410,4 +410,4 @@ def test_training_table_names_each_architecture_after_its_article_recipe_variant
     table = training_table(study_params["variants"], study_params["recipes"], variants)
     assert table["architecture"].to_dict() == {"fp32": "fp32", "bnn": "bnn", "bnn_bop": "bnn", "bnn_cosine": "bnn",
                                                "fp32_cosine": "fp32", "bnn_fp_edges_cosine": "bnn_fp_edges_cosine"}
-    assert table.loc["bnn_bop", "recipe"] == "bop" and table.loc["bnn_cosine", "epochs"] == 18
+    assert table.loc["bnn_bop", "recipe"] == "bop" and table.loc["bnn_cosine", "epochs"] == 12

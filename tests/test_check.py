@@ -61,8 +61,8 @@ BAD_PARAMS = [
     ("recipes.article.schedule", "cosine", "recipes.article.schedule: unknown schedule 'cosine'"),
     ("recipes.cosine.schedule", {"name": "cosine", "warmup_epochs": 0}, "recipes.cosine.schedule lacks final_fraction "
                                                                         "for a cosine schedule"),
-    ("recipes.cosine.schedule", {"name": "cosine", "warmup_epochs": 18, "final_fraction": 0.0},
-     "recipes.cosine.schedule.warmup_epochs must be a whole number from 0 to epochs - 1 (17), got 18"),
+    ("recipes.cosine.schedule", {"name": "cosine", "warmup_epochs": 12, "final_fraction": 0.0},
+     "recipes.cosine.schedule.warmup_epochs must be a whole number from 0 to epochs - 1 (11), got 12"),
     ("recipes.cosine.schedule", {"name": "step", "every_epochs": 3, "factor": 2},
      "recipes.cosine.schedule.factor must be a number between 0 and 1, got 2"),
     ("recipes.cosine.schedule", {"name": "constant", "factor": 0.1},

@@ -45,7 +45,7 @@ def test_the_params_recipes_are_valid_and_the_article_s_is_unchanged(study_param
     recipes = {name: recipe_from_params(name, study_params["recipes"]) for name in study_params["recipes"]}
     assert recipes["article"] == Recipe("article", "adam", 0.001, Schedule("constant"), 6, 64, 0.99, None)
     assert recipes["bop"].bop == Bop(threshold=1e-6, gamma=1e-3)
-    assert recipes["cosine"].epochs == 18 and recipes["cosine"].schedule.name == "cosine"
+    assert recipes["cosine"].epochs == 12 and recipes["cosine"].schedule.name == "cosine"
 
 
 def test_recipe_variants_keep_their_base_s_architecture(study_params):
