@@ -14,7 +14,7 @@ from stages.lib.common import StudyError
 from stages.lib.datasets import DATASETS, dataset
 
 # Every section and key params.yaml may hold: a misspelt key (`-S
-# train.epoch=3`) would otherwise be added silently and change nothing.
+# recipes.article.epoch=3`) would otherwise be added silently and change nothing.
 SECTIONS: dict[str, tuple[str, ...] | None] = {
     "data": ("sources", "retries", "timeout_s", "train_limit", "test_limit"),
     "study": ("datasets", "variants", "seeds", "extended"),
