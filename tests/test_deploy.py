@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -8,6 +9,7 @@ from stages.deploy import deploy_run
 from stages.lib.lce import convert, interpreter, lce_ready, strip_names
 from stages.lib.networks import build_model, variant_from_params
 from stages.lib.params import TrainSettings
+from stages.lib.recipes import recipe_from_params
 from stages.train import train_run
 
 
@@ -74,8 +76,9 @@ def deployed_bnn(study_params, mnist_dir, tmp_path_factory):
     """A 1-bit net trained on 2,000 images for one epoch, deployed."""
     tmp_path = tmp_path_factory.mktemp("deployed")
     variant = variant_from_params("bnn", study_params["variants"])
-    settings = TrainSettings(learning_rate=0.001, batch_size=64, epochs=1, steps_per_execution=8)
-    train_run(variant, 0, settings, mnist_dir, tmp_path / "model", tmp_path / "live", train_limit=2000, verbose=0)
+    recipe = dataclasses.replace(recipe_from_params("article", study_params["recipes"]), epochs=1)
+    train_run(variant, recipe, 0, TrainSettings(steps_per_execution=8), mnist_dir, tmp_path / "model",
+              tmp_path / "live", train_limit=2000, verbose=0)
     report = deploy_run(tmp_path / "model", mnist_dir, variant.input_range, tmp_path / "deployed" / "mnist-bnn-0",
                         tmp_path / "deploy" / "mnist-bnn-0")
     return tmp_path, report

@@ -64,7 +64,7 @@ def _set_params(repo, **changes):
 @pytest.fixture(scope="module")
 def study_repo(tmp_path_factory):
     """A git + DVC repository holding this project's files, with tiny params
-    (1,000 training images, 2,000 test images, one epoch, one seed, ten
+    (2,000 training images, 2,000 test images, one epoch, one seed, ten
     short benchmark rounds), reproduced once and committed."""
     repo = tmp_path_factory.mktemp("study")
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
@@ -74,7 +74,11 @@ def study_repo(tmp_path_factory):
             continue
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, repo / name)
-    _set_params(repo, **{"data.train_limit": 1000, "data.test_limit": 2000,
+    # 2,000 training images: with fewer, one epoch leaves Fashion-MNIST's 1-bit
+    # net with batch-norm statistics so close to their start that LCE's
+    # conversion disagrees with Keras on 0.8% of test images, and `deploy`
+    # rightly refuses it
+    _set_params(repo, **{"data.train_limit": 2000, "data.test_limit": 2000,
                          "recipes.article.epochs": 1,
                          "study.seeds": [0], "data.sources.mnist": ["data/mnist-shipped"],
                          "data.sources.fashion_mnist": ["data/fashion_mnist-shipped"], "benchmark.rounds": 10,
@@ -99,7 +103,7 @@ def test_repro_writes_every_output(study_repo):
         deployed = json.loads((repo / "reports" / "deploy" / f"mnist-{variant}-0" / "deploy.json").read_text())
         assert deployed["agreement"] >= 0.999 and deployed["peak_activation_bytes"] == 108160
         metrics = json.loads((repo / "reports" / "runs" / f"mnist-{variant}-0" / "metrics.json").read_text())
-        assert metrics["test_images"] == 2000 and metrics["train_images"] == 1000
+        assert metrics["test_images"] == 2000 and metrics["train_images"] == 2000
         assert 0.0 <= metrics["test_accuracy"] <= 1.0
         profile = json.loads((repo / "reports" / "profiles" / variant / "profile.json").read_text())
         assert profile["macs_total"] == 2794240
