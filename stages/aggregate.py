@@ -556,7 +556,7 @@ def recipe_table(summary: pd.DataFrame, runs: pd.DataFrame, baseline: str) -> pd
             continue
         twins = info[(info["architecture"] == row["architecture"]) & (info["recipe"] == DEFAULT_RECIPE)].index
         matched = info[(info["architecture"] == info.at[baseline, "architecture"])
-                       & (info["recipe"] == row["recipe"])].index
+                       & (info["recipe"] == row["recipe"]) & (info.index != name)].index
         out = {"variant": name, **{column: row[column] for column in RECIPE_COLUMNS[1:10]},
                "time_vs_article_recipe": math.nan, "article_recipe_variant": twins[0] if len(twins) else "",
                "recovered_fraction": math.nan, "recovered_ci95_low": math.nan, "recovered_ci95_high": math.nan,
