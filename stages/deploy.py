@@ -1,8 +1,9 @@
 """Stage `deploy`: convert one trained model with Larq Compute Engine (LCE),
 check the converted model against Keras on the whole test set under every
 interpreter option set, keep the first test images for the benchmark, and
-record what the file holds: its size, the bytes of its weights, the peak RAM its activations need, its operators by type and
-the share of its multiply-accumulates that run in binary operators.
+record what the file holds: its size, the bytes of its weights, the peak RAM
+its activations need, its operators by type and the share of its
+multiply-accumulates that run in binary operators.
 
 Conversion and model surgery live in :mod:`stages.lib.lce`, the graph's
 facts in :mod:`stages.lib.graph`. Timing is the `benchmark` stage's: it
@@ -29,7 +30,6 @@ from stages.lib.networks import variant_from_params
 from stages.lib.params import data_limits
 
 MAX_DISAGREEMENT = 0.001
-
 
 
 def deploy_run(model_dir: str | Path, data_dir: str | Path, variant_input_range: tuple[float, float],
