@@ -617,6 +617,12 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> None:
                 (tmp / f"{name}.md").write_text(to_markdown(table))
 
 
+def of_dataset(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """The rows of ``frame`` about ``dataset``, without the dataset column:
+    what the per-dataset functions take."""
+    return frame[frame["dataset"] == dataset].drop(columns="dataset")
+
+
 def per_dataset(datasets: Sequence[str], table) -> pd.DataFrame:
     """``table(dataset)`` for every dataset, one table with a leading
     ``dataset`` column."""
@@ -654,16 +660,14 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
     curves = load_curves(runs_dir, study)
     predictions = load_predictions(runs_dir, study)
 
-    def of(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
-        return frame[frame["dataset"] == dataset].drop(columns="dataset")
-
-    summary = per_dataset(datasets, lambda dataset: summary_table(of(runs, dataset), profiles, baseline,
-                                                                  of(latency, dataset)))
-    mcnemar = per_dataset(datasets, lambda dataset: mcnemar_table(of(predictions, dataset), variants, baseline))
+    summary = per_dataset(datasets, lambda dataset: summary_table(of_dataset(runs, dataset), profiles, baseline,
+                                                                  of_dataset(latency, dataset)))
+    mcnemar = per_dataset(datasets, lambda dataset: mcnemar_table(of_dataset(predictions, dataset), variants, baseline))
     per_class = per_dataset(datasets, lambda dataset: per_class_table(
-        of(predictions, dataset), variants, baseline, registered_dataset(dataset).class_names))
-    confusion = per_dataset(datasets, lambda dataset: confusion_table(of(predictions, dataset), variants))
-    recipes = per_dataset(datasets, lambda dataset: recipe_table(of(summary, dataset), of(runs, dataset), baseline))
+        of_dataset(predictions, dataset), variants, baseline, registered_dataset(dataset).class_names))
+    confusion = per_dataset(datasets, lambda dataset: confusion_table(of_dataset(predictions, dataset), variants))
+    recipes = per_dataset(datasets, lambda dataset: recipe_table(of_dataset(summary, dataset),
+                                                                 of_dataset(runs, dataset), baseline))
     write_tables({"runs": runs, "summary": summary, "latency": latency, "per_class": per_class,
                   "confusion": confusion, "mcnemar": mcnemar, "tax": tax_table(summary, mcnemar, baseline),
                   "recipes": recipes,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.aggregate import ARTICLE_DATASET, OVERHEAD, read_table, table_errors
+from stages.aggregate import ARTICLE_DATASET, OVERHEAD, of_dataset, read_table, table_errors
 from stages.lib.common import load_params, log, run_cli, write_text_atomic
 from stages.lib.datasets import DATASETS
 from stages.lib.params import baseline as checked_baseline
@@ -26,6 +26,10 @@ from stages.lib.stats import t_interval
 
 def pct(fraction: float, digits: int = 2) -> str:
     return "n/a" if pd.isna(fraction) else f"{100 * fraction:.{digits}f}%"
+
+
+def whole_pct(fraction: float) -> str:
+    return pct(fraction, 0)
 
 
 def points(fraction: float, digits: int = 2) -> str:
@@ -427,7 +431,7 @@ def recipe_findings(recipes: pd.DataFrame, baseline: str) -> list[str]:
                      f"`{baseline}` ({interval(row['accuracy_gap_ci95_low'], row['accuracy_gap_ci95_high'], points)})")
         if not pd.isna(row["recovered_fraction"]):
             sentence += (f"; it recovers {pct(row['recovered_fraction'], 0)} of `{row['article_recipe_variant']}`'s "
-                         f"gap ({interval(row['recovered_ci95_low'], row['recovered_ci95_high'], lambda v: pct(v, 0))})")
+                         f"gap ({interval(row['recovered_ci95_low'], row['recovered_ci95_high'], whole_pct)})")
         if isinstance(row["matched_baseline"], str) and row["matched_baseline"] and \
                 row["matched_baseline"] != row["variant"]:
             sentence += (f"; against `{row['matched_baseline']}`, trained with the same recipe, the gap is "
@@ -453,7 +457,7 @@ def readable_recipes(recipes: pd.DataFrame) -> pd.DataFrame:
         "training time (s)": recipes["train_time_s_mean"].map("{:.0f}".format),
         "of the article recipe's gap recovered (95% CI)": with_interval(
             recipes["recovered_fraction"], recipes["recovered_ci95_low"], recipes["recovered_ci95_high"],
-            lambda v: pct(v, 0)),
+            whole_pct),
         "matched baseline": recipes["matched_baseline"].fillna(""),
         "gap under matched recipes (95% CI)": with_interval(recipes["matched_gap"], recipes["matched_gap_ci95_low"],
                                                             recipes["matched_gap_ci95_high"], points),
@@ -472,7 +476,8 @@ def _gap_change(first: dict, last: dict) -> str:
         clause = (f"The cost on {title(last['dataset'])} is {b / a:.1f} times the cost on "
                   f"{title(first['dataset'])}")
     else:
-        clause = f"The gap goes from {points(a)} on {title(first['dataset'])} to {points(b)} on {title(last['dataset'])}"
+        clause = (f"The gap goes from {points(a)} on {title(first['dataset'])} to {points(b)} on "
+                  f"{title(last['dataset'])}")
     bounds = (first["accuracy_gap_ci95_low"], first["accuracy_gap_ci95_high"], last["accuracy_gap_ci95_low"],
               last["accuracy_gap_ci95_high"])
     if any(pd.isna(bound) for bound in bounds):
@@ -589,8 +594,7 @@ def same_files_sentence(summary: pd.DataFrame) -> str:
 def dataset_context(dataset: str, tables: dict[str, pd.DataFrame], baseline: str,
                     budgets_kib: Sequence[float | None]) -> dict:
     """Everything the report says about one dataset."""
-    of = {name: table[table["dataset"] == dataset].drop(columns="dataset") if "dataset" in table else table
-          for name, table in tables.items()}
+    of = {name: of_dataset(table, dataset) if "dataset" in table else table for name, table in tables.items()}
     summary, latency = of["summary"], of["latency"]
     return {
         "name": dataset,

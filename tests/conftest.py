@@ -212,8 +212,8 @@ def write_synthetic_tables(tables, datasets=("mnist",)):
     """Every table the plots and report stages read, from the synthetic
     runs, profiles, timings and predictions, for each of ``datasets``."""
     from stages.aggregate import (
-        article_table, confusion_table, mcnemar_table, per_class_table, per_dataset, recipe_table, summary_table,
-        tax_table,
+        article_table, confusion_table, mcnemar_table, of_dataset, per_class_table, per_dataset, recipe_table,
+        summary_table, tax_table,
     )
     from stages.lib.datasets import DATASETS
 
@@ -233,7 +233,7 @@ def write_synthetic_tables(tables, datasets=("mnist",)):
         "confusion": per_dataset(datasets, lambda d: confusion_table(predictions, variants)),
         "mcnemar": mcnemar,
         "tax": tax_table(summary, mcnemar, "fp32"),
-        "recipes": per_dataset(datasets, lambda d: recipe_table(summary[summary["dataset"] == d].drop(columns="dataset"),
+        "recipes": per_dataset(datasets, lambda d: recipe_table(of_dataset(summary, d),
                                                                 synthetic_runs_of(d), "fp32")),
     }
     for name, table in written.items():
