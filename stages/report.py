@@ -430,8 +430,13 @@ def recipe_findings(recipes: pd.DataFrame, baseline: str) -> list[str]:
         sentence += (f"): {pct(row['test_accuracy_mean'])}, {points(row['accuracy_gap_vs_baseline'])} against "
                      f"`{baseline}` ({interval(row['accuracy_gap_ci95_low'], row['accuracy_gap_ci95_high'], points)})")
         if not pd.isna(row["recovered_fraction"]):
-            sentence += (f"; it recovers {pct(row['recovered_fraction'], 0)} of `{row['article_recipe_variant']}`'s "
-                         f"gap ({interval(row['recovered_ci95_low'], row['recovered_ci95_high'], whole_pct)})")
+            share = interval(row["recovered_ci95_low"], row["recovered_ci95_high"], whole_pct)
+            if row["recovered_fraction"] >= 0:
+                sentence += (f"; it recovers {pct(row['recovered_fraction'], 0)} of "
+                             f"`{row['article_recipe_variant']}`'s gap ({share})")
+            else:
+                sentence += (f"; it recovers none of `{row['article_recipe_variant']}`'s gap but widens it by "
+                             f"{pct(-row['recovered_fraction'], 0)} (share recovered {share})")
         if isinstance(row["matched_baseline"], str) and row["matched_baseline"] and \
                 row["matched_baseline"] != row["variant"]:
             sentence += (f"; against `{row['matched_baseline']}`, trained with the same recipe, the gap is "

@@ -64,18 +64,15 @@ def test_every_module_a_stage_runs_is_a_declared_dependency(name):
     assert not missing, f"stage {name} runs {', '.join(missing)} without declaring it in dvc.yaml"
 
 
-# Cheap stages that assemble what a reader sees in git: their tables
-# (CSV beside Markdown) and the report are neither metrics nor plots.
-ASSEMBLED_IN_GIT = {"aggregate", "report"}
-
-
-@pytest.mark.parametrize("name", sorted(set(_stages()) - ASSEMBLED_IN_GIT))
-def test_every_costly_stage_keeps_the_run_cache_on(name):
+@pytest.mark.parametrize("name", sorted(_stages()))
+def test_every_stage_keeps_the_run_cache_on(name):
     # DVC switches its run cache off for a stage with a plain `cache: false`
-    # output; metrics and plots may be uncached.
-    plain_uncached = [next(iter(out)) for out in _stages()[name].get("outs", [])
-                      if isinstance(out, dict) and next(iter(out.values())).get("cache") is False]
-    assert not plain_uncached, f"stage {name}: {plain_uncached} switch DVC's run cache off"
+    # or any `persist` output; metrics and plots may be uncached.
+    stage = _stages()[name]
+    switching_off = [next(iter(out)) for kind in ("outs", "metrics", "plots") for out in stage.get(kind, [])
+                     if isinstance(out, dict) and (next(iter(out.values())).get("persist")
+                                                   or (kind == "outs" and next(iter(out.values())).get("cache") is False))]
+    assert not switching_off, f"stage {name}: {switching_off} switch DVC's run cache off"
 
 
 def test_every_stage_that_reads_params_runs_after_the_check():

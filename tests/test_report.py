@@ -238,6 +238,15 @@ def test_recipe_findings_give_the_share_recovered(tmp_path):
         "-0.40 pp against `fp32` (95% CI -0.65 pp to -0.15 pp); it recovers 56% of `bnn`'s gap (95% CI 56% to 56%)."]
 
 
+def test_a_recipe_that_widens_the_gap_is_said_to_recover_none(tmp_path):
+    from stages.report import recipe_findings
+
+    _, _, recipes = _with_a_recipe_variant(tmp_path)
+    worse = recipes.assign(recovered_fraction=-0.64, recovered_ci95_low=-1.84, recovered_ci95_high=0.55)
+    assert recipe_findings(worse, "fp32")[0].endswith(
+        "; it recovers none of `bnn`'s gap but widens it by 64% (share recovered 95% CI -184% to 55%).")
+
+
 def test_budget_picks_take_each_network_s_best_recipe_and_say_so(tmp_path):
     summary, runs, _ = _with_a_recipe_variant(tmp_path)
     picks = budget_picks(summary, [64, None], runs)
