@@ -432,13 +432,12 @@ def recipe_findings(recipes: pd.DataFrame, baseline: str) -> list[str]:
         if not pd.isna(row["recovered_fraction"]):
             share = interval(row["recovered_ci95_low"], row["recovered_ci95_high"], whole_pct)
             if row["recovered_fraction"] >= 0:
-                sentence += (f"; it recovers {pct(row['recovered_fraction'], 0)} of "
+                sentence += (f"; it recovers {whole_pct(row['recovered_fraction'])} of "
                              f"`{row['article_recipe_variant']}`'s gap ({share})")
             else:
                 sentence += (f"; it recovers none of `{row['article_recipe_variant']}`'s gap but widens it by "
-                             f"{pct(-row['recovered_fraction'], 0)} (share recovered {share})")
-        if isinstance(row["matched_baseline"], str) and row["matched_baseline"] and \
-                row["matched_baseline"] != row["variant"]:
+                             f"{whole_pct(-row['recovered_fraction'])} (share recovered {share})")
+        if isinstance(row["matched_baseline"], str) and row["matched_baseline"]:
             sentence += (f"; against `{row['matched_baseline']}`, trained with the same recipe, the gap is "
                          f"{points(row['matched_gap'])} "
                          f"({interval(row['matched_gap_ci95_low'], row['matched_gap_ci95_high'], points)})")

@@ -68,10 +68,13 @@ def test_every_module_a_stage_runs_is_a_declared_dependency(name):
 def test_every_stage_keeps_the_run_cache_on(name):
     # DVC switches its run cache off for a stage with a plain `cache: false`
     # or any `persist` output; metrics and plots may be uncached.
-    stage = _stages()[name]
-    switching_off = [next(iter(out)) for kind in ("outs", "metrics", "plots") for out in stage.get(kind, [])
-                     if isinstance(out, dict) and (next(iter(out.values())).get("persist")
-                                                   or (kind == "outs" and next(iter(out.values())).get("cache") is False))]
+    switching_off = []
+    for kind in ("outs", "metrics", "plots"):
+        for out in _stages()[name].get(kind, []):
+            if isinstance(out, dict):
+                (path, options), = out.items()
+                if options.get("persist") or (kind == "outs" and options.get("cache") is False):
+                    switching_off.append(path)
     assert not switching_off, f"stage {name}: {switching_off} switch DVC's run cache off"
 
 
