@@ -29,11 +29,11 @@ SPIN = "while True: pass"
 
 def headline(timings, params, settings):
     from stages.aggregate import latency_table
-    from stages.lib.params import baseline, study_variants
+    from stages.lib.params import baseline, headline_options, study_variants
 
     variants = study_variants(params)
     macs = dict.fromkeys(variants, 1)
-    table = latency_table(timings, variants, baseline(params), macs, settings.headline_options)
+    table = latency_table(timings, variants, baseline(params), macs, headline_options(params))
     return table[table["headline"] & (table["variant"] != "overhead")].set_index(["variant", "threads"])
 
 
@@ -46,7 +46,7 @@ def main() -> None:
     import stages  # noqa: F401
     from stages.benchmark import load_subjects, run_benchmark
     from stages.lib.common import load_params
-    from stages.lib.params import benchmark_settings, study_runs
+    from stages.lib.params import benchmark_settings, headline_options, study_runs
 
     params = load_params(args.params)
     settings = benchmark_settings(params)
@@ -65,7 +65,7 @@ def main() -> None:
                 spinner.kill()
                 spinner.wait()
     quiet, busy = results["quiet"], results["busy"]
-    print(f"\nheadline options {settings.headline_options}; {settings.rounds} rounds of "
+    print(f"\nheadline options {headline_options(params)}; {settings.rounds} rounds of "
           f"{settings.calls_per_block} calls; busy = one CPU-bound process beside")
     print(f"{'variant':>14} {'threads':>7} {'latency quiet':>14} {'latency busy':>13} "
           f"{'speedup quiet (95% CI)':>24} {'speedup busy (95% CI)':>24} {'difference':>10}")

@@ -53,28 +53,30 @@ summaries, Pareto flags, per-class figures and tests are per dataset.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli, run_name, write_json_atomic
+from stages.lib.common import (
+    StudyError, atomic_directory, load_params, log, profile_folder, run_cli, run_name, write_json_atomic,
+)
 from stages.lib.datasets import dataset as registered_dataset
 from stages.lib.params import baseline as checked_baseline
-from stages.lib.params import OPTION_SETS, benchmark_settings, study_datasets, study_runs, study_variants
+from stages.lib.params import OPTION_SETS, headline_options, study_datasets, study_runs, study_variants
 from stages.lib.recipes import DEFAULT_RECIPE
+from stages.lib.tables import (
+    ARTICLE_DATASET, OVERHEAD, of_dataset, per_dataset, read_json, write_tables,
+)
 from stages.lib.stats import at_chance, mcnemar_exact, median_interval, prediction_interval, t_interval
 
 # The dataset of the reference article, "Binary Neural Network Part 2" by Mohamad Moawad,
 # whose two networks follow Larq's MNIST example ("Introduction to BNNs with
 # Larq", which shows only the 1-bit network): the article's printed profiles
 # and its single-run test accuracies.
-ARTICLE_DATASET = "mnist"
 ARTICLE = {
     "fp32": {
         "params_total": 93770, "params_32bit": 93770, "memory_kib": 366.29,
@@ -92,58 +94,10 @@ DEPLOY_FIGURES = (
     "tflite_bytes", "tflite_kib", "converted_accuracy", "agreement", "weights_bytes", "peak_activation_bytes",
     "macs_binary", "binary_mac_fraction_deployed",
 )
-# The benchmark's trivial model, as stages.benchmark names it in its timings
-# (that stage loads TensorFlow, which the table stages do not import).
-OVERHEAD = "overhead"
 PROFILE_FIGURES = (
     "params_total", "params_1bit", "params_32bit", "memory_kib", "fp32_equivalent_kib",
     "macs_total", "macs_1bit", "macs_32bit", "binarized_mac_fraction",
 )
-
-
-def _read_json(path: Path, keys: Sequence[str]) -> dict[str, Any]:
-    """The JSON object in ``path``, which must hold ``keys``."""
-    try:
-        obj = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise StudyError(f"{path} is missing: run `dvc repro` to produce it") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise StudyError(f"{path} is not valid JSON ({err}): rerun the stage that writes it") from None
-    if not isinstance(obj, dict):
-        raise StudyError(f"{path} holds {type(obj).__name__}, not a JSON object: rerun the stage that writes it")
-    missing = [k for k in keys if k not in obj]
-    if missing:
-        raise StudyError(f"{path} lacks {', '.join(missing)}: rerun the stage that writes it")
-    return obj
-
-
-def read_table(tables_dir: str | Path, name: str, may_be_empty: bool = False) -> pd.DataFrame:
-    """One of the tables this stage writes, for the stages that draw and
-    report them; a missing or unreadable one, or one without rows unless
-    ``may_be_empty`` (a study of the baseline alone has no McNemar pairs),
-    is a one-line error."""
-    path = Path(tables_dir) / f"{name}.csv"
-    try:
-        table = pd.read_csv(path)
-    except FileNotFoundError:
-        raise StudyError(f"{path} is missing: run `dvc repro aggregate`") from None
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise StudyError(f"{path} is not a readable table ({reason}): rerun `dvc repro aggregate`") from None
-    if "variant" not in table.columns or (table.empty and not may_be_empty):
-        raise StudyError(f"{path} holds no rows of variants: rerun `dvc repro aggregate`")
-    return table
-
-
-@contextlib.contextmanager
-def table_errors(tables_dir: str | Path) -> Iterator[None]:
-    """Turn what a damaged table makes pandas raise (a missing column, a
-    value of the wrong type) into one line, for the stages that read them."""
-    try:
-        yield
-    except (KeyError, ValueError, TypeError) as err:
-        raise StudyError(f"the tables in {tables_dir} do not hold what this stage needs "
-                         f"({type(err).__name__}: {err}): rerun `dvc repro aggregate`") from None
 
 
 Runs = Sequence[tuple[str, str, int]]  # (dataset, variant, seed), as stages.lib.params.study_runs lists them
@@ -152,7 +106,7 @@ Runs = Sequence[tuple[str, str, int]]  # (dataset, variant, seed), as stages.lib
 def load_runs(runs_dir: str | Path, study: Runs) -> pd.DataFrame:
     rows = []
     for dataset, variant, seed in study:
-        metrics = _read_json(Path(runs_dir) / run_name(dataset, variant, seed) / "metrics.json", RUN_METRICS)
+        metrics = read_json(Path(runs_dir) / run_name(dataset, variant, seed) / "metrics.json", RUN_METRICS)
         rows.append({"dataset": dataset, "variant": variant, "seed": seed, **{k: metrics[k] for k in RUN_METRICS}})
     runs = pd.DataFrame(rows)
     runs["at_chance"] = [at_chance(acc, chance, n) for acc, chance, n in
@@ -169,7 +123,7 @@ def census(operators: dict[str, int]) -> str:
 def load_deployments(deploy_dir: str | Path, study: Runs) -> pd.DataFrame:
     rows = []
     for dataset, variant, seed in study:
-        report = _read_json(Path(deploy_dir) / run_name(dataset, variant, seed) / "deploy.json",
+        report = read_json(Path(deploy_dir) / run_name(dataset, variant, seed) / "deploy.json",
                             (*DEPLOY_FIGURES, "operators"))
         rows.append({"dataset": dataset, "variant": variant, "seed": seed, **{k: report[k] for k in DEPLOY_FIGURES},
                      "operators": census(report["operators"])})
@@ -260,7 +214,7 @@ TIMING_COLUMNS = ("round", "model", "variant", "seed", "options", "threads", "la
 
 def load_timings(benchmark_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The benchmark's timings and its description (CPU, settings)."""
-    info = _read_json(Path(benchmark_dir) / "benchmark.json", ("cpu", "settings"))
+    info = read_json(Path(benchmark_dir) / "benchmark.json", ("cpu", "settings"))
     path = Path(benchmark_dir) / "timings.csv"
     try:
         timings = pd.read_csv(path)
@@ -328,7 +282,7 @@ def load_profiles(profiles_dir: str | Path, variants: Sequence[str]) -> pd.DataF
     binarized fraction counts 1-bit MACs only, as Larq's summary does."""
     rows = []
     for variant in variants:
-        profile = _read_json(Path(profiles_dir) / variant / "profile.json",
+        profile = read_json(Path(profiles_dir) / profile_folder(variant) / "profile.json",
                              (*PROFILE_FIGURES, "params_by_bitwidth", "macs_by_precision"))
         rows.append({"variant": variant, **{k: profile[k] for k in PROFILE_FIGURES},
                      "params_by_bitwidth": by_bits(profile["params_by_bitwidth"]),
@@ -605,38 +559,12 @@ def dvc_metrics(summary: pd.DataFrame) -> dict[str, Any]:
     return metrics
 
 
-def to_markdown(table: pd.DataFrame) -> str:
-    return table.to_markdown(index=False, floatfmt=".6g") + "\n"
-
-
-def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> None:
-    with atomic_directory(out_dir) as tmp:
-        for name, table in tables.items():
-            table.to_csv(tmp / f"{name}.csv", index=False)
-            if name not in ("curves", "confusion"):  # long tables for tools, not for reading
-                (tmp / f"{name}.md").write_text(to_markdown(table))
-
-
-def of_dataset(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """The rows of ``frame`` about ``dataset``, without the dataset column:
-    what the per-dataset functions take."""
-    return frame[frame["dataset"] == dataset].drop(columns="dataset")
-
-
-def per_dataset(datasets: Sequence[str], table) -> pd.DataFrame:
-    """``table(dataset)`` for every dataset, one table with a leading
-    ``dataset`` column."""
-    parts = [table(dataset).assign(dataset=dataset) for dataset in datasets]
-    whole = pd.concat(parts, ignore_index=True)
-    return whole[["dataset", *[c for c in whole.columns if c != "dataset"]]]
-
-
 def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | Path, deploy_dir: str | Path,
               benchmark_dir: str | Path, tables_dir: str | Path, curves_dir: str | Path,
               metrics_path: str | Path) -> pd.DataFrame:
     datasets, variants, baseline = study_datasets(params), study_variants(params), checked_baseline(params)
     study = study_runs(params)
-    settings = benchmark_settings(params)
+    headline = headline_options(params)
     profiles = load_profiles(profiles_dir, variants)
     training = training_table(params["variants"], params["recipes"], variants)
     runs = runs_table(load_runs(runs_dir, study), profiles, load_deployments(deploy_dir, study), training)
@@ -654,7 +582,7 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
         return timings[(timings["dataset"] == dataset) | (timings["variant"] == OVERHEAD)]
 
     latency = per_dataset(datasets, lambda dataset: latency_table(dataset_timings(dataset), variants, baseline, macs,
-                                                                  settings.headline_options))
+                                                                  headline))
     latency["cpu"] = info["cpu"]
     latency["cpu_cores"] = info.get("cpu_cores")
     curves = load_curves(runs_dir, study)
@@ -690,7 +618,7 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.aggregate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", default="data/spec/aggregate.json", help="the slice of params.yaml it reads")
     parser.add_argument("--runs", default="reports/runs", help="DVCLive folders of the training runs")
     parser.add_argument("--profiles", default="reports/profiles")
     parser.add_argument("--deployments", default="reports/deploy", help="deploy.json of every converted run")

@@ -182,7 +182,7 @@ def benchmark(params: dict[str, Any], deployed_dir: str | Path, deploy_reports_d
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.benchmark", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", default="data/spec/benchmark.json", help="the slice of params.yaml it reads")
     parser.add_argument("--deployed", default="data/deployed", help="folders of the .tflite files")
     parser.add_argument("--deploy-reports", default="reports/deploy", help="folders of deploy.json")
     parser.add_argument("--out", default="reports/benchmark")

@@ -1,11 +1,16 @@
-"""Stage `check`: check the whole of params.yaml before anything else runs.
+"""Stage `check`: check the whole of params.yaml before anything else runs,
+and write the slice of it each stage reads.
 
 DVC deletes a stage's outputs before it runs the stage's command, so a bad
 value caught inside `train` would cost the finished runs it replaces. This
-stage runs first (every stage that reads params depends on its output) and
-stops the pipeline with one line while every finished output is still in
-place. Its output says only that the check passed: it is the same for every
-valid params.yaml, so a passing check never makes another stage stale.
+stage runs first (every other stage depends on its output) and stops the
+pipeline with one line while every finished output is still in place.
+
+It is the only stage that declares params. Its output is a folder of
+slices (:mod:`stages.lib.spec`): for each stage, the part of params.yaml
+that stage reads. Each stage depends on its own slice and reads only that,
+so it reruns exactly when what it reads changes, and DVC's lock records
+what it really read.
 """
 
 from __future__ import annotations
@@ -15,16 +20,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from stages.lib.common import load_params, log, run_cli, write_text_atomic
+from stages.lib.common import atomic_directory, load_params, log, run_cli
 from stages.lib.networks import variant_from_params
 from stages.lib.recipes import recipe_from_params
 from stages.lib.params import (
-    baseline, benchmark_settings, check_keys, data_limits, download_settings, extended_variants, memory_budgets,
-    study_datasets, study_seeds, study_variants, train_settings,
+    baseline, benchmark_settings, check_keys, data_limits, download_settings, extended_variants, headline_options,
+    memory_budgets, study_datasets, study_seeds, study_variants, train_settings,
 )
-
-PASSED = "params.yaml passed every check of the study\n"
-
+from stages.lib.spec import SPEC_DIR, write_slices
 
 def check_all(params: dict[str, Any]) -> list[str]:
     """Check every section of params.yaml, every dataset's sources, every
@@ -47,6 +50,7 @@ def check_all(params: dict[str, Any]) -> list[str]:
         variant = variant_from_params(name, params["variants"])
         recipe_from_params(variant.recipe, recipes, where=f"variants.{name}.recipe")
     benchmark_settings(params)
+    headline_options(params)
     baseline(params)
     memory_budgets(params)
     return names
@@ -55,11 +59,14 @@ def check_all(params: dict[str, Any]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--out", required=True, help="file that records the passed check")
+    parser.add_argument("--out", default=SPEC_DIR, help="folder for the slice of params.yaml each stage reads")
     args = parser.parse_args(argv)
-    variants = check_all(load_params(args.params))
-    write_text_atomic(args.out, PASSED)
-    log.info("params checked: every section and variant is valid; the study runs %s", ", ".join(variants))
+    params = load_params(args.params)
+    variants = check_all(params)
+    with atomic_directory(args.out) as tmp:
+        written = write_slices(params, tmp)
+    log.info("params checked: every section and variant is valid; the study runs %s; %d slices in %s",
+             ", ".join(variants), len(written), args.out)
 
 
 if __name__ == "__main__":

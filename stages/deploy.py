@@ -28,6 +28,7 @@ from stages.lib.lce import (
 from stages.lib.datasets import load_split, scale_images
 from stages.lib.networks import variant_from_params
 from stages.lib.params import data_limits
+from stages.lib.spec import run_spec_path
 
 MAX_DISAGREEMENT = 0.001
 
@@ -91,13 +92,14 @@ def deploy_run(model_dir: str | Path, data_dir: str | Path, variant_input_range:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.deploy", description=__doc__.split("\n\n")[0])
     parser.add_argument("--variant", required=True)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--data", default="data/mnist", help="folder of the run's dataset")
+    parser.add_argument("--params", help="the slice of params.yaml it reads; by default the one the run was trained "
+                        "with, kept beside its model")
+    parser.add_argument("--data", default="data/dataset-mnist", help="folder of the run's dataset")
     parser.add_argument("--model", required=True, help="folder of the trained model")
     parser.add_argument("--model-out", required=True, help="folder for the .tflite file")
     parser.add_argument("--report-out", required=True, help="folder for deploy.json")
     args = parser.parse_args(argv)
-    params = load_params(args.params)
+    params = load_params(args.params or run_spec_path(args.model))
     variant = variant_from_params(args.variant, params.get("variants"))
     _, test_limit = data_limits(params)
     deploy_run(args.model, args.data, variant.input_range, args.model_out, args.report_out, test_limit=test_limit)

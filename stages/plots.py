@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from stages.aggregate import read_table, table_errors  # noqa: E402
+from stages.lib.tables import read_table, table_errors  # noqa: E402
 from stages.lib.common import atomic_directory, log, run_cli  # noqa: E402
 from stages.lib.datasets import DATASETS  # noqa: E402
 from stages.lib.stats import t_interval  # noqa: E402

@@ -79,7 +79,8 @@ def write_profile(variant_name: str, variants_section: Any, out_dir: str | Path)
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.profile", description=__doc__.split("\n\n")[0])
     parser.add_argument("--variant", required=True, help="a variant named under `variants` in params.yaml")
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", required=True,
+                        help="the slice of params.yaml it reads (data/spec/architecture/<variant>.json)")
     parser.add_argument("--out", required=True, help="folder for profile.json and summary.txt")
     args = parser.parse_args(argv)
     write_profile(args.variant, load_params(args.params).get("variants"), args.out)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.aggregate import ARTICLE_DATASET, OVERHEAD, of_dataset, read_table, table_errors
+from stages.lib.tables import ARTICLE_DATASET, OVERHEAD, of_dataset, read_table, table_errors
 from stages.lib.common import load_params, log, run_cli, write_text_atomic
 from stages.lib.datasets import DATASETS
 from stages.lib.params import baseline as checked_baseline
@@ -658,7 +658,7 @@ def _render(tables: dict[str, pd.DataFrame], plots_rel: str, baseline: str,
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", default="data/spec/report.json", help="the slice of params.yaml it reads")
     parser.add_argument("--tables", default="reports/tables")
     parser.add_argument("--plots", default="reports/plots")
     parser.add_argument("--out", default="reports/report.md")

@@ -37,6 +37,7 @@ from stages.lib.datasets import dataset, load_split, scale_images
 from stages.lib.networks import Variant, build_model, variant_from_params
 from stages.lib.params import TrainSettings, data_limits, train_settings
 from stages.lib.recipes import Recipe, make_optimizer, recipe_from_params
+from stages.lib.spec import write_run_spec
 
 MODEL_FILE = "model.keras"
 PREDICTIONS_FILE = "predictions.csv"
@@ -173,11 +174,14 @@ def train_run(
     test_limit: int | None = None,
     verbose: int | None = None,
     dataset_name: str = "mnist",
+    record: dict | None = None,
 ) -> RunResult:
     """Train ``variant`` with ``recipe`` and ``seed`` on the dataset in
     ``data_dir`` (``dataset_name`` names it in the logs); write the model to ``model_dir`` and
     the DVCLive logs to ``live_dir``, each whole or not at all. ``verbose``
-    is Keras's: None shows its progress bar only on a terminal."""
+    is Keras's: None shows its progress bar only on a terminal. ``record``,
+    the slice of params.yaml the run was given, is kept beside its model and
+    its metrics (:data:`stages.lib.spec.RUN_SPEC_FILE`)."""
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
@@ -227,6 +231,8 @@ def train_run(
         predicted = model.predict(x_test, batch_size=EVAL_BATCH_SIZE, verbose=0).argmax(axis=1)
         write_predictions(live_tmp / PREDICTIONS_FILE, y_test, predicted)
         model.save(model_tmp / MODEL_FILE)
+        if record is not None:
+            write_run_spec(record, model_tmp, live_tmp)
     log.info(
         "%s: test accuracy %.4f, loss %.4f, %.1f s of training (%.0f images/s)",
         run, result.test_accuracy, result.test_loss, result.train_time_s, result.train_images_per_s,
@@ -264,9 +270,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--variant", required=True, help="a variant named in study.variants")
     parser.add_argument("--seed", required=True, help="a seed from study.seeds")
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", required=True,
+                        help="the slice of params.yaml it reads (data/spec/training/<variant>.json)")
     parser.add_argument("--dataset", default="mnist", help="a dataset of study.datasets")
-    parser.add_argument("--data", default="data/mnist", help="folder of the dataset's verified IDX files")
+    parser.add_argument("--data", default="data/dataset-mnist", help="folder of the dataset's verified IDX files")
     parser.add_argument("--model-out", required=True, help="folder for the trained model")
     parser.add_argument("--live-out", required=True, help="DVCLive folder for the run's metrics and curves")
     args = parser.parse_args(argv)
@@ -282,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     recipe = recipe_from_params(variant.recipe, params.get("recipes"), where=f"variants.{variant.name}.recipe")
     train_run(
         variant, recipe, seed, train_settings(params), args.data, args.model_out, args.live_out,
-        train_limit=train_limit, test_limit=test_limit, dataset_name=spec.name,
+        train_limit=train_limit, test_limit=test_limit, dataset_name=spec.name, record=params,
     )
 
 

@@ -212,9 +212,9 @@ def write_synthetic_tables(tables, datasets=("mnist",)):
     """Every table the plots and report stages read, from the synthetic
     runs, profiles, timings and predictions, for each of ``datasets``."""
     from stages.aggregate import (
-        article_table, confusion_table, mcnemar_table, of_dataset, per_class_table, per_dataset, recipe_table,
-        summary_table, tax_table,
+        article_table, confusion_table, mcnemar_table, per_class_table, recipe_table, summary_table, tax_table,
     )
+    from stages.lib.tables import of_dataset, per_dataset
     from stages.lib.datasets import DATASETS
 
     tables.mkdir(parents=True, exist_ok=True)

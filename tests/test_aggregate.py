@@ -5,10 +5,11 @@ import pandas as pd
 import pytest
 
 from stages.aggregate import (
-    OVERHEAD, aggregate, article_table, by_bits, census, confusion_table, dvc_metrics, latency_table,
+    aggregate, article_table, by_bits, census, confusion_table, dvc_metrics, latency_table,
     load_predictions, load_profiles, load_runs, mcnemar_table, per_class_table,
-    load_timings, mean_curves, pareto_frontier, read_table, summary_table,
+    load_timings, mean_curves, pareto_frontier, summary_table,
 )
+from stages.lib.tables import OVERHEAD, read_table
 from conftest import (
     synthetic_latency, synthetic_predictions, synthetic_profiles, synthetic_runs, synthetic_timings,
 )
@@ -104,9 +105,9 @@ def test_corrupt_run_metrics_are_reported(tmp_path):
 
 def test_failed_aggregate_writes_nothing(tmp_path):
     params = {"study": {"variants": ["bnn"], "seeds": [0]}, "aggregate": {"baseline": "bnn"}}
-    (tmp_path / "profiles" / "bnn").mkdir(parents=True)
+    (tmp_path / "profiles" / "variant-bnn").mkdir(parents=True)
     profile = {k: 1 for k in synthetic_profiles().columns} | {"params_by_bitwidth": {"1": 1}, "macs_by_precision": {"1": 1}}
-    (tmp_path / "profiles" / "bnn" / "profile.json").write_text(json.dumps(profile))
+    (tmp_path / "profiles" / "variant-bnn" / "profile.json").write_text(json.dumps(profile))
     params["benchmark"] = {"threads": [1], "rounds": 10, "calls_per_block": 10, "warmup_calls": 1, "seed": 0,
                            "headline_options": "default"}
     with pytest.raises(StudyError):
@@ -168,8 +169,8 @@ def test_load_runs_flags_each_run_at_chance(tmp_path):
     ("\x00\xff", "is not valid JSON"),
 ])
 def test_a_damaged_profile_is_one_line(tmp_path, text, message):
-    (tmp_path / "bnn").mkdir()
-    (tmp_path / "bnn" / "profile.json").write_text(text)
+    (tmp_path / "variant-bnn").mkdir()
+    (tmp_path / "variant-bnn" / "profile.json").write_text(text)
     with pytest.raises(StudyError, match=message):
         load_profiles(tmp_path, ["bnn"])
 

@@ -7,14 +7,14 @@ import pytest
 import yaml
 
 from conftest import REPO, with_param
-from stages.check import PASSED, main
+from stages.check import main
 from stages.lib.common import run_cli
 
 
 def _write(tmp_path, params):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
-    return path, tmp_path / "checked.txt"
+    return path, tmp_path / "spec"
 
 
 def _check(tmp_path, params, capsys):
@@ -24,18 +24,86 @@ def _check(tmp_path, params, capsys):
     return status, capsys.readouterr().err, out
 
 
-def test_valid_params_pass_and_the_output_never_changes(study_params, tmp_path):
+def _slices(folder):
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def _changed(before, after):
+    return sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+
+
+def test_valid_params_pass_and_each_slice_changes_only_with_what_it_holds(study_params, tmp_path):
     path, out = _write(tmp_path, study_params)
     result = subprocess.run([sys.executable, "-m", "stages.check", "--params", str(path), "--out", str(out)],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert out.read_text() == PASSED
-    # Another valid study: the same bytes, so no downstream stage goes stale.
-    other = with_param(with_param(study_params, "study.seeds", [5, 6]), "study.variants", ["bnn_full", "dorefa4"])
-    assert run_cli(main, ["--params", str(_write(tmp_path, with_param(other, "aggregate.baseline", "dorefa4"))[0]),
-                          "--out", str(out)]) == 0
-    assert out.read_text() == PASSED
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checked.txt", "params.yaml"]
+    before = _slices(out)
+    variants = sorted(study_params["variants"])
+    assert sorted(before) == sorted(
+        ["aggregate.json", "benchmark.json", "report.json", "download/mnist.json", "download/fashion_mnist.json"]
+        + [f"{kind}/{name}.json" for kind in ("architecture", "training") for name in variants])
+
+    def after(dotted, value):
+        run_cli(main, ["--params", str(_write(tmp_path, with_param(study_params, dotted, value))[0]),
+                       "--out", str(out)])
+        return _changed(before, _slices(out))
+
+    cosine = sorted(f"training/{name}.json" for name in variants if study_params["variants"][name]["recipe"] == "cosine")
+    assert len(cosine) == 3 and after("recipes.cosine.learning_rate", 0.002) == cosine
+    assert after("recipes.bop.bop", {"threshold": 1e-7, "gamma": 1e-3}) == ["training/bnn_bop.json",
+                                                                            "training/bnn_fp_edges_bop.json"]
+    assert after("variants.bnn.recipe", "bop") == ["aggregate.json", "training/bnn.json"]
+    assert after("variants.bnn.kernel_quantizer", "approx_sign") == ["aggregate.json", "architecture/bnn.json",
+                                                                     "training/bnn.json"]
+    assert after("study.seeds", [0, 1, 2, 3]) == ["aggregate.json", "benchmark.json"]
+    assert after("benchmark.headline_options", "bgemm") == ["aggregate.json"]
+    assert after("report.memory_budgets_kib", [32, None]) == ["report.json"]
+    assert after("data.train_limit", 1000) == [f"training/{name}.json" for name in variants]
+    # the order of keys in params.yaml changes no byte
+    reordered = {key: study_params[key] for key in reversed(list(study_params))}
+    reordered["variants"] = {name: dict(reversed(list(spec.items()))) for name, spec in study_params["variants"].items()}
+    run_cli(main, ["--params", str(_write(tmp_path, reordered)[0]), "--out", str(out)])
+    assert _slices(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "spec"]
+
+
+def test_every_stage_reads_its_slice_through_the_same_checked_views(study_params, tmp_path):
+    from stages.lib.common import load_params
+    from stages.lib.networks import variant_from_params
+    from stages.lib.params import (
+        baseline, benchmark_settings, data_limits, download_settings, headline_options, memory_budgets, study_runs,
+        train_settings,
+    )
+    from stages.lib.recipes import recipe_from_params
+
+    path, out = _write(tmp_path, study_params)
+    assert run_cli(main, ["--params", str(path), "--out", str(out)]) == 0
+    training = load_params(out / "training" / "bnn_cosine.json")
+    variant = variant_from_params("bnn_cosine", training["variants"])
+    recipe = recipe_from_params(variant.recipe, training["recipes"])
+    assert (recipe.name, recipe.epochs, recipe.learning_rate) == ("cosine", 12, 0.005)
+    assert train_settings(training).steps_per_execution == 32 and data_limits(training) == (None, None)
+    architecture = load_params(out / "architecture" / "bnn_cosine.json")
+    assert variant_from_params("bnn_cosine", architecture["variants"]).architecture() == variant.architecture()
+    assert download_settings(load_params(out / "download" / "mnist.json"), "mnist").sources[-1] == "data/mnist-shipped"
+    bench = load_params(out / "benchmark.json")
+    assert benchmark_settings(bench).rounds == 30 and study_runs(bench)[0] == ("mnist", "fp32", 0)
+    table = load_params(out / "aggregate.json")
+    assert headline_options(table) == "bgemm+xnnpack" and baseline(table) == "fp32"
+    assert table["recipes"] == {"article": {"epochs": 6}}
+    assert memory_budgets(load_params(out / "report.json")) == [16, 64, None]
+
+
+def test_numbers_in_scientific_notation_are_numbers(study_params, tmp_path, capsys):
+    from stages.lib.common import load_params
+
+    path = tmp_path / "params.yaml"
+    text = (REPO / "params.yaml").read_text().replace("learning_rate: 0.005", "learning_rate: 5e-3")
+    path.write_text(text.replace("threshold: 1.0e-6", "threshold: 1e-6"))
+    assert run_cli(main, ["--params", str(path), "--out", str(tmp_path / "spec")]) == 0
+    training = load_params(tmp_path / "spec" / "training" / "bnn_bop.json")
+    assert training["recipes"]["bop"]["bop"]["threshold"] == 1e-6
+    assert load_params(tmp_path / "spec" / "training" / "bnn_cosine.json")["recipes"]["cosine"]["learning_rate"] == 5e-3
 
 
 BAD_PARAMS = [

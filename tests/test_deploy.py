@@ -119,8 +119,7 @@ def test_benchmark_times_every_combination_in_shuffled_rounds(deployed_bnn, stud
     assert subjects[0].dataset == "mnist" and subjects[0].images.shape == (64, 1, 28, 28, 1)
     # timed on the run's own test images, scaled as it was trained
     np.testing.assert_array_equal(subjects[0].images[:, 0], scale_images(load_split(mnist_dir, "test", 64)[0]))
-    settings = BenchmarkSettings(threads=(1, 2), rounds=10, calls_per_block=20, warmup_calls=5, seed=0,
-                                 headline_options="bgemm+xnnpack")
+    settings = BenchmarkSettings(threads=(1, 2), rounds=10, calls_per_block=20, warmup_calls=5, seed=0)
     timings = run_benchmark(subjects, settings, progress=False)
     assert len(timings) == 10 * 2 * 4 * 2  # rounds x models x option sets x threads
     assert (timings.groupby(["model", "options", "threads"]).size() == 10).all()

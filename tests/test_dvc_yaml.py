@@ -1,5 +1,6 @@
-"""dvc.yaml against the code: every stage declares the modules it runs, and
-every stage can be restored from DVC's run cache."""
+"""dvc.yaml against the code: every stage declares exactly the modules it
+runs, reads only the params it declares, and can be restored from DVC's run
+cache."""
 
 import ast
 import re
@@ -50,9 +51,11 @@ def imported_modules(module: str) -> set[str]:
 
 
 def test_imported_modules_follows_the_package():
-    assert imported_modules("plots") >= {"stages/__init__.py", "stages/plots.py", "stages/aggregate.py",
-                                         "stages/lib/__init__.py", "stages/lib/common.py", "stages/lib/params.py"}
+    assert imported_modules("plots") >= {"stages/__init__.py", "stages/plots.py", "stages/lib/tables.py",
+                                         "stages/lib/__init__.py", "stages/lib/common.py"}
     assert "stages/lib/networks.py" in imported_modules("train")
+    # deploy imports stages.train inside a function, and with it what train imports
+    assert {"stages/train.py", "stages/lib/spec.py"} <= imported_modules("deploy")
 
 
 @pytest.mark.parametrize("name", sorted(_stages()))
@@ -62,6 +65,20 @@ def test_every_module_a_stage_runs_is_a_declared_dependency(name):
     deps = set(stage.get("deps", []))
     missing = sorted(path for path in imported_modules(module) if path not in deps)
     assert not missing, f"stage {name} runs {', '.join(missing)} without declaring it in dvc.yaml"
+
+
+@pytest.mark.parametrize("name", sorted(_stages()))
+def test_every_declared_module_is_one_the_stage_runs(name):
+    # an over-broad dependency reruns the stage for changes it cannot see
+    stage = _stages()[name]
+    module = re.match(r"python -m stages\.(\w+)", stage["cmd"]).group(1)
+    code = {dep for dep in stage.get("deps", []) if dep.startswith(f"{PACKAGE}/") and dep.endswith(".py")}
+    unused = sorted(code - imported_modules(module))
+    assert not unused, f"stage {name} declares {', '.join(unused)}, which it does not run"
+
+
+def test_plots_and_report_do_not_run_the_aggregate_stage():
+    assert "stages/aggregate.py" not in imported_modules("plots") | imported_modules("report")
 
 
 @pytest.mark.parametrize("name", sorted(_stages()))
@@ -78,7 +95,29 @@ def test_every_stage_keeps_the_run_cache_on(name):
     assert not switching_off, f"stage {name}: {switching_off} switch DVC's run cache off"
 
 
-def test_every_stage_that_reads_params_runs_after_the_check():
+def test_only_check_declares_params_and_every_stage_reads_a_declared_slice():
+    stages = _stages()
+    assert stages["check"]["params"] == [{"params.yaml": None}] and stages["check"]["outs"] == ["data/spec"]
+    for name, stage in stages.items():
+        if name == "check":
+            continue
+        assert not stage.get("params"), f"stage {name} declares params: only check reads params.yaml"
+        assert "params.yaml" not in stage["cmd"]
+        read = re.search(r"--params (\S+)", stage["cmd"])
+        if read:
+            assert read.group(1).startswith("data/spec/") and read.group(1) in stage["deps"], name
+        elif name == "deploy":  # the slice the run was trained with, kept in its model folder
+            assert "data/models/${item.dataset}-${item.variant}-${item.seed}" in stage["deps"]
+        else:
+            assert name == "plots", f"stage {name} reads no slice of params.yaml"
+
+
+def test_no_name_alone_makes_an_output_folder():
+    # DVC clears outputs before `check` can refuse a name such as `..`: a
+    # dataset's or variant's own folder carries a prefix, a run's joins three
+    # names, so that no name is a whole part of an output path
     for name, stage in _stages().items():
-        if name != "check" and stage.get("params"):
-            assert "data/params-checked.txt" in stage["deps"], name
+        for out in stage.get("outs", []):
+            path = out if isinstance(out, str) else next(iter(out))
+            for part in path.split("/"):
+                assert part not in ("${item}", "${item.dataset}", "${item.variant}", "${item.seed}"), (name, path)

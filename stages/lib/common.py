@@ -82,15 +82,44 @@ def run_name(dataset: str, variant: str, seed: int) -> str:
     return f"{dataset}-{variant}-{seed}"
 
 
+# Output folders named after a dataset or a variant alone carry a prefix, so
+# that no name (`..`, `../stages`) can make DVC's output path a folder
+# outside its own: DVC resolves and clears outputs (`dvc exp run` checks its
+# outputs out first) before `check` can refuse the name. A run's folder
+# (``run_name``) joins three names, so a lone `..` never is a whole part.
+def dataset_folder(dataset: str) -> str:
+    return f"dataset-{dataset}"
+
+
+def profile_folder(variant: str) -> str:
+    return f"variant-{variant}"
+
+
+class _ParamsLoader(yaml.SafeLoader):
+    """YAML 1.1's safe loader, reading ``5e-4`` and ``1e9`` as numbers, as
+    YAML 1.2 and DVC's own params parser (``-S``, ``dvc params diff``) do:
+    YAML 1.1 wants a dot (``5.0e-4``) and would read them as strings."""
+
+
+_ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """Read params.yaml, or a slice of it that `check` wrote as JSON."""
     path = Path(path)
     try:
         with path.open() as fh:
-            params = yaml.safe_load(fh)
+            params = json.load(fh) if path.suffix == ".json" else yaml.load(fh, Loader=_ParamsLoader)
     except FileNotFoundError:
-        raise StudyError(f"{path} not found: run the stage from the repository root") from None
-    except yaml.YAMLError as err:
-        raise StudyError(f"{path} is not valid YAML: {err}".replace("\n", " ")) from None
+        raise StudyError(f"{path} not found: run the stage from the repository root, after `check` "
+                         "(`dvc repro` runs it first)") from None
+    except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise StudyError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {err}"
+                         .replace("\n", " ")) from None
     if not isinstance(params, dict):
         raise StudyError(f"{path} must hold a mapping of param sections")
     return params
