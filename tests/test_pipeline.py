@@ -61,6 +61,17 @@ def _set_params(repo, **changes):
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+# What reruns after any change to a run: the benchmark times every deployed
+# model, and the tables, figures and report follow.
+TABLE_STAGES = ("benchmark", "aggregate", "plots", "report")
+
+
+def _experiment(repo, *args):
+    """``dvc exp run *args`` as a user types it; the workspace then holds the
+    experiment's params and results."""
+    return _dvc(repo, "exp", "run", *args)
+
+
 @pytest.fixture(scope="module")
 def study_repo(tmp_path_factory):
     """A git + DVC repository holding this project's files, with tiny params
@@ -105,7 +116,7 @@ def test_repro_writes_every_output(study_repo):
         metrics = json.loads((repo / "reports" / "runs" / f"mnist-{variant}-0" / "metrics.json").read_text())
         assert metrics["test_images"] == 2000 and metrics["train_images"] == 2000
         assert 0.0 <= metrics["test_accuracy"] <= 1.0
-        profile = json.loads((repo / "reports" / "profiles" / variant / "profile.json").read_text())
+        profile = json.loads((repo / "reports" / "profiles" / f"variant-{variant}" / "profile.json").read_text())
         assert profile["macs_total"] == 2794240
     timings = (repo / "reports" / "benchmark" / "timings.csv").read_text().splitlines()
     assert len(timings) == 1 + 10 * 3 * 4 * 2  # rounds x (two models and the overhead model) x option sets x threads
@@ -117,40 +128,6 @@ def test_second_repro_is_a_no_op(study_repo):
     assert "Data and pipelines are up to date" in _dvc(repo, "status").stdout
     again = _dvc(repo, "repro")
     assert "Running stage" not in again.stdout
-
-
-def test_adding_a_seed_trains_only_that_seed(study_repo):
-    repo, _ = study_repo
-    _set_params(repo, **{"study.seeds": [0, 1]})
-    status = _dvc(repo, "status", "--json").stdout
-    assert set(json.loads(status)) == {"check", "train@mnist-fp32-1", "train@mnist-bnn-1", "deploy@mnist-fp32-1",
-                                       "deploy@mnist-bnn-1",
-                                       "benchmark", "aggregate"}
-    _set_params(repo, **{"study.seeds": [0]})
-
-
-def test_changing_a_variant_reruns_only_its_stages(study_repo):
-    repo, _ = study_repo
-    _set_params(repo, **{"variants.bnn.kernel_quantizer": "approx_sign"})
-    assert set(json.loads(_dvc(repo, "status", "--json").stdout)) == {"check", "profile@bnn", "train@mnist-bnn-0",
-                                                                     "deploy@mnist-bnn-0", "aggregate"}
-    _set_params(repo, **{"variants.bnn.kernel_quantizer": "ste_sign"})
-
-
-def test_changing_a_variant_s_recipe_retrains_only_its_runs(study_repo):
-    repo, _ = study_repo
-    _set_params(repo, **{"variants.bnn.recipe": "bop"})
-    assert set(json.loads(_dvc(repo, "status", "--json").stdout)) == {"check", "profile@bnn", "train@mnist-bnn-0",
-                                                                     "deploy@mnist-bnn-0", "aggregate"}
-    _git(repo, "checkout", "params.yaml")
-
-
-def test_changing_train_params_retrains_every_run(study_repo):
-    repo, _ = study_repo
-    _set_params(repo, **{"recipes.article.learning_rate": 0.002})
-    assert set(json.loads(_dvc(repo, "status", "--json").stdout)) == {"check", "train@mnist-fp32-0",
-                                                                     "train@mnist-bnn-0", "aggregate"}
-    _set_params(repo, **{"recipes.article.learning_rate": 0.001})
 
 
 def test_tables_plots_and_report(study_repo):
@@ -201,22 +178,131 @@ def test_tables_plots_and_report(study_repo):
     assert shown  # dvc reads the metrics file the pipeline declares
 
 
-def test_changing_a_param_and_back_trains_nothing_again(study_repo):
+def test_changing_an_architecture_key_and_back_trains_nothing_again(study_repo):
     repo, _ = study_repo
     before = _finished_outputs(repo)
-    _set_params(repo, **{"variants.bnn.kernel_quantizer": "approx_sign"})
-    changed = _dvc(repo, "repro")
-    assert {"train@mnist-bnn-0", "deploy@mnist-bnn-0", "benchmark"} <= _ran(changed)
-    assert "train@mnist-fp32-0" not in _ran(changed)
+    changed = _experiment(repo, "-S", "variants.bnn.kernel_quantizer=approx_sign")
+    assert _ran(changed) == {"check", "profile@bnn", "train@mnist-bnn-0", "deploy@mnist-bnn-0", *TABLE_STAGES}, \
+        changed.stdout
     _git(repo, "checkout", "params.yaml")
     back = _dvc(repo, "repro")
     # every stage the change reran, the cheap ones included, comes back from the run cache
     assert not _ran(back), back.stdout
     assert _ran(changed) <= _restored(back), back.stdout
-    assert {"check", "profile@bnn", "train@mnist-bnn-0", "deploy@mnist-bnn-0", "benchmark", "aggregate", "plots",
-            "report"} <= _restored(back)
     assert _finished_outputs(repo) == before
     assert _git(repo, "status", "--porcelain") == ""
+
+
+def test_a_recipe_no_variant_of_the_study_uses_reruns_only_the_check(study_repo):
+    repo, _ = study_repo
+    for setting in ("recipes.cosine.learning_rate=0.002", "recipes.bop.bop={threshold: 1.0e-7, gamma: 1.0e-3}"):
+        result = _experiment(repo, "-S", setting)
+        assert _ran(result) == {"check"}, result.stdout
+    _back_to_the_committed_study(repo)
+
+
+def test_a_recipe_retrains_only_the_runs_of_the_variants_that_name_it(study_repo):
+    repo, _ = study_repo
+    profile = (repo / "reports" / "profiles" / "variant-bnn" / "profile.json").read_bytes()
+    # the README's line: another recipe for one variant
+    result = _experiment(repo, "-S", "variants.bnn.recipe=bop")
+    assert _ran(result) == {"check", "train@mnist-bnn-0", "deploy@mnist-bnn-0", *TABLE_STAGES}, result.stdout
+    record = json.loads((repo / "reports" / "runs" / "mnist-bnn-0" / "spec.json").read_text())
+    assert record["variants"]["bnn"]["recipe"] == "bop" and set(record["recipes"]) == {"bop"}
+    # bnn now trains with Bop, fp32 with the article's recipe: each recipe retrains its own runs only
+    result = _experiment(repo, "-S", "recipes.bop.learning_rate=0.02")
+    assert _ran(result) == {"check", "train@mnist-bnn-0", "deploy@mnist-bnn-0", *TABLE_STAGES}, result.stdout
+    result = _experiment(repo, "-S", "recipes.article.learning_rate=0.002")
+    assert _ran(result) == {"check", "train@mnist-fp32-0", "deploy@mnist-fp32-0", *TABLE_STAGES}, result.stdout
+    assert (repo / "reports" / "profiles" / "variant-bnn" / "profile.json").read_bytes() == profile
+    _back_to_the_committed_study(repo)
+
+
+def _readme_experiments():
+    """Every `dvc exp run` command of the README, as a user types it: its
+    arguments after `dvc exp run`."""
+    import shlex
+
+    commands = []
+    for line in (REPO / "README.md").read_text().splitlines():
+        for command in line.split("&&"):
+            words = shlex.split(command, comments=True)
+            if words[:3] == ["dvc", "exp", "run"]:
+                commands.append(words[3:])
+    return commands
+
+
+def test_every_readme_experiment_is_accepted_as_written(study_repo):
+    # DVC applies -S overrides when it queues an experiment: a key -S cannot
+    # set (one params.yaml lacks) fails there, as it would when run
+    repo, _ = study_repo
+    commands = _readme_experiments()
+    assert len(commands) >= 10 and ["-S", "variants.bnn.recipe=bop"] in commands
+    for args in commands:
+        args = [arg for arg in args if arg not in ("--queue", "--pull")]
+        result = _dvc(repo, "exp", "run", "--queue", *args, check=False)
+        assert result.returncode == 0 and "Queued experiment" in result.stdout, (args, result.stdout + result.stderr)
+    _dvc(repo, "queue", "remove", "--queued")
+    assert _git(repo, "status", "--porcelain") == ""
+
+
+def test_a_run_is_locked_with_what_it_trained_with_when_params_change_while_it_runs(study_repo):
+    repo, _ = study_repo
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    forced = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "-f", "-s", "train@mnist-bnn-0"], cwd=repo,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        seen = []
+        while not any(line.startswith("Running stage 'train@mnist-bnn-0'") for line in seen):
+            line = forced.stdout.readline()
+            assert line, "the forced run ended before its stage started:\n" + "".join(seen)
+            seen.append(line)
+        # refused (DVC's lock is held) while the stage starts TensorFlow and trains
+        refused = _dvc(repo, "exp", "run", "-S", "recipes.article.epochs=3", check=False)
+        assert refused.returncode != 0, refused.stdout
+    finally:
+        out, _ = forced.communicate(timeout=600)
+    assert forced.returncode == 0, "".join(seen) + out
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["train@mnist-bnn-0"]
+    slice_dep = next(dep for dep in lock["deps"] if dep["path"] == "data/spec/training/bnn.json")
+    assert slice_dep["md5"] == hashlib.md5((repo / "data" / "spec" / "training" / "bnn.json").read_bytes()).hexdigest()
+    assert json.loads((repo / "data" / "spec" / "training" / "bnn.json").read_text())["recipes"]["article"]["epochs"] == 1
+    assert json.loads((repo / "reports" / "runs" / "mnist-bnn-0" / "metrics.json").read_text())["epochs"] == 1
+    # the issue's sequence: back to the committed params and lock, then the experiment the refused one meant
+    _git(repo, "checkout", "params.yaml", "dvc.lock")
+    _dvc(repo, "repro")
+    result = _experiment(repo, "-S", "recipes.article.epochs=3")
+    assert {"train@mnist-fp32-0", "train@mnist-bnn-0"} <= _ran(result), result.stdout
+    for variant in ("fp32", "bnn"):
+        metrics = json.loads((repo / "reports" / "runs" / f"mnist-{variant}-0" / "metrics.json").read_text())
+        assert metrics["epochs"] == 3, variant
+    _back_to_the_committed_study(repo)
+
+
+@pytest.mark.parametrize("setting", ["study.datasets=[../stages]", "study.datasets=[../reports]",
+                                     "study.variants=[fp32,..]", "study.datasets=[mnist,..]"])
+def test_a_path_like_name_deletes_nothing_outside_the_study_s_output_folders(study_repo, setting):
+    repo, _ = study_repo
+    before = _finished_outputs(repo)
+    tracked = {name: (repo / name).read_bytes() for name in _git(repo, "ls-files").splitlines()
+               if (repo / name).is_file() and name not in ("params.yaml", "dvc.lock") and not name.startswith("reports/")}
+    (repo / "stages" / "uncommitted.py").write_text("# an edit not yet committed\n")
+    try:
+        result = _dvc(repo, "exp", "run", "-S", setting, check=False)
+        assert result.returncode != 0
+        ours = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("error:")]
+        assert len(ours) == 1 and ("unknown dataset" in ours[0] or "is not a valid name" in ours[0]), \
+            result.stdout + result.stderr
+        assert (repo / "stages" / "uncommitted.py").read_text() == "# an edit not yet committed\n"
+        assert {name: (repo / name).read_bytes() for name in tracked if (repo / name).is_file()} == tracked
+    finally:
+        (repo / "stages" / "uncommitted.py").unlink()
+    _git(repo, "checkout", "params.yaml")
+    _dvc(repo, "checkout")
+    _dvc(repo, "repro")
+    assert _finished_outputs(repo) == before
+    for junk in ("data/dataset-..", "reports/profiles/variant-.."):
+        shutil.rmtree(repo / junk, ignore_errors=True)
 
 
 def test_a_bad_value_deletes_no_finished_output(study_repo):
@@ -240,13 +326,29 @@ def test_a_bad_value_deletes_no_finished_output(study_repo):
     assert _finished_outputs(repo) == before
 
 
+def test_a_bad_seed_under_exp_run_clears_the_workspace_copies_only(study_repo):
+    # `dvc exp run` checks out the new pipeline's outputs before any stage
+    # runs: the runs a bad seed list drops leave the workspace, not the
+    # cache, and `dvc checkout` brings every one of them back
+    repo, _ = study_repo
+    before = _finished_outputs(repo)
+    result = _dvc(repo, "exp", "run", "-S", "study.seeds=[-1]", check=False)
+    assert result.returncode != 0
+    ours = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("error:")]
+    assert ours == ["error: study.seeds: -1 is not a whole number >= 0"], result.stdout + result.stderr
+    _git(repo, "checkout", "params.yaml")
+    _dvc(repo, "checkout")
+    _dvc(repo, "repro")
+    assert _finished_outputs(repo) == before
+
+
 def test_stale_temporaries_of_a_killed_run_change_nothing_and_go(study_repo):
     repo, _ = study_repo
     before = _finished_outputs(repo)
     # What a SIGKILLed train and profile leave beside their outputs.
     stale = [repo / "reports" / "runs" / ".mnist-bnn-0.k1ll3d00.tmp",
              repo / "data" / "models" / ".mnist-bnn-0.k1ll3d00.tmp",
-             repo / "reports" / "profiles" / ".bnn.k1ll3d00.tmp"]
+             repo / "reports" / "profiles" / ".variant-bnn.k1ll3d00.tmp"]
     for path in stale:
         path.mkdir()
         (path / "metrics.json").write_text('{"test_accuracy": 0.5')
@@ -299,8 +401,12 @@ def _wait_for_queue(repo, timeout_s=900):
     raise AssertionError(f"the queue did not finish in {timeout_s} s:\n{status}")
 
 
-def test_parallel_seed_slices_then_the_whole_study_trains_nothing(study_repo):
+def test_a_seed_trains_only_its_runs_then_parallel_slices_and_the_whole_study_train_nothing_twice(study_repo):
     repo, _ = study_repo
+    added = _experiment(repo, "-S", "study.seeds=[0,1]")
+    assert _ran(added) == {"check", "train@mnist-fp32-1", "train@mnist-bnn-1", "deploy@mnist-fp32-1",
+                           "deploy@mnist-bnn-1", *TABLE_STAGES}, added.stdout
+    _back_to_the_committed_study(repo)
     for seed in (1, 2):
         _dvc(repo, "exp", "run", "--queue", "-S", f"study.seeds=[{seed}]", "--name", f"slice-{seed}")
     _dvc(repo, "queue", "start", "-j", "2")
