@@ -69,7 +69,8 @@ from stages.lib.params import baseline as checked_baseline
 from stages.lib.params import OPTION_SETS, headline_options, study_datasets, study_runs, study_variants
 from stages.lib.recipes import DEFAULT_RECIPE
 from stages.lib.tables import (
-    ARTICLE_DATASET, OVERHEAD, of_dataset, per_dataset, read_json, write_tables,
+    ARTICLE_DATASET, COUNT, COUNTS, FRACTION, MAPPING, NON_NEGATIVE, OVERHEAD, POSITIVE, POSITIVE_COUNT, TEXT,
+    of_dataset, per_dataset, read_json, write_tables,
 )
 from stages.lib.stats import at_chance, mcnemar_exact, median_interval, prediction_interval, t_interval
 
@@ -88,16 +89,21 @@ ARTICLE = {
     },
 }
 
-RUN_METRICS = ("test_accuracy", "test_loss", "chance_accuracy", "train_time_s", "train_images_per_s", "train_images",
-               "test_images")
-DEPLOY_FIGURES = (
-    "tflite_bytes", "tflite_kib", "converted_accuracy", "agreement", "weights_bytes", "peak_activation_bytes",
-    "macs_binary", "binary_mac_fraction_deployed",
-)
-PROFILE_FIGURES = (
-    "params_total", "params_1bit", "params_32bit", "memory_kib", "fp32_equivalent_kib",
-    "macs_total", "macs_1bit", "macs_32bit", "binarized_mac_fraction",
-)
+# What each per-run file must hold, field by field.
+RUN_METRICS = {
+    "test_accuracy": FRACTION, "test_loss": NON_NEGATIVE, "chance_accuracy": FRACTION, "train_time_s": POSITIVE,
+    "train_images_per_s": POSITIVE, "train_images": POSITIVE_COUNT, "test_images": POSITIVE_COUNT,
+}
+DEPLOY_FIGURES = {
+    "tflite_bytes": POSITIVE_COUNT, "tflite_kib": POSITIVE, "converted_accuracy": FRACTION, "agreement": FRACTION,
+    "weights_bytes": COUNT, "peak_activation_bytes": COUNT, "macs_binary": COUNT,
+    "binary_mac_fraction_deployed": FRACTION,
+}
+PROFILE_FIGURES = {
+    "params_total": POSITIVE_COUNT, "params_1bit": COUNT, "params_32bit": COUNT, "memory_kib": POSITIVE,
+    "fp32_equivalent_kib": POSITIVE, "macs_total": POSITIVE_COUNT, "macs_1bit": COUNT, "macs_32bit": COUNT,
+    "binarized_mac_fraction": FRACTION,
+}
 
 
 Runs = Sequence[tuple[str, str, int]]  # (dataset, variant, seed), as stages.lib.params.study_runs lists them
@@ -124,7 +130,7 @@ def load_deployments(deploy_dir: str | Path, study: Runs) -> pd.DataFrame:
     rows = []
     for dataset, variant, seed in study:
         report = read_json(Path(deploy_dir) / run_name(dataset, variant, seed) / "deploy.json",
-                            (*DEPLOY_FIGURES, "operators"))
+                           {**DEPLOY_FIGURES, "operators": COUNTS})
         rows.append({"dataset": dataset, "variant": variant, "seed": seed, **{k: report[k] for k in DEPLOY_FIGURES},
                      "operators": census(report["operators"])})
     return pd.DataFrame(rows)
@@ -146,6 +152,11 @@ def load_predictions(runs_dir: str | Path, study: Runs) -> pd.DataFrame:
         if list(frame.columns) != ["label", "predicted"] or frame.empty:
             raise StudyError(f"{path} is damaged (not label,predicted rows): retrain it with "
                              "`dvc repro --force` on its train stage")
+        classes = len(registered_dataset(dataset).class_names)
+        if not all(pd.api.types.is_integer_dtype(frame[c]) and frame[c].between(0, classes - 1).all()
+                   for c in frame.columns):
+            raise StudyError(f"{path} is damaged (labels and answers must be classes 0 to {classes - 1}): retrain "
+                             "it with `dvc repro --force` on its train stage")
         frames.append(frame.assign(dataset=dataset, variant=variant, seed=seed, image=np.arange(len(frame))))
     return pd.concat(frames, ignore_index=True)[["dataset", "variant", "seed", "image", "label", "predicted"]]
 
@@ -214,7 +225,7 @@ TIMING_COLUMNS = ("round", "model", "variant", "seed", "options", "threads", "la
 
 def load_timings(benchmark_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The benchmark's timings and its description (CPU, settings)."""
-    info = read_json(Path(benchmark_dir) / "benchmark.json", ("cpu", "settings"))
+    info = read_json(Path(benchmark_dir) / "benchmark.json", {"cpu": TEXT, "settings": MAPPING})
     path = Path(benchmark_dir) / "timings.csv"
     try:
         timings = pd.read_csv(path)
@@ -283,7 +294,7 @@ def load_profiles(profiles_dir: str | Path, variants: Sequence[str]) -> pd.DataF
     rows = []
     for variant in variants:
         profile = read_json(Path(profiles_dir) / profile_folder(variant) / "profile.json",
-                             (*PROFILE_FIGURES, "params_by_bitwidth", "macs_by_precision"))
+                            {**PROFILE_FIGURES, "params_by_bitwidth": COUNTS, "macs_by_precision": COUNTS})
         rows.append({"variant": variant, **{k: profile[k] for k in PROFILE_FIGURES},
                      "params_by_bitwidth": by_bits(profile["params_by_bitwidth"]),
                      "macs_by_precision": by_bits(profile["macs_by_precision"])})
@@ -415,7 +426,9 @@ def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str,
     sound = summary["runs_at_chance"] == 0
     for column, size in (("on_pareto_frontier", "memory_kib"), ("on_deployed_pareto_frontier", "tflite_kib")):
         summary[column] = False
-        summary.loc[sound, column] = pareto_frontier(summary.loc[sound, size], summary.loc[sound, "test_accuracy_mean"])
+        if sound.any():  # a study whose every variant is at chance has no frontier
+            summary.loc[sound, column] = pareto_frontier(summary.loc[sound, size],
+                                                         summary.loc[sound, "test_accuracy_mean"])
     return summary
 
 

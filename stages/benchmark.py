@@ -101,6 +101,7 @@ def load_subjects(deployed_dir: str | Path, deploy_reports_dir: str | Path,
                              "run `dvc repro --force deploy` to rewrite it") from None
         if sample.dtype != np.uint8 or sample.ndim != 3 or not len(sample):
             raise StudyError(f"{sample_path} holds no uint8 images: run `dvc repro --force deploy` to rewrite it")
+        interpreter(flatbuffer, 1, "default", source=str(model_path))  # a damaged file stops before any timing
         subjects.append(Subject(run, dataset, variant, seed, flatbuffer,
                                 scale_images(sample, input_range)[:, np.newaxis], options))
     if not subjects:

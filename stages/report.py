@@ -329,6 +329,9 @@ def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None],
                              f"`{row['variant']}` ({row['runs_at_chance']} of {row['seeds']} runs)"
                              for row in degenerate.to_dict("records")) + ".")
     sound = summary[summary["runs_at_chance"] == 0]
+    if sound.empty:
+        return sentences + ["Every variant of this study has runs at chance level, so no variant is picked for any "
+                            "budget: lower the learning rate or check the data before reading any figure here."]
     best = sound.sort_values(["test_accuracy_mean", "tflite_kib"], ascending=[False, True])
     candidates = best.drop_duplicates("architecture").sort_index()
     several = [architecture for architecture, count in sound["architecture"].value_counts(sort=False).items()

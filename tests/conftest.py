@@ -235,10 +235,26 @@ def write_synthetic_tables(tables, datasets=("mnist",)):
         "tax": tax_table(summary, mcnemar, "fp32"),
         "recipes": per_dataset(datasets, lambda d: recipe_table(of_dataset(summary, d),
                                                                 synthetic_runs_of(d), "fp32")),
+        "curves": synthetic_curves(datasets),
     }
     for name, table in written.items():
         table.to_csv(tables / f"{name}.csv", index=False)
     return written
+
+
+def synthetic_curves(datasets=("mnist",)):
+    """Three epochs of per-epoch accuracy and loss of three seeds of fp32
+    and bnn, as the curves table holds them."""
+    rows = []
+    for offset, dataset in enumerate(datasets):
+        for variant in ("fp32", "bnn"):
+            for seed in (0, 1, 2):
+                for epoch in (1, 2, 3):
+                    for split in ("train", "test"):
+                        rows.append({"dataset": dataset, "variant": variant, "seed": seed, "epoch": epoch,
+                                     "split": split, "accuracy": 0.9 - 0.1 * offset + 0.02 * epoch + 0.001 * seed,
+                                     "loss": 0.5 / epoch})
+    return pd.DataFrame(rows)
 
 
 def synthetic_profiles():

@@ -1,4 +1,3 @@
-import pandas as pd
 import pytest
 
 from conftest import write_synthetic_tables
@@ -8,24 +7,10 @@ from stages.plots import draw_all
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _curves(datasets=("mnist",)):
-    rows = []
-    for offset, dataset in enumerate(datasets):
-        for variant in ("fp32", "bnn"):
-            for seed in (0, 1, 2):
-                for epoch in (1, 2, 3):
-                    for split in ("train", "test"):
-                        rows.append({"dataset": dataset, "variant": variant, "seed": seed, "epoch": epoch,
-                                     "split": split, "accuracy": 0.9 - 0.1 * offset + 0.02 * epoch + 0.001 * seed,
-                                     "loss": 0.5 / epoch})
-    return pd.DataFrame(rows)
-
-
 @pytest.mark.parametrize("datasets", [("mnist",), ("mnist", "fashion_mnist")])
 def test_every_plot_is_drawn(tmp_path, datasets):
     tables = tmp_path / "tables"
     write_synthetic_tables(tables, datasets)
-    _curves(datasets).to_csv(tables / "curves.csv", index=False)
     names = draw_all(tables, tmp_path / "plots")
     assert names == ["accuracy_by_variant.png", "accuracy_vs_binarized_macs.png", "accuracy_vs_latency.png",
                      "accuracy_vs_memory.png", "accuracy_vs_training_time.png", "confusion_difference.png", "flash_vs_ram.png", "tax_by_dataset.png",
@@ -45,7 +30,6 @@ def test_a_damaged_table_leaves_no_plots(tmp_path):
     tables = tmp_path / "tables"
     runs = write_synthetic_tables(tables)["runs"]
     runs.drop(columns=["test_accuracy"]).to_csv(tables / "runs.csv", index=False)
-    _curves().to_csv(tables / "curves.csv", index=False)
     with pytest.raises(StudyError, match=r"KeyError: 'test_accuracy'\): rerun `dvc repro aggregate`"):
         draw_all(tables, tmp_path / "plots")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tables"]
@@ -54,7 +38,6 @@ def test_a_damaged_table_leaves_no_plots(tmp_path):
 def test_the_same_tables_give_the_same_png_bytes(tmp_path):
     tables = tmp_path / "tables"
     write_synthetic_tables(tables, ("mnist", "fashion_mnist"))
-    _curves(("mnist", "fashion_mnist")).to_csv(tables / "curves.csv", index=False)
     draw_all(tables, tmp_path / "first")
     draw_all(tables, tmp_path / "second")
     assert len(list((tmp_path / "first").iterdir())) == 9

@@ -18,6 +18,7 @@ import numpy as np
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import larq as lq
 import tensorflow as tf
+from stages.lib.common import StudyError
 
 # What `deploy` writes for each run: the converted model, and its dataset's
 # first test images as uint8 pixels, the inputs the `benchmark` stage times
@@ -137,9 +138,17 @@ def strip_names(flatbuffer: bytes) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def interpreter(flatbuffer: bytes, threads: int, options: str):
+def interpreter(flatbuffer: bytes, threads: int, options: str, source: str = "the converted model"):
     """LCE's interpreter for ``flatbuffer`` with ``threads`` threads and the
-    named option set (a key of :data:`INTERPRETER_OPTIONS`)."""
+    named option set (a key of :data:`INTERPRETER_OPTIONS`); a flatbuffer
+    the interpreter refuses (empty, truncated, not TensorFlow Lite) is a
+    one-line error naming ``source``."""
     import larq_compute_engine as lce
 
-    return lce.tflite.python.interpreter.Interpreter(flatbuffer, num_threads=threads, **INTERPRETER_OPTIONS[options])
+    try:
+        return lce.tflite.python.interpreter.Interpreter(flatbuffer, num_threads=threads,
+                                                         **INTERPRETER_OPTIONS[options])
+    except (RuntimeError, ValueError) as err:
+        reason = str(err).strip().splitlines()[-1][:160] if str(err).strip() else type(err).__name__
+        raise StudyError(f"{source} is not a model TensorFlow Lite can load ({reason}): rerun the deploy stage "
+                         "that writes it (`dvc repro --force deploy@<run>`)") from None

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,37 @@ ARTICLE_DATASET = "mnist"
 OVERHEAD = "overhead"
 
 
-def read_json(path: Path, keys: Sequence[str]) -> dict[str, Any]:
-    """The JSON object in ``path``, which must hold ``keys``."""
+@dataclass(frozen=True)
+class Kind:
+    """What a field of a results file must hold."""
+    meaning: str
+    accepts: Callable[[Any], bool]
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+FRACTION = Kind("a number from 0 to 1", lambda v: _finite(v) and 0 <= v <= 1)
+POSITIVE = Kind("a positive number", lambda v: _finite(v) and v > 0)
+NON_NEGATIVE = Kind("a number >= 0", lambda v: _finite(v) and v >= 0)
+COUNT = Kind("a whole number >= 0", lambda v: _whole(v) and v >= 0)
+POSITIVE_COUNT = Kind("a whole number >= 1", lambda v: _whole(v) and v >= 1)
+TEXT = Kind("a non-empty text", lambda v: isinstance(v, str) and bool(v))
+MAPPING = Kind("a mapping", lambda v: isinstance(v, dict))
+COUNTS = Kind("a mapping of names to whole numbers >= 0",
+              lambda v: isinstance(v, dict) and all(isinstance(k, str) and _whole(n) and n >= 0 for k, n in v.items()))
+
+
+def read_json(path: Path, fields: Mapping[str, Kind]) -> dict[str, Any]:
+    """The JSON object in ``path``, whose ``fields`` must each hold what its
+    :class:`Kind` says; anything else (a missing file or field, a value of
+    the wrong type or out of range) is a one-line error naming the file and
+    the field."""
     try:
         obj = json.loads(path.read_text())
     except FileNotFoundError:
@@ -31,27 +62,136 @@ def read_json(path: Path, keys: Sequence[str]) -> dict[str, Any]:
         raise StudyError(f"{path} is not valid JSON ({err}): rerun the stage that writes it") from None
     if not isinstance(obj, dict):
         raise StudyError(f"{path} holds {type(obj).__name__}, not a JSON object: rerun the stage that writes it")
-    missing = [k for k in keys if k not in obj]
+    missing = [k for k in fields if k not in obj]
     if missing:
         raise StudyError(f"{path} lacks {', '.join(missing)}: rerun the stage that writes it")
+    for field, kind in fields.items():
+        if not kind.accepts(obj[field]):
+            raise StudyError(f"{path}: {field} must be {kind.meaning}, got {obj[field]!r}: "
+                             "rerun the stage that writes it")
     return obj
 
 
+@dataclass(frozen=True)
+class ColumnKind:
+    """What every cell of a table column must hold: text, true/false, or a
+    number (whole or not) within [low, high]; ``nullable`` where an empty
+    cell has a meaning (no baseline to compare with, no interval)."""
+    kind: str  # "text", "bool" or "number"
+    low: float = -math.inf
+    high: float = math.inf
+    whole: bool = False
+    nullable: bool = False
+
+    @property
+    def meaning(self) -> str:
+        if self.kind != "number":
+            return {"text": "a text", "bool": "True or False"}[self.kind]
+        what = "a whole number" if self.whole else "a number"
+        if self.low > -math.inf and self.high < math.inf:
+            what += f" from {self.low:g} to {self.high:g}"
+        elif self.low > -math.inf:
+            what += f" >= {self.low:g}"
+        return what + (" or empty" if self.nullable else "")
+
+
+_TEXT = ColumnKind("text")
+_BOOL = ColumnKind("bool")
+_FRACTION = ColumnKind("number", 0, 1)
+_COUNT = ColumnKind("number", 0, whole=True)
+_AMOUNT = ColumnKind("number", 0)  # sizes, times, rates, ratios
+_MAYBE_AMOUNT = ColumnKind("number", 0, nullable=True)
+_GAP = ColumnKind("number", -1, 1, nullable=True)
+_ANY = ColumnKind("number", nullable=True)  # interval bounds, differences, shares
+_NAMES = ("dataset", "variant", "recipe", "architecture", "operators", "params_by_bitwidth", "macs_by_precision",
+          "options", "cpu", "figure", "class_name", "baseline", "split")
+COLUMN_KINDS: dict[str, ColumnKind] = {
+    **dict.fromkeys(_NAMES, _TEXT),
+    **dict.fromkeys(("latency_options", "article_recipe_variant", "matched_baseline"), ColumnKind("text", nullable=True)),
+    **dict.fromkeys(("at_chance", "is_baseline", "on_pareto_frontier", "on_deployed_pareto_frontier", "headline"),
+                    _BOOL),
+    **dict.fromkeys(("test_accuracy", "chance_accuracy", "converted_accuracy", "agreement", "binarized_mac_fraction",
+                     "binary_mac_fraction_deployed", "test_accuracy_mean", "converted_accuracy_mean", "agreement_min",
+                     "accuracy_mean", "baseline_accuracy_mean", "p_value", "accuracy"), _FRACTION),
+    **dict.fromkeys(("seed", "train_images", "test_images", "weights_bytes", "peak_activation_bytes", "macs_binary",
+                     "epochs", "params_total", "params_1bit", "params_32bit", "macs_total", "macs_1bit", "macs_32bit",
+                     "seeds", "threads", "rounds", "cpu_cores", "class", "label", "predicted", "both_right",
+                     "baseline_only", "variant_only", "both_wrong", "mcnemar_seeds", "mcnemar_seeds_apart",
+                     "runs_at_chance"), _COUNT),
+    **dict.fromkeys(("test_loss", "train_time_s", "train_images_per_s", "tflite_kib", "memory_kib",
+                     "fp32_equivalent_kib", "test_accuracy_std", "train_images_per_s_mean", "train_time_s_mean",
+                     "weights_kib", "ram_kib", "images", "latency_median_us", "latency_ci95_low", "latency_ci95_high",
+                     "article", "ours", "loss"), _AMOUNT),
+    "epoch": ColumnKind("number", 1, whole=True),
+    "latency_threads": ColumnKind("number", 1, whole=True, nullable=True),
+    **dict.fromkeys(("net_latency_median_us", "net_latency_ci95_low", "net_latency_ci95_high", "speedup_vs_baseline",
+                     "speedup_ci95_low", "speedup_ci95_high", "net_speedup_vs_baseline", "net_speedup_ci95_low",
+                     "net_speedup_ci95_high", "effective_macs_per_s", "compression_vs_baseline", "error_ratio",
+                     "time_vs_article_recipe"), _MAYBE_AMOUNT),
+    **dict.fromkeys(("accuracy_gap_vs_baseline", "gap_vs_baseline", "matched_gap"), _GAP),
+    **dict.fromkeys(("difference", "recovered_fraction", "recovered_ci95_low", "recovered_ci95_high"), _ANY),
+}
+
+
+def column_kind(column: str) -> ColumnKind | None:
+    """What ``column`` holds in whichever table has it; an interval's or a
+    spread's bounds (``..._ci95_low``, ``..._pi95_high``) may fall outside
+    the range of what they bound, and are empty where there is no interval."""
+    if column in COLUMN_KINDS:
+        return COLUMN_KINDS[column]
+    for suffix in ("_ci95_low", "_ci95_high", "_pi95_low", "_pi95_high"):
+        if column.endswith(suffix):
+            return _ANY
+    return None
+
+
+def _check_column(path: Path, table: pd.DataFrame, column: str) -> pd.Series:
+    """``table[column]`` as its kind says, or a one-line error naming the
+    first cell that is not."""
+    kind = column_kind(column)
+    if kind is None:
+        raise StudyError(f"{path} has a column {column} this study does not know: rerun `dvc repro aggregate`")
+    cells = table[column]
+    empty = cells.isna()
+    if kind.kind == "text":
+        values, bad = cells, pd.Series(False, index=cells.index)
+    elif kind.kind == "bool":
+        values = cells.map({True: True, False: False, "True": True, "False": False})
+        bad = values.isna() & ~empty
+    else:
+        values = pd.to_numeric(cells, errors="coerce")
+        bad = (values.isna() & ~empty) | (values < kind.low) | (values > kind.high)
+        bad |= values.isin([math.inf, -math.inf])
+        if kind.whole:
+            bad |= values.notna() & (values != values.round())
+    if not kind.nullable:
+        bad |= empty
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise StudyError(f"{path}: {column} in row {row + 1} must be {kind.meaning}, got {cells.iloc[row]!r}: "
+                         "rerun `dvc repro aggregate`")
+    return values.astype(bool) if kind.kind == "bool" else values
+
+
 def read_table(tables_dir: str | Path, name: str, may_be_empty: bool = False) -> pd.DataFrame:
-    """One of the tables this stage writes, for the stages that draw and
-    report them; a missing or unreadable one, or one without rows unless
-    ``may_be_empty`` (a study of the baseline alone has no McNemar pairs),
-    is a one-line error."""
+    """One of the tables `aggregate` writes, for the stages that draw and
+    report them, every column checked against its kind (:data:`COLUMN_KINDS`):
+    a missing or unreadable table, a cell that is not what its column holds,
+    or a table without rows unless ``may_be_empty`` (a study of the baseline
+    alone has no McNemar pairs), is a one-line error."""
     path = Path(tables_dir) / f"{name}.csv"
+    text_columns = {column: str for column, kind in COLUMN_KINDS.items() if kind.kind == "text"}
     try:
-        table = pd.read_csv(path)
+        table = pd.read_csv(path, dtype=text_columns)
     except FileNotFoundError:
         raise StudyError(f"{path} is missing: run `dvc repro aggregate`") from None
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise StudyError(f"{path} is not a readable table ({reason}): rerun `dvc repro aggregate`") from None
     if "variant" not in table.columns or (table.empty and not may_be_empty):
         raise StudyError(f"{path} holds no rows of variants: rerun `dvc repro aggregate`")
+    for column in table.columns:
+        table[column] = _check_column(path, table, column)
     return table
 
 
