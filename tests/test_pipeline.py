@@ -463,3 +463,55 @@ def test_experiment_is_listed_with_its_metrics(study_repo):
     _dvc(repo, "exp", "apply", "bgemm-headline")
     again = _dvc(repo, "repro")
     assert "Running stage" not in again.stdout
+
+
+def test_a_learning_rate_that_leaves_every_variant_at_chance_still_reports(study_repo):
+    repo, _ = study_repo
+    result = _dvc(repo, "exp", "run", "-S", "recipes.article.learning_rate=1e6", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((repo / "reports" / "metrics.json").read_text())["mnist"]
+    assert all(row["runs_at_chance"] == 1 for row in summary.values()), summary
+    report = (repo / "reports" / "report.md").read_text()
+    assert "Every variant of this study has runs at chance level, so no variant is picked" in report
+    _back_to_the_committed_study(repo)
+
+
+def _garbage_model(path):
+    return b"TFL3garbage"
+
+
+def _text_accuracy(path):
+    return json.dumps({**json.loads(path.read_text()), "test_accuracy": "abc"}).encode()
+
+
+def _text_cell(path):
+    text = path.read_text().splitlines()
+    header = text[0].split(",")
+    cells = text[2].split(",")
+    cells[header.index("test_accuracy_mean")] = "abc"
+    return ("\n".join([*text[:2], ",".join(cells), *text[3:]]) + "\n").encode()
+
+
+@pytest.mark.parametrize("stage, path, damage, message", [
+    ("benchmark", "data/deployed/mnist-bnn-0/model.tflite", _garbage_model,
+     "data/deployed/mnist-bnn-0/model.tflite is not a model TensorFlow Lite can load"),
+    ("aggregate", "reports/runs/mnist-bnn-0/metrics.json", _text_accuracy,
+     "reports/runs/mnist-bnn-0/metrics.json: test_accuracy must be a number from 0 to 1, got 'abc'"),
+    ("plots", "reports/tables/summary.csv", _text_cell,
+     "summary.csv: test_accuracy_mean in row 2 must be a number from 0 to 1, got 'abc'"),
+])
+def test_a_damaged_file_under_dvc_is_one_line_and_checkout_restores_it(study_repo, stage, path, damage, message):
+    repo, _ = study_repo
+    before = _finished_outputs(repo)
+    target = repo / path
+    damaged = damage(target)
+    target.unlink()  # a copy DVC checked out: replace it, never write through it into the cache
+    target.write_bytes(damaged)
+    result = _dvc(repo, "repro", "-f", "-s", stage, check=False)
+    assert result.returncode != 0
+    ours = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("error:")]
+    assert len(ours) == 1 and message in ours[0], result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    _dvc(repo, "checkout", "--force")
+    _dvc(repo, "repro")
+    assert _finished_outputs(repo) == before
