@@ -135,6 +135,7 @@ def synthetic_runs():
         "train_images_per_s": [1000.0] * 6,
         "train_images": [60000] * 6,
         "test_images": [10000] * 6,
+        "tflite_bytes": [378880] * 3 + [18432] * 3,
         "tflite_kib": [370.0] * 3 + [18.0] * 3,
         "converted_accuracy": [0.990, 0.991, 0.992, 0.980, 0.983, 0.983],
         "agreement": [1.0] * 5 + [0.9995],

@@ -113,6 +113,7 @@ COLUMN_KINDS: dict[str, ColumnKind] = {
     **dict.fromkeys(("test_accuracy", "chance_accuracy", "converted_accuracy", "agreement", "binarized_mac_fraction",
                      "binary_mac_fraction_deployed", "test_accuracy_mean", "converted_accuracy_mean", "agreement_min",
                      "accuracy_mean", "baseline_accuracy_mean", "p_value", "accuracy"), _FRACTION),
+    "tflite_bytes": ColumnKind("number", 1, whole=True),
     **dict.fromkeys(("seed", "train_images", "test_images", "weights_bytes", "peak_activation_bytes", "macs_binary",
                      "epochs", "params_total", "params_1bit", "params_32bit", "macs_total", "macs_1bit", "macs_32bit",
                      "seeds", "threads", "rounds", "cpu_cores", "class", "label", "predicted", "both_right",
