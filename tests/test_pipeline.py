@@ -226,9 +226,8 @@ def _readme_experiments():
     commands = []
     for line in (REPO / "README.md").read_text().splitlines():
         for command in line.split("&&"):
-            words = shlex.split(command, comments=True)
-            if words[:3] == ["dvc", "exp", "run"]:
-                commands.append(words[3:])
+            if command.strip().startswith("dvc exp run "):
+                commands.append(shlex.split(command, comments=True)[3:])
     return commands
 
 
