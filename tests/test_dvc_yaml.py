@@ -112,12 +112,19 @@ def test_only_check_declares_params_and_every_stage_reads_a_declared_slice():
             assert name == "plots", f"stage {name} reads no slice of params.yaml"
 
 
-def test_no_name_alone_makes_an_output_folder():
-    # DVC clears outputs before `check` can refuse a name such as `..`: a
-    # dataset's or variant's own folder carries a prefix, a run's joins three
-    # names, so that no name is a whole part of an output path
+def test_no_name_can_take_an_output_out_of_its_folder():
+    # see dvc.yaml: every output named after a dataset, variant or seed is
+    # <top>/<kind>/<name>, and each run has twin folders, so that a name
+    # climbing out of its kind's folder makes twins overlap, which DVC
+    # refuses before it touches anything
+    run = "${item.dataset}-${item.variant}-${item.seed}"
+    named = {}
     for name, stage in _stages().items():
         for out in stage.get("outs", []):
             path = out if isinstance(out, str) else next(iter(out))
-            for part in path.split("/"):
-                assert part not in ("${item}", "${item.dataset}", "${item.variant}", "${item.seed}"), (name, path)
+            if "${" in path:
+                top, kind, leaf = path.split("/")
+                assert "${" not in top + kind and leaf.count("${") >= 1, (name, path)
+                named.setdefault(leaf, set()).add(f"{top}/{kind}")
+    assert named == {"${item}": {"data/datasets"}, "variant-${item}": {"reports/profiles"},
+                     run: {"data/models", "data/deployed", "reports/runs", "reports/deploy"}}

@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -279,7 +280,9 @@ def test_a_run_is_locked_with_what_it_trained_with_when_params_change_while_it_r
 
 
 @pytest.mark.parametrize("setting", ["study.datasets=[../stages]", "study.datasets=[../reports]",
-                                     "study.variants=[fp32,..]", "study.datasets=[mnist,..]"])
+                                     "study.variants=[fp32,..]", "study.datasets=[mnist,..]",
+                                     "study.datasets=[x/../../../stages]", "study.datasets=[x/../mnist-shipped]",
+                                     "study.variants=[x/../../../reports/plots]", "study.seeds=[x/../../../stages]"])
 def test_a_path_like_name_deletes_nothing_outside_the_study_s_output_folders(study_repo, setting):
     repo, _ = study_repo
     before = _finished_outputs(repo)
@@ -289,9 +292,11 @@ def test_a_path_like_name_deletes_nothing_outside_the_study_s_output_folders(stu
     try:
         result = _dvc(repo, "exp", "run", "-S", setting, check=False)
         assert result.returncode != 0
+        # refused by `check`, or by DVC itself when the name makes two outputs one path
         ours = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("error:")]
-        assert len(ours) == 1 and ("unknown dataset" in ours[0] or "is not a valid name" in ours[0]), \
-            result.stdout + result.stderr
+        refused = ("is specified in" in result.stdout + result.stderr or len(ours) == 1 and (
+            "unknown dataset" in ours[0] or "is not a valid name" in ours[0]))
+        assert refused, result.stdout + result.stderr
         assert (repo / "stages" / "uncommitted.py").read_text() == "# an edit not yet committed\n"
         assert {name: (repo / name).read_bytes() for name in tracked if (repo / name).is_file()} == tracked
     finally:
@@ -300,7 +305,7 @@ def test_a_path_like_name_deletes_nothing_outside_the_study_s_output_folders(stu
     _dvc(repo, "checkout")
     _dvc(repo, "repro")
     assert _finished_outputs(repo) == before
-    for junk in ("data/dataset-..", "reports/profiles/variant-.."):
+    for junk in ("reports/profiles/variant-..",):
         shutil.rmtree(repo / junk, ignore_errors=True)
 
 
@@ -390,6 +395,25 @@ def _back_to_the_committed_study(repo):
     assert "Data and pipelines are up to date" in _dvc(repo, "status").stdout
 
 
+def _start_queue(repo, jobs):
+    """``dvc queue start -j jobs``, its output to a file: the workers it
+    leaves behind inherit its standard streams, and a worker that lingers
+    after its queue is done (DVC's celery workers sometimes do) would hold a
+    captured pipe open for ever."""
+    with open(repo / ".dvc" / "tmp" / "queue-start.log", "w") as log:
+        subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "-j", str(jobs)], cwd=repo, check=True,
+                       stdout=log, stderr=subprocess.STDOUT, timeout=120,
+                       env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+
+
+def _stop_lingering_workers(repo):
+    for pid_file in (repo / ".dvc" / "tmp" / "exps" / "celery").glob("dvc-exp-worker-*.pid"):
+        try:
+            os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+        except (ValueError, ProcessLookupError):
+            pass
+
+
 def _wait_for_queue(repo, timeout_s=900):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -408,8 +432,9 @@ def test_a_seed_trains_only_its_runs_then_parallel_slices_and_the_whole_study_tr
     _back_to_the_committed_study(repo)
     for seed in (1, 2):
         _dvc(repo, "exp", "run", "--queue", "-S", f"study.seeds=[{seed}]", "--name", f"slice-{seed}")
-    _dvc(repo, "queue", "start", "-j", "2")
+    _start_queue(repo, 2)
     status = _wait_for_queue(repo)
+    _stop_lingering_workers(repo)
     assert status.count("Success") == 2, status
     whole = _dvc(repo, "exp", "run", "-S", "study.seeds=[0,1,2]", "--name", "whole")
     assert not {s for s in _ran(whole) if s.startswith(("train@", "deploy@"))}, whole.stdout

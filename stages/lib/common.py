@@ -82,15 +82,9 @@ def run_name(dataset: str, variant: str, seed: int) -> str:
     return f"{dataset}-{variant}-{seed}"
 
 
-# Output folders named after a dataset or a variant alone carry a prefix, so
-# that no name (`..`, `../stages`) can make DVC's output path a folder
-# outside its own: DVC resolves and clears outputs (`dvc exp run` checks its
-# outputs out first) before `check` can refuse the name. A run's folder
-# (``run_name``) joins three names, so a lone `..` never is a whole part.
-def dataset_folder(dataset: str) -> str:
-    return f"dataset-{dataset}"
-
-
+# A variant's profile folder carries a prefix, so that a variant named `..`
+# names a folder inside reports/profiles, not reports/ itself (see dvc.yaml
+# on why no name can make an output leave its folder).
 def profile_folder(variant: str) -> str:
     return f"variant-{variant}"
 
