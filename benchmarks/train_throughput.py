@@ -102,7 +102,7 @@ def summarize(fit: dict) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--data", default="data/datasets/mnist")
+    parser.add_argument("--data", default="data/dataset-mnist")
     parser.add_argument("--images", type=int, default=60000, help="training images per epoch")
     parser.add_argument("--epochs", type=int, default=4, help="epochs per fit; the first is the overhead's")
     parser.add_argument("--rounds", type=int, default=2, help="fits per path and variant, interleaved")

@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--variant", required=True)
     parser.add_argument("--params", help="the slice of params.yaml it reads; by default the one the run was trained "
                         "with, kept beside its model")
-    parser.add_argument("--data", default="data/datasets/mnist", help="folder of the run's dataset")
+    parser.add_argument("--data", default="data/dataset-mnist", help="folder of the run's dataset")
     parser.add_argument("--model", required=True, help="folder of the trained model")
     parser.add_argument("--model-out", required=True, help="folder for the .tflite file")
     parser.add_argument("--report-out", required=True, help="folder for deploy.json")

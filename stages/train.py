@@ -273,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--params", required=True,
                         help="the slice of params.yaml it reads (data/spec/training/<variant>.json)")
     parser.add_argument("--dataset", default="mnist", help="a dataset of study.datasets")
-    parser.add_argument("--data", default="data/datasets/mnist", help="folder of the dataset's verified IDX files")
+    parser.add_argument("--data", default="data/dataset-mnist", help="folder of the dataset's verified IDX files")
     parser.add_argument("--model-out", required=True, help="folder for the trained model")
     parser.add_argument("--live-out", required=True, help="DVCLive folder for the run's metrics and curves")
     args = parser.parse_args(argv)

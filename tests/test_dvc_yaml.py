@@ -113,18 +113,16 @@ def test_only_check_declares_params_and_every_stage_reads_a_declared_slice():
 
 
 def test_no_name_can_take_an_output_out_of_its_folder():
-    # see dvc.yaml: every output named after a dataset, variant or seed is
-    # <top>/<kind>/<name>, and each run has twin folders, so that a name
-    # climbing out of its kind's folder makes twins overlap, which DVC
-    # refuses before it touches anything
+    # see dvc.yaml: a name is never a whole part of an output path alone, so
+    # that `..` or `../x` names a folder inside the study's own
     run = "${item.dataset}-${item.variant}-${item.seed}"
     named = {}
     for name, stage in _stages().items():
         for out in stage.get("outs", []):
             path = out if isinstance(out, str) else next(iter(out))
             if "${" in path:
-                top, kind, leaf = path.split("/")
-                assert "${" not in top + kind and leaf.count("${") >= 1, (name, path)
-                named.setdefault(leaf, set()).add(f"{top}/{kind}")
-    assert named == {"${item}": {"data/datasets"}, "variant-${item}": {"reports/profiles"},
+                *folder, leaf = path.split("/")
+                assert "${" not in "".join(folder) and not re.fullmatch(r"\$\{[\w.]+\}", leaf), (name, path)
+                named.setdefault(leaf, set()).add("/".join(folder))
+    assert named == {"dataset-${item}": {"data"}, "variant-${item}": {"reports/profiles"},
                      run: {"data/models", "data/deployed", "reports/runs", "reports/deploy"}}
