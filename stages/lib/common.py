@@ -83,8 +83,8 @@ def run_name(dataset: str, variant: str, seed: int) -> str:
 
 
 # A variant's profile folder carries a prefix, so that a variant named `..`
-# names a folder inside reports/profiles, not reports/ itself (see dvc.yaml
-# on why no name can make an output leave its folder).
+# names a folder inside reports/profiles, not reports/ itself: DVC resolves
+# output paths before `check` can refuse a name (see dvc.yaml).
 def profile_folder(variant: str) -> str:
     return f"variant-{variant}"
 
