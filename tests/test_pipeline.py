@@ -131,6 +131,30 @@ def test_second_repro_is_a_no_op(study_repo):
     assert "Running stage" not in again.stdout
 
 
+def test_two_clones_share_finished_runs_through_a_remote(study_repo, tmp_path):
+    # first, while every run has one entry in the run cache: a forced rerun
+    # (test_a_run_is_locked_...) adds a second entry for the same key, which
+    # `dvc repro --pull` on the clone then does not restore
+    repo, _ = study_repo
+    remote = tmp_path / "remote"
+    _dvc(repo, "remote", "add", "--local", "-d", "shared", str(remote))
+    _dvc(repo, "push", "--run-cache")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
+    _git(clone, "config", "user.name", "bnn-study tests")
+    _git(clone, "config", "user.email", "tests@bnn-study.invalid")
+    # A machine that has never seen these runs: no lock file, no results.
+    (clone / "dvc.lock").unlink()
+    shutil.rmtree(clone / "reports")
+    _dvc(clone, "remote", "add", "--local", "-d", "shared", str(remote))
+    result = _dvc(clone, "repro", "--pull")
+    assert not {s for s in _ran(result) if s.startswith(("train@", "deploy@", "profile@", "benchmark"))}, result.stdout
+    assert {"train@mnist-fp32-0", "train@mnist-bnn-0", "deploy@mnist-fp32-0", "deploy@mnist-bnn-0",
+            "benchmark"} <= _restored(result)
+    for table in ("runs.csv", "summary.csv", "latency.csv", "curves.csv"):
+        assert (clone / "reports" / "tables" / table).read_bytes() == (repo / "reports" / "tables" / table).read_bytes()
+
+
 def test_tables_plots_and_report(study_repo):
     import pandas as pd
 
@@ -365,27 +389,6 @@ def test_stale_temporaries_of_a_killed_run_change_nothing_and_go(study_repo):
     for path in stale[:2]:
         shutil.rmtree(path)
     assert _finished_outputs(repo) == before
-
-
-def test_two_clones_share_finished_runs_through_a_remote(study_repo, tmp_path):
-    repo, _ = study_repo
-    remote = tmp_path / "remote"
-    _dvc(repo, "remote", "add", "--local", "-d", "shared", str(remote))
-    _dvc(repo, "push", "--run-cache")
-    clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
-    _git(clone, "config", "user.name", "bnn-study tests")
-    _git(clone, "config", "user.email", "tests@bnn-study.invalid")
-    # A machine that has never seen these runs: no lock file, no results.
-    (clone / "dvc.lock").unlink()
-    shutil.rmtree(clone / "reports")
-    _dvc(clone, "remote", "add", "--local", "-d", "shared", str(remote))
-    result = _dvc(clone, "repro", "--pull")
-    assert not {s for s in _ran(result) if s.startswith(("train@", "deploy@", "profile@", "benchmark"))}, result.stdout
-    assert {"train@mnist-fp32-0", "train@mnist-bnn-0", "deploy@mnist-fp32-0", "deploy@mnist-bnn-0",
-            "benchmark"} <= _restored(result)
-    for table in ("runs.csv", "summary.csv", "latency.csv", "curves.csv"):
-        assert (clone / "reports" / "tables" / table).read_bytes() == (repo / "reports" / "tables" / table).read_bytes()
 
 
 def _back_to_the_committed_study(repo):
