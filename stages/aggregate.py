@@ -9,41 +9,53 @@ summaries, Pareto flags, per-class figures and tests are per dataset.
   throughput, the deployed model's size and accuracy, with the variant's
   profile figures.
 - ``summary``: one row per (dataset, variant): seeds, mean, standard deviation and 95%
-  Student-t interval of test accuracy, and the 95% prediction interval for
-  one more run (what a single published run is compared with); size and MAC figures; compression and
-  accuracy gap against the baseline variant, the gap's interval from the
-  seed-paired differences; what the deployed file holds (flash, weights,
-  peak activation RAM, operators, share of MACs in binary operators); the
-  headline latency and paired speedup against the baseline (the benchmark's
-  headline option set at its first thread count); how many of its runs are
-  at chance level
+  interval of test accuracy (Student t on the logit scale, so that it stays
+  within 0-100%), and the 95% prediction interval for one more run (what a
+  single published run is compared with); size and MAC figures; compression
+  and accuracy gap against the baseline variant, the gap's interval and
+  p-value from the seed-paired differences (Student t), the p-value
+  Holm-adjusted over the dataset's variants, and how many seeds would tell a
+  gap of the measured size from zero (80% power at the measured spread);
+  what the deployed file holds (flash, weights, peak activation RAM,
+  operators, share of MACs in binary operators); the headline latency and
+  paired speedup against the baseline (the benchmark's headline option set
+  at its first thread count); how many of its runs are at chance level
   (their accuracy not significantly above always answering the most
   frequent test class: one-sided exact binomial test, p >= 0.01); whether
   the variant is on the Pareto frontier of mean accuracy against memory
   (a variant with a run at chance level never is), and on the frontier of
   mean accuracy against the deployed file's size.
 - ``latency``: one row per (dataset, variant, interpreter option set,
-  threads), the
-  overhead model included: median latency across benchmark rounds with its
-  95% interval, the same minus the binding's overhead measured in the same
-  rounds, the speedup against the baseline paired within each round with its
-  interval, and effective multiply-accumulates per second.
-- ``per_class``: one row per (dataset, variant, class): test accuracy on that class,
-  mean over seeds with its interval, and the gap to the baseline on the same
-  class, paired by seed, with its interval.
+  threads), the overhead model included. The replication unit is the
+  benchmark process (a fresh interpreter): each gives its median across
+  its rounds; the latency and the speedup against the baseline (paired
+  within each round) are geometric means across processes with the
+  Student-t interval of their logs; the same minus the binding's overhead
+  measured in the same rounds; effective multiply-accumulates per second;
+  the speedups' p-values Holm-adjusted over the dataset's family of speed
+  verdicts.
+- ``per_class``: one row per (dataset, variant, class): test accuracy on
+  that class, mean over seeds with its logit-scale interval, and the gap to
+  the baseline on the same class, paired by seed, with its interval and
+  p-value, Holm-adjusted over the variant's classes.
 - ``confusion``: the confusion matrix of every (dataset, variant), mean over
   seeds (long form: dataset, variant, label, predicted, images).
-- ``mcnemar``: one row per (dataset, variant, seed): on the same test images, how many
-  only the baseline gets right, how many only the variant, and McNemar's
-  exact test of the two.
+- ``paired_images``: one row per (dataset, variant other than the
+  baseline): on the same test images, all seeds at once, how many images
+  lean to the variant and how many to the baseline, and the exact sign test
+  of the two (McNemar's test generalized to several seeds), Holm-adjusted
+  over the variants.
 - ``tax``: the 1-bit tax by dataset: one row per (dataset, variant other
   than the baseline): the paired accuracy gap to the baseline with its
-  interval, how many times the baseline's errors the variant makes, and in
-  how many seeds McNemar's test tells the two apart.
+  interval and adjusted p-value, and the paired-images test.
+- ``tax_change``: how each variant's gap changes from the first dataset to
+  each other one: the difference of the gaps with Welch's interval.
 - ``recipes``: the recipe's share of the cost, per (dataset, variant other
   than the baseline): recipe, epochs, training time, the gap to the
-  baseline, how much of the article recipe's gap another recipe recovers,
-  and the gap under matched recipes (see :func:`recipe_table`).
+  baseline, the recipe's effect against the article's recipe (paired), the
+  share of the article recipe's gap it recovers (Fieller's interval, only
+  where that gap is told from zero), and the gap under matched recipes (see
+  :func:`recipe_table`).
 - ``article``: the reference article's published figures beside ours (MNIST
   only, the article's dataset).
 - ``curves``: per-epoch accuracy and loss of every run (long form), and per
@@ -72,7 +84,10 @@ from stages.lib.tables import (
     ARTICLE_DATASET, COUNT, COUNTS, FRACTION, MAPPING, NON_NEGATIVE, OVERHEAD, POSITIVE, POSITIVE_COUNT, TEXT,
     of_dataset, per_dataset, read_json, write_tables,
 )
-from stages.lib.stats import at_chance, mcnemar_exact, median_interval, prediction_interval, t_interval
+from stages.lib.stats import (
+    ALPHA, Estimate, accuracy_interval, at_chance, fieller_ratio, holm, image_sign_test, log_mean_interval, mean_interval,
+    paired_difference, prediction_interval, seeds_needed, welch_difference,
+)
 
 # The dataset of the reference article, "Binary Neural Network Part 2" by Mohamad Moawad,
 # whose two networks follow Larq's MNIST example ("Introduction to BNNs with
@@ -163,24 +178,34 @@ def load_predictions(runs_dir: str | Path, study: Runs) -> pd.DataFrame:
 
 def per_class_table(predictions: pd.DataFrame, variants: Sequence[str], baseline: str,
                     class_names: Sequence[str]) -> pd.DataFrame:
-    """One row per (variant, class) of one dataset, see the module doc."""
+    """One row per (variant, class) of one dataset, see the module doc.
+    The gaps of one variant's classes are one family: their p-values (paired
+    t-test over seeds) are Holm-adjusted together."""
     correct = predictions.assign(correct=predictions["label"] == predictions["predicted"])
     accuracy = correct.groupby(["variant", "label", "seed"])["correct"].mean()
     images = correct[correct["seed"] == correct["seed"].iloc[0]].groupby(["variant", "label"]).size()
     rows = []
     for variant in variants:
+        family = []
         for label in sorted(correct["label"].unique()):
             by_seed = accuracy.loc[(variant, label)]
-            mean, low, high = t_interval(by_seed)
+            count = int(images.loc[(variant, label)])
+            mean = accuracy_interval(by_seed, count)
             row = {"variant": variant, "class": int(label),
                    "class_name": class_names[label] if label < len(class_names) else str(label),
-                   "images": int(images.loc[(variant, label)]), "accuracy_mean": mean, "accuracy_ci95_low": low,
-                   "accuracy_ci95_high": high, "gap_vs_baseline": math.nan, "gap_ci95_low": math.nan,
-                   "gap_ci95_high": math.nan}
-            if baseline in variants:
-                gap = (by_seed - accuracy.loc[(baseline, label)]).dropna()
-                row["gap_vs_baseline"], row["gap_ci95_low"], row["gap_ci95_high"] = t_interval(gap)
+                   "images": count, "seeds": mean.n, "accuracy_mean": mean.value, "accuracy_ci95_low": mean.low,
+                   "accuracy_ci95_high": mean.high, "gap_vs_baseline": math.nan, "gap_ci95_low": math.nan,
+                   "gap_ci95_high": math.nan, "gap_p_value": math.nan, "gap_p_holm": math.nan}
+            if baseline in variants and variant != baseline:
+                base = accuracy.loc[(baseline, label)].reindex(by_seed.index)
+                gap = paired_difference(by_seed, base)
+                row.update(gap_vs_baseline=gap.value, gap_ci95_low=gap.low, gap_ci95_high=gap.high,
+                           gap_p_value=gap.p_value)
             rows.append(row)
+            family.append(len(rows) - 1)
+        adjusted = holm([rows[i]["gap_p_value"] for i in family])
+        for i, p_holm in zip(family, adjusted, strict=True):
+            rows[i]["gap_p_holm"] = p_holm
     return pd.DataFrame(rows)
 
 
@@ -196,36 +221,43 @@ def confusion_table(predictions: pd.DataFrame, variants: Sequence[str]) -> pd.Da
     return mean.rename("images").reset_index()
 
 
-def mcnemar_table(predictions: pd.DataFrame, variants: Sequence[str], baseline: str) -> pd.DataFrame:
-    """One row per (variant, seed) of the variants other than the baseline,
-    see the module doc."""
-    correct = predictions.assign(correct=predictions["label"] == predictions["predicted"]).set_index(
-        ["variant", "seed", "image"])["correct"].sort_index()
-    columns = ["variant", "seed", "images", "both_right", "baseline_only", "variant_only", "both_wrong", "p_value"]
+PAIRED_IMAGES_COLUMNS = ("variant", "seeds", "images", "variant_ahead", "baseline_ahead", "p_value", "p_holm")
+
+
+def paired_images_table(predictions: pd.DataFrame, variants: Sequence[str], baseline: str) -> pd.DataFrame:
+    """One row per variant other than the baseline: on the same test
+    images, all seeds at once, how many images the variant's seeds get right
+    more often than the baseline's and how many less, and the exact sign
+    test of the two (:func:`stages.lib.stats.image_sign_test`; McNemar's
+    test when there is one seed), Holm-adjusted over the variants."""
+    correct = predictions.assign(correct=predictions["label"] == predictions["predicted"])
+    right = correct.pivot_table(index=["seed", "image"], columns="variant", values="correct", aggfunc="sum")
     rows = []
     for variant in variants if baseline in variants else []:
         if variant == baseline:
             continue
-        for seed in sorted(predictions.loc[predictions["variant"] == variant, "seed"].unique()):
-            ours, theirs = correct.loc[(variant, seed)], correct.loc[(baseline, seed)]
-            if len(ours) != len(theirs):
-                raise StudyError(f"{variant} and {baseline} seed {seed} answered different test sets: "
-                                 "rerun `dvc repro`")
-            only_base = int((theirs & ~ours).sum())
-            only_variant = int((ours & ~theirs).sum())
-            rows.append({"variant": variant, "seed": int(seed), "images": len(ours),
-                         "both_right": int((ours & theirs).sum()), "baseline_only": only_base,
-                         "variant_only": only_variant, "both_wrong": int((~ours & ~theirs).sum()),
-                         "p_value": mcnemar_exact(only_base, only_variant)})
-    return pd.DataFrame(rows, columns=columns)
+        pairs = right[[variant, baseline]].dropna()
+        if pairs.empty or len(pairs) < right[variant].notna().sum():
+            raise StudyError(f"{variant} and {baseline} answered different test sets: rerun `dvc repro`")
+        by_image = pairs.groupby(level="image").sum()
+        ahead, behind, p_value = image_sign_test(by_image[variant], by_image[baseline])
+        rows.append({"variant": variant, "seeds": pairs.index.get_level_values("seed").nunique(),
+                     "images": len(by_image), "variant_ahead": ahead, "baseline_ahead": behind, "p_value": p_value})
+    table = pd.DataFrame(rows, columns=PAIRED_IMAGES_COLUMNS[:-1])
+    table["p_holm"] = holm(table["p_value"])
+    return table
 
 
-TIMING_COLUMNS = ("round", "model", "variant", "seed", "options", "threads", "latency_us")
+TIMING_COLUMNS = ("process", "round", "model", "variant", "seed", "options", "threads", "latency_us")
 
 
 def load_timings(benchmark_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The benchmark's timings and its description (CPU, settings)."""
-    info = read_json(Path(benchmark_dir) / "benchmark.json", {"cpu": TEXT, "settings": MAPPING})
+    info = read_json(Path(benchmark_dir) / "benchmark.json", {"cpu": TEXT, "settings": MAPPING, "lce_kernels": TEXT})
+    popcount = info.get("cpu_popcount")
+    if not isinstance(popcount, list) or not all(isinstance(item, str) for item in popcount):
+        raise StudyError(f"{Path(benchmark_dir) / 'benchmark.json'} has no list of the CPU's popcount instructions: "
+                         "run `dvc repro --force benchmark`")
     path = Path(benchmark_dir) / "timings.csv"
     try:
         timings = pd.read_csv(path)
@@ -240,46 +272,65 @@ def load_timings(benchmark_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any
     return timings, info
 
 
+def _per_process(values: pd.Series) -> pd.Series:
+    """Each benchmark process's median of its rounds: the process is the
+    replication unit (a fresh interpreter, its own memory layout)."""
+    return values.groupby(level="process").median()
+
+
 def latency_table(timings: pd.DataFrame, variants: Sequence[str], baseline: str, macs: dict[str, int],
                   headline_options: str) -> pd.DataFrame:
     """One row per (variant, option set, threads), see the module doc. In
     each round a variant's latency is the mean of its seeds' block medians;
-    the overhead-free latency subtracts the overhead model's block median of
-    the same round, options and threads; the speedup is the baseline's
-    latency over the variant's in the same round. Medians and intervals are
-    across rounds (:func:`stages.lib.stats.median_interval`)."""
-    per_round = timings.groupby(["variant", "options", "threads", "round"])["latency_us"].mean()
+    the overhead-free latency subtracts the overhead model's block of the
+    same round, options and threads; the speedup is the baseline's latency
+    over the variant's in the same round. Each process contributes the
+    median of its rounds; latencies and speedups are geometric means across
+    processes with the Student-t interval of their logs
+    (:func:`stages.lib.stats.log_mean_interval`), the overhead-free latency a
+    plain mean. The speed verdicts of one dataset are one family: the
+    speedups' p-values (that the ratio is 1) are Holm-adjusted together."""
+    per_round = timings.groupby(["variant", "options", "threads", "process", "round"])["latency_us"].mean()
+    combos = per_round.index.droplevel(["process", "round"])
     rows = []
     for variant in [*variants, OVERHEAD]:
         for options in OPTION_SETS:
             for threads in sorted(timings["threads"].unique()):
                 key = (variant, options, threads)
-                if key not in per_round.index.droplevel("round"):
+                if key not in combos:
                     continue
                 latency = per_round.loc[key]
                 overhead = per_round.loc[(OVERHEAD, options, threads)].reindex(latency.index)
+                figure = log_mean_interval(_per_process(latency))
                 # the overhead model's own figures minus themselves would read as a free model
-                net = latency - overhead if variant != OVERHEAD else latency * math.nan
-                median, low, high = median_interval(latency)
-                net_median, net_low, net_high = median_interval(net)
-                row = {"variant": variant, "options": options, "threads": int(threads), "rounds": len(latency),
+                net = (mean_interval(_per_process(latency - overhead)) if variant != OVERHEAD else
+                       Estimate(math.nan, math.nan, math.nan, figure.n))
+                row = {"variant": variant, "options": options, "threads": int(threads), "processes": figure.n,
+                       "rounds": int(latency.groupby(level="process").size().min()),
                        "headline": options == headline_options,
-                       "latency_median_us": median, "latency_ci95_low": low, "latency_ci95_high": high,
-                       "net_latency_median_us": net_median, "net_latency_ci95_low": net_low,
-                       "net_latency_ci95_high": net_high,
+                       "latency_median_us": figure.value, "latency_ci95_low": figure.low,
+                       "latency_ci95_high": figure.high, "net_latency_median_us": net.value,
+                       "net_latency_ci95_low": net.low, "net_latency_ci95_high": net.high,
                        "speedup_vs_baseline": math.nan, "speedup_ci95_low": math.nan, "speedup_ci95_high": math.nan,
+                       "speedup_p_value": math.nan, "speedup_p_holm": math.nan,
                        "net_speedup_vs_baseline": math.nan, "net_speedup_ci95_low": math.nan,
                        "net_speedup_ci95_high": math.nan,
-                       "effective_macs_per_s": macs[variant] / (net_median / 1e6) if variant in macs else math.nan}
-                if variant != OVERHEAD and (baseline, options, threads) in per_round.index.droplevel("round"):
+                       "effective_macs_per_s": (macs[variant] / (net.value / 1e6)
+                                                if variant in macs and net.value > 0 else math.nan)}
+                if variant not in (OVERHEAD, baseline) and (baseline, options, threads) in combos:
                     base = per_round.loc[(baseline, options, threads)].reindex(latency.index)
-                    ratio, net_ratio = base / latency, (base - overhead) / net
-                    row["speedup_vs_baseline"], row["speedup_ci95_low"], row["speedup_ci95_high"] = \
-                        median_interval(ratio.dropna())
-                    row["net_speedup_vs_baseline"], row["net_speedup_ci95_low"], row["net_speedup_ci95_high"] = \
-                        median_interval(net_ratio.dropna())
+                    speedup = log_mean_interval(_per_process(base / latency))
+                    net_speedup = log_mean_interval(_per_process((base - overhead) / (latency - overhead)))
+                    row.update(speedup_vs_baseline=speedup.value, speedup_ci95_low=speedup.low,
+                               speedup_ci95_high=speedup.high, speedup_p_value=speedup.p_value,
+                               net_speedup_vs_baseline=net_speedup.value, net_speedup_ci95_low=net_speedup.low,
+                               net_speedup_ci95_high=net_speedup.high)
+                elif variant == baseline:
+                    row.update(speedup_vs_baseline=1.0, net_speedup_vs_baseline=1.0)
                 rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table["speedup_p_holm"] = holm(table["speedup_p_value"])
+    return table
 
 
 def by_bits(counts: dict[str, int]) -> str:
@@ -355,8 +406,8 @@ def runs_table(runs: pd.DataFrame, profiles: pd.DataFrame, deployments: pd.DataF
 
 
 HEADLINE_COLUMNS = ("latency_median_us", "latency_ci95_low", "latency_ci95_high", "net_latency_median_us",
-                    "speedup_vs_baseline", "speedup_ci95_low", "speedup_ci95_high", "net_speedup_vs_baseline",
-                    "effective_macs_per_s")
+                    "speedup_vs_baseline", "speedup_ci95_low", "speedup_ci95_high", "speedup_p_holm",
+                    "net_speedup_vs_baseline", "effective_macs_per_s", "processes")
 
 
 def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str,
@@ -369,19 +420,19 @@ def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str,
     by_seed = runs.pivot(index="seed", columns="variant", values="test_accuracy")
     rows = []
     for variant, group in runs.groupby("variant", sort=False):
-        mean, low, high = t_interval(group["test_accuracy"])
+        accuracy = accuracy_interval(group["test_accuracy"], int(group["test_images"].max()))
         row = {
             "variant": variant,
             "recipe": group["recipe"].iloc[0],
             "architecture": group["architecture"].iloc[0],
             "epochs": int(group["epochs"].iloc[0]),
             "seeds": len(group),
-            "test_accuracy_mean": mean,
+            "test_accuracy_mean": accuracy.value,
             "test_accuracy_std": float(group["test_accuracy"].std(ddof=1)) if len(group) > 1 else math.nan,
-            "test_accuracy_ci95_low": low,
-            "test_accuracy_ci95_high": high,
+            "test_accuracy_ci95_low": accuracy.low,
+            "test_accuracy_ci95_high": accuracy.high,
             **dict(zip(("test_accuracy_pi95_low", "test_accuracy_pi95_high"),
-                       prediction_interval(group["test_accuracy"]), strict=True)),
+                       prediction_interval(group["test_accuracy"], int(group["test_images"].max())), strict=True)),
             "params_total": int(profiles.at[variant, "params_total"]),
             "params_32bit": int(profiles.at[variant, "params_32bit"]),
             "memory_kib": float(profiles.at[variant, "memory_kib"]),
@@ -393,6 +444,9 @@ def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str,
             "accuracy_gap_vs_baseline": math.nan,
             "accuracy_gap_ci95_low": math.nan,
             "accuracy_gap_ci95_high": math.nan,
+            "accuracy_gap_p_value": math.nan,
+            "accuracy_gap_p_holm": math.nan,
+            "accuracy_gap_seeds_needed": math.nan,
             "train_images_per_s_mean": float(group["train_images_per_s"].mean()),
             "train_time_s_mean": float(group["train_time_s"].mean()),
             "tflite_kib": float(group["tflite_kib"].max()),
@@ -410,9 +464,14 @@ def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str,
         }
         if baseline in profiles.index:
             row["compression_vs_baseline"] = float(profiles.at[baseline, "memory_kib"] / profiles.at[variant, "memory_kib"])
-            paired = (by_seed[variant] - by_seed[baseline]).dropna()
-            gap, gap_low, gap_high = t_interval(paired)
-            row.update(accuracy_gap_vs_baseline=gap, accuracy_gap_ci95_low=gap_low, accuracy_gap_ci95_high=gap_high)
+            gap = paired_difference(by_seed[variant], by_seed[baseline])
+            row.update(accuracy_gap_vs_baseline=gap.value, accuracy_gap_ci95_low=gap.low,
+                       accuracy_gap_ci95_high=gap.high)
+            if variant != baseline:
+                # what more seeds would buy, asked only where these cannot tell the gap from zero
+                needed = seeds_needed(by_seed[variant] - by_seed[baseline]) if not gap.p_value < ALPHA else None
+                row.update(accuracy_gap_p_value=gap.p_value,
+                           accuracy_gap_seeds_needed=math.nan if needed is None else needed)
         if latency is not None and not latency.empty:
             headline = latency[latency["headline"] & (latency["variant"] == variant)
                                & (latency["threads"] == latency["threads"].iloc[0])]
@@ -422,6 +481,7 @@ def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str,
                            latency_threads=int(first["threads"]), latency_options=first["options"])
         rows.append(row)
     summary = pd.DataFrame(rows)
+    summary["accuracy_gap_p_holm"] = holm(summary["accuracy_gap_p_value"])
     summary["is_baseline"] = summary["variant"] == baseline
     sound = summary["runs_at_chance"] == 0
     for column, size in (("on_pareto_frontier", "memory_kib"), ("on_deployed_pareto_frontier", "tflite_kib")):
@@ -462,39 +522,78 @@ def article_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 TAX_COLUMNS = ("dataset", "variant", "baseline", "seeds", "baseline_accuracy_mean", "test_accuracy_mean",
-               "accuracy_gap_vs_baseline", "accuracy_gap_ci95_low", "accuracy_gap_ci95_high", "error_ratio",
-               "mcnemar_seeds", "mcnemar_seeds_apart")
+               "accuracy_gap_vs_baseline", "accuracy_gap_ci95_low", "accuracy_gap_ci95_high", "accuracy_gap_p_holm",
+               "accuracy_gap_seeds_needed", "images", "variant_ahead", "baseline_ahead", "images_p_holm")
 
 
-def tax_table(summary: pd.DataFrame, mcnemar: pd.DataFrame, baseline: str, alpha: float = 0.05) -> pd.DataFrame:
+def tax_table(summary: pd.DataFrame, paired_images: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """The 1-bit tax by dataset, see the module doc: from the summary (the
-    seed-paired gap and its interval) and the McNemar table (``alpha``: the
-    level at which a seed's test counts as telling the two apart). The error
-    ratio is the variant's mean test error over the baseline's: how many
-    times the mistakes, whatever the dataset's difficulty."""
+    seed-paired gap, its interval and Holm-adjusted p-value) and the paired
+    images table (the sign test over the same test images, all seeds at
+    once, Holm-adjusted over the variants)."""
     rows = []
     for dataset, group in summary.groupby("dataset", sort=False):
         base = group[group["variant"] == baseline]
         if base.empty:
             continue
-        base_accuracy = float(base["test_accuracy_mean"].iloc[0])
+        tests = of_dataset(paired_images, dataset).set_index("variant")
         for row in group[group["variant"] != baseline].to_dict("records"):
-            tests = mcnemar[(mcnemar["dataset"] == dataset) & (mcnemar["variant"] == row["variant"])]
+            test = tests.loc[row["variant"]] if row["variant"] in tests.index else None
             rows.append({
                 "dataset": dataset, "variant": row["variant"], "baseline": baseline, "seeds": row["seeds"],
-                "baseline_accuracy_mean": base_accuracy, "test_accuracy_mean": row["test_accuracy_mean"],
-                "accuracy_gap_vs_baseline": row["accuracy_gap_vs_baseline"],
-                "accuracy_gap_ci95_low": row["accuracy_gap_ci95_low"],
-                "accuracy_gap_ci95_high": row["accuracy_gap_ci95_high"],
-                "error_ratio": (1 - row["test_accuracy_mean"]) / (1 - base_accuracy) if base_accuracy < 1 else math.nan,
-                "mcnemar_seeds": len(tests), "mcnemar_seeds_apart": int((tests["p_value"] < alpha).sum()),
+                "baseline_accuracy_mean": float(base["test_accuracy_mean"].iloc[0]),
+                **{column: row[column] for column in TAX_COLUMNS[5:11]},
+                "images": math.nan if test is None else int(test["images"]),
+                "variant_ahead": math.nan if test is None else int(test["variant_ahead"]),
+                "baseline_ahead": math.nan if test is None else int(test["baseline_ahead"]),
+                "images_p_holm": math.nan if test is None else float(test["p_holm"]),
             })
     return pd.DataFrame(rows, columns=TAX_COLUMNS)
 
 
+TAX_CHANGE_COLUMNS = ("dataset", "variant", "baseline", "reference_dataset", "gap_change", "gap_change_ci95_low",
+                      "gap_change_ci95_high", "gap_change_p_value", "gap_change_p_holm", "seeds")
+
+
+def tax_change_table(runs: pd.DataFrame, datasets: Sequence[str], variants: Sequence[str],
+                     baseline: str) -> pd.DataFrame:
+    """How a variant's gap to the baseline changes from the study's first
+    dataset to each other one: the difference of the two mean seed-paired
+    gaps, in accuracy, with Welch's interval (the seeds of two datasets are
+    separate runs, not pairs), one row per (later dataset, variant). A
+    difference, never a ratio: a ratio of two gaps depends on the scale and
+    explodes near a zero gap. The changes of one dataset are one family
+    (Holm)."""
+    rows = []
+    if baseline not in variants or len(datasets) < 2:
+        return pd.DataFrame(rows, columns=TAX_CHANGE_COLUMNS)
+
+    def gaps(dataset: str, variant: str) -> pd.Series:
+        by_seed = of_dataset(runs, dataset).pivot(index="seed", columns="variant", values="test_accuracy")
+        return (by_seed[variant] - by_seed[baseline]).dropna()
+
+    reference = datasets[0]
+    for dataset in datasets[1:]:
+        family = []
+        for variant in variants:
+            if variant == baseline:
+                continue
+            change = welch_difference(gaps(dataset, variant), gaps(reference, variant))
+            rows.append({"dataset": dataset, "variant": variant, "baseline": baseline,
+                         "reference_dataset": reference, "gap_change": change.value,
+                         "gap_change_ci95_low": change.low, "gap_change_ci95_high": change.high,
+                         "gap_change_p_value": change.p_value, "gap_change_p_holm": math.nan, "seeds": change.n})
+            family.append(len(rows) - 1)
+        for i, p_holm in zip(family, holm([rows[i]["gap_change_p_value"] for i in family]), strict=True):
+            rows[i]["gap_change_p_holm"] = p_holm
+    return pd.DataFrame(rows, columns=TAX_CHANGE_COLUMNS)
+
+
 RECIPE_COLUMNS = ("variant", "architecture", "recipe", "epochs", "seeds", "test_accuracy_mean",
                   "accuracy_gap_vs_baseline", "accuracy_gap_ci95_low", "accuracy_gap_ci95_high", "train_time_s_mean",
-                  "time_vs_article_recipe", "article_recipe_variant", "recovered_fraction", "recovered_ci95_low",
+                  "time_vs_article_recipe", "article_recipe_variant", "article_recipe_gap",
+                  "article_recipe_gap_ci95_low", "article_recipe_gap_ci95_high", "effect", "effect_ci95_low",
+                  "effect_ci95_high", "effect_p_value", "effect_p_holm", "recovered_fraction", "recovered_ci95_low",
                   "recovered_ci95_high", "matched_baseline", "matched_gap", "matched_gap_ci95_low",
                   "matched_gap_ci95_high")
 
@@ -505,11 +604,14 @@ def recipe_table(summary: pd.DataFrame, runs: pd.DataFrame, baseline: str) -> pd
     seed-paired gap to the baseline, mean training time (and as a multiple of
     the same architecture's time under the article's recipe), and:
 
-    - how much of the article recipe's gap this recipe recovers: the
-      seed-paired improvement over the same architecture trained with the
-      article's recipe, over that variant's mean gap to the baseline (a
-      fixed denominator: the interval is the improvement's Student-t
-      interval, scaled); only where that gap is a cost;
+    - the recipe's effect: its gap minus the gap of the same architecture
+      trained with the article's recipe, paired by seed (the baseline's
+      accuracy cancels: the seed-paired difference of the two variants),
+      Holm-adjusted over the recipe variants of the dataset;
+    - the share of that architecture's article-recipe gap the effect
+      recovers, only where that gap is a cost whose interval excludes zero,
+      with Fieller's interval (the gap in the denominator is as noisy as
+      the effect); NaN bounds when it cannot be bounded;
     - the gap under matched recipes: against the baseline's architecture
       trained with the same recipe (the baseline itself for the article's),
       paired by seed, when the study has it."""
@@ -525,23 +627,31 @@ def recipe_table(summary: pd.DataFrame, runs: pd.DataFrame, baseline: str) -> pd
         matched = info[(info["architecture"] == info.at[baseline, "architecture"])
                        & (info["recipe"] == row["recipe"]) & (info.index != name)].index
         out = {"variant": name, **{column: row[column] for column in RECIPE_COLUMNS[1:10]},
-               "time_vs_article_recipe": math.nan, "article_recipe_variant": twins[0] if len(twins) else "",
-               "recovered_fraction": math.nan, "recovered_ci95_low": math.nan, "recovered_ci95_high": math.nan,
-               "matched_baseline": matched[0] if len(matched) else "", "matched_gap": math.nan,
-               "matched_gap_ci95_low": math.nan, "matched_gap_ci95_high": math.nan}
+               **{column: math.nan for column in RECIPE_COLUMNS[10:]},
+               "article_recipe_variant": twins[0] if len(twins) else "",
+               "matched_baseline": matched[0] if len(matched) else ""}
         if len(twins):
             twin = twins[0]
             out["time_vs_article_recipe"] = row["train_time_s_mean"] / info.at[twin, "train_time_s_mean"]
-            cost = -info.at[twin, "accuracy_gap_vs_baseline"]
-            if twin != name and cost > 0:
-                improvement = t_interval((by_seed[name] - by_seed[twin]).dropna())
-                out["recovered_fraction"], out["recovered_ci95_low"], out["recovered_ci95_high"] = (
-                    value / cost for value in improvement)
+            out.update(article_recipe_gap=info.at[twin, "accuracy_gap_vs_baseline"],
+                       article_recipe_gap_ci95_low=info.at[twin, "accuracy_gap_ci95_low"],
+                       article_recipe_gap_ci95_high=info.at[twin, "accuracy_gap_ci95_high"])
+            if twin != name:
+                effect = paired_difference(by_seed[name], by_seed[twin])
+                out.update(effect=effect.value, effect_ci95_low=effect.low, effect_ci95_high=effect.high,
+                           effect_p_value=effect.p_value)
+                if info.at[twin, "accuracy_gap_ci95_high"] < 0:  # a cost the seeds tell from zero
+                    share = fieller_ratio(by_seed[name] - by_seed[twin], by_seed[baseline] - by_seed[twin])
+                    out.update(recovered_fraction=share.value,
+                               recovered_ci95_low=share.low if math.isfinite(share.low) else math.nan,
+                               recovered_ci95_high=share.high if math.isfinite(share.high) else math.nan)
         if len(matched):
-            out["matched_gap"], out["matched_gap_ci95_low"], out["matched_gap_ci95_high"] = t_interval(
-                (by_seed[name] - by_seed[matched[0]]).dropna())
+            gap = paired_difference(by_seed[name], by_seed[matched[0]])
+            out.update(matched_gap=gap.value, matched_gap_ci95_low=gap.low, matched_gap_ci95_high=gap.high)
         rows.append(out)
-    return pd.DataFrame(rows, columns=RECIPE_COLUMNS)
+    table = pd.DataFrame(rows, columns=RECIPE_COLUMNS)
+    table["effect_p_holm"] = holm(table["effect_p_value"])
+    return table
 
 
 def mean_curves(curves: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -598,19 +708,23 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
                                                                   headline))
     latency["cpu"] = info["cpu"]
     latency["cpu_cores"] = info.get("cpu_cores")
+    latency["cpu_popcount"] = ", ".join(info["cpu_popcount"]) or "none reported"
+    latency["lce_kernels"] = info["lce_kernels"]
     curves = load_curves(runs_dir, study)
     predictions = load_predictions(runs_dir, study)
 
     summary = per_dataset(datasets, lambda dataset: summary_table(of_dataset(runs, dataset), profiles, baseline,
                                                                   of_dataset(latency, dataset)))
-    mcnemar = per_dataset(datasets, lambda dataset: mcnemar_table(of_dataset(predictions, dataset), variants, baseline))
+    paired_images = per_dataset(datasets, lambda dataset: paired_images_table(of_dataset(predictions, dataset),
+                                                                              variants, baseline))
     per_class = per_dataset(datasets, lambda dataset: per_class_table(
         of_dataset(predictions, dataset), variants, baseline, registered_dataset(dataset).class_names))
     confusion = per_dataset(datasets, lambda dataset: confusion_table(of_dataset(predictions, dataset), variants))
     recipes = per_dataset(datasets, lambda dataset: recipe_table(of_dataset(summary, dataset),
                                                                  of_dataset(runs, dataset), baseline))
     write_tables({"runs": runs, "summary": summary, "latency": latency, "per_class": per_class,
-                  "confusion": confusion, "mcnemar": mcnemar, "tax": tax_table(summary, mcnemar, baseline),
+                  "confusion": confusion, "paired_images": paired_images, "tax": tax_table(summary, paired_images, baseline),
+                  "tax_change": tax_change_table(runs, datasets, variants, baseline),
                   "recipes": recipes,
                   "article": article_table(summary), "curves": curves}, tables_dir)
     with atomic_directory(curves_dir) as tmp:

@@ -1,32 +1,40 @@
-"""Stage `benchmark`: every deployed model timed side by side, in one
-process, interleaved, so that whatever else the machine does falls on all of
-them alike.
+"""Stage `benchmark`: every deployed model timed side by side, interleaved,
+in several fresh processes one after another, so that whatever else the
+machine does falls on all of them alike, and what changes from one process
+to the next (memory layout, caches, the core it runs on) shows in the
+intervals.
 
-Every (model, interpreter option set, threads) combination gets its own
-interpreter, warmed up before the first round. In each of R rounds every
+Each of P processes (``benchmark.processes``) is a fresh Python interpreter.
+In it, every (model, interpreter option set, threads) combination gets its
+own interpreter, warmed up before the first round. In each of R rounds every
 combination runs one block of batch-1 calls on its dataset's first test
-images (kept by `deploy`), in an order
-shuffled per round from a fixed seed; the block's median call latency is
-recorded. A trivial model with the same input and output as the study's
-models (one slice operator, no weights) is timed in the same rounds: its
-latency is the Python binding's per-call overhead, which the tables
-subtract. Option sets under which a model's predictions disagree with Keras
-(see `deploy`) are not timed for that model.
+images (kept by `deploy`), in an order shuffled per round from a seed of its
+own; the block's median call latency is recorded. A trivial model with the
+same input and output as the study's models (one slice operator, no
+weights) is timed in the same rounds: its latency is the Python binding's
+per-call overhead, which the tables subtract. Option sets under which a
+model's predictions disagree with Keras (see `deploy`) are not timed for
+that model.
 
 Every call goes through LCE's Python binding. LCE's hand-optimized binary
-kernels target 64-bit Arm; on x86-64 it runs its portable kernels. The CPU
-is recorded with the timings.
+kernels target Arm; elsewhere (x86-64) it runs its portable reference
+kernels, whatever the CPU offers. The CPU's model, and whether it has the
+popcount instructions binary kernels could use, are recorded with the
+timings.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +85,32 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# What each architecture calls the instructions that count set bits, the
+# heart of a binary convolution (XOR, then popcount): scalar, then SIMD.
+POPCOUNT_FLAGS = {"popcnt": "scalar POPCNT", "avx512_vpopcntdq": "SIMD AVX-512 VPOPCNTDQ",
+                  "avx512_bitalg": "SIMD AVX-512 BITALG", "asimd": "SIMD NEON CNT"}
+
+
+def cpu_popcount() -> list[str]:
+    """The popcount instructions the CPU reports (/proc/cpuinfo flags),
+    described; empty when it reports none or the file is unreadable."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.split(":")[0].strip() in ("flags", "Features"):
+                flags = set(line.split(":", 1)[1].split())
+                return [label for flag, label in POPCOUNT_FLAGS.items() if flag in flags]
+    except OSError:
+        pass
+    return []
+
+
+def lce_kernels(machine: str) -> str:
+    """Which of LCE's kernels run on ``machine`` (platform.machine())."""
+    if machine.lower() in ("aarch64", "arm64") or machine.lower().startswith("armv7"):
+        return "optimized Arm kernels"
+    return f"portable reference kernels, its optimized ones being for Arm only, not {machine}"
+
+
 def load_subjects(deployed_dir: str | Path, deploy_reports_dir: str | Path,
                   runs: Sequence[tuple[str, str, int]]) -> list[Subject]:
     """The deployed model of every (dataset, variant, seed) in ``runs``,
@@ -124,10 +158,11 @@ def time_block(call, images: np.ndarray, calls: int) -> float:
     return float(np.median(latencies)) / 1000
 
 
-def run_benchmark(subjects: Sequence[Subject], settings: BenchmarkSettings, progress: bool | None = None) -> pd.DataFrame:
-    """The timings, one row per (round, combination): round, position in
-    the round, model, dataset, variant, seed, options, threads, latency_us
-    (the block's median)."""
+def time_in_process(subjects: Sequence[Subject], settings: BenchmarkSettings, process: int,
+                    progress: bool = False) -> pd.DataFrame:
+    """One process's timings, one row per (round, combination): process,
+    round, position in the round, model, dataset, variant, seed, options,
+    threads, latency_us (the block's median)."""
     combos = [(subject, options, threads) for subject in subjects for options in subject.options
               for threads in settings.threads]
     calls, keep_alive = {}, []
@@ -137,22 +172,41 @@ def run_benchmark(subjects: Sequence[Subject], settings: BenchmarkSettings, prog
         calls[subject.name, options, threads] = runner.interpreter.predict
         keep_alive.append(runner)
         time_block(runner.interpreter.predict, subject.images, settings.warmup_calls)
-    log.info("timing %d combinations (%d models, option sets, threads %s) in %d rounds of %d calls each",
-             len(combos), len(subjects), ",".join(map(str, settings.threads)), settings.rounds,
-             settings.calls_per_block)
     from tqdm import tqdm
 
-    rng = np.random.default_rng(settings.seed)
+    rng = np.random.default_rng([settings.seed, process])
     rows = []
-    disable = not sys.stderr.isatty() if progress is None else not progress
-    for round_index in tqdm(range(settings.rounds), desc="benchmark rounds", disable=disable):
+    for round_index in tqdm(range(settings.rounds), desc=f"process {process + 1} rounds", disable=not progress):
         for position, index in enumerate(rng.permutation(len(combos))):
             subject, options, threads = combos[index]
             latency = time_block(calls[subject.name, options, threads], subject.images, settings.calls_per_block)
-            rows.append({"round": round_index, "position": position, "model": subject.name,
+            rows.append({"process": process, "round": round_index, "position": position, "model": subject.name,
                          "dataset": subject.dataset, "variant": subject.variant, "seed": subject.seed,
                          "options": options, "threads": threads, "latency_us": latency})
     return pd.DataFrame(rows)
+
+
+def run_benchmark(subjects: Sequence[Subject], settings: BenchmarkSettings, progress: bool | None = None) -> pd.DataFrame:
+    """``settings.processes`` fresh processes, one after another (never two
+    at once: they would compete for the cores), each timing every
+    combination (:func:`time_in_process`); their timings together."""
+    from tqdm import tqdm
+
+    combos = sum(len(subject.options) for subject in subjects) * len(settings.threads)
+    log.info("timing %d combinations (%d models, option sets, threads %s) in %d processes of %d rounds of %d calls",
+             combos, len(subjects), ",".join(map(str, settings.threads)), settings.processes, settings.rounds,
+             settings.calls_per_block)
+    disable = not sys.stderr.isatty() if progress is None else not progress
+    frames = []
+    for process in tqdm(range(settings.processes), desc="benchmark processes", disable=disable):
+        # spawn: a fresh interpreter, not a copy of this one's memory
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            try:
+                frames.append(pool.submit(time_in_process, subjects, settings, process).result())
+            except BrokenProcessPool:
+                raise StudyError(f"benchmark process {process + 1} of {settings.processes} died before it finished "
+                                 "(killed, or out of memory): rerun `dvc repro benchmark`") from None
+    return pd.concat(frames, ignore_index=True)
 
 
 def benchmark(params: dict[str, Any], deployed_dir: str | Path, deploy_reports_dir: str | Path,
@@ -168,7 +222,9 @@ def benchmark(params: dict[str, Any], deployed_dir: str | Path, deploy_reports_d
         "settings": asdict(settings),
         "cpu": cpu_model(),
         "cpu_cores": os.cpu_count(),
+        "cpu_popcount": cpu_popcount(),
         "machine": platform.machine(),
+        "lce_kernels": lce_kernels(platform.machine()),
         "larq_compute_engine": lce.__version__,
         "models": [subject.name for subject in subjects],
         "overhead_model": "28x28x1 float input, its first 10 values as output: one slice, no weights",

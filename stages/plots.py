@@ -14,8 +14,9 @@ dataset: networks are compared only on the dataset they learned.
   against the peak RAM its activations need, beside Larq's theoretical
   weight memory;
 - ``training_curves.png``: accuracy and loss per epoch on the training and
-  test sets, mean across seeds with the same Student-t 95% interval as the
-  tables (no band for a single seed);
+  test sets, mean across seeds with the same 95% intervals as the tables
+  (accuracy: Student t on the logit scale, never beyond 0-100%; loss:
+  Student t), no band for a single seed;
 - ``accuracy_by_variant.png``: test accuracy per variant across seeds;
 - ``confusion_difference.png``: per (dataset, variant), its confusion matrix
   minus the baseline's (test images, mean over seeds): where binarizing
@@ -46,7 +47,7 @@ import seaborn as sns  # noqa: E402
 from stages.lib.tables import read_table, table_errors  # noqa: E402
 from stages.lib.common import atomic_directory, log, run_cli  # noqa: E402
 from stages.lib.datasets import DATASETS  # noqa: E402
-from stages.lib.stats import t_interval  # noqa: E402
+from stages.lib.stats import accuracy_interval, mean_interval  # noqa: E402
 
 # seaborn 0.13's boxplot still passes matplotlib 3.11 the deprecated `vert`.
 warnings.filterwarnings("ignore", category=matplotlib.MatplotlibDeprecationWarning, module="seaborn")
@@ -175,27 +176,43 @@ def flash_vs_ram(summary: pd.DataFrame, path: Path) -> None:
     _save(fig, path)
 
 
-def _t_band(values: Sequence[float]) -> tuple[float, float]:
-    """seaborn's errorbar callable: the Student-t 95% interval of the mean
-    across seeds, the interval every table uses (not a random bootstrap)."""
-    _, low, high = t_interval(values)
-    return low, high
+def _band(values: pd.Series, metric: str, images: int) -> tuple[float, float]:
+    """The 95% interval of the mean across seeds the tables use: for an
+    accuracy in percent, on the logit scale (``images``: how many it was
+    measured on); for a loss, Student t."""
+    if metric == "accuracy":
+        estimate = accuracy_interval(values / 100, images)
+        return 100 * estimate.low, 100 * estimate.high
+    estimate = mean_interval(values)
+    return estimate.low, estimate.high
 
 
-def training_curves(curves: pd.DataFrame, variants: Sequence[str], path: Path) -> None:
+def training_curves(curves: pd.DataFrame, variants: Sequence[str], images: dict[tuple[str, str], int],
+                    path: Path) -> None:
+    """``images``: per (dataset, split), how many images an accuracy of that
+    split is measured on."""
     long = curves.melt(id_vars=["dataset", "variant", "seed", "epoch", "split"], value_vars=["accuracy", "loss"],
                        var_name="metric", value_name="value")
     long.loc[long["metric"] == "accuracy", "value"] *= 100
+    long["raw_dataset"] = long["dataset"]
     long["dataset"] = long["dataset"].map(_title)
     grid = sns.relplot(data=long, kind="line", x="epoch", y="value", hue="variant", hue_order=list(variants),
                        palette=_palette(variants), style="split", style_order=["train", "test"], row="metric",
-                       col="dataset", errorbar=_t_band, markers=True, dashes=True, height=3.2, aspect=2.0,
+                       col="dataset", errorbar=None, markers=True, dashes=True, height=3.2, aspect=2.0,
                        facet_kws={"sharey": False})
+    palette = _palette(variants)
+    for (metric, dataset_title), ax in grid.axes_dict.items():
+        cell = long[(long["metric"] == metric) & (long["dataset"] == dataset_title)]
+        for (variant, split, dataset), group in cell.groupby(["variant", "split", "raw_dataset"], sort=False):
+            bands = group.groupby("epoch")["value"].apply(lambda v: _band(v, metric, images[dataset, split]))
+            if group["seed"].nunique() > 1:
+                ax.fill_between(bands.index, [b[0] for b in bands], [b[1] for b in bands], color=palette[variant],
+                                alpha=0.15, linewidth=0)
     for column in range(grid.axes.shape[1]):
         grid.axes[1, column].set_xlabel("epoch")
     grid.axes[0, 0].set_ylabel("accuracy (%)")
     grid.axes[1, 0].set_ylabel("cross-entropy loss")
-    grid.set_titles("{col_name}: {row_name} per epoch (mean, Student-t 95% band)")
+    grid.set_titles("{col_name}: {row_name} per epoch (mean, 95% band)")
     for ax in grid.axes.flat:
         ax.grid(True, alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -339,7 +356,9 @@ def draw_all(tables_dir: str | Path, out_dir: str | Path) -> list[str]:
         accuracy_vs_binarized(runs, summary, tmp / "accuracy_vs_binarized_macs.png")
         accuracy_vs_latency(runs, summary, tmp / "accuracy_vs_latency.png")
         flash_vs_ram(summary, tmp / "flash_vs_ram.png")
-        training_curves(curves, variants, tmp / "training_curves.png")
+        images = {(row["dataset"], split): int(row[f"{split}_images"]) for row in runs.to_dict("records")
+                  for split in ("train", "test")}
+        training_curves(curves, variants, images, tmp / "training_curves.png")
         accuracy_by_variant(runs, variants, tmp / "accuracy_by_variant.png")
         confusion_difference(confusion, summary, tmp / "confusion_difference.png")
         accuracy_vs_training_time(runs, summary, tmp / "accuracy_vs_training_time.png")

@@ -21,7 +21,7 @@ from stages.lib.common import load_params, log, run_cli, write_text_atomic
 from stages.lib.datasets import DATASETS
 from stages.lib.params import baseline as checked_baseline
 from stages.lib.params import memory_budgets
-from stages.lib.stats import t_interval
+from stages.lib.stats import ALPHA, direction, paired_difference
 
 
 def pct(fraction: float, digits: int = 2) -> str:
@@ -37,10 +37,55 @@ def points(fraction: float, digits: int = 2) -> str:
     return "n/a" if pd.isna(fraction) else f"{100 * fraction:+.{digits}f} pp"
 
 
-def interval(low: float, high: float, fmt=pct) -> str:
+def interval(low: float, high: float, fmt=pct, n: int | None = None, unit: str = "seeds") -> str:
+    """``95% CI <low> to <high>, n = <n> <unit>``; says so when there is no
+    interval (one seed) and when a bound is infinite (unbounded)."""
     if pd.isna(low) or pd.isna(high):
-        return "no interval with a single seed"
-    return f"95% CI {fmt(low)} to {fmt(high)}"
+        return "no interval with a single seed" if n in (None, 1) else "an interval these seeds cannot bound"
+    return f"95% CI {fmt(low)} to {fmt(high)}" + ("" if n is None else f", n = {n} {unit}")
+
+
+def gap_direction(low: float, high: float) -> int:
+    """The sign of a gap's interval as :func:`points` prints it (see
+    :func:`stages.lib.stats.direction`)."""
+    return direction(100 * low, 100 * high, "{:+.2f}")
+
+
+def p_text(p: float) -> str:
+    """A p-value as printed: two significant digits, ``< 0.001`` below."""
+    return "< 0.001" if p < 0.001 else f"= {p:.2g}"
+
+
+def holm_clause(p_holm: float, family: int, what: str) -> str:
+    """``Holm-adjusted p = 0.012 over the 3 <what>``."""
+    if pd.isna(p_holm):
+        return ""
+    return f"Holm-adjusted p {p_text(p_holm)} over the {family} {what}" if family > 1 else f"p {p_text(p_holm)}"
+
+
+def gap_verdict(gap: float, low: float, high: float, p_holm: float, family: int, seeds: int,
+                needed: float = float("nan")) -> str:
+    """What a seed-paired gap says, in words that follow its sign, its
+    printed bounds and its Holm-adjusted p-value: a cost or a gain only when
+    the printed interval lies wholly on one side of zero and the adjusted
+    test agrees; otherwise that these seeds cannot tell it from zero, with
+    how many seeds a gap this size would need, where that can be
+    estimated."""
+    if pd.isna(gap) or pd.isna(low):
+        return ""
+    side = gap_direction(low, high)
+    adjusted = holm_clause(p_holm, family, "variants compared")
+    if side and (pd.isna(p_holm) or p_holm < ALPHA):
+        word = "a cost" if side < 0 else "a gain"
+        where = "below" if side < 0 else "above"
+        return f"{word}: the whole interval lies {where} zero" + (f" ({adjusted})" if family > 1 else "")
+    if side:
+        return (f"its interval excludes zero, but not once adjusted for the {family} variants compared "
+                f"({adjusted}): no verdict")
+    sentence = f"with {seeds} seeds it cannot be told from zero"
+    if not pd.isna(needed):
+        sentence += f" (a true gap this size would need about {int(needed)} seeds at the measured spread, 80% power)"
+    return sentence
 
 
 def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:
@@ -56,12 +101,16 @@ def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:
         "params": summary["params_total"].map("{:,}".format),
         "32-bit params": summary["params_32bit"].map("{:,}".format),
         "memory (KiB)": summary["memory_kib"].map("{:.2f}".format),
-        "compression": summary["compression_vs_baseline"].map(lambda v: "n/a" if pd.isna(v) else f"{v:.2f}x"),
+        "compression": ["baseline" if is_base else "n/a" if pd.isna(v) else f"{v:.2f}x" for is_base, v in
+                        zip(summary["is_baseline"], summary["compression_vs_baseline"], strict=True)],
         "MACs": summary["macs_total"].map("{:,}".format),
         "binarized MACs": summary["binarized_mac_fraction"].map(pct),
-        "accuracy gap (paired)": summary["accuracy_gap_vs_baseline"].map(points),
-        "gap 95% CI": [interval(lo, hi, points).removeprefix("95% CI ") for lo, hi in
-                       zip(summary["accuracy_gap_ci95_low"], summary["accuracy_gap_ci95_high"], strict=True)],
+        "accuracy gap (paired)": ["baseline" if is_base else points(gap) for is_base, gap in
+                                  zip(summary["is_baseline"], summary["accuracy_gap_vs_baseline"], strict=True)],
+        "gap 95% CI": ["" if is_base else interval(lo, hi, points).removeprefix("95% CI ") for is_base, lo, hi in
+                       zip(summary["is_baseline"], summary["accuracy_gap_ci95_low"], summary["accuracy_gap_ci95_high"],
+                           strict=True)],
+        "gap p (Holm)": summary["accuracy_gap_p_holm"].map(lambda p: "" if pd.isna(p) else p_text(p).removeprefix("= ")),
         "runs at chance": summary["runs_at_chance"].map(str),
         "Pareto": summary["on_pareto_frontier"].map({True: "yes", False: ""}),
     })
@@ -96,25 +145,30 @@ def threads_label(threads: int) -> str:
     return f"{threads} thread" + ("" if threads == 1 else "s")
 
 
-def readable_latency(latency: pd.DataFrame) -> pd.DataFrame:
+def readable_latency(latency: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """The headline option set at every thread count, overhead model
-    included."""
+    included; the baseline's speedups say "baseline"."""
     rows = latency[latency["headline"]]
+    is_base = rows["variant"] == baseline
+
+    def speedups(values, lows, highs):
+        return ["baseline" if base else _with_interval(v, lo, hi, _times)
+                for base, v, lo, hi in zip(is_base, values, lows, highs, strict=True)]
+
     return pd.DataFrame({
         "variant": rows["variant"],
         "threads": rows["threads"],
-        "latency, median (95% CI) µs": [_with_interval(v, lo, hi, "{:.1f}".format) for v, lo, hi in
-                                        zip(rows["latency_median_us"], rows["latency_ci95_low"],
-                                            rows["latency_ci95_high"], strict=True)],
+        "latency (95% CI) µs": [_with_interval(v, lo, hi, "{:.1f}".format) for v, lo, hi in
+                                zip(rows["latency_median_us"], rows["latency_ci95_low"], rows["latency_ci95_high"],
+                                    strict=True)],
         "minus overhead (µs)": [_with_interval(v, lo, hi, "{:.1f}".format) for v, lo, hi in
                                 zip(rows["net_latency_median_us"], rows["net_latency_ci95_low"],
                                     rows["net_latency_ci95_high"], strict=True)],
-        "speedup, paired by round": [_with_interval(v, lo, hi, _times) for v, lo, hi in
-                                     zip(rows["speedup_vs_baseline"], rows["speedup_ci95_low"],
-                                         rows["speedup_ci95_high"], strict=True)],
-        "speedup minus overhead": [_with_interval(v, lo, hi, _times) for v, lo, hi in
-                                   zip(rows["net_speedup_vs_baseline"], rows["net_speedup_ci95_low"],
-                                       rows["net_speedup_ci95_high"], strict=True)],
+        "speedup, paired by round": speedups(rows["speedup_vs_baseline"], rows["speedup_ci95_low"],
+                                             rows["speedup_ci95_high"]),
+        "p (Holm)": rows["speedup_p_holm"].map(lambda p: "" if pd.isna(p) else p_text(p).removeprefix("= ")),
+        "speedup minus overhead": speedups(rows["net_speedup_vs_baseline"], rows["net_speedup_ci95_low"],
+                                           rows["net_speedup_ci95_high"]),
         "effective GMAC/s": rows["effective_macs_per_s"].map(lambda v: "n/a" if pd.isna(v) else f"{v / 1e9:.1f}"),
     })
 
@@ -153,12 +207,23 @@ def _bits(row: dict) -> str:
     return f"{row['params_32bit']:,} of them at 32 bits"
 
 
-def _speed(row: dict) -> str:
-    """A paired speedup with its interval and what it means."""
+def _speed(row: dict, family: int) -> str:
+    """A paired speedup with its interval and what it means: faster or
+    slower only when the printed interval lies wholly on one side of 1.00x
+    and the Holm-adjusted test over the ``family`` of speed verdicts
+    agrees."""
     speed, low, high = row["speedup_vs_baseline"], row["speedup_ci95_low"], row["speedup_ci95_high"]
-    verdict = ("faster" if not pd.isna(low) and low > 1 else
-               "slower" if not pd.isna(high) and high < 1 else "not told apart from the baseline's speed")
-    return f"{_times(speed)} the baseline's speed, paired by round ({interval(low, high, _times)}), {verdict}"
+    side = direction(low, high, "{:.2f}", reference=1.0)
+    p_holm = row.get("speedup_p_holm", math.nan)
+    significant = pd.isna(p_holm) or p_holm < ALPHA
+    verdict = ("faster" if side > 0 and significant else "slower" if side < 0 and significant else
+               "not told apart from the baseline's speed once adjusted for the family of speed verdicts"
+               if side else "not told apart from the baseline's speed")
+    processes = row.get("processes")
+    shown = interval(low, high, _times, None if pd.isna(processes) else int(processes), "processes")
+    adjusted = holm_clause(p_holm, family, "speed verdicts")
+    return (f"{_times(speed)} the baseline's speed, paired by round ({shown}"
+            + (f"; {adjusted}" if adjusted and family > 1 else "") + f"), {verdict}")
 
 
 def deployment_sentence(row: dict) -> str:
@@ -182,17 +247,19 @@ def deployment_sentence(row: dict) -> str:
     return sentence + "."
 
 
-def speed_sentence(row: dict, base: dict, baseline: str, other_threads: pd.DataFrame | None = None) -> str:
+def speed_sentence(row: dict, base: dict, baseline: str, other_threads: pd.DataFrame | None = None,
+                   family: int = 1, cpu: str = "this machine's CPU") -> str:
     """How fast one variant runs against the baseline at the headline
-    option set, at every thread count timed; ``other_threads``: its headline
-    rows of the latency table beyond the first thread count, with the
-    baseline's latency beside (``baseline_latency_us``)."""
-    sentence = (f"`{row['variant']}`: one image takes {row['latency_median_us']:.1f} µs against `{baseline}`'s "
-                f"{base['latency_median_us']:.1f} µs ({threads_label(int(row['latency_threads']))}, options "
-                f"{row['latency_options']}): {_speed(row)}")
+    option set, at every thread count timed, on ``cpu``; ``other_threads``:
+    its headline rows of the latency table beyond the first thread count,
+    with the baseline's latency beside (``baseline_latency_us``);
+    ``family``: how many speed verdicts the Holm adjustment covers."""
+    sentence = (f"`{row['variant']}` on {cpu}: one image takes {row['latency_median_us']:.1f} µs against "
+                f"`{baseline}`'s {base['latency_median_us']:.1f} µs ({threads_label(int(row['latency_threads']))}, "
+                f"options {row['latency_options']}): {_speed(row, family)}")
     for other in (other_threads if other_threads is not None else pd.DataFrame()).to_dict("records"):
         sentence += (f"; at {threads_label(int(other['threads']))}, {other['latency_median_us']:.1f} µs against "
-                     f"{other['baseline_latency_us']:.1f} µs: {_speed(other)}")
+                     f"{other['baseline_latency_us']:.1f} µs: {_speed(other, family)}")
     return sentence + "."
 
 
@@ -205,16 +272,29 @@ def _other_threads(latency: pd.DataFrame | None, variant: str, baseline: str, fi
     return rows.assign(baseline_latency_us=rows["threads"].map(base))
 
 
+def _size_against(row: dict, base: dict, baseline: str) -> str:
+    """How much memory a variant's weights take against the baseline's, in
+    words that follow the printed figures."""
+    compression = row["compression_vs_baseline"]
+    saved = 1 - row["memory_kib"] / base["memory_kib"]
+    if f"{compression:.1f}" == "1.0":
+        return f"the same memory as `{baseline}` to the printed precision"
+    if compression > 1:
+        return f"{compression:.1f}x smaller than `{baseline}`, {pct(saved, 1)} of the memory saved"
+    return f"{1 / compression:.1f}x larger than `{baseline}`, {pct(-saved, 1)} more memory"
+
+
 def accuracy_findings(summary: pd.DataFrame, baseline: str) -> list[str]:
     """The baseline's accuracy and size; every other variant's size, MACs,
-    accuracy and paired gap to the baseline."""
+    accuracy and paired gap to the baseline, with its verdict."""
     rows = {row["variant"]: row for row in summary.to_dict("records")}
     base = rows.get(baseline)
+    family = int(summary["accuracy_gap_p_value"].notna().sum()) if "accuracy_gap_p_value" in summary else 1
     sentences = []
     if base is not None:
         sentences.append(
-            f"The baseline `{baseline}` ({_bits(base)}) reaches {pct(base['test_accuracy_mean'])} test accuracy over "
-            f"{base['seeds']} seeds ({interval(base['test_accuracy_ci95_low'], base['test_accuracy_ci95_high'])}) "
+            f"The baseline `{baseline}` ({_bits(base)}) reaches {pct(base['test_accuracy_mean'])} test accuracy "
+            f"({interval(base['test_accuracy_ci95_low'], base['test_accuracy_ci95_high'], n=base['seeds'])}) "
             f"with {base['params_total']:,} parameters in {base['memory_kib']:.2f} KiB and "
             f"{base['macs_total']:,} multiply-accumulates per image."
         )
@@ -226,24 +306,20 @@ def accuracy_findings(summary: pd.DataFrame, baseline: str) -> list[str]:
             f"in {row['memory_kib']:.2f} KiB"
         )
         if base is not None:
-            saved = 1 - row["memory_kib"] / base["memory_kib"]
-            sentence += f": {row['compression_vs_baseline']:.1f}x smaller than `{baseline}`, {pct(saved, 1)} of the memory saved"
+            sentence += ": " + _size_against(row, base, baseline)
         sentence += (
             f". {pct(row['binarized_mac_fraction'])} of its {row['macs_total']:,} multiply-accumulates are binarized. "
-            f"Its test accuracy is {pct(row['test_accuracy_mean'])} over {row['seeds']} seeds "
-            f"({interval(row['test_accuracy_ci95_low'], row['test_accuracy_ci95_high'])})"
+            f"Its test accuracy is {pct(row['test_accuracy_mean'])} "
+            f"({interval(row['test_accuracy_ci95_low'], row['test_accuracy_ci95_high'], n=row['seeds'])})"
         )
         if base is not None and not pd.isna(row["accuracy_gap_vs_baseline"]):
-            gap = row["accuracy_gap_vs_baseline"]
             low, high = row["accuracy_gap_ci95_low"], row["accuracy_gap_ci95_high"]
-            sentence += (
-                f", {points(gap)} against `{baseline}` on the same seeds "
-                f"({interval(low, high, points)})"
-            )
-            if not pd.isna(low) and high < 0:
-                sentence += ": a real accuracy cost, the whole interval lies below zero"
-            elif not pd.isna(low) and low <= 0 <= high:
-                sentence += ": with these seeds the cost cannot be told from zero"
+            sentence += (f", {points(row['accuracy_gap_vs_baseline'])} against `{baseline}` on the same seeds "
+                         f"({interval(low, high, points, row['seeds'])})")
+            verdict = gap_verdict(row["accuracy_gap_vs_baseline"], low, high, row["accuracy_gap_p_holm"], family,
+                                  row["seeds"], row["accuracy_gap_seeds_needed"])
+            if verdict:
+                sentence += ": " + verdict
         sentences.append(sentence + ".")
     return sentences
 
@@ -257,8 +333,19 @@ def speed_findings(summary: pd.DataFrame, baseline: str, latency: pd.DataFrame |
     base = rows.get(baseline)
     if base is None:
         return []
-    return [speed_sentence(row, base, baseline, _other_threads(latency, name, baseline, row["latency_threads"]))
+    family = int(latency["speedup_p_value"].notna().sum()) if latency is not None else 1
+    cpu = latency["cpu"].iloc[0] if latency is not None and not latency.empty else "this machine's CPU"
+    return [speed_sentence(row, base, baseline, _other_threads(latency, name, baseline, row["latency_threads"]),
+                           family, cpu)
             for name, row in rows.items() if name != baseline and not pd.isna(row["speedup_vs_baseline"])]
+
+
+def describe_cpu(latency: pd.DataFrame) -> str:
+    """The CPU the benchmark ran on, with its popcount instructions and the
+    LCE kernels it ran: ``AMD EPYC (popcount: scalar POPCNT, ...; LCE:
+    portable reference kernels, ...)``."""
+    first = latency.iloc[0]
+    return f"{first['cpu']} (popcount: {first['cpu_popcount']}; LCE: {first['lce_kernels']})"
 
 
 def article_findings(summary: pd.DataFrame, article: pd.DataFrame) -> list[str]:
@@ -282,7 +369,8 @@ def article_findings(summary: pd.DataFrame, article: pd.DataFrame) -> list[str]:
             inside = not pd.isna(low) and low <= accuracy["article"] <= high
             where = ("no interval with a single seed" if pd.isna(low) else
                      f"which lies {'inside' if inside else 'outside'} the 95% prediction interval for one run of ours "
-                     f"({pct(low)} to {pct(high)}: mean ± t·s·√(1 + 1/n))")
+                     f"({pct(low)} to {pct(high)}, n = {row['seeds']} seeds: mean ± t·s·√(1 + 1/n) on the logit "
+                     "scale)")
             sentence += (
                 f"; our mean accuracy {pct(accuracy['ours'])} is {points(accuracy['difference'])} from its single run "
                 f"({pct(accuracy['article'])}), {where}"
@@ -296,17 +384,6 @@ def findings(summary: pd.DataFrame, article: pd.DataFrame, baseline: str,
     """Every finding of the report, in its order."""
     return (accuracy_findings(summary, baseline) + deployment_findings(summary)
             + speed_findings(summary, baseline, latency) + article_findings(summary, article))
-
-
-def _paired_difference(runs: pd.DataFrame | None, first: str, second: str) -> tuple[float, float, float]:
-    """Mean and Student-t interval of ``second`` minus ``first`` test
-    accuracy over the seeds both ran."""
-    if runs is None:
-        return math.nan, math.nan, math.nan
-    by_seed = runs.pivot_table(index="seed", columns="variant", values="test_accuracy")
-    if first not in by_seed or second not in by_seed:
-        return math.nan, math.nan, math.nan
-    return t_interval((by_seed[second] - by_seed[first]).dropna())
 
 
 def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None],
@@ -356,94 +433,105 @@ def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None],
             runner_up = ranked.iloc[1]
             sentence += (f" (next best `{runner_up['variant']}`, {pct(runner_up['test_accuracy_mean'])} in "
                          f"{runner_up['tflite_kib']:.2f} KiB")
-            gap, low, high = _paired_difference(runs, pick["variant"], runner_up["variant"])
-            if not pd.isna(low):
-                sentence += f"; paired by seed {points(gap)} ({interval(low, high, points)})"
-                if low <= 0 <= high:
-                    sentence += ": the seeds cannot tell them apart"
+            if runs is not None:
+                by_seed = runs.pivot_table(index="seed", columns="variant", values="test_accuracy")
+                gap = paired_difference(by_seed[runner_up["variant"]], by_seed[pick["variant"]])
+                if gap.bounded:
+                    sentence += f"; paired by seed {points(gap.value)} ({interval(gap.low, gap.high, points, gap.n)})"
+                    if not gap_direction(gap.low, gap.high):
+                        sentence += ": the seeds cannot tell them apart"
             sentence += ")"
         sentences.append(sentence + ".")
     return sentences
 
 
-LOSING_CLASSES = 3
+def images_clause(test: dict, variant: str, baseline: str, family: int) -> str:
+    """The paired-images test in words: how many of the same test images
+    lean to each network over all seeds, the test and its adjusted
+    p-value, and whether it tells the two apart."""
+    p_holm = test["p_holm"] if "p_holm" in test else test["images_p_holm"]
+    apart = p_holm < ALPHA
+    return (f"on the same {int(test['images']):,} test images, all {int(test['seeds'])} seeds at once, "
+            f"{int(test['baseline_ahead']):,} images go more often to `{baseline}` and "
+            f"{int(test['variant_ahead']):,} to `{variant}` (exact sign test over images, McNemar's test generalized "
+            f"to several seeds; {holm_clause(p_holm, family, 'variants tested')}): "
+            + ("these trained networks answer differently" if apart else "it cannot tell these trained networks apart"))
 
 
-def biggest_confusion(confusion: pd.DataFrame | None, variant: str, baseline: str,
-                      names: dict[int, str] | None = None) -> str:
-    """The wrong answer whose count grew most from the baseline to
-    ``variant`` (mean over seeds), as a clause, classes called by ``names``;
-    empty when none grew."""
-    if confusion is None or confusion.empty:
-        return ""
-    wrong = confusion[confusion["label"] != confusion["predicted"]]
-    wrong = wrong.set_index(["variant", "label", "predicted"]).sort_index()
-    if variant not in wrong.index or baseline not in wrong.index:
-        return ""
-    growth = wrong.loc[variant, "images"] - wrong.loc[baseline, "images"]
-    (label, predicted), grown = growth.idxmax(), growth.max()
-    if grown <= 0:
-        return ""
-    names = names or {}
-    return (f"; its biggest new confusion is {names.get(label, label)} answered as "
-            f"{names.get(predicted, predicted)}: {wrong.loc[(variant, label, predicted), 'images']:.1f} test images "
-            f"per run against {wrong.loc[(baseline, label, predicted), 'images']:.1f}")
-
-
-def class_findings(per_class: pd.DataFrame, mcnemar: pd.DataFrame, baseline: str,
-                   confusion: pd.DataFrame | None = None) -> list[str]:
-    """Per variant other than the baseline: the classes that lose most
-    against the baseline (by the mean seed-paired gap), the wrong answer
-    that grew most, and McNemar's test on the same test images, seed by
-    seed."""
+def class_findings(per_class: pd.DataFrame, paired_images: pd.DataFrame, baseline: str) -> list[str]:
+    """Per variant other than the baseline: the classes whose seed-paired
+    gap to the baseline is significant once Holm-adjusted over the
+    variant's classes (losses first, largest first), or that no class
+    stands out; then the paired-images test on the same test images."""
     sentences = []
+    tests = paired_images.set_index("variant")
     for variant, group in per_class.groupby("variant", sort=False):
         if variant == baseline or group["gap_vs_baseline"].isna().all():
             continue
-        worst = group.sort_values("gap_vs_baseline").head(LOSING_CLASSES)
-        parts = [f"{row['class_name']} ({points(row['gap_vs_baseline'])}, "
-                 f"{interval(row['gap_ci95_low'], row['gap_ci95_high'], points)})"
-                 for row in worst.to_dict("records")]
-        sentence = f"The classes `{variant}` loses most against `{baseline}`: " + ", ".join(parts)
-        names = dict(zip(per_class["class"], per_class["class_name"], strict=True))
-        sentence += biggest_confusion(confusion, variant, baseline, names)
-        tests = mcnemar[mcnemar["variant"] == variant]
-        if not tests.empty:
-            seeds = "; ".join(
-                f"seed {row['seed']}: {row['baseline_only']:,} images only `{baseline}` gets right, "
-                f"{row['variant_only']:,} only `{variant}`, p = {row['p_value']:.2g}"
-                for row in tests.to_dict("records"))
-            significant = int((tests["p_value"] < 0.05).sum())
-            sentence += (f". On the same {int(tests['images'].iloc[0]):,} test images, McNemar's exact test "
-                         f"({seeds}) finds the two apart at p < 0.05 in {significant} of {len(tests)} seeds")
+        significant = group[(group["gap_p_holm"] < ALPHA)].sort_values("gap_vs_baseline")
+        shown = [row for row in significant.to_dict("records")
+                 if gap_direction(row["gap_ci95_low"], row["gap_ci95_high"])]
+        seeds = int(group["seeds"].max())
+        if shown:
+            parts = [f"{row['class_name']} ({'loses' if row['gap_vs_baseline'] < 0 else 'gains'} "
+                     f"{points(abs(row['gap_vs_baseline'])).lstrip('+')}, "
+                     f"{interval(row['gap_ci95_low'], row['gap_ci95_high'], points, seeds)})"
+                     for row in shown]
+            sentence = (f"The classes on which `{variant}` differs from `{baseline}` once Holm-adjusted over its "
+                        f"{len(group)} classes: " + ", ".join(parts))
+        else:
+            sentence = (f"No class stands out for `{variant}` against `{baseline}`: none of its {len(group)} "
+                        f"per-class gaps is significant once Holm-adjusted over the classes ({seeds} seeds each)")
+        if variant in tests.index:
+            sentence += "; " + images_clause({**tests.loc[variant].to_dict(), "variant": variant}, variant, baseline,
+                                             len(tests))
         sentences.append(sentence + ".")
     return sentences
 
 
 def recipe_findings(recipes: pd.DataFrame, baseline: str) -> list[str]:
     """Per variant trained with another recipe than the article's: its
-    accuracy and gap, how much of its architecture's article-recipe gap it
-    recovers, at what training cost, and the gap under matched recipes."""
+    accuracy and gap, its effect against its architecture under the
+    article's recipe (paired by seed, Holm over the recipe variants), the
+    share of that gap it recovers where the gap is told from zero (Fieller's
+    interval), at what training cost, and the gap under matched
+    recipes."""
     sentences = []
-    for row in recipes[recipes["recipe"] != "article"].to_dict("records"):
+    others = recipes[recipes["recipe"] != "article"]
+    family = int(others["effect_p_value"].notna().sum())
+    for row in others.to_dict("records"):
+        seeds = int(row["seeds"])
+        twin = row["article_recipe_variant"]
         sentence = (f"`{row['variant']}` (`{row['architecture']}` trained with recipe {row['recipe']}, "
                     f"{row['epochs']} epochs")
         if not pd.isna(row["time_vs_article_recipe"]):
-            sentence += f", {row['time_vs_article_recipe']:.1f}x the training time of `{row['article_recipe_variant']}`"
+            sentence += f", {row['time_vs_article_recipe']:.1f}x the training time of `{twin}`"
         sentence += (f"): {pct(row['test_accuracy_mean'])}, {points(row['accuracy_gap_vs_baseline'])} against "
-                     f"`{baseline}` ({interval(row['accuracy_gap_ci95_low'], row['accuracy_gap_ci95_high'], points)})")
+                     f"`{baseline}` ({interval(row['accuracy_gap_ci95_low'], row['accuracy_gap_ci95_high'], points, seeds)})")
+        if not pd.isna(row["effect"]):
+            side = gap_direction(row["effect_ci95_low"], row["effect_ci95_high"])
+            significant = side and row["effect_p_holm"] < ALPHA
+            word = ("raises" if side > 0 else "lowers") if significant else "changes"
+            sentence += (f"; against `{twin}` (the article's recipe, same seeds) the recipe {word} accuracy by "
+                         f"{points(row['effect'])} ({interval(row['effect_ci95_low'], row['effect_ci95_high'], points, seeds)}; "
+                         f"{holm_clause(row['effect_p_holm'], family, 'recipe variants')})")
+            if not significant:
+                sentence += ", which these seeds cannot tell from zero"
         if not pd.isna(row["recovered_fraction"]):
-            share = interval(row["recovered_ci95_low"], row["recovered_ci95_high"], whole_pct)
-            if row["recovered_fraction"] >= 0:
-                sentence += (f"; it recovers {whole_pct(row['recovered_fraction'])} of "
-                             f"`{row['article_recipe_variant']}`'s gap ({share})")
+            if pd.isna(row["recovered_ci95_low"]):
+                share = "an interval that cannot be bounded with these seeds"
             else:
-                sentence += (f"; it recovers none of `{row['article_recipe_variant']}`'s gap but widens it by "
-                             f"{whole_pct(-row['recovered_fraction'])} (share recovered {share})")
+                share = f"95% CI {whole_pct(row['recovered_ci95_low'])} to {whole_pct(row['recovered_ci95_high'])}, Fieller"
+            sentence += (f"; that is {whole_pct(row['recovered_fraction'])} of `{twin}`'s "
+                         f"{points(row['article_recipe_gap'])} gap recovered ({share})")
+        elif not pd.isna(row["effect"]) and not pd.isna(row["article_recipe_gap"]):
+            sentence += (f"; no share of `{twin}`'s gap is given: that gap ({points(row['article_recipe_gap'])}, "
+                         f"{interval(row['article_recipe_gap_ci95_low'], row['article_recipe_gap_ci95_high'], points, seeds)}) "
+                         "is not a cost these seeds tell from zero")
         if isinstance(row["matched_baseline"], str) and row["matched_baseline"]:
             sentence += (f"; against `{row['matched_baseline']}`, trained with the same recipe, the gap is "
                          f"{points(row['matched_gap'])} "
-                         f"({interval(row['matched_gap_ci95_low'], row['matched_gap_ci95_high'], points)})")
+                         f"({interval(row['matched_gap_ci95_low'], row['matched_gap_ci95_high'], points, seeds)})")
         sentences.append(sentence + ".")
     return sentences
 
@@ -462,9 +550,14 @@ def readable_recipes(recipes: pd.DataFrame) -> pd.DataFrame:
         "gap to baseline (95% CI)": with_interval(recipes["accuracy_gap_vs_baseline"], recipes["accuracy_gap_ci95_low"],
                                                   recipes["accuracy_gap_ci95_high"], points),
         "training time (s)": recipes["train_time_s_mean"].map("{:.0f}".format),
-        "of the article recipe's gap recovered (95% CI)": with_interval(
-            recipes["recovered_fraction"], recipes["recovered_ci95_low"], recipes["recovered_ci95_high"],
-            whole_pct),
+        "effect of the recipe (95% CI)": with_interval(recipes["effect"], recipes["effect_ci95_low"],
+                                                       recipes["effect_ci95_high"], points),
+        "effect p (Holm)": recipes["effect_p_holm"].map(lambda p: "" if pd.isna(p) else p_text(p).removeprefix("= ")),
+        "of the article recipe's gap recovered (Fieller 95% CI)": [
+            "" if pd.isna(v) else whole_pct(v) + (" (unbounded)" if pd.isna(lo) else
+                                                  f" ({whole_pct(lo)} to {whole_pct(hi)})")
+            for v, lo, hi in zip(recipes["recovered_fraction"], recipes["recovered_ci95_low"],
+                                 recipes["recovered_ci95_high"], strict=True)],
         "matched baseline": recipes["matched_baseline"].fillna(""),
         "gap under matched recipes (95% CI)": with_interval(recipes["matched_gap"], recipes["matched_gap_ci95_low"],
                                                             recipes["matched_gap_ci95_high"], points),
@@ -475,41 +568,44 @@ def title(dataset: str) -> str:
     return DATASETS[dataset].title if dataset in DATASETS else dataset
 
 
-def _gap_change(first: dict, last: dict) -> str:
-    """How the gap on ``last``'s dataset compares with ``first``'s, and
-    whether their intervals overlap."""
-    a, b = first["accuracy_gap_vs_baseline"], last["accuracy_gap_vs_baseline"]
-    if a < 0 and b < 0:
-        clause = (f"The cost on {title(last['dataset'])} is {b / a:.1f} times the cost on "
-                  f"{title(first['dataset'])}")
-    else:
-        clause = (f"The gap goes from {points(a)} on {title(first['dataset'])} to {points(b)} on "
-                  f"{title(last['dataset'])}")
-    bounds = (first["accuracy_gap_ci95_low"], first["accuracy_gap_ci95_high"], last["accuracy_gap_ci95_low"],
-              last["accuracy_gap_ci95_high"])
-    if any(pd.isna(bound) for bound in bounds):
-        return clause
-    apart = bounds[1] < bounds[2] or bounds[3] < bounds[0]
-    return clause + (", and the two intervals do not overlap" if apart else ", though the two intervals overlap")
+def change_clause(row: dict) -> str:
+    """How a variant's gap changes from the reference dataset to
+    ``row['dataset']``: a difference with Welch's interval, larger or
+    smaller only when the printed interval and the Holm-adjusted test say
+    so."""
+    side = gap_direction(row["gap_change_ci95_low"], row["gap_change_ci95_high"])
+    significant = side and row["gap_change_p_holm"] < ALPHA
+    what = ("the gap is wider" if side < 0 else "the gap is narrower") if significant else \
+        "the seeds cannot tell the gap's change from zero"
+    return (f"from {title(row['reference_dataset'])} to {title(row['dataset'])} the gap changes by "
+            f"{points(row['gap_change'])} ({interval(row['gap_change_ci95_low'], row['gap_change_ci95_high'], points, int(row['seeds']))}, "
+            f"Welch; {holm_clause(row['gap_change_p_holm'], row['family'], 'variants')}): {what} on "
+            f"{title(row['dataset'])}")
 
 
-def tax_findings(tax: pd.DataFrame) -> list[str]:
-    """Per variant, its paired gap to the baseline on every dataset, and how
-    the gap changes from one dataset to the next."""
+def tax_findings(tax: pd.DataFrame, tax_change: pd.DataFrame | None = None) -> list[str]:
+    """Per variant, its paired gap to the baseline on every dataset with
+    its verdict and the paired-images test, and how the gap changes from
+    the first dataset to each other one (a difference, never a ratio)."""
     sentences = []
+    changes = tax_change if tax_change is not None else pd.DataFrame(columns=["variant", "dataset"])
+    families = changes.groupby("dataset")["gap_change_p_value"].count() if not changes.empty else {}
+    gap_families = tax.groupby("dataset")["accuracy_gap_p_holm"].count()
     for variant, group in tax.groupby("variant", sort=False):
         parts = []
         for row in group.to_dict("records"):
+            verdict = gap_verdict(row["accuracy_gap_vs_baseline"], row["accuracy_gap_ci95_low"],
+                                  row["accuracy_gap_ci95_high"], row["accuracy_gap_p_holm"],
+                                  int(gap_families[row["dataset"]]), int(row["seeds"]),
+                                  row["accuracy_gap_seeds_needed"])
             part = (f"{points(row['accuracy_gap_vs_baseline'])} on {title(row['dataset'])} "
-                    f"({interval(row['accuracy_gap_ci95_low'], row['accuracy_gap_ci95_high'], points)}; "
-                    f"{row['error_ratio']:.2f}x `{row['baseline']}`'s test errors")
-            if row["mcnemar_seeds"]:
-                part += (f"; McNemar's test tells them apart in {row['mcnemar_seeds_apart']} of "
-                         f"{row['mcnemar_seeds']} seeds")
-            parts.append(part + ")")
+                    f"({interval(row['accuracy_gap_ci95_low'], row['accuracy_gap_ci95_high'], points, int(row['seeds']))}"
+                    + (f"; {verdict}" if verdict else "") + ")")
+            parts.append(part)
         sentence = f"`{variant}` against `{group['baseline'].iloc[0]}`, paired by seed: " + "; ".join(parts)
-        if len(group) > 1:
-            sentence += ". " + _gap_change(group.iloc[0], group.iloc[-1])
+        for row in changes[changes["variant"] == variant].to_dict("records"):
+            clause = change_clause({**row, "family": int(families[row["dataset"]])})
+            sentence += ". " + clause[0].upper() + clause[1:]
         sentences.append(sentence + ".")
     return sentences
 
@@ -524,9 +620,22 @@ def readable_tax(tax: pd.DataFrame) -> pd.DataFrame:
         "gap (paired)": tax["accuracy_gap_vs_baseline"].map(points),
         "gap 95% CI": [interval(lo, hi, points).removeprefix("95% CI ") for lo, hi in
                        zip(tax["accuracy_gap_ci95_low"], tax["accuracy_gap_ci95_high"], strict=True)],
-        "errors vs baseline": tax["error_ratio"].map(_times),
-        "McNemar p < 0.05": [f"{a} of {n} seeds" if n else "n/a" for a, n in
-                             zip(tax["mcnemar_seeds_apart"], tax["mcnemar_seeds"], strict=True)],
+        "gap p (Holm)": tax["accuracy_gap_p_holm"].map(lambda p: "" if pd.isna(p) else p_text(p).removeprefix("= ")),
+        "images leaning baseline / variant": [f"{int(b):,} / {int(v):,}" if not pd.isna(b) else "n/a" for b, v in
+                                              zip(tax["baseline_ahead"], tax["variant_ahead"], strict=True)],
+        "sign test p (Holm)": tax["images_p_holm"].map(lambda p: "" if pd.isna(p) else p_text(p).removeprefix("= ")),
+    })
+
+
+def readable_tax_change(changes: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "variant": changes["variant"],
+        "from": changes["reference_dataset"].map(title),
+        "to": changes["dataset"].map(title),
+        "change of the gap": changes["gap_change"].map(points),
+        "95% CI (Welch)": [interval(lo, hi, points).removeprefix("95% CI ") for lo, hi in
+                           zip(changes["gap_change_ci95_low"], changes["gap_change_ci95_high"], strict=True)],
+        "p (Holm)": changes["gap_change_p_holm"].map(lambda p: "" if pd.isna(p) else p_text(p).removeprefix("= ")),
     })
 
 
@@ -553,8 +662,9 @@ PLOTS = (
     ("accuracy_vs_training_time.png", "Test accuracy against training time, per recipe"),
 )
 
-TABLES = ("summary", "article", "runs", "latency", "per_class", "confusion", "mcnemar", "tax", "recipes")
-MAY_BE_EMPTY = ("article", "mcnemar", "tax", "recipes")  # no MNIST in the study; the baseline alone
+TABLES = ("summary", "article", "runs", "latency", "per_class", "paired_images", "tax", "tax_change", "recipes")
+# no MNIST in the study; the baseline alone; one dataset
+MAY_BE_EMPTY = ("article", "paired_images", "tax", "tax_change", "recipes")
 
 
 def render(tables_dir: str | Path, plots_rel: str, baseline: str, budgets_kib: Sequence[float | None]) -> str:
@@ -568,21 +678,25 @@ TEMPLATE = "report.md.j2"
 
 
 def benchmark_context(latency: pd.DataFrame) -> dict:
-    """The benchmark's settings and overhead, for the method paragraph."""
+    """The benchmark's machine, settings and overhead, for the method
+    paragraph: the overhead once per thread count (every dataset's rows
+    carry the same overhead model)."""
     headline = latency[latency["headline"]]
-    overhead = headline[headline["variant"] == OVERHEAD]
+    overhead = headline[headline["variant"] == OVERHEAD].drop_duplicates("threads")
     thread_counts = sorted(int(t) for t in latency["threads"].unique())
     cores = latency["cpu_cores"].iloc[0] if "cpu_cores" in latency else math.nan
     all_cores = [t for t in thread_counts if not pd.isna(cores) and t >= cores]
     return {
-        "cpu": latency["cpu"].iloc[0],
+        "cpu": describe_cpu(latency),
         "threads": ", ".join(threads_label(t) for t in thread_counts),
+        "processes": int(latency["processes"].max()),
         "rounds": int(latency["rounds"].max()),
         "options": headline["options"].iloc[0] if not headline.empty else "n/a",
         "overhead": ", ".join(f"{row['latency_median_us']:.1f} µs at {threads_label(int(row['threads']))}"
                               for row in overhead.to_dict("records")),
         "all_cores": ", ".join(threads_label(t) for t in all_cores),
         "cores": None if pd.isna(cores) else int(cores),
+        "family": int(latency["speedup_p_value"].notna().sum()),
     }
 
 
@@ -612,12 +726,12 @@ def dataset_context(dataset: str, tables: dict[str, pd.DataFrame], baseline: str
                                                                        "variant"]),
         "larq_frontier": ", ".join(f"`{v}`" for v in summary.loc[summary["on_pareto_frontier"], "variant"]),
         "summary_table": readable_summary(summary).to_markdown(index=False),
-        "class_findings": class_findings(of["per_class"], of["mcnemar"], baseline, of["confusion"]),
+        "class_findings": class_findings(of["per_class"], of["paired_images"], baseline),
         "per_class_table": readable_per_class(of["per_class"]).to_markdown(index=False),
         "speed_findings": speed_findings(summary, baseline, latency),
         "recipe_findings": recipe_findings(of["recipes"], baseline),
         "recipes_table": readable_recipes(of["recipes"]).to_markdown(index=False),
-        "latency_table": readable_latency(latency).to_markdown(index=False),
+        "latency_table": readable_latency(latency, baseline).to_markdown(index=False),
         "options_table": latency_by_options(latency).to_markdown(index=False),
     }
 
@@ -637,8 +751,10 @@ def _render(tables: dict[str, pd.DataFrame], plots_rel: str, baseline: str,
     context = {
         "baseline": baseline,
         "datasets": [dataset_context(dataset, tables, baseline, budgets_kib) for dataset in datasets],
-        "tax_findings": tax_findings(tax),
+        "tax_findings": tax_findings(tax, tables["tax_change"]),
         "tax_table": readable_tax(tax).to_markdown(index=False) if not tax.empty else "",
+        "tax_change_table": (readable_tax_change(tables["tax_change"]).to_markdown(index=False)
+                             if not tables["tax_change"].empty else ""),
         "profiles_table": profiles.rename(columns={
             "params_by_bitwidth": "parameters by bit width", "memory_kib": "memory (KiB)",
             "macs_by_precision": "MACs by precision", "binarized_mac_fraction": "binarized MAC fraction",

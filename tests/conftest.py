@@ -151,20 +151,24 @@ def synthetic_runs():
     })
 
 
-def synthetic_timings(rounds=10):
+def synthetic_timings(processes=4, rounds=5):
     """Benchmark timings of three seeds of fp32 and bnn and the overhead
-    model: fp32 takes 100 + r µs in round r, bnn exactly half, the overhead
-    model 1 µs; two option sets, one and two threads."""
+    model: in process p and round r fp32 takes (100 + r) * (1 + p / 10) µs,
+    bnn exactly half, the overhead model 1 µs; two option sets, one and two
+    threads."""
     rows = []
-    for r in range(rounds):
-        for options in ("default", "bgemm+xnnpack"):
-            for threads in (1, 2):
-                for variant, latency in (("fp32", 100.0 + r), ("bnn", (100.0 + r) / 2)):
-                    for seed in (0, 1, 2):
-                        rows.append({"round": r, "model": f"{variant}-{seed}", "variant": variant, "seed": seed,
-                                     "options": options, "threads": threads, "latency_us": latency})
-                rows.append({"round": r, "model": "overhead", "variant": "overhead", "seed": None,
-                             "options": options, "threads": threads, "latency_us": 1.0})
+    for p in range(processes):
+        for r in range(rounds):
+            for options in ("default", "bgemm+xnnpack"):
+                for threads in (1, 2):
+                    base = (100.0 + r) * (1 + p / 10)
+                    for variant, latency in (("fp32", base), ("bnn", base / 2)):
+                        for seed in (0, 1, 2):
+                            rows.append({"process": p, "round": r, "model": f"{variant}-{seed}", "variant": variant,
+                                         "seed": seed, "options": options, "threads": threads,
+                                         "latency_us": latency})
+                    rows.append({"process": p, "round": r, "model": "overhead", "variant": "overhead", "seed": None,
+                                 "options": options, "threads": threads, "latency_us": 1.0})
     return pd.DataFrame(rows)
 
 
@@ -175,6 +179,8 @@ def synthetic_latency():
                           "bgemm+xnnpack")
     table["cpu"] = "a test CPU"
     table["cpu_cores"] = 2
+    table["cpu_popcount"] = "scalar POPCNT"
+    table["lce_kernels"] = "portable reference kernels, its optimized ones being for Arm only, not x86_64"
     return table
 
 
@@ -213,7 +219,8 @@ def write_synthetic_tables(tables, datasets=("mnist",)):
     """Every table the plots and report stages read, from the synthetic
     runs, profiles, timings and predictions, for each of ``datasets``."""
     from stages.aggregate import (
-        article_table, confusion_table, mcnemar_table, per_class_table, recipe_table, summary_table, tax_table,
+        article_table, confusion_table, paired_images_table, per_class_table, recipe_table, summary_table,
+        tax_change_table, tax_table,
     )
     from stages.lib.tables import of_dataset, per_dataset
     from stages.lib.datasets import DATASETS
@@ -223,17 +230,19 @@ def write_synthetic_tables(tables, datasets=("mnist",)):
     summary = per_dataset(datasets, lambda d: summary_table(synthetic_runs_of(d), synthetic_profiles(), "fp32",
                                                             synthetic_latency()))
     predictions = synthetic_predictions()
-    mcnemar = per_dataset(datasets, lambda d: mcnemar_table(predictions, variants, "fp32"))
+    paired_images = per_dataset(datasets, lambda d: paired_images_table(predictions, variants, "fp32"))
+    runs = per_dataset(datasets, lambda d: synthetic_runs_of(d).join(synthetic_profiles(), on="variant"))
     written = {
-        "runs": per_dataset(datasets, lambda d: synthetic_runs_of(d).join(synthetic_profiles(), on="variant")),
+        "runs": runs,
         "summary": summary,
         "latency": per_dataset(datasets, lambda d: synthetic_latency()),
         "article": article_table(summary),
         "per_class": per_dataset(datasets, lambda d: per_class_table(predictions, variants, "fp32",
                                                                      DATASETS[d].class_names)),
         "confusion": per_dataset(datasets, lambda d: confusion_table(predictions, variants)),
-        "mcnemar": mcnemar,
-        "tax": tax_table(summary, mcnemar, "fp32"),
+        "paired_images": paired_images,
+        "tax": tax_table(summary, paired_images, "fp32"),
+        "tax_change": tax_change_table(runs, list(datasets), variants, "fp32"),
         "recipes": per_dataset(datasets, lambda d: recipe_table(of_dataset(summary, d),
                                                                 synthetic_runs_of(d), "fp32")),
         "curves": synthetic_curves(datasets),

@@ -6,7 +6,7 @@ import pytest
 
 from stages.aggregate import (
     aggregate, article_table, by_bits, census, confusion_table, dvc_metrics, latency_table,
-    load_predictions, load_profiles, load_runs, mcnemar_table, per_class_table,
+    load_predictions, load_profiles, load_runs, paired_images_table, per_class_table,
     load_timings, mean_curves, pareto_frontier, summary_table,
 )
 from stages.lib.tables import OVERHEAD, read_table
@@ -14,20 +14,7 @@ from conftest import (
     synthetic_latency, synthetic_predictions, synthetic_profiles, synthetic_runs, synthetic_timings,
 )
 from stages.lib.common import StudyError
-from stages.lib.stats import at_chance, mcnemar_exact, median_interval, prediction_interval, t_interval
-
-
-def test_t_interval_matches_student_t():
-    mean, low, high = t_interval([0.98, 0.99, 1.00])
-    # t(0.975, 2) = 4.302652729911275; s = 0.01; half width = t * s / sqrt(3)
-    half = 4.302652729911275 * 0.01 / math.sqrt(3)
-    assert mean == pytest.approx(0.99)
-    assert low == pytest.approx(0.99 - half, rel=1e-9) and high == pytest.approx(0.99 + half, rel=1e-9)
-
-
-def test_t_interval_of_one_value_has_no_bounds():
-    mean, low, high = t_interval([0.5])
-    assert mean == 0.5 and math.isnan(low) and math.isnan(high)
+from stages.lib.stats import at_chance
 
 
 def test_summary_pairs_seeds_for_the_gap():
@@ -41,7 +28,12 @@ def test_summary_pairs_seeds_for_the_gap():
     half = 4.302652729911275 * 0.001 / math.sqrt(3)
     assert bnn["accuracy_gap_ci95_low"] == pytest.approx(-0.009 - half)
     assert bnn["accuracy_gap_ci95_high"] == pytest.approx(-0.009 + half)
+    # one variant compared: Holm leaves its p-value (paired t, t = -15.59, df = 2) as it is
+    assert bnn["accuracy_gap_p_holm"] == pytest.approx(bnn["accuracy_gap_p_value"]) == pytest.approx(0.00409, abs=1e-4)
     assert summary.loc["fp32", "accuracy_gap_vs_baseline"] == 0.0
+    assert math.isnan(summary.loc["fp32", "accuracy_gap_p_value"])
+    # the accuracy interval is on the logit scale: inside [0, 1], around the mean
+    assert 0 < bnn["test_accuracy_ci95_low"] < 0.982 < bnn["test_accuracy_ci95_high"] < 1
     assert summary.loc["fp32", "compression_vs_baseline"] == 1.0
     assert bnn["agreement_min"] == 0.9995
     assert bnn["ram_kib"] == 108160 / 1024 and bnn["weights_kib"] == 15032 / 1024 and bnn["tflite_kib"] == 18.0
@@ -51,10 +43,14 @@ def test_summary_takes_the_headline_latency_at_the_first_thread_count():
     summary = summary_table(synthetic_runs(), synthetic_profiles(), "fp32", synthetic_latency()).set_index("variant")
     bnn = summary.loc["bnn"]
     assert bnn["latency_options"] == "bgemm+xnnpack" and bnn["latency_threads"] == 1
-    # rounds 0..9: bnn takes (100 + r) / 2 µs, median 52.25; exactly half the baseline in every round
-    assert bnn["latency_median_us"] == 52.25 and summary.loc["fp32", "latency_median_us"] == 104.5
-    assert (bnn["speedup_vs_baseline"], bnn["speedup_ci95_low"], bnn["speedup_ci95_high"]) == (2.0, 2.0, 2.0)
-    assert bnn["effective_macs_per_s"] == pytest.approx(2794240 / 51.25e-6)
+    # process p, rounds 0..4: fp32 takes (100 + r)(1 + p/10) µs, median 102 (1 + p/10); bnn exactly half
+    process_medians = [51 * (1 + p / 10) for p in range(4)]
+    assert bnn["latency_median_us"] == pytest.approx(math.prod(process_medians) ** 0.25)
+    assert bnn["processes"] == 4
+    assert bnn["speedup_vs_baseline"] == pytest.approx(2.0)
+    assert (bnn["speedup_ci95_low"], bnn["speedup_ci95_high"]) == (pytest.approx(2.0), pytest.approx(2.0))
+    net = sum(m - 1 for m in process_medians) / 4
+    assert bnn["effective_macs_per_s"] == pytest.approx(2794240 / (net * 1e-6))
 
 
 def test_summary_without_the_baseline_leaves_gaps_empty():
@@ -187,45 +183,41 @@ def test_a_damaged_table_is_one_line(tmp_path, text, message):
         read_table(tmp_path, "runs")
 
 
-def test_median_interval_uses_binomial_order_statistics():
-    values = [float(v) for v in range(10, 0, -1)]
-    # n = 10: [x_(2), x_(9)] covers the median with P(2 <= B <= 8) = 1 - 2 * 11/1024 = 0.9785 >= 0.95;
-    # [x_(3), x_(8)] only 1 - 2 * 56/1024 = 0.89
-    assert median_interval(values) == (5.5, 2.0, 9.0)
-    # n = 30: the textbook [x_(10), x_(21)], coverage 0.957
-    assert median_interval(list(range(1, 31))) == (15.5, 10.0, 21.0)
-
-
-def test_median_interval_of_too_few_values_has_no_bounds():
-    median, low, high = median_interval([3.0, 1.0, 2.0, 5.0, 4.0])  # [min, max] covers only 93.75%
-    assert median == 3.0 and math.isnan(low) and math.isnan(high)
-
-
-def test_latency_table_pairs_the_speedup_within_each_round():
+def test_latency_table_takes_the_process_as_the_replication_unit():
     table = synthetic_latency().set_index(["variant", "options", "threads"])
     bnn = table.loc[("bnn", "bgemm+xnnpack", 2)]
-    # fp32 takes 100 + r µs; bnn half of it in the same round: every paired ratio is 2
-    assert (bnn["speedup_vs_baseline"], bnn["speedup_ci95_low"], bnn["speedup_ci95_high"]) == (2.0, 2.0, 2.0)
-    # minus the 1 µs overhead of the same round: (99 + r) / (49 + r / 2), median of r = 0..9
-    net = sorted((99 + r) / (49 + r / 2) for r in range(10))
-    assert bnn["net_speedup_vs_baseline"] == pytest.approx((net[4] + net[5]) / 2)
-    assert (bnn["net_speedup_ci95_low"], bnn["net_speedup_ci95_high"]) == pytest.approx((net[1], net[8]))
-    assert bnn["net_latency_median_us"] == 51.25 and bnn["rounds"] == 10
+    # fp32 takes twice bnn's time in every round: every paired ratio is 2, in every process
+    assert bnn["speedup_vs_baseline"] == pytest.approx(2.0) and bnn["speedup_ci95_high"] == pytest.approx(2.0)
+    # minus the 1 µs overhead: per process the median of (100 + r)(1 + p/10) - 1 over (100 + r)(1 + p/10)/2 - 1
+    from scipy import stats
+
+    net = [sorted(((100 + r) * (1 + p / 10) - 1) / ((100 + r) * (1 + p / 10) / 2 - 1) for r in range(5))[2]
+           for p in range(4)]
+    logs = [math.log(v) for v in net]
+    ci = stats.ttest_1samp(logs, 0).confidence_interval()
+    assert bnn["net_speedup_vs_baseline"] == pytest.approx(math.exp(sum(logs) / 4))
+    assert (bnn["net_speedup_ci95_low"], bnn["net_speedup_ci95_high"]) == (pytest.approx(math.exp(ci.low)),
+                                                                            pytest.approx(math.exp(ci.high)))
+    # the processes differ by up to 30%: the latency's interval spans them, the paired speedup's does not
+    assert bnn["latency_ci95_low"] < 51 * 1.1 and bnn["latency_ci95_high"] > 51 * 1.2
+    assert bnn["processes"] == 4 and bnn["rounds"] == 5
     assert bool(bnn["headline"]) and not bool(table.loc[("bnn", "default", 2), "headline"])
-    assert table.loc[(OVERHEAD, "default", 1), "latency_median_us"] == 1.0
+    assert table.loc[(OVERHEAD, "default", 1), "latency_median_us"] == pytest.approx(1.0)
     assert math.isnan(table.loc[(OVERHEAD, "default", 1), "net_latency_median_us"])
     assert table.loc[("fp32", "default", 1), "speedup_vs_baseline"] == 1.0
+    assert math.isnan(table.loc[("fp32", "default", 1), "speedup_p_value"])
     assert list(table.index.get_level_values("variant").unique()) == ["fp32", "bnn", OVERHEAD]
+    # four speed verdicts (bnn: two option sets, two thread counts) form the family Holm adjusts
+    assert int(table["speedup_p_value"].notna().sum()) == 4
 
 
 def test_a_noisy_round_moves_the_paired_speedup_less_than_the_latency():
     timings = synthetic_timings()
-    # round 3 ran beside another process: everything in it took three times as long
-    timings.loc[timings["round"] == 3, "latency_us"] *= 3
+    # round 3 of process 1 ran beside another process: everything in it took three times as long
+    timings.loc[(timings["round"] == 3) & (timings["process"] == 1), "latency_us"] *= 3
     table = latency_table(timings, ["fp32", "bnn"], "fp32", {"fp32": 1, "bnn": 1}, "default")
     bnn = table.set_index(["variant", "options", "threads"]).loc[("bnn", "default", 1)]
-    assert bnn["speedup_vs_baseline"] == 2.0 and bnn["speedup_ci95_high"] == 2.0
-    assert bnn["latency_ci95_high"] > 52.25
+    assert bnn["speedup_vs_baseline"] == pytest.approx(2.0) and bnn["speedup_ci95_high"] == pytest.approx(2.0)
 
 
 def test_census_lists_the_most_frequent_operators_first():
@@ -241,37 +233,26 @@ def test_a_variant_over_budget_in_deployed_size_is_off_the_deployed_frontier():
     assert summary["on_deployed_pareto_frontier"].to_dict() == {"fp32": True, "bnn": False}
 
 
+INFO = '{"cpu": "x", "settings": {}, "cpu_popcount": [], "lce_kernels": "portable"}'
+
+
 @pytest.mark.parametrize("files, message", [
     ({}, "benchmark.json is missing: run `dvc repro`"),
-    ({"benchmark.json": '{"cpu": "x", "settings": {}}'}, "timings.csv is missing: run `dvc repro benchmark`"),
-    ({"benchmark.json": '{"cpu": "x", "settings": {}}', "timings.csv": "round,model\n0,bnn-0\n"},
+    ({"benchmark.json": INFO}, "timings.csv is missing: run `dvc repro benchmark`"),
+    ({"benchmark.json": INFO, "timings.csv": "process,round,model\n0,0,bnn-0\n"},
      "timings.csv is damaged .*no column variant, seed, options, threads, latency_us"),
-    ({"benchmark.json": '{"cpu": "x", "settings": {}}', "timings.csv": ""}, "timings.csv is damaged"),
+    ({"benchmark.json": INFO, "timings.csv": "round,model,variant,seed,options,threads,latency_us\n"
+                                             "0,bnn-0,bnn,0,default,1,50.0\n"},
+     "timings.csv is damaged .*no column process"),
+    ({"benchmark.json": INFO, "timings.csv": ""}, "timings.csv is damaged"),
+    ({"benchmark.json": '{"cpu": "x", "settings": {}, "lce_kernels": "portable"}'},
+     "no list of the CPU's popcount instructions: run `dvc repro --force benchmark`"),
 ])
 def test_missing_or_damaged_timings_are_one_line(tmp_path, files, message):
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     with pytest.raises(StudyError, match=message):
         load_timings(tmp_path)
-
-
-def test_prediction_interval_for_one_more_run_is_wider_than_the_mean_s():
-    low, high = prediction_interval([0.98, 0.99, 1.00])
-    # t(0.975, 2) * s * sqrt(1 + 1/3), s = 0.01
-    half = 4.302652729911275 * 0.01 * (4 / 3) ** 0.5
-    assert (low, high) == (pytest.approx(0.99 - half), pytest.approx(0.99 + half))
-    _, mean_low, _ = t_interval([0.98, 0.99, 1.00])
-    assert low < mean_low
-    assert all(math.isnan(v) for v in prediction_interval([0.5]))
-
-
-def test_mcnemar_exact_on_worked_examples():
-    # ten images only the baseline gets right, none only the variant: 2 * (1/2)^10
-    assert mcnemar_exact(10, 0) == pytest.approx(2 * 0.5 ** 10)
-    assert mcnemar_exact(0, 10) == mcnemar_exact(10, 0)
-    assert mcnemar_exact(5, 5) == 1.0 and mcnemar_exact(0, 0) == 1.0
-    # 180 against 88 discordant images: far beyond chance
-    assert mcnemar_exact(180, 88) < 1e-7
 
 
 def test_per_class_accuracy_and_gaps_on_hand_made_predictions():
@@ -286,6 +267,11 @@ def test_per_class_accuracy_and_gaps_on_hand_made_predictions():
     half = 4.302652729911275 * pd.Series([-0.25, -0.25, -0.5]).std() / math.sqrt(3)
     assert (bnn.loc[0, "gap_ci95_low"], bnn.loc[0, "gap_ci95_high"]) == (pytest.approx(-1 / 3 - half),
                                                                           pytest.approx(-1 / 3 + half))
+    # class 2: fp32 1/2 on every seed, bnn 2/2, 1/2, 2/2: the t interval would reach past +1, it is cut there
+    assert bnn.loc[2, "gap_ci95_high"] == 1.0 or bnn.loc[2, "gap_ci95_high"] < 1.0
+    assert (table["accuracy_ci95_low"].dropna() >= 0).all() and (table["accuracy_ci95_high"].dropna() <= 1).all()
+    # Holm over bnn's three classes: each adjusted p-value at least its own
+    assert (bnn["gap_p_holm"] >= bnn["gap_p_value"]).all() and table.loc["fp32", "gap_p_holm"].isna().all()
     assert bnn.loc[1, "gap_vs_baseline"] == pytest.approx(-1 / 12)
     assert bnn.loc[2, "gap_vs_baseline"] == pytest.approx(1 / 3)  # the image fp32 always misses
 
@@ -299,14 +285,13 @@ def test_confusion_matrix_is_the_mean_over_seeds():
     assert table.groupby("variant")["images"].sum().to_dict() == {"bnn": 10.0, "fp32": 10.0}
 
 
-def test_mcnemar_table_counts_discordant_images_per_seed():
-    table = mcnemar_table(synthetic_predictions(), ["fp32", "bnn"], "fp32").set_index("seed")
-    assert table[["baseline_only", "variant_only", "both_right", "both_wrong"]].to_dict("index") == {
-        0: {"baseline_only": 2, "variant_only": 1, "both_right": 7, "both_wrong": 0},
-        1: {"baseline_only": 1, "variant_only": 0, "both_right": 8, "both_wrong": 1},
-        2: {"baseline_only": 2, "variant_only": 1, "both_right": 7, "both_wrong": 0},
-    }
-    assert list(table["p_value"]) == [1.0, 1.0, 1.0] and set(table["variant"]) == {"bnn"}
+def test_paired_images_table_tests_all_seeds_at_once():
+    table = paired_images_table(synthetic_predictions(), ["fp32", "bnn"], "fp32").set_index("variant")
+    # per image, seeds right bnn minus fp32: image 0 -3, image 1 -1, image 4 -1, image 9 +2: 1 ahead, 3 behind
+    bnn = table.loc["bnn"]
+    assert (bnn["seeds"], bnn["images"], bnn["variant_ahead"], bnn["baseline_ahead"]) == (3, 10, 1, 3)
+    assert bnn["p_value"] == pytest.approx(0.625) and bnn["p_holm"] == pytest.approx(0.625)
+    assert list(table.index) == ["bnn"]
 
 
 def test_damaged_predictions_are_one_line(tmp_path):
@@ -325,11 +310,12 @@ def test_per_class_names_each_dataset_s_classes():
     assert table.loc[table["class"] == 0, "class_name"].tolist() == ["T-shirt/top"] * 2
 
 
-def test_tax_table_gives_each_dataset_s_paired_gap_and_error_ratio():
+def test_tax_tables_give_each_dataset_s_gap_and_its_change_as_a_difference():
     from conftest import write_synthetic_tables
 
     import tempfile
     from pathlib import Path
+    from scipy import stats
 
     with tempfile.TemporaryDirectory() as folder:
         tables = write_synthetic_tables(Path(folder), datasets=("mnist", "fashion_mnist"))
@@ -339,11 +325,18 @@ def test_tax_table_gives_each_dataset_s_paired_gap_and_error_ratio():
     assert tax.loc["mnist", "accuracy_gap_vs_baseline"] == pytest.approx(-0.009)
     half = 4.302652729911275 * 0.001 / math.sqrt(3)
     assert tax.loc["mnist", "accuracy_gap_ci95_low"] == pytest.approx(-0.009 - half)
-    assert tax.loc["mnist", "error_ratio"] == pytest.approx(0.018 / 0.009)
-    # Fashion: fp32 down 0.08, bnn down 0.14: the gap grows by 0.06
+    assert "error_ratio" not in tax and "mcnemar_seeds_apart" not in tax
+    assert tax.loc["mnist", "images_p_holm"] == pytest.approx(0.625)
+    # Fashion: fp32 down 0.08, bnn down 0.14: the gap changes by -0.06, Welch's interval of the two gaps
     assert tax.loc["fashion_mnist", "accuracy_gap_vs_baseline"] == pytest.approx(-0.069)
-    assert tax.loc["fashion_mnist", "error_ratio"] == pytest.approx(0.158 / 0.089)
-    assert tax.loc["mnist", "mcnemar_seeds"] == 3 and tax.loc["mnist", "mcnemar_seeds_apart"] == 0
+    change = tables["tax_change"].set_index("variant").loc["bnn"]
+    assert (change["reference_dataset"], change["dataset"]) == ("mnist", "fashion_mnist")
+    assert change["gap_change"] == pytest.approx(-0.06)
+    welch = stats.ttest_ind([-0.07, -0.068, -0.069], [-0.010, -0.008, -0.009], equal_var=False)
+    ci = welch.confidence_interval()
+    assert (change["gap_change_ci95_low"], change["gap_change_ci95_high"]) == (pytest.approx(ci.low),
+                                                                                pytest.approx(ci.high))
+    assert change["gap_change_p_value"] == pytest.approx(welch.pvalue)
 
 
 def test_summary_pareto_and_metrics_are_per_dataset():
@@ -391,8 +384,12 @@ def test_recipe_table_gives_the_recovered_share_and_the_matched_gap():
     assert cosine["accuracy_gap_vs_baseline"] == pytest.approx((-0.03 - 0.03 - 0.025) / 3)
     assert cosine["time_vs_article_recipe"] == pytest.approx(3.0) and cosine["article_recipe_variant"] == "bnn"
     # bnn's article-recipe gap is -0.06 on every seed; cosine improves on it by 0.03, 0.03, 0.035
-    assert cosine["recovered_fraction"] == pytest.approx((0.095 / 3) / 0.06)
+    assert cosine["effect"] == pytest.approx(0.095 / 3)
     half = 4.302652729911275 * pd.Series([0.03, 0.03, 0.035]).std() / math.sqrt(3)
+    assert (cosine["effect_ci95_low"], cosine["effect_ci95_high"]) == (pytest.approx(0.095 / 3 - half),
+                                                                        pytest.approx(0.095 / 3 + half))
+    # a denominator without noise: Fieller's interval is the effect's, scaled
+    assert cosine["recovered_fraction"] == pytest.approx((0.095 / 3) / 0.06)
     assert cosine["recovered_ci95_low"] == pytest.approx((0.095 / 3 - half) / 0.06)
     assert cosine["recovered_ci95_high"] == pytest.approx((0.095 / 3 + half) / 0.06)
     # matched: against fp32 trained with the same cosine recipe
@@ -400,7 +397,7 @@ def test_recipe_table_gives_the_recovered_share_and_the_matched_gap():
     assert cosine["matched_gap"] == pytest.approx((-0.04 - 0.035 - 0.035) / 3)
     # the article's recipe: nothing to recover, matched against the baseline itself
     bnn = table.loc["bnn"]
-    assert math.isnan(bnn["recovered_fraction"]) and bnn["matched_baseline"] == "fp32"
+    assert math.isnan(bnn["recovered_fraction"]) and math.isnan(bnn["effect"]) and bnn["matched_baseline"] == "fp32"
     assert bnn["matched_gap"] == pytest.approx(-0.06)
 
 

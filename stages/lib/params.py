@@ -21,14 +21,14 @@ SECTIONS: dict[str, tuple[str, ...] | None] = {
     "train": ("steps_per_execution",),
     "recipes": None,  # names of the user's choosing, checked one by one
     "variants": None,
-    "benchmark": ("threads", "rounds", "calls_per_block", "warmup_calls", "seed", "headline_options"),
+    "benchmark": ("threads", "processes", "rounds", "calls_per_block", "warmup_calls", "seed", "headline_options"),
     "aggregate": ("baseline",),
     "report": ("memory_budgets_kib",),
 }
 
-# The fewest rounds whose median has a distribution-free 95% interval
-# narrower than the whole range (see stages.lib.stats.median_interval).
-MIN_ROUNDS = 10
+# The fewest benchmark processes whose figures give a Student-t interval
+# (the process is the replication unit: a fresh interpreter each).
+MIN_PROCESSES = 3
 OPTION_SETS = ("default", "bgemm", "xnnpack", "bgemm+xnnpack")
 
 
@@ -203,6 +203,7 @@ def extended_variants(params: dict[str, Any]) -> list[str]:
 @dataclass(frozen=True)
 class BenchmarkSettings:
     threads: tuple[int, ...]
+    processes: int
     rounds: int
     calls_per_block: int
     warmup_calls: int
@@ -218,15 +219,17 @@ def benchmark_settings(params: dict[str, Any]) -> BenchmarkSettings:
         positive_int("benchmark.threads", count)
     if len(set(threads)) != len(threads):
         raise StudyError(f"benchmark.threads lists a thread count twice: {threads!r}")
-    rounds = positive_int("benchmark.rounds", section.get("rounds"))
-    if rounds < MIN_ROUNDS:
-        raise StudyError(f"benchmark.rounds must be at least {MIN_ROUNDS} for an interval on the median, got {rounds}")
+    processes = positive_int("benchmark.processes", section.get("processes"))
+    if processes < MIN_PROCESSES:
+        raise StudyError(f"benchmark.processes must be at least {MIN_PROCESSES} for an interval across processes, "
+                         f"got {processes}")
     seed = section.get("seed")
     if not is_int(seed) or seed < 0:
         raise StudyError(f"benchmark.seed must be a whole number >= 0, got {seed!r}")
     return BenchmarkSettings(
         threads=tuple(threads),
-        rounds=rounds,
+        processes=processes,
+        rounds=positive_int("benchmark.rounds", section.get("rounds")),
         calls_per_block=positive_int("benchmark.calls_per_block", section.get("calls_per_block")),
         warmup_calls=positive_int("benchmark.warmup_calls", section.get("warmup_calls")),
         seed=seed,

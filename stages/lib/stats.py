@@ -1,85 +1,276 @@
-"""The intervals and tests the study's tables use.
+"""The intervals and tests the study's tables use, and the rules that turn
+them into words. Every interval is two-sided at 95%.
 
-- Accuracies across seeds: the Student-t interval of the mean (seeds are few
-  and their accuracies close to normal).
-- Latencies and speedups across benchmark rounds: the median with its
-  distribution-free interval from order statistics (timings are skewed: a
-  busy machine adds long tails, never short ones).
+- A mean over seeds: Student t (:func:`mean_interval`); a mean accuracy on
+  the logit scale, so that it stays inside [0, 1] (:func:`accuracy_interval`).
+- One network against another: the seed-paired difference, Student t
+  (:func:`paired_difference`), cut at the possible [-1, +1]; a difference of
+  two such gaps measured on different datasets, whose seeds are not paired:
+  Welch's t (:func:`welch_difference`).
+- A ratio of two seed-paired means whose denominator is noisy: Fieller's
+  interval (:func:`fieller_ratio`), unbounded when the denominator cannot be
+  told from zero.
+- Two networks' answers on the same test images, all seeds at once: the
+  exact sign test over images (:func:`image_sign_test`).
+- Speeds: each benchmark process gives one figure; ratios and latencies are
+  averaged on the log scale across processes (:func:`log_mean_interval`).
+- A family of tests feeding one conclusion: Holm's adjustment (:func:`holm`).
+
+scipy and statsmodels compute what they offer; Fieller's interval and the
+logit back-transform are the only formulas written here.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
+CONFIDENCE = 0.95
+ALPHA = 1 - CONFIDENCE
 CHANCE_P_VALUE = 0.01
+POWER = 0.8  # the power a "seeds needed" estimate aims at
 
 
-def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and two-sided Student-t confidence interval of ``values``; the
-    bounds are NaN when there are fewer than two values."""
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with its 95% interval, the p-value of the test
+    that it is zero (NaN where no test applies) and how many values it
+    rests on; ``low`` and ``high`` are NaN with fewer than two."""
+    value: float
+    low: float
+    high: float
+    n: int
+    p_value: float = math.nan
+
+    @property
+    def bounded(self) -> bool:
+        return not (math.isnan(self.low) or math.isnan(self.high))
+
+
+NO_ESTIMATE = Estimate(math.nan, math.nan, math.nan, 0)
+
+
+def _clean(values: Sequence[float]) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    return values[~np.isnan(values)]
+
+
+def _t_test(values: np.ndarray):
+    """scipy's one-sample t-test against zero, quiet about identical
+    values (its interval is then the value itself)."""
     from scipy import stats
 
-    values = np.asarray(values, dtype=float)
-    mean = float(values.mean()) if len(values) else math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return stats.ttest_1samp(values, 0.0)
+
+
+def mean_interval(values: Sequence[float]) -> Estimate:
+    """Mean of ``values`` and its Student-t interval
+    (``scipy.stats.ttest_1samp(...).confidence_interval()``), with the
+    p-value of the test that the mean is zero."""
+    values = _clean(values)
+    if len(values) == 0:
+        return NO_ESTIMATE
+    mean = float(values.mean())
     if len(values) < 2:
-        return mean, math.nan, math.nan
-    half = float(stats.t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
-    return mean, mean - half, mean + half
+        return Estimate(mean, math.nan, math.nan, 1)
+    if np.ptp(values) == 0:  # no spread: the interval is the value, and the test rejects zero unless it is zero
+        return Estimate(mean, mean, mean, len(values), 1.0 if mean == 0 else 0.0)
+    result = _t_test(values)
+    ci = result.confidence_interval(CONFIDENCE)
+    return Estimate(mean, float(ci.low), float(ci.high), len(values), float(result.pvalue))
 
 
-def prediction_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
-    """Two-sided Student-t interval for one new value drawn like
-    ``values``: mean +/- t * s * sqrt(1 + 1/n). The interval to hold a
+def paired_difference(second: Sequence[float], first: Sequence[float], limit: float = 1.0) -> Estimate:
+    """``second`` minus ``first``, paired position by position (by seed),
+    pairs with a missing value dropped: the mean difference, its Student-t
+    interval (``scipy.stats.ttest_rel`` gives the same) cut at the possible
+    range [-limit, +limit] (two accuracies differ by at most 1), and the
+    p-value of the test that it is zero."""
+    second, first = np.asarray(second, dtype=float), np.asarray(first, dtype=float)
+    if second.shape != first.shape:
+        raise ValueError("paired_difference needs one value of each per pair")
+    estimate = mean_interval(second - first)
+    if not estimate.bounded:
+        return estimate
+    return Estimate(estimate.value, max(estimate.low, -limit), min(estimate.high, limit), estimate.n,
+                    estimate.p_value)
+
+
+def welch_difference(second: Sequence[float], first: Sequence[float]) -> Estimate:
+    """Mean of ``second`` minus mean of ``first``, two independent samples
+    with their own variances: Welch's t interval and test
+    (``scipy.stats.ttest_ind(equal_var=False)``). ``n`` is the smaller
+    sample's size."""
+    from scipy import stats
+
+    second, first = _clean(second), _clean(first)
+    if len(second) == 0 or len(first) == 0:
+        return NO_ESTIMATE
+    value = float(second.mean() - first.mean())
+    n = min(len(second), len(first))
+    if n < 2:
+        return Estimate(value, math.nan, math.nan, n)
+    if np.ptp(second) == 0 and np.ptp(first) == 0:
+        return Estimate(value, value, value, n, 1.0 if value == 0 else 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.ttest_ind(second, first, equal_var=False)
+    ci = result.confidence_interval(CONFIDENCE)
+    return Estimate(value, max(float(ci.low), -2.0), min(float(ci.high), 2.0), n, float(result.pvalue))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p) - np.log1p(-p)
+
+
+def _expit(x: float) -> float:
+    return float(1 / (1 + math.exp(-x))) if x > -700 else 0.0
+
+
+def _logits(accuracies: np.ndarray, images: int) -> np.ndarray:
+    """Each accuracy as the logit of (correct + 1/2) / (images + 1): the
+    half-image correction keeps 0% and 100% finite."""
+    correct = np.round(accuracies * images)
+    return _logit((correct + 0.5) / (images + 1))
+
+
+def accuracy_interval(accuracies: Sequence[float], images: int) -> Estimate:
+    """Mean of per-seed accuracies on ``images`` test images each, with a
+    Student-t interval computed on the logit scale and mapped back, so that
+    it cannot leave [0, 1]; widened, if ever needed, to hold the mean it is
+    printed with."""
+    values = _clean(accuracies)
+    if len(values) == 0:
+        return NO_ESTIMATE
+    mean = float(values.mean())
+    if len(values) < 2:
+        return Estimate(mean, math.nan, math.nan, 1)
+    logits = mean_interval(_logits(values, images))
+    low, high = _expit(logits.low), _expit(logits.high)
+    return Estimate(mean, min(low, mean), max(high, mean), len(values))
+
+
+def prediction_interval(accuracies: Sequence[float], images: int) -> tuple[float, float]:
+    """Where one more run's accuracy should fall: on the logit scale, mean
+    +/- t * s * sqrt(1 + 1/n), mapped back to [0, 1]. The interval to hold a
     single published run against (the interval of the mean is narrower: it
     is about the mean, not about one run). NaN with fewer than two values."""
     from scipy import stats
 
-    values = np.asarray(values, dtype=float)
+    values = _clean(accuracies)
     if len(values) < 2:
         return math.nan, math.nan
-    half = float(stats.t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1)
+    logits = _logits(values, images)
+    half = float(stats.t.ppf((1 + CONFIDENCE) / 2, len(values) - 1) * logits.std(ddof=1)
                  * math.sqrt(1 + 1 / len(values)))
-    return float(values.mean()) - half, float(values.mean()) + half
+    return _expit(float(logits.mean()) - half), _expit(float(logits.mean()) + half)
 
 
-def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """Median of ``values`` and the distribution-free interval
-    ``[x_(k), x_(n+1-k)]`` of sorted values, with the largest ``k`` whose
-    coverage, from the binomial distribution of how many values fall below
-    the true median, is at least ``confidence``. The bounds are NaN when no
-    such interval exists (fewer than 6 values for 95%)."""
+def fieller_ratio(numerators: Sequence[float], denominators: Sequence[float]) -> Estimate:
+    """The ratio of two means measured on the same seeds,
+    mean(numerators) / mean(denominators), with Fieller's 95% interval,
+    which accounts for the noise of the denominator and for the two being
+    correlated: the set of ratios r for which mean(x) - r mean(y) cannot be
+    told from zero by a t-test on the paired values x - r y. When the
+    denominator itself cannot be told from zero at the same level, that set
+    is unbounded: the bounds are then infinite (``bounded`` is still True,
+    the interval is the whole line or two half-lines)."""
     from scipy import stats
 
-    ordered = np.sort(np.asarray(values, dtype=float))
-    n = len(ordered)
-    median = float(np.median(ordered)) if n else math.nan
-    # coverage of [x_(k), x_(n+1-k)] is P(k <= B <= n-k), B ~ Binomial(n, 1/2)
-    best = None
-    for k in range(1, n // 2 + 1):
-        if stats.binom.cdf(n - k, n, 0.5) - stats.binom.cdf(k - 1, n, 0.5) >= confidence:
-            best = k
-        else:
-            break
-    if best is None:
-        return median, math.nan, math.nan
-    return median, float(ordered[best - 1]), float(ordered[n - best])
+    x, y = np.asarray(numerators, dtype=float), np.asarray(denominators, dtype=float)
+    keep = ~(np.isnan(x) | np.isnan(y))
+    x, y = x[keep], y[keep]
+    n = len(x)
+    if n == 0 or y.mean() == 0:
+        return Estimate(math.nan, math.nan, math.nan, n)
+    ratio = float(x.mean() / y.mean())
+    if n < 2:
+        return Estimate(ratio, math.nan, math.nan, n)
+    t2 = float(stats.t.ppf((1 + CONFIDENCE) / 2, n - 1)) ** 2
+    covariance = np.cov(x, y, ddof=1) / n  # of the two means
+    a = y.mean() ** 2 - t2 * covariance[1, 1]
+    b = -2 * (x.mean() * y.mean() - t2 * covariance[0, 1])
+    c = x.mean() ** 2 - t2 * covariance[0, 0]
+    discriminant = b * b - 4 * a * c
+    if a <= 0 or discriminant < 0:
+        return Estimate(ratio, -math.inf, math.inf, n)
+    root = math.sqrt(discriminant)
+    return Estimate(ratio, float((-b - root) / (2 * a)), float((-b + root) / (2 * a)), n)
 
 
-def mcnemar_exact(baseline_only: int, variant_only: int) -> float:
-    """Two-sided p-value of McNemar's exact test on paired answers to the
-    same images: of the images exactly one of two models gets right,
-    ``baseline_only`` went to the first and ``variant_only`` to the second;
-    under the null hypothesis each such image is a fair coin
-    (binomial, p = 1/2). 1.0 when no image tells them apart."""
+def log_mean_interval(values: Sequence[float]) -> Estimate:
+    """Geometric mean of positive ``values`` (one per benchmark process)
+    with the Student-t interval of the mean of their logs, mapped back, and
+    the p-value of the test that the log mean is zero (for a ratio: that it
+    is 1)."""
+    values = _clean(values)
+    if len(values) == 0 or (values <= 0).any():
+        return Estimate(math.nan, math.nan, math.nan, len(values))
+    logs = mean_interval(np.log(values))
+    if not logs.bounded:
+        return Estimate(math.exp(logs.value), math.nan, math.nan, logs.n)
+    return Estimate(math.exp(logs.value), math.exp(logs.low), math.exp(logs.high), logs.n, logs.p_value)
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values
+    (``statsmodels.stats.multitest.multipletests``, method ``holm``); NaN
+    entries (no test) stay NaN and do not count in the family."""
+    from statsmodels.stats.multitest import multipletests
+
+    p_values = np.asarray(p_values, dtype=float)
+    adjusted = np.full(len(p_values), math.nan)
+    tested = ~np.isnan(p_values)
+    if tested.any():
+        adjusted[tested] = multipletests(p_values[tested], alpha=ALPHA, method="holm")[1]
+    return adjusted
+
+
+def image_sign_test(variant_right: Sequence[int], baseline_right: Sequence[int]) -> tuple[int, int, float]:
+    """Whether two networks answer the same test images differently, all
+    seeds at once: per image, how many of the variant's seeds get it right
+    minus how many of the baseline's; under the null hypothesis each image
+    that is not a tie is as likely to lean either way, so the count of
+    images leaning to the variant is Binomial(non-ties, 1/2)
+    (``scipy.stats.binomtest``, two-sided, exact). With one seed this is
+    McNemar's exact test. Returns (images leaning to the variant, images
+    leaning to the baseline, p-value); the p-value is 1 with no such
+    image."""
     from scipy import stats
 
-    discordant = baseline_only + variant_only
-    if discordant == 0:
-        return 1.0
-    return float(stats.binomtest(variant_only, discordant, 0.5).pvalue)
+    difference = np.asarray(variant_right, dtype=int) - np.asarray(baseline_right, dtype=int)
+    ahead, behind = int((difference > 0).sum()), int((difference < 0).sum())
+    if ahead + behind == 0:
+        return ahead, behind, 1.0
+    return ahead, behind, float(stats.binomtest(ahead, ahead + behind, 0.5).pvalue)
+
+
+def seeds_needed(differences: Sequence[float], power: float = POWER) -> int | None:
+    """How many seeds a paired comparison would need to tell a true
+    difference as large as the measured mean from zero with ``power``, at
+    the measured spread (statsmodels' ``TTestPower``, two-sided, 5%). None
+    when the mean is zero or the spread cannot be estimated."""
+    from statsmodels.stats.power import TTestPower
+
+    values = _clean(differences)
+    if len(values) < 2 or values.std(ddof=1) == 0 or values.mean() == 0:
+        return None
+    effect = abs(float(values.mean())) / float(values.std(ddof=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            needed = TTestPower().solve_power(effect_size=effect, alpha=ALPHA, power=power,
+                                              alternative="two-sided")
+        except (ValueError, RuntimeError):
+            return None
+    needed = float(np.asarray(needed).item())
+    return max(2, math.ceil(needed)) if math.isfinite(needed) else None
 
 
 def at_chance(accuracy: float, chance_accuracy: float, images: int) -> bool:
@@ -90,3 +281,19 @@ def at_chance(accuracy: float, chance_accuracy: float, images: int) -> bool:
 
     correct = round(accuracy * images)
     return bool(stats.binomtest(correct, images, chance_accuracy, alternative="greater").pvalue >= CHANCE_P_VALUE)
+
+
+def direction(low: float, high: float, printed: str = "{:+.2f}", reference: float = 0.0) -> int:
+    """+1 when the interval, as printed with ``printed``, lies wholly
+    above ``reference`` (0 for a difference, 1 for a ratio), -1 wholly
+    below, 0 otherwise (it holds the reference, touches it once rounded, or
+    is missing): direction words follow the bounds the reader sees, not
+    unrounded ones."""
+    if math.isnan(low) or math.isnan(high):
+        return 0
+    shown_low, shown_high = float(printed.format(low)), float(printed.format(high))
+    if shown_low > reference:
+        return 1
+    if shown_high < reference:
+        return -1
+    return 0

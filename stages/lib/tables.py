@@ -103,8 +103,10 @@ _AMOUNT = ColumnKind("number", 0)  # sizes, times, rates, ratios
 _MAYBE_AMOUNT = ColumnKind("number", 0, nullable=True)
 _GAP = ColumnKind("number", -1, 1, nullable=True)
 _ANY = ColumnKind("number", nullable=True)  # interval bounds, differences, shares
+_P_VALUE = ColumnKind("number", 0, 1, nullable=True)  # empty where no test applies
 _NAMES = ("dataset", "variant", "recipe", "architecture", "operators", "params_by_bitwidth", "macs_by_precision",
-          "options", "cpu", "figure", "class_name", "baseline", "split")
+          "options", "cpu", "figure", "class_name", "baseline", "split", "reference_dataset", "cpu_popcount",
+          "lce_kernels")
 COLUMN_KINDS: dict[str, ColumnKind] = {
     **dict.fromkeys(_NAMES, _TEXT),
     **dict.fromkeys(("latency_options", "article_recipe_variant", "matched_baseline"), ColumnKind("text", nullable=True)),
@@ -116,9 +118,10 @@ COLUMN_KINDS: dict[str, ColumnKind] = {
     "tflite_bytes": ColumnKind("number", 1, whole=True),
     **dict.fromkeys(("seed", "train_images", "test_images", "weights_bytes", "peak_activation_bytes", "macs_binary",
                      "epochs", "params_total", "params_1bit", "params_32bit", "macs_total", "macs_1bit", "macs_32bit",
-                     "seeds", "threads", "rounds", "cpu_cores", "class", "label", "predicted", "both_right",
-                     "baseline_only", "variant_only", "both_wrong", "mcnemar_seeds", "mcnemar_seeds_apart",
+                     "seeds", "threads", "rounds", "processes", "cpu_cores", "class", "label", "predicted",
                      "runs_at_chance"), _COUNT),
+    **dict.fromkeys(("variant_ahead", "baseline_ahead", "accuracy_gap_seeds_needed"),
+                    ColumnKind("number", 0, whole=True, nullable=True)),
     **dict.fromkeys(("test_loss", "train_time_s", "train_images_per_s", "tflite_kib", "memory_kib",
                      "fp32_equivalent_kib", "train_images_per_s_mean", "train_time_s_mean",
                      "weights_kib", "ram_kib", "images", "latency_median_us", "latency_ci95_low", "latency_ci95_high",
@@ -127,9 +130,11 @@ COLUMN_KINDS: dict[str, ColumnKind] = {
     "latency_threads": ColumnKind("number", 1, whole=True, nullable=True),
     **dict.fromkeys(("net_latency_median_us", "net_latency_ci95_low", "net_latency_ci95_high", "speedup_vs_baseline",
                      "speedup_ci95_low", "speedup_ci95_high", "net_speedup_vs_baseline", "net_speedup_ci95_low",
-                     "net_speedup_ci95_high", "effective_macs_per_s", "compression_vs_baseline", "error_ratio",
+                     "net_speedup_ci95_high", "effective_macs_per_s", "compression_vs_baseline",
                      "time_vs_article_recipe", "test_accuracy_std"), _MAYBE_AMOUNT),  # a spread needs two seeds
-    **dict.fromkeys(("accuracy_gap_vs_baseline", "gap_vs_baseline", "matched_gap"), _GAP),
+    **dict.fromkeys(("accuracy_gap_vs_baseline", "gap_vs_baseline", "matched_gap", "article_recipe_gap", "effect"),
+                    _GAP),
+    "gap_change": ColumnKind("number", -2, 2, nullable=True),
     **dict.fromkeys(("difference", "recovered_fraction", "recovered_ci95_low", "recovered_ci95_high"), _ANY),
 }
 
@@ -137,9 +142,13 @@ COLUMN_KINDS: dict[str, ColumnKind] = {
 def column_kind(column: str) -> ColumnKind | None:
     """What ``column`` holds in whichever table has it; an interval's or a
     spread's bounds (``..._ci95_low``, ``..._pi95_high``) may fall outside
-    the range of what they bound, and are empty where there is no interval."""
+    the range of what they bound, and are empty where there is no interval; a
+    p-value (``..._p_value``, ``..._p_holm``) is empty where no test
+    applies."""
     if column in COLUMN_KINDS:
         return COLUMN_KINDS[column]
+    if column.endswith(("p_value", "p_holm")):
+        return _P_VALUE
     for suffix in ("_ci95_low", "_ci95_high", "_pi95_low", "_pi95_high"):
         if column.endswith(suffix):
             return _ANY
