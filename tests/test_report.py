@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -278,3 +279,118 @@ def test_budget_picks_take_each_network_s_best_recipe_and_say_so(tmp_path):
     # bnn itself is never the runner-up of its own better recipe
     assert "next best" not in picks[1]
     assert "next best `bnn_cosine`" in picks[2]
+
+
+def _random_study(rng, tmp_path):
+    """Tables of a random study, written where `render` reads them: fp32,
+    bnn and bnn trained with another recipe, one or two datasets, one to
+    five seeds, mean accuracies anywhere from chance to perfect, spreads
+    from none to wild; predictions on 40 test images drawn to match."""
+    import stages.aggregate as aggregate
+    from conftest import synthetic_curves
+    from stages.lib.datasets import DATASETS
+    from stages.lib.tables import of_dataset, per_dataset
+
+    seeds = list(range(int(rng.integers(1, 6))))
+    datasets = ("mnist",) if rng.random() < 0.5 else ("mnist", "fashion_mnist")
+    template = synthetic_runs().drop_duplicates("variant").set_index("variant")
+    variants = {"fp32": "fp32", "bnn": "bnn", "bnn_cosine": "bnn"}
+    labels = rng.integers(0, 10, 40)
+    runs_rows, prediction_rows = [], []
+    for dataset in datasets:
+        for variant, network in variants.items():
+            mean, spread = rng.uniform(0.05, 0.999), rng.choice([0.0, 0.001, 0.01, 0.2])
+            for seed in seeds:
+                accuracy = float(np.clip(mean + rng.normal(0, spread), 0.0, 1.0))
+                correct = rng.random(len(labels)) < accuracy
+                answers = np.where(correct, labels, (labels + rng.integers(1, 10, len(labels))) % 10)
+                prediction_rows += [{"dataset": dataset, "variant": variant, "seed": seed, "image": i, "label": int(l),
+                                     "predicted": int(a)} for i, (l, a) in enumerate(zip(labels, answers))]
+                runs_rows.append({**template.loc[network].to_dict(), "dataset": dataset, "variant": variant,
+                                  "seed": seed, "test_accuracy": float(correct.mean()),
+                                  "recipe": "cosine" if variant == "bnn_cosine" else "article",
+                                  "epochs": 12 if variant == "bnn_cosine" else 6, "architecture": network,
+                                  "test_images": len(labels)})
+    profiles = synthetic_profiles()
+    profiles = pd.concat([profiles, profiles.loc[["bnn"]].rename(index={"bnn": "bnn_cosine"})])
+    runs = pd.DataFrame(runs_rows).join(profiles, on="variant")
+    predictions = pd.DataFrame(prediction_rows)
+    latency = synthetic_latency()
+    latency = pd.concat([latency, latency[latency["variant"] == "bnn"].assign(variant="bnn_cosine")])
+    names = list(variants)
+    summary = per_dataset(datasets, lambda d: aggregate.summary_table(
+        of_dataset(runs, d).drop(columns=list(profiles.columns)), profiles, "fp32", latency))
+    paired = per_dataset(datasets, lambda d: aggregate.paired_images_table(of_dataset(predictions, d), names, "fp32"))
+    tables = {
+        "runs": runs, "summary": summary, "latency": per_dataset(datasets, lambda d: latency),
+        "article": aggregate.article_table(summary),
+        "per_class": per_dataset(datasets, lambda d: aggregate.per_class_table(
+            of_dataset(predictions, d), names, "fp32", DATASETS[d].class_names)),
+        "confusion": per_dataset(datasets, lambda d: aggregate.confusion_table(of_dataset(predictions, d), names)),
+        "paired_images": paired, "tax": aggregate.tax_table(summary, paired, "fp32"),
+        "tax_change": aggregate.tax_change_table(runs, list(datasets), names, "fp32"),
+        "recipes": per_dataset(datasets, lambda d: aggregate.recipe_table(of_dataset(summary, d),
+                                                                          of_dataset(runs, d), "fp32")),
+        "curves": synthetic_curves(datasets),
+    }
+    for name, table in tables.items():
+        table.to_csv(tmp_path / f"{name}.csv", index=False)
+    return render(tmp_path, "plots", "fp32", [64, None])
+
+
+NUMBER = r"([+-]?\d+\.\d+)"
+
+
+def test_reports_of_random_studies_say_no_more_than_their_numbers(tmp_path):
+    import re
+
+    from collections import Counter
+
+    rng = np.random.default_rng(18)
+    seen = Counter()
+    for attempt in range(25):
+        folder = tmp_path / str(attempt)
+        folder.mkdir()
+        report = _random_study(rng, folder)
+        # every printed interval of a percentage lies within what is possible
+        # (shares recovered are whole percentages, free to pass 100%, and do not match)
+        for low, high in re.findall(rf"{NUMBER}% to {NUMBER}%", report):
+            assert 0 <= float(low) <= float(high) <= 100, (low, high)
+            seen["percentage interval"] += 1
+        for low, high in re.findall(rf"{NUMBER} pp to {NUMBER} pp", report):
+            assert -200 <= float(low) <= float(high) <= 200
+        # a gap is a cost or a gain only when its printed interval says so
+        for value, low, high, verdict in re.findall(
+                rf"{NUMBER} pp against `fp32` on the same seeds \(95% CI {NUMBER} pp to {NUMBER} pp[^)]*\): "
+                r"(a cost|a gain|with \d+ seeds it cannot|its interval excludes)", report):
+            value, low, high = float(value), float(low), float(high)
+            assert low <= value <= high
+            seen[verdict] += 1
+            if verdict == "a cost":
+                assert high < 0
+            elif verdict == "a gain":
+                assert low > 0
+            elif verdict.startswith("with"):
+                assert low <= 0 <= high
+        for word, value, low, high in re.findall(
+                rf"the recipe (raises|lowers|changes) accuracy by {NUMBER} pp \(95% CI {NUMBER} pp to {NUMBER} pp",
+                report):
+            assert {"raises": float(low) > 0, "lowers": float(high) < 0,
+                    "changes": True}[word], (word, value, low, high)
+            seen[word] += 1
+        for value, low, high, verdict in re.findall(
+                rf"the gap changes by {NUMBER} pp \(95% CI {NUMBER} pp to {NUMBER} pp[^)]*\): "
+                r"(the gap is wider|the gap is narrower|the seeds cannot)", report):
+            seen[verdict] += 1
+            if verdict.endswith("wider"):
+                assert float(high) < 0
+            elif verdict.endswith("narrower"):
+                assert float(low) > 0
+        for compression in re.findall(r"(\d+\.\d)x smaller than", report):
+            assert float(compression) > 1
+        assert "cost on" not in report.replace("The accuracy cost by dataset", "")
+        assert not re.search(r"\d(\.\d+)? times the (cost|gap)", report)
+        assert "1.0x smaller" not in report and "0.0% of the memory saved" not in report
+    # the checks above were not vacuous: the random studies produced each kind of sentence
+    assert {"percentage interval", "a cost", "a gain", "with 2 seeds it cannot", "raises", "lowers", "changes",
+            "the gap is wider", "the seeds cannot"} <= set(seen) | {k for k in seen if k.startswith("with")}, seen

@@ -102,11 +102,12 @@ def paired_difference(second: Sequence[float], first: Sequence[float], limit: fl
                     estimate.p_value)
 
 
-def welch_difference(second: Sequence[float], first: Sequence[float]) -> Estimate:
+def welch_difference(second: Sequence[float], first: Sequence[float], limit: float = 2.0) -> Estimate:
     """Mean of ``second`` minus mean of ``first``, two independent samples
     with their own variances: Welch's t interval and test
-    (``scipy.stats.ttest_ind(equal_var=False)``). ``n`` is the smaller
-    sample's size."""
+    (``scipy.stats.ttest_ind(equal_var=False)``), cut at the possible
+    [-limit, +limit] (two gaps between accuracies differ by at most 2).
+    ``n`` is the smaller sample's size."""
     from scipy import stats
 
     second, first = _clean(second), _clean(first)
@@ -122,7 +123,7 @@ def welch_difference(second: Sequence[float], first: Sequence[float]) -> Estimat
         warnings.simplefilter("ignore", RuntimeWarning)
         result = stats.ttest_ind(second, first, equal_var=False)
     ci = result.confidence_interval(CONFIDENCE)
-    return Estimate(value, max(float(ci.low), -2.0), min(float(ci.high), 2.0), n, float(result.pvalue))
+    return Estimate(value, max(float(ci.low), -limit), min(float(ci.high), limit), n, float(result.pvalue))
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

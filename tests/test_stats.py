@@ -1,0 +1,157 @@
+"""Each statistic on a worked example with a known answer (a textbook's, R's
+or scipy's own), and the rules that turn intervals into words."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from stages.lib.stats import (
+    accuracy_interval, direction, fieller_ratio, holm, image_sign_test, log_mean_interval, mean_interval,
+    paired_difference, prediction_interval, seeds_needed, welch_difference,
+)
+
+# Student's sleep data (Cushny and Peebles 1905): extra hours of sleep of ten
+# patients under two drugs, R's `sleep` data set.
+DRUG_1 = [0.7, -1.6, -0.2, -1.2, -0.1, 3.4, 3.7, 0.8, 0.0, 2.0]
+DRUG_2 = [1.9, 0.8, 1.1, 0.1, -0.1, 4.4, 5.5, 1.6, 4.6, 3.4]
+
+
+def test_mean_interval_is_student_t():
+    estimate = mean_interval([0.98, 0.99, 1.00])
+    # t(0.975, 2) = 4.302652729911275; s = 0.01; half width = t * s / sqrt(3)
+    half = 4.302652729911275 * 0.01 / math.sqrt(3)
+    assert estimate.value == pytest.approx(0.99) and estimate.n == 3
+    assert (estimate.low, estimate.high) == (pytest.approx(0.99 - half), pytest.approx(0.99 + half))
+    one = mean_interval([0.5])
+    assert one.value == 0.5 and math.isnan(one.low) and not one.bounded
+
+
+def test_paired_difference_matches_r_on_the_sleep_data():
+    # R: t.test(extra ~ group, data = sleep, paired = TRUE):
+    # t = -4.0621, df = 9, p-value = 0.002833, 95 percent CI -2.4598858 -0.7001142, mean difference -1.58
+    estimate = paired_difference(DRUG_1, DRUG_2, limit=10)
+    assert estimate.value == pytest.approx(-1.58)
+    assert (estimate.low, estimate.high) == (pytest.approx(-2.4598858), pytest.approx(-0.7001142))
+    assert estimate.p_value == pytest.approx(0.002833, abs=1e-6) and estimate.n == 10
+    # the same as scipy's ttest_rel
+    assert estimate.p_value == pytest.approx(stats.ttest_rel(DRUG_1, DRUG_2).pvalue)
+
+
+def test_a_gap_interval_stays_within_what_two_accuracies_allow():
+    # three seeds, one of which collapsed: the t interval would reach far below -100 pp
+    estimate = paired_difference([0.1, 0.99, 0.99], [0.99, 0.99, 0.99])
+    assert estimate.low == -1.0 and estimate.high <= 1.0
+    # a pair with a missing seed is dropped, not counted
+    assert paired_difference([0.9, 0.8, math.nan], [0.8, 0.7, 0.5]).n == 2
+
+
+def test_welch_difference_matches_r_on_the_sleep_data():
+    # R: t.test(extra ~ group, data = sleep): t = -1.8608, df = 17.776, p-value = 0.07939,
+    # 95 percent CI -3.3654832 0.2054832
+    estimate = welch_difference(DRUG_1, DRUG_2, limit=10)
+    assert estimate.value == pytest.approx(-1.58)
+    assert (estimate.low, estimate.high) == (pytest.approx(-3.3654832), pytest.approx(0.2054832))
+    assert estimate.p_value == pytest.approx(0.07939, abs=1e-5)
+
+
+def test_accuracy_interval_is_on_the_logit_scale_and_never_leaves_0_to_1():
+    accuracies, images = [0.98, 0.99, 1.00], 100
+    logits = [math.log((a * images + 0.5) / (images + 0.5 - a * images)) for a in accuracies]
+    ci = stats.ttest_1samp(logits, 0).confidence_interval()
+    estimate = accuracy_interval(accuracies, images)
+    assert estimate.value == pytest.approx(0.99)
+    assert estimate.low == pytest.approx(1 / (1 + math.exp(-ci.low)))
+    assert estimate.high == pytest.approx(1 / (1 + math.exp(-ci.high)))
+    # Student t on the accuracies themselves would reach 100.43%; this stays below 100%
+    assert 0 < estimate.low < 0.99 < estimate.high < 1
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        seeds = int(rng.integers(2, 6))
+        values = np.clip(rng.choice([0.1, 0.5, 0.97, 0.999, 1.0], seeds) + rng.normal(0, 0.05, seeds), 0, 1)
+        estimate = accuracy_interval(values, int(rng.choice([2, 100, 10000])))
+        assert 0 <= estimate.low <= estimate.value <= estimate.high <= 1
+
+
+def test_prediction_interval_is_wider_than_the_mean_s_and_stays_possible():
+    low, high = prediction_interval([0.98, 0.99, 1.00], 10000)
+    mean = accuracy_interval([0.98, 0.99, 1.00], 10000)
+    assert low < mean.low and mean.high < high <= 1
+    assert all(math.isnan(v) for v in prediction_interval([0.5], 10000))
+
+
+def test_fieller_interval_bounds_are_where_the_t_test_just_fails():
+    x = np.array([0.030, 0.030, 0.035, 0.020, 0.040])   # an effect, per seed
+    y = np.array([0.060, 0.055, 0.070, 0.050, 0.065])   # the gap it recovers, per seed
+    estimate = fieller_ratio(x, y)
+    assert estimate.value == pytest.approx(x.mean() / y.mean())
+    # Fieller's set: the ratios r for which the t-test of x - r y against 0 gives p >= 0.05
+    for bound in (estimate.low, estimate.high):
+        assert stats.ttest_1samp(x - bound * y, 0).pvalue == pytest.approx(0.05, rel=1e-6)
+    assert estimate.low < estimate.value < estimate.high
+
+
+def test_fieller_interval_without_noise_in_the_denominator_is_the_scaled_t_interval():
+    x = [0.03, 0.03, 0.035]
+    estimate = fieller_ratio(x, [0.06, 0.06, 0.06])
+    ci = stats.ttest_1samp(x, 0).confidence_interval()
+    assert (estimate.low, estimate.high) == (pytest.approx(ci.low / 0.06), pytest.approx(ci.high / 0.06))
+
+
+def test_fieller_interval_is_unbounded_when_the_denominator_is_noise():
+    # a gap of -0.29 pp whose interval holds zero: no share of it can be bounded
+    estimate = fieller_ratio([0.003, 0.004, 0.0025], [0.0029, -0.002, 0.008])
+    assert estimate.low == -math.inf and estimate.high == math.inf
+
+
+def test_holm_matches_statsmodels_textbook_example():
+    # Holm (1979) step-down: sorted 0.01, 0.03, 0.04 -> 3 x 0.01, 2 x 0.03, max(1 x 0.04, 0.06)
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    adjusted = holm([0.01, math.nan, 0.04])
+    assert adjusted[0] == pytest.approx(0.02) and math.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.04)
+    assert len(holm([])) == 0
+
+
+def test_image_sign_test_with_one_seed_is_mcnemar_s_exact_test():
+    # ten images only the baseline gets right, none only the variant: 2 * (1/2)^10
+    variant = [0] * 10 + [1] * 50
+    baseline = [1] * 10 + [1] * 50
+    assert image_sign_test(variant, baseline) == (0, 10, pytest.approx(2 * 0.5 ** 10))
+    assert image_sign_test([1, 1], [1, 1]) == (0, 0, 1.0)
+    # several seeds: per image the seeds right of each, summed; 180 images lean one way, 88 the other
+    ahead, behind, p_value = image_sign_test([3] * 88 + [0] * 180, [0] * 88 + [2] * 180)
+    assert (ahead, behind) == (88, 180) and p_value == pytest.approx(stats.binomtest(88, 268).pvalue)
+
+
+def test_log_mean_interval_of_speedups_across_processes():
+    ratios = [1.02, 1.04, 1.01, 1.03]
+    estimate = log_mean_interval(ratios)
+    logs = np.log(ratios)
+    ci = stats.ttest_1samp(logs, 0).confidence_interval()
+    assert estimate.value == pytest.approx(math.exp(logs.mean()))
+    assert (estimate.low, estimate.high) == (pytest.approx(math.exp(ci.low)), pytest.approx(math.exp(ci.high)))
+    assert estimate.p_value == pytest.approx(stats.ttest_1samp(logs, 0).pvalue) and estimate.n == 4
+
+
+def test_seeds_needed_is_the_paired_t_test_s_sample_size():
+    # Cohen's d = 1 (mean 1, s 1) at 80% power, two-sided 5%: 9.94 -> 10 seeds (one-sample / paired t)
+    differences = [0.0, 1.0, 2.0]
+    assert np.std(differences, ddof=1) == 1.0
+    assert seeds_needed(differences) == 10
+    assert seeds_needed([0.0, 0.0, 0.0]) is None and seeds_needed([0.1]) is None
+
+
+@pytest.mark.parametrize("low, high, printed, reference, expected", [
+    (-0.011, -0.006, "{:+.2f}", 0, -1),
+    (-0.011, -0.004, "{:+.2f}", 0, 0),        # printed -0.01 to -0.00: touches zero once rounded
+    (-0.011, 0.004, "{:+.2f}", 0, 0),
+    (-0.011, -0.004, "{:+.1f}", 0, 0),        # printed as -0.0: touches zero once rounded
+    (0.981, 0.994, "{:.2f}", 1.0, -1),
+    (0.981, 0.999, "{:.2f}", 1.0, 0),         # printed 0.98x to 1.00x: not "slower"
+    (1.004, 1.2, "{:.2f}", 1.0, 0),           # printed 1.00x to 1.20x: not "faster"
+    (1.006, 1.2, "{:.2f}", 1.0, 1),
+    (math.nan, 1.0, "{:.2f}", 1.0, 0),
+])
+def test_direction_follows_the_printed_bounds(low, high, printed, reference, expected):
+    assert direction(low, high, printed, reference) == expected
