@@ -1,15 +1,15 @@
 """Does the deployment benchmark's headline hold still when the machine is
 busy? The `benchmark` stage's timing, run twice on the same deployed models
-in one process: once on a quiet machine, once with a CPU-bound process
-spinning beside it (a variant's runs on every dataset of the study timed
-together). Printed per variant and thread count: the headline
-speedup against the baseline (paired within each round, median across
-rounds, with its 95% interval) in both runs, and how far apart the two
-medians are.
+(each run in its fresh processes, as the stage does): once on a quiet
+machine, once with a CPU-bound process spinning beside it (a variant's runs
+on every dataset of the study timed together). Printed per variant and
+thread count: the headline speedup against the baseline (paired within each
+round, geometric mean across processes, with its 95% interval) in both
+runs, and how far apart the two are.
 
 Needs the deployed models of the study in params.yaml (`dvc repro deploy`).
 
-    python benchmarks/deploy_stability.py [--params params.yaml] [--rounds 30]
+    python benchmarks/deploy_stability.py [--params params.yaml] [--processes 8] [--rounds 10]
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ def headline(timings, params, settings):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", default=str(REPO / "params.yaml"))
+    parser.add_argument("--processes", type=int, default=None, help="default: benchmark.processes")
     parser.add_argument("--rounds", type=int, default=None, help="default: benchmark.rounds")
     args = parser.parse_args()
 
@@ -52,6 +53,8 @@ def main() -> None:
     settings = benchmark_settings(params)
     if args.rounds:
         settings = dataclasses.replace(settings, rounds=args.rounds)
+    if args.processes:
+        settings = dataclasses.replace(settings, processes=args.processes)
     subjects = load_subjects(REPO / "data" / "deployed", REPO / "reports" / "deploy", study_runs(params))
     results = {}
     for label in ("quiet", "busy"):
@@ -65,7 +68,7 @@ def main() -> None:
                 spinner.kill()
                 spinner.wait()
     quiet, busy = results["quiet"], results["busy"]
-    print(f"\nheadline options {headline_options(params)}; {settings.rounds} rounds of "
+    print(f"\nheadline options {headline_options(params)}; {settings.processes} processes of {settings.rounds} rounds of "
           f"{settings.calls_per_block} calls; busy = one CPU-bound process beside")
     print(f"{'variant':>14} {'threads':>7} {'latency quiet':>14} {'latency busy':>13} "
           f"{'speedup quiet (95% CI)':>24} {'speedup busy (95% CI)':>24} {'difference':>10}")

@@ -35,7 +35,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -161,8 +161,12 @@ def time_block(call, images: np.ndarray, calls: int) -> float:
 def time_in_process(subjects: Sequence[Subject], settings: BenchmarkSettings, process: int,
                     progress: bool = False) -> pd.DataFrame:
     """One process's timings, one row per (round, combination): process,
-    round, position in the round, model, dataset, variant, seed, options,
+    its pid, round, position in the round, model, dataset, variant, seed, options,
     threads, latency_us (the block's median)."""
+    # an array unpickled in a fresh process carries a dtype object of its own,
+    # which LCE's binding does not recognize ("NumPy type info missing for
+    # Pc"): rebuild each with NumPy's own float32
+    subjects = [replace(subject, images=subject.images.astype(np.float32, copy=True)) for subject in subjects]
     combos = [(subject, options, threads) for subject in subjects for options in subject.options
               for threads in settings.threads]
     calls, keep_alive = {}, []
@@ -180,7 +184,7 @@ def time_in_process(subjects: Sequence[Subject], settings: BenchmarkSettings, pr
         for position, index in enumerate(rng.permutation(len(combos))):
             subject, options, threads = combos[index]
             latency = time_block(calls[subject.name, options, threads], subject.images, settings.calls_per_block)
-            rows.append({"process": process, "round": round_index, "position": position, "model": subject.name,
+            rows.append({"process": process, "pid": os.getpid(), "round": round_index, "position": position, "model": subject.name,
                          "dataset": subject.dataset, "variant": subject.variant, "seed": subject.seed,
                          "options": options, "threads": threads, "latency_us": latency})
     return pd.DataFrame(rows)

@@ -104,7 +104,7 @@ def test_failed_aggregate_writes_nothing(tmp_path):
     (tmp_path / "profiles" / "variant-bnn").mkdir(parents=True)
     profile = {k: 1 for k in synthetic_profiles().columns} | {"params_by_bitwidth": {"1": 1}, "macs_by_precision": {"1": 1}}
     (tmp_path / "profiles" / "variant-bnn" / "profile.json").write_text(json.dumps(profile))
-    params["benchmark"] = {"threads": [1], "rounds": 10, "calls_per_block": 10, "warmup_calls": 1, "seed": 0,
+    params["benchmark"] = {"threads": [1], "processes": 3, "rounds": 10, "calls_per_block": 10, "warmup_calls": 1, "seed": 0,
                            "headline_options": "default"}
     with pytest.raises(StudyError):
         aggregate(params, tmp_path / "runs", tmp_path / "profiles", tmp_path / "deploy", tmp_path / "benchmark",

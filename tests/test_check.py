@@ -87,7 +87,7 @@ def test_every_stage_reads_its_slice_through_the_same_checked_views(study_params
     assert variant_from_params("bnn_cosine", architecture["variants"]).architecture() == variant.architecture()
     assert download_settings(load_params(out / "download" / "mnist.json"), "mnist").sources[-1] == "data/mnist-shipped"
     bench = load_params(out / "benchmark.json")
-    assert benchmark_settings(bench).rounds == 30 and study_runs(bench)[0] == ("mnist", "fp32", 0)
+    assert benchmark_settings(bench).processes == 8 and study_runs(bench)[0] == ("mnist", "fp32", 0)
     table = load_params(out / "aggregate.json")
     assert headline_options(table) == "bgemm+xnnpack" and baseline(table) == "fp32"
     assert table["recipes"] == {"article": {"epochs": 6}}
@@ -175,7 +175,8 @@ BAD_PARAMS = [
     ("benchmark.threads", 1, "benchmark.threads must be a non-empty list of thread counts, got 1"),
     ("benchmark.threads", [1, 0], "benchmark.threads must be a positive whole number, got 0"),
     ("benchmark.threads", [2, 2], "benchmark.threads lists a thread count twice"),
-    ("benchmark.rounds", 5, "benchmark.rounds must be at least 10 for an interval on the median, got 5"),
+    ("benchmark.processes", 2, "benchmark.processes must be at least 3 for an interval across processes, got 2"),
+    ("benchmark.rounds", 0, "benchmark.rounds must be a positive whole number, got 0"),
     ("benchmark.calls_per_block", 0, "benchmark.calls_per_block must be a positive whole number, got 0"),
     ("benchmark.seed", -1, "benchmark.seed must be a whole number >= 0, got -1"),
     ("benchmark.headline_options", "fastest",

@@ -93,8 +93,8 @@ def study_repo(tmp_path_factory):
     _set_params(repo, **{"data.train_limit": 2000, "data.test_limit": 2000,
                          "recipes.article.epochs": 1,
                          "study.seeds": [0], "data.sources.mnist": ["data/mnist-shipped"],
-                         "data.sources.fashion_mnist": ["data/fashion_mnist-shipped"], "benchmark.rounds": 10,
-                         "benchmark.calls_per_block": 20, "benchmark.warmup_calls": 5})
+                         "data.sources.fashion_mnist": ["data/fashion_mnist-shipped"], "benchmark.processes": 3,
+                         "benchmark.rounds": 3, "benchmark.calls_per_block": 20, "benchmark.warmup_calls": 5})
     _git(repo, "init", "-q")
     # DVC commits experiments itself: give the repository an identity of its own.
     _git(repo, "config", "user.name", "bnn-study tests")
@@ -120,7 +120,8 @@ def test_repro_writes_every_output(study_repo):
         profile = json.loads((repo / "reports" / "profiles" / f"variant-{variant}" / "profile.json").read_text())
         assert profile["macs_total"] == 2794240
     timings = (repo / "reports" / "benchmark" / "timings.csv").read_text().splitlines()
-    assert len(timings) == 1 + 10 * 3 * 4 * 2  # rounds x (two models and the overhead model) x option sets x threads
+    # processes x rounds x (two models and the overhead model) x option sets x threads
+    assert len(timings) == 1 + 3 * 3 * 3 * 4 * 2
     assert "served by data/mnist-shipped" in result.stderr + result.stdout
 
 
@@ -180,12 +181,12 @@ def test_tables_plots_and_report(study_repo):
     per_class = pd.read_csv(tables / "per_class.csv")
     assert len(per_class) == 2 * 10 and per_class["images"].groupby(per_class["variant"]).sum().to_dict() == {
         "bnn": 2000, "fp32": 2000}
-    mcnemar = pd.read_csv(tables / "mcnemar.csv")
-    assert list(mcnemar["variant"]) == ["bnn"] and mcnemar["images"].tolist() == [2000]
+    paired_images = pd.read_csv(tables / "paired_images.csv")
+    assert list(paired_images["variant"]) == ["bnn"] and paired_images["images"].tolist() == [2000]
     assert len(pd.read_csv(tables / "confusion.csv")) == 2 * 10 * 10
     curves = pd.read_csv(tables / "curves.csv")
     assert list(curves.columns) == ["dataset", "variant", "seed", "epoch", "split", "accuracy", "loss"]
-    for name in ("runs", "summary", "latency", "per_class", "mcnemar", "tax", "article"):
+    for name in ("runs", "summary", "latency", "per_class", "paired_images", "tax", "article"):
         assert set(pd.read_csv(tables / f"{name}.csv")["dataset"]) == {"mnist"}, name
         assert (tables / f"{name}.md").read_text().startswith("|")
     for name in ("accuracy_vs_memory", "accuracy_vs_binarized_macs", "accuracy_vs_latency", "flash_vs_ram",
