@@ -428,6 +428,7 @@ def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None],
         ranked = fitting.sort_values(["test_accuracy_mean", "tflite_kib"], ascending=[False, True])
         pick = ranked.iloc[0]
         sentence = (f"{label}, pick `{pick['variant']}`: {pct(pick['test_accuracy_mean'])} mean test accuracy "
+                    f"({interval(pick['test_accuracy_ci95_low'], pick['test_accuracy_ci95_high'], n=pick['seeds'])}) "
                     f"in a {pick['tflite_kib']:.2f} KiB file needing {pick['ram_kib']:.2f} KiB of RAM")
         if len(ranked) > 1:
             runner_up = ranked.iloc[1]

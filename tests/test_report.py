@@ -57,10 +57,10 @@ def test_budget_picks():
     summary = _summary()
     picks = budget_picks(summary, [16, 64, None, 1])
     assert picks[0] == "Within 16 KiB of deployed file, no variant of this study fits."
-    assert picks[1] == ("Within 64 KiB of deployed file, pick `bnn`: 98.20% mean test accuracy in a 18.00 KiB file "
-                        "needing 105.62 KiB of RAM.")
-    assert picks[2] == ("With no memory limit, pick `fp32`: 99.10% mean test accuracy in a 370.00 KiB file needing "
-                        "105.62 KiB of RAM (next best `bnn`, 98.20% in 18.00 KiB).")
+    assert picks[1] == ("Within 64 KiB of deployed file, pick `bnn`: 98.20% mean test accuracy (95% CI 97.73% to 98.57%, "
+                        "n = 3 seeds) in a 18.00 KiB file needing 105.62 KiB of RAM.")
+    assert picks[2] == ("With no memory limit, pick `fp32`: 99.10% mean test accuracy (95% CI 98.81% to 99.32%, n = 3 "
+                        "seeds) in a 370.00 KiB file needing 105.62 KiB of RAM (next best `bnn`, 98.20% in 18.00 KiB).")
     assert picks[3] == "Within 1 KiB of deployed file, no variant of this study fits."
 
 
@@ -74,8 +74,8 @@ def test_a_variant_over_budget_in_deployed_size_is_never_picked_for_it():
     })
     assert budget_picks(summary, [16, 64, 400])[:2] == [
         "Within 16 KiB of deployed file, no variant of this study fits.",
-        "Within 64 KiB of deployed file, pick `bnn`: 98.20% mean test accuracy in a 18.80 KiB file needing "
-        "105.60 KiB of RAM."]
+        "Within 64 KiB of deployed file, pick `bnn`: 98.20% mean test accuracy (95% CI 97.50% to 98.90%, n = 3 seeds) "
+        "in a 18.80 KiB file needing 105.60 KiB of RAM."]
     assert budget_picks(summary, [400])[0].startswith("Within 400 KiB of deployed file, pick `bwn`")
 
 
@@ -93,7 +93,8 @@ def test_budget_pick_prefers_the_smaller_on_a_tie_and_says_when_seeds_cannot_tel
     # paired differences dorefa8 - dorefa4: +0.001, 0, -0.001: mean 0, s = 0.001
     half = 4.302652729911275 * 0.001 / 3 ** 0.5
     assert budget_picks(summary, [None], runs) == [
-        "With no memory limit, pick `dorefa4`: 99.00% mean test accuracy in a 47.28 KiB file needing 100.00 KiB of "
+        "With no memory limit, pick `dorefa4`: 99.00% mean test accuracy (95% CI 98.62% to 99.38%, n = 3 seeds) in a "
+        "47.28 KiB file needing 100.00 KiB of "
         f"RAM (next best `dorefa8`, 99.00% in 92.73 KiB; paired by seed +0.00 pp (95% CI {-100 * half:+.2f} pp to "
         f"{100 * half:+.2f} pp, n = 3 seeds): the seeds cannot tell them apart)."]
 
