@@ -9,7 +9,7 @@ dataset: networks are compared only on the dataset they learned.
 - ``accuracy_vs_latency.png``: the same against the deployed model's
   batch-1 latency in Larq Compute Engine's interpreter (the benchmark's
   headline option set and first thread count), with its 95% interval across
-  benchmark rounds;
+  benchmark processes;
 - ``flash_vs_ram.png``: per variant, the deployed file's size (flash)
   against the peak RAM its activations need, beside Larq's theoretical
   weight memory;
@@ -146,7 +146,7 @@ def accuracy_vs_latency(runs, summary, path: Path) -> None:
     first = summary.dropna(subset=["latency_threads"]).iloc[0]
     threads = f"{int(first['latency_threads'])} thread" + ("" if int(first["latency_threads"]) == 1 else "s")
     _accuracy_scatter(runs, summary, "latency_median_us",
-                      f"deployed latency (µs; median across benchmark rounds ± 95% CI)\n"
+                      f"deployed latency (µs; geometric mean across benchmark processes ± 95% CI)\n"
                       f"LCE interpreter, batch 1, {threads}, options {first['latency_options']}", path,
                       x_interval=("latency_ci95_low", "latency_ci95_high"))
 
