@@ -85,7 +85,7 @@ from stages.lib.tables import (
     of_dataset, per_dataset, read_json, write_tables,
 )
 from stages.lib.stats import (
-    ALPHA, Estimate, accuracy_interval, at_chance, fieller_ratio, holm, image_sign_test, log_mean_interval, mean_interval,
+    ALPHA, Estimate, accuracy_interval, at_chance, fieller_ratio, holm, image_sign_test, log_mean_interval,
     paired_difference, prediction_interval, seeds_needed, welch_difference,
 )
 
@@ -287,8 +287,8 @@ def latency_table(timings: pd.DataFrame, variants: Sequence[str], baseline: str,
     over the variant's in the same round. Each process contributes the
     median of its rounds; latencies and speedups are geometric means across
     processes with the Student-t interval of their logs
-    (:func:`stages.lib.stats.log_mean_interval`), the overhead-free latency a
-    plain mean. The speed verdicts of one dataset are one family: the
+    (:func:`stages.lib.stats.log_mean_interval`), so that no interval
+    reaches below zero. The speed verdicts of one dataset are one family: the
     speedups' p-values (that the ratio is 1) are Holm-adjusted together."""
     per_round = timings.groupby(["variant", "options", "threads", "process", "round"])["latency_us"].mean()
     combos = per_round.index.droplevel(["process", "round"])
@@ -303,7 +303,7 @@ def latency_table(timings: pd.DataFrame, variants: Sequence[str], baseline: str,
                 overhead = per_round.loc[(OVERHEAD, options, threads)].reindex(latency.index)
                 figure = log_mean_interval(_per_process(latency))
                 # the overhead model's own figures minus themselves would read as a free model
-                net = (mean_interval(_per_process(latency - overhead)) if variant != OVERHEAD else
+                net = (log_mean_interval(_per_process(latency - overhead)) if variant != OVERHEAD else
                        Estimate(math.nan, math.nan, math.nan, figure.n))
                 row = {"variant": variant, "options": options, "threads": int(threads), "processes": figure.n,
                        "rounds": int(latency.groupby(level="process").size().min()),
