@@ -29,8 +29,9 @@ summaries, Pareto flags, per-class figures and tests are per dataset.
   threads), the overhead model included. The replication unit is the
   benchmark process (a fresh interpreter): each gives its median across
   its rounds; the latency and the speedup against the baseline (paired
-  within each round) are geometric means across processes with the
-  Student-t interval of their logs; the same minus the binding's overhead
+  within each round) are geometric means across processes with the 95%
+  interval a rerun of the benchmark on this machine would land in (a
+  prediction interval on the log scale); the same minus the binding's overhead
   measured in the same rounds; effective multiply-accumulates per second;
   the speedups' p-values Holm-adjusted over the dataset's family of speed
   verdicts.
@@ -85,7 +86,7 @@ from stages.lib.tables import (
     of_dataset, per_dataset, read_json, write_tables,
 )
 from stages.lib.stats import (
-    ALPHA, Estimate, accuracy_interval, at_chance, fieller_ratio, holm, image_sign_test, log_mean_interval,
+    ALPHA, Estimate, accuracy_interval, at_chance, fieller_ratio, holm, image_sign_test, rerun_interval,
     paired_difference, prediction_interval, seeds_needed, welch_difference,
 )
 
@@ -286,9 +287,9 @@ def latency_table(timings: pd.DataFrame, variants: Sequence[str], baseline: str,
     same round, options and threads; the speedup is the baseline's latency
     over the variant's in the same round. Each process contributes the
     median of its rounds; latencies and speedups are geometric means across
-    processes with the Student-t interval of their logs
-    (:func:`stages.lib.stats.log_mean_interval`), so that no interval
-    reaches below zero. The speed verdicts of one dataset are one family: the
+    processes with the 95% interval a rerun of the benchmark on this machine
+    would land in (:func:`stages.lib.stats.rerun_interval`, on the log
+    scale, so that no interval reaches below zero). The speed verdicts of one dataset are one family: the
     speedups' p-values (that the ratio is 1) are Holm-adjusted together."""
     per_round = timings.groupby(["variant", "options", "threads", "process", "round"])["latency_us"].mean()
     combos = per_round.index.droplevel(["process", "round"])
@@ -301,30 +302,30 @@ def latency_table(timings: pd.DataFrame, variants: Sequence[str], baseline: str,
                     continue
                 latency = per_round.loc[key]
                 overhead = per_round.loc[(OVERHEAD, options, threads)].reindex(latency.index)
-                figure = log_mean_interval(_per_process(latency))
+                figure = rerun_interval(_per_process(latency))
                 # the overhead model's own figures minus themselves would read as a free model
-                net = (log_mean_interval(_per_process(latency - overhead)) if variant != OVERHEAD else
+                net = (rerun_interval(_per_process(latency - overhead)) if variant != OVERHEAD else
                        Estimate(math.nan, math.nan, math.nan, figure.n))
                 row = {"variant": variant, "options": options, "threads": int(threads), "processes": figure.n,
                        "rounds": int(latency.groupby(level="process").size().min()),
                        "headline": options == headline_options,
-                       "latency_median_us": figure.value, "latency_ci95_low": figure.low,
-                       "latency_ci95_high": figure.high, "net_latency_median_us": net.value,
-                       "net_latency_ci95_low": net.low, "net_latency_ci95_high": net.high,
-                       "speedup_vs_baseline": math.nan, "speedup_ci95_low": math.nan, "speedup_ci95_high": math.nan,
+                       "latency_median_us": figure.value, "latency_rerun95_low": figure.low,
+                       "latency_rerun95_high": figure.high, "net_latency_median_us": net.value,
+                       "net_latency_rerun95_low": net.low, "net_latency_rerun95_high": net.high,
+                       "speedup_vs_baseline": math.nan, "speedup_rerun95_low": math.nan, "speedup_rerun95_high": math.nan,
                        "speedup_p_value": math.nan, "speedup_p_holm": math.nan,
-                       "net_speedup_vs_baseline": math.nan, "net_speedup_ci95_low": math.nan,
-                       "net_speedup_ci95_high": math.nan,
+                       "net_speedup_vs_baseline": math.nan, "net_speedup_rerun95_low": math.nan,
+                       "net_speedup_rerun95_high": math.nan,
                        "effective_macs_per_s": (macs[variant] / (net.value / 1e6)
                                                 if variant in macs and net.value > 0 else math.nan)}
                 if variant not in (OVERHEAD, baseline) and (baseline, options, threads) in combos:
                     base = per_round.loc[(baseline, options, threads)].reindex(latency.index)
-                    speedup = log_mean_interval(_per_process(base / latency))
-                    net_speedup = log_mean_interval(_per_process((base - overhead) / (latency - overhead)))
-                    row.update(speedup_vs_baseline=speedup.value, speedup_ci95_low=speedup.low,
-                               speedup_ci95_high=speedup.high, speedup_p_value=speedup.p_value,
-                               net_speedup_vs_baseline=net_speedup.value, net_speedup_ci95_low=net_speedup.low,
-                               net_speedup_ci95_high=net_speedup.high)
+                    speedup = rerun_interval(_per_process(base / latency))
+                    net_speedup = rerun_interval(_per_process((base - overhead) / (latency - overhead)))
+                    row.update(speedup_vs_baseline=speedup.value, speedup_rerun95_low=speedup.low,
+                               speedup_rerun95_high=speedup.high, speedup_p_value=speedup.p_value,
+                               net_speedup_vs_baseline=net_speedup.value, net_speedup_rerun95_low=net_speedup.low,
+                               net_speedup_rerun95_high=net_speedup.high)
                 elif variant == baseline:
                     row.update(speedup_vs_baseline=1.0, net_speedup_vs_baseline=1.0)
                 rows.append(row)
@@ -405,8 +406,8 @@ def runs_table(runs: pd.DataFrame, profiles: pd.DataFrame, deployments: pd.DataF
             .join(profiles, on="variant"))
 
 
-HEADLINE_COLUMNS = ("latency_median_us", "latency_ci95_low", "latency_ci95_high", "net_latency_median_us",
-                    "speedup_vs_baseline", "speedup_ci95_low", "speedup_ci95_high", "speedup_p_holm",
+HEADLINE_COLUMNS = ("latency_median_us", "latency_rerun95_low", "latency_rerun95_high", "net_latency_median_us",
+                    "speedup_vs_baseline", "speedup_rerun95_low", "speedup_rerun95_high", "speedup_p_holm",
                     "net_speedup_vs_baseline", "effective_macs_per_s", "processes")
 
 

@@ -8,8 +8,8 @@ dataset: networks are compared only on the dataset they learned.
   fraction of multiply-accumulates that are binarized;
 - ``accuracy_vs_latency.png``: the same against the deployed model's
   batch-1 latency in Larq Compute Engine's interpreter (the benchmark's
-  headline option set and first thread count), with its 95% interval across
-  benchmark processes;
+  headline option set and first thread count), with the 95% interval a
+  rerun of the benchmark would land in;
 - ``flash_vs_ram.png``: per variant, the deployed file's size (flash)
   against the peak RAM its activations need, beside Larq's theoretical
   weight memory;
@@ -146,9 +146,9 @@ def accuracy_vs_latency(runs, summary, path: Path) -> None:
     first = summary.dropna(subset=["latency_threads"]).iloc[0]
     threads = f"{int(first['latency_threads'])} thread" + ("" if int(first["latency_threads"]) == 1 else "s")
     _accuracy_scatter(runs, summary, "latency_median_us",
-                      f"deployed latency (µs; geometric mean across benchmark processes ± 95% CI)\n"
+                      f"deployed latency (µs; geometric mean across benchmark processes, 95% rerun interval)\n"
                       f"LCE interpreter, batch 1, {threads}, options {first['latency_options']}", path,
-                      x_interval=("latency_ci95_low", "latency_ci95_high"))
+                      x_interval=("latency_rerun95_low", "latency_rerun95_high"))
 
 
 def flash_vs_ram(summary: pd.DataFrame, path: Path) -> None:

@@ -158,17 +158,17 @@ def readable_latency(latency: pd.DataFrame, baseline: str) -> pd.DataFrame:
     return pd.DataFrame({
         "variant": rows["variant"],
         "threads": rows["threads"],
-        "latency (95% CI) µs": [_with_interval(v, lo, hi, "{:.1f}".format) for v, lo, hi in
-                                zip(rows["latency_median_us"], rows["latency_ci95_low"], rows["latency_ci95_high"],
+        "latency (95% rerun interval) µs": [_with_interval(v, lo, hi, "{:.1f}".format) for v, lo, hi in
+                                zip(rows["latency_median_us"], rows["latency_rerun95_low"], rows["latency_rerun95_high"],
                                     strict=True)],
         "minus overhead (µs)": [_with_interval(v, lo, hi, "{:.1f}".format) for v, lo, hi in
-                                zip(rows["net_latency_median_us"], rows["net_latency_ci95_low"],
-                                    rows["net_latency_ci95_high"], strict=True)],
-        "speedup, paired by round": speedups(rows["speedup_vs_baseline"], rows["speedup_ci95_low"],
-                                             rows["speedup_ci95_high"]),
+                                zip(rows["net_latency_median_us"], rows["net_latency_rerun95_low"],
+                                    rows["net_latency_rerun95_high"], strict=True)],
+        "speedup, paired by round": speedups(rows["speedup_vs_baseline"], rows["speedup_rerun95_low"],
+                                             rows["speedup_rerun95_high"]),
         "p (Holm)": rows["speedup_p_holm"].map(lambda p: "" if pd.isna(p) else p_text(p).removeprefix("= ")),
-        "speedup minus overhead": speedups(rows["net_speedup_vs_baseline"], rows["net_speedup_ci95_low"],
-                                           rows["net_speedup_ci95_high"]),
+        "speedup minus overhead": speedups(rows["net_speedup_vs_baseline"], rows["net_speedup_rerun95_low"],
+                                           rows["net_speedup_rerun95_high"]),
         "effective GMAC/s": rows["effective_macs_per_s"].map(lambda v: "n/a" if pd.isna(v) else f"{v / 1e9:.1f}"),
     })
 
@@ -212,7 +212,7 @@ def _speed(row: dict, family: int) -> str:
     slower only when the printed interval lies wholly on one side of 1.00x
     and the Holm-adjusted test over the ``family`` of speed verdicts
     agrees."""
-    speed, low, high = row["speedup_vs_baseline"], row["speedup_ci95_low"], row["speedup_ci95_high"]
+    speed, low, high = row["speedup_vs_baseline"], row["speedup_rerun95_low"], row["speedup_rerun95_high"]
     side = direction(low, high, "{:.2f}", reference=1.0)
     p_holm = row.get("speedup_p_holm", math.nan)
     significant = pd.isna(p_holm) or p_holm < ALPHA
@@ -220,7 +220,8 @@ def _speed(row: dict, family: int) -> str:
                "not told apart from the baseline's speed once adjusted for the family of speed verdicts"
                if side else "not told apart from the baseline's speed")
     processes = row.get("processes")
-    shown = interval(low, high, _times, None if pd.isna(processes) else int(processes), "processes")
+    shown = interval(low, high, _times, None if pd.isna(processes) else int(processes), "processes").replace(
+        "95% CI", "95% interval for a rerun:", 1)
     adjusted = holm_clause(p_holm, family, "speed verdicts")
     return (f"{_times(speed)} the baseline's speed, paired by round ({shown}"
             + (f"; {adjusted}" if adjusted and family > 1 else "") + f"), {verdict}")

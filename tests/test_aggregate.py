@@ -48,7 +48,7 @@ def test_summary_takes_the_headline_latency_at_the_first_thread_count():
     assert bnn["latency_median_us"] == pytest.approx(math.prod(process_medians) ** 0.25)
     assert bnn["processes"] == 4
     assert bnn["speedup_vs_baseline"] == pytest.approx(2.0)
-    assert (bnn["speedup_ci95_low"], bnn["speedup_ci95_high"]) == (pytest.approx(2.0), pytest.approx(2.0))
+    assert (bnn["speedup_rerun95_low"], bnn["speedup_rerun95_high"]) == (pytest.approx(2.0), pytest.approx(2.0))
     net = math.prod(m - 1 for m in process_medians) ** 0.25
     assert bnn["effective_macs_per_s"] == pytest.approx(2794240 / (net * 1e-6))
 
@@ -187,19 +187,20 @@ def test_latency_table_takes_the_process_as_the_replication_unit():
     table = synthetic_latency().set_index(["variant", "options", "threads"])
     bnn = table.loc[("bnn", "bgemm+xnnpack", 2)]
     # fp32 takes twice bnn's time in every round: every paired ratio is 2, in every process
-    assert bnn["speedup_vs_baseline"] == pytest.approx(2.0) and bnn["speedup_ci95_high"] == pytest.approx(2.0)
+    assert bnn["speedup_vs_baseline"] == pytest.approx(2.0) and bnn["speedup_rerun95_high"] == pytest.approx(2.0)
     # minus the 1 µs overhead: per process the median of (100 + r)(1 + p/10) - 1 over (100 + r)(1 + p/10)/2 - 1
     from scipy import stats
 
     net = [sorted(((100 + r) * (1 + p / 10) - 1) / ((100 + r) * (1 + p / 10) / 2 - 1) for r in range(5))[2]
            for p in range(4)]
-    logs = [math.log(v) for v in net]
-    ci = stats.ttest_1samp(logs, 0).confidence_interval()
-    assert bnn["net_speedup_vs_baseline"] == pytest.approx(math.exp(sum(logs) / 4))
-    assert (bnn["net_speedup_ci95_low"], bnn["net_speedup_ci95_high"]) == (pytest.approx(math.exp(ci.low)),
-                                                                            pytest.approx(math.exp(ci.high)))
+    logs = pd.Series([math.log(v) for v in net])
+    # where a rerun with four more processes would land: t(0.975, 3) * s * sqrt(2 / 4) around the log mean
+    half = stats.t.ppf(0.975, 3) * logs.std() * math.sqrt(0.5)
+    assert bnn["net_speedup_vs_baseline"] == pytest.approx(math.exp(logs.mean()))
+    assert (bnn["net_speedup_rerun95_low"], bnn["net_speedup_rerun95_high"]) == (
+        pytest.approx(math.exp(logs.mean() - half)), pytest.approx(math.exp(logs.mean() + half)))
     # the processes differ by up to 30%: the latency's interval spans them, the paired speedup's does not
-    assert bnn["latency_ci95_low"] < 51 * 1.1 and bnn["latency_ci95_high"] > 51 * 1.2
+    assert bnn["latency_rerun95_low"] < 51 * 1.1 and bnn["latency_rerun95_high"] > 51 * 1.2
     assert bnn["processes"] == 4 and bnn["rounds"] == 5
     assert bool(bnn["headline"]) and not bool(table.loc[("bnn", "default", 2), "headline"])
     assert table.loc[(OVERHEAD, "default", 1), "latency_median_us"] == pytest.approx(1.0)
@@ -217,7 +218,7 @@ def test_a_noisy_round_moves_the_paired_speedup_less_than_the_latency():
     timings.loc[(timings["round"] == 3) & (timings["process"] == 1), "latency_us"] *= 3
     table = latency_table(timings, ["fp32", "bnn"], "fp32", {"fp32": 1, "bnn": 1}, "default")
     bnn = table.set_index(["variant", "options", "threads"]).loc[("bnn", "default", 1)]
-    assert bnn["speedup_vs_baseline"] == pytest.approx(2.0) and bnn["speedup_ci95_high"] == pytest.approx(2.0)
+    assert bnn["speedup_vs_baseline"] == pytest.approx(2.0) and bnn["speedup_rerun95_high"] == pytest.approx(2.0)
 
 
 def test_census_lists_the_most_frequent_operators_first():

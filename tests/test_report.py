@@ -37,7 +37,7 @@ def test_findings_fill_in_the_numbers():
             "105.62 KiB of RAM at peak; 93.03% of its multiply-accumulates run in LCE's binary convolution, the other "
             "6.97% in float operators (CONV_2D 1)") in text
     assert ("`bnn` on this machine's CPU: one image takes 58.4 µs against `fp32`'s 116.7 µs (1 thread, options "
-            "bgemm+xnnpack): 2.00x the baseline's speed, paired by round (95% CI 2.00x to 2.00x, n = 4 processes), "
+            "bgemm+xnnpack): 2.00x the baseline's speed, paired by round (95% interval for a rerun: 2.00x to 2.00x, n = 4 processes), "
             "faster.") in text
     assert "`bnn`'s profile matches on 5 of 5 figures" in text
     assert ("our mean accuracy 98.20% is +0.07 pp from its single run (98.13%), which lies inside the 95% prediction "
@@ -48,7 +48,7 @@ def test_findings_give_every_thread_count():
     summary = _summary()
     text = " ".join(findings(summary, article_table(summary), "fp32", synthetic_latency()))
     assert ("`bnn` on a test CPU: one image takes 58.4 µs against `fp32`'s 116.7 µs (1 thread, options bgemm+xnnpack): "
-            "2.00x the baseline's speed, paired by round (95% CI 2.00x to 2.00x, n = 4 processes; Holm-adjusted p "
+            "2.00x the baseline's speed, paired by round (95% interval for a rerun: 2.00x to 2.00x, n = 4 processes; Holm-adjusted p "
             "< 0.001 over the 4 speed verdicts), faster; at 2 threads, 58.4 µs against 116.7 µs: 2.00x the "
             "baseline's speed") in text
 
@@ -123,9 +123,9 @@ def test_readable_summary_and_render(tmp_path):
     assert "at 1 thread, 2 threads, in 4 fresh processes one\nafter another, each of 5 rounds" in report
     assert "measures its overhead: 1.0 µs at 1 thread, 1.0 µs at 2 threads. These" in report
     assert "At 2 threads on this 2-core machine the interpreter uses every\ncore" in report
-    assert "\n\n| variant   |   threads | latency (95% CI) µs" in report  # the table is not glued to the paragraph
-    assert "| bnn       |         2 | 58.4 (48.8 to 69.9)" in report
-    assert "| fp32      |         1 | 116.7 (97.5 to 139.7) | 115.7 (96.6 to 138.7) | baseline" in report
+    assert "\n\n| variant   |   threads | latency (95% rerun interval) µs" in report  # the table is not glued to the paragraph
+    assert "| bnn | 2 | 58.4 (45.3 to 75.3) |" in " ".join(report.split())
+    assert "| fp32 | 1 | 116.7 (90.5 to 150.5) | 115.7 (89.6 to 149.6) | baseline |" in " ".join(report.split())
     assert "Within 64 KiB of deployed file, pick `bnn`" in report
     assert "100.00% (baseline)" in report and "66.67% (-33.33 pp)" in report
     assert "![Where binarizing moves the answers" in report

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from stages.lib.stats import (
-    accuracy_interval, direction, fieller_ratio, holm, image_sign_test, log_mean_interval, mean_interval,
+    accuracy_interval, direction, fieller_ratio, holm, image_sign_test, mean_interval, rerun_interval,
     paired_difference, prediction_interval, seeds_needed, welch_difference,
 )
 
@@ -124,14 +124,20 @@ def test_image_sign_test_with_one_seed_is_mcnemar_s_exact_test():
     assert (ahead, behind) == (88, 180) and p_value == pytest.approx(stats.binomtest(88, 268).pvalue)
 
 
-def test_log_mean_interval_of_speedups_across_processes():
+def test_rerun_interval_of_speedups_across_processes():
     ratios = [1.02, 1.04, 1.01, 1.03]
-    estimate = log_mean_interval(ratios)
+    estimate = rerun_interval(ratios)
     logs = np.log(ratios)
-    ci = stats.ttest_1samp(logs, 0).confidence_interval()
+    # the prediction interval for the mean of four more processes: t(0.975, 3) * s * sqrt(1/4 + 1/4)
+    half = stats.t.ppf(0.975, 3) * logs.std(ddof=1) * math.sqrt(0.5)
     assert estimate.value == pytest.approx(math.exp(logs.mean()))
-    assert (estimate.low, estimate.high) == (pytest.approx(math.exp(ci.low)), pytest.approx(math.exp(ci.high)))
+    assert (estimate.low, estimate.high) == (pytest.approx(math.exp(logs.mean() - half)),
+                                             pytest.approx(math.exp(logs.mean() + half)))
+    # sqrt(2) times as wide as the interval of the mean, on the log scale
+    ci = stats.ttest_1samp(logs, 0).confidence_interval()
+    assert math.log(estimate.high / estimate.low) == pytest.approx(math.sqrt(2) * (ci.high - ci.low))
     assert estimate.p_value == pytest.approx(stats.ttest_1samp(logs, 0).pvalue) and estimate.n == 4
+    assert math.isnan(rerun_interval([1.0, -1.0]).value)
 
 
 def test_seeds_needed_is_the_paired_t_test_s_sample_size():

@@ -13,11 +13,13 @@ them into words. Every interval is two-sided at 95%.
 - Two networks' answers on the same test images, all seeds at once: the
   exact sign test over images (:func:`image_sign_test`).
 - Speeds: each benchmark process gives one figure; ratios and latencies are
-  averaged on the log scale across processes (:func:`log_mean_interval`).
+  averaged on the log scale across processes, with the interval a rerun of
+  the benchmark would land in (:func:`rerun_interval`).
 - A family of tests feeding one conclusion: Holm's adjustment (:func:`holm`).
 
-scipy and statsmodels compute what they offer; Fieller's interval and the
-logit back-transform are the only formulas written here.
+scipy and statsmodels compute what they offer; Fieller's interval, the
+logit back-transform and the rerun interval (a prediction interval, which
+neither offers) are the only formulas written here.
 """
 
 from __future__ import annotations
@@ -205,18 +207,26 @@ def fieller_ratio(numerators: Sequence[float], denominators: Sequence[float]) ->
     return Estimate(ratio, float((-b - root) / (2 * a)), float((-b + root) / (2 * a)), n)
 
 
-def log_mean_interval(values: Sequence[float]) -> Estimate:
+def rerun_interval(values: Sequence[float]) -> Estimate:
     """Geometric mean of positive ``values`` (one per benchmark process)
-    with the Student-t interval of the mean of their logs, mapped back, and
-    the p-value of the test that the log mean is zero (for a ratio: that it
-    is 1)."""
+    and the 95% interval for what a rerun of the benchmark on the same
+    machine would give: the prediction interval for the log mean of another
+    as many processes, log mean +/- t(n-1) * s * sqrt(1/n + 1/n), mapped
+    back. It is wider than the interval of the mean by sqrt(2): it covers
+    this run's error and the rerun's. The p-value is the one-sample t-test
+    that the log mean is zero (for a ratio: that it is 1)."""
+    from scipy import stats
+
     values = _clean(values)
     if len(values) == 0 or (values <= 0).any():
         return Estimate(math.nan, math.nan, math.nan, len(values))
-    logs = mean_interval(np.log(values))
-    if not logs.bounded:
-        return Estimate(math.exp(logs.value), math.nan, math.nan, logs.n)
-    return Estimate(math.exp(logs.value), math.exp(logs.low), math.exp(logs.high), logs.n, logs.p_value)
+    logs = np.log(values)
+    center = float(logs.mean())
+    if len(values) < 2:
+        return Estimate(math.exp(center), math.nan, math.nan, 1)
+    half = float(stats.t.ppf((1 + CONFIDENCE) / 2, len(logs) - 1) * logs.std(ddof=1) * math.sqrt(2 / len(logs)))
+    return Estimate(math.exp(center), math.exp(center - half), math.exp(center + half), len(values),
+                    mean_interval(logs).p_value)
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
