@@ -78,7 +78,7 @@ def gap_verdict(gap: float, low: float, high: float, p_holm: float, family: int,
     if side and (pd.isna(p_holm) or p_holm < ALPHA):
         word = "a cost" if side < 0 else "a gain"
         where = "below" if side < 0 else "above"
-        return f"{word}: the whole interval lies {where} zero" + (f" ({adjusted})" if family > 1 else "")
+        return f"{word}, its whole interval {where} zero" + (f" ({adjusted})" if family > 1 else "")
     if side:
         return (f"its interval excludes zero, but not once adjusted for the {family} variants compared "
                 f"({adjusted}): no verdict")

@@ -31,8 +31,8 @@ def test_findings_fill_in_the_numbers():
         in text
     assert "in 13.19 KiB: 27.8x smaller than `fp32`, 96.4% of the memory saved" in text
     assert "93.03% of its 2,794,240 multiply-accumulates are binarized" in text
-    assert ("-0.90 pp against `fp32` on the same seeds (95% CI -1.15 pp to -0.65 pp, n = 3 seeds): a cost: the whole "
-            "interval lies below zero.") in text
+    assert ("-0.90 pp against `fp32` on the same seeds (95% CI -1.15 pp to -0.65 pp, n = 3 seeds): a cost, its whole "
+            "interval below zero.") in text
     assert ("`bnn`'s deployed file weighs 18.00 KiB (Larq's count of its weights: 13.19 KiB) and its activations need "
             "105.62 KiB of RAM at peak; 93.03% of its multiply-accumulates run in LCE's binary convolution, the other "
             "6.97% in float operators (CONV_2D 1)") in text
@@ -205,8 +205,8 @@ def test_two_datasets_give_the_tax_first_then_each_dataset_s_sections(tmp_path):
         "## Fashion-MNIST: summary per variant", "## Fashion-MNIST: per class",
     ]
     assert ("- `bnn` against `fp32`, paired by seed: -0.90 pp on MNIST (95% CI -1.15 pp to -0.65 pp, n = 3 seeds; a "
-            "cost: the whole interval lies below zero); -6.90 pp on Fashion-MNIST (95% CI -7.15 pp to -6.65 pp, n = 3 "
-            "seeds; a cost: the whole interval lies below zero). From MNIST to Fashion-MNIST the gap changes by "
+            "cost, its whole interval below zero); -6.90 pp on Fashion-MNIST (95% CI -7.15 pp to -6.65 pp, n = 3 "
+            "seeds; a cost, its whole interval below zero). From MNIST to Fashion-MNIST the gap changes by "
             "-6.00 pp (95% CI -6.23 pp to -5.77 pp, n = 3 seeds, Welch; p < 0.001): the gap is wider on "
             "Fashion-MNIST.") in report
     assert " times the cost" not in report and "error" not in report.split("## MNIST")[0]
