@@ -673,7 +673,7 @@ def render(tables_dir: str | Path, plots_rel: str, baseline: str, budgets_kib: S
     tables_dir = Path(tables_dir)
     tables = {name: read_table(tables_dir, name, may_be_empty=name in MAY_BE_EMPTY) for name in TABLES}
     with table_errors(tables_dir):
-        return _render(tables, plots_rel, baseline, budgets_kib)
+        return _render(tables, plots_rel, baseline, budgets_kib, Path(tables_dir).as_posix())
 
 
 TEMPLATE = "report.md.j2"
@@ -739,7 +739,7 @@ def dataset_context(dataset: str, tables: dict[str, pd.DataFrame], baseline: str
 
 
 def _render(tables: dict[str, pd.DataFrame], plots_rel: str, baseline: str,
-            budgets_kib: Sequence[float | None]) -> str:
+            budgets_kib: Sequence[float | None], tables_path: str = "reports/tables") -> str:
     import jinja2
 
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent), trim_blocks=True,
@@ -773,6 +773,7 @@ def _render(tables: dict[str, pd.DataFrame], plots_rel: str, baseline: str,
         .to_markdown(index=False, floatfmt=".4f"),
         "plots": PLOTS,
         "plots_rel": plots_rel,
+        "tables_path": tables_path,
     }
     return environment.get_template(TEMPLATE).render(context)
 
