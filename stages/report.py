@@ -56,6 +56,16 @@ def p_text(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"= {p:.2g}"
 
 
+def p_cell(p: float) -> str:
+    """A p-value in a table cell: empty where no test applies."""
+    return "" if pd.isna(p) else p_text(p).removeprefix("= ")
+
+
+def ci_cells(lows: pd.Series, highs: pd.Series, fmt=points) -> list[str]:
+    """Interval bounds as table cells, ``<low> to <high>``."""
+    return [interval(low, high, fmt).removeprefix("95% CI ") for low, high in zip(lows, highs, strict=True)]
+
+
 def holm_clause(p_holm: float, family: int, what: str) -> str:
     """``Holm-adjusted p = 0.012 over the 3 <what>``."""
     if pd.isna(p_holm):
@@ -96,8 +106,7 @@ def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:
         "seeds": summary["seeds"],
         "test accuracy (mean)": summary["test_accuracy_mean"].map(pct),
         "std": summary["test_accuracy_std"].map(lambda v: points(v).lstrip("+")),
-        "95% CI": [interval(lo, hi).removeprefix("95% CI ") for lo, hi in
-                   zip(summary["test_accuracy_ci95_low"], summary["test_accuracy_ci95_high"], strict=True)],
+        "95% CI": ci_cells(summary["test_accuracy_ci95_low"], summary["test_accuracy_ci95_high"], pct),
         "params": summary["params_total"].map("{:,}".format),
         "32-bit params": summary["params_32bit"].map("{:,}".format),
         "memory (KiB)": summary["memory_kib"].map("{:.2f}".format),
@@ -110,7 +119,7 @@ def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:
         "gap 95% CI": ["" if is_base else interval(lo, hi, points).removeprefix("95% CI ") for is_base, lo, hi in
                        zip(summary["is_baseline"], summary["accuracy_gap_ci95_low"], summary["accuracy_gap_ci95_high"],
                            strict=True)],
-        "gap p (Holm)": summary["accuracy_gap_p_holm"].map(lambda p: "" if pd.isna(p) else p_text(p).removeprefix("= ")),
+        "gap p (Holm)": summary["accuracy_gap_p_holm"].map(p_cell),
         "runs at chance": summary["runs_at_chance"].map(str),
         "Pareto": summary["on_pareto_frontier"].map({True: "yes", False: ""}),
     })
@@ -166,7 +175,7 @@ def readable_latency(latency: pd.DataFrame, baseline: str) -> pd.DataFrame:
                                     rows["net_latency_rerun95_high"], strict=True)],
         "speedup, paired by round": speedups(rows["speedup_vs_baseline"], rows["speedup_rerun95_low"],
                                              rows["speedup_rerun95_high"]),
-        "p (Holm)": rows["speedup_p_holm"].map(lambda p: "" if pd.isna(p) else p_text(p).removeprefix("= ")),
+        "p (Holm)": rows["speedup_p_holm"].map(p_cell),
         "speedup minus overhead": speedups(rows["net_speedup_vs_baseline"], rows["net_speedup_rerun95_low"],
                                            rows["net_speedup_rerun95_high"]),
         "effective GMAC/s": rows["effective_macs_per_s"].map(lambda v: "n/a" if pd.isna(v) else f"{v / 1e9:.1f}"),
@@ -554,7 +563,7 @@ def readable_recipes(recipes: pd.DataFrame) -> pd.DataFrame:
         "training time (s)": recipes["train_time_s_mean"].map("{:.0f}".format),
         "effect of the recipe (95% CI)": with_interval(recipes["effect"], recipes["effect_ci95_low"],
                                                        recipes["effect_ci95_high"], points),
-        "effect p (Holm)": recipes["effect_p_holm"].map(lambda p: "" if pd.isna(p) else p_text(p).removeprefix("= ")),
+        "effect p (Holm)": recipes["effect_p_holm"].map(p_cell),
         "of the article recipe's gap recovered (Fieller 95% CI)": [
             "" if pd.isna(v) else whole_pct(v) + (" (unbounded)" if pd.isna(lo) else
                                                   f" ({whole_pct(lo)} to {whole_pct(hi)})")
@@ -620,12 +629,11 @@ def readable_tax(tax: pd.DataFrame) -> pd.DataFrame:
         "baseline accuracy": tax["baseline_accuracy_mean"].map(pct),
         "variant accuracy": tax["test_accuracy_mean"].map(pct),
         "gap (paired)": tax["accuracy_gap_vs_baseline"].map(points),
-        "gap 95% CI": [interval(lo, hi, points).removeprefix("95% CI ") for lo, hi in
-                       zip(tax["accuracy_gap_ci95_low"], tax["accuracy_gap_ci95_high"], strict=True)],
-        "gap p (Holm)": tax["accuracy_gap_p_holm"].map(lambda p: "" if pd.isna(p) else p_text(p).removeprefix("= ")),
+        "gap 95% CI": ci_cells(tax["accuracy_gap_ci95_low"], tax["accuracy_gap_ci95_high"]),
+        "gap p (Holm)": tax["accuracy_gap_p_holm"].map(p_cell),
         "images leaning baseline / variant": [f"{int(b):,} / {int(v):,}" if not pd.isna(b) else "n/a" for b, v in
                                               zip(tax["baseline_ahead"], tax["variant_ahead"], strict=True)],
-        "sign test p (Holm)": tax["images_p_holm"].map(lambda p: "" if pd.isna(p) else p_text(p).removeprefix("= ")),
+        "sign test p (Holm)": tax["images_p_holm"].map(p_cell),
     })
 
 
@@ -635,9 +643,8 @@ def readable_tax_change(changes: pd.DataFrame) -> pd.DataFrame:
         "from": changes["reference_dataset"].map(title),
         "to": changes["dataset"].map(title),
         "change of the gap": changes["gap_change"].map(points),
-        "95% CI (Welch)": [interval(lo, hi, points).removeprefix("95% CI ") for lo, hi in
-                           zip(changes["gap_change_ci95_low"], changes["gap_change_ci95_high"], strict=True)],
-        "p (Holm)": changes["gap_change_p_holm"].map(lambda p: "" if pd.isna(p) else p_text(p).removeprefix("= ")),
+        "95% CI (Welch)": ci_cells(changes["gap_change_ci95_low"], changes["gap_change_ci95_high"]),
+        "p (Holm)": changes["gap_change_p_holm"].map(p_cell),
     })
 
 
