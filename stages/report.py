@@ -90,8 +90,8 @@ def gap_verdict(gap: float, low: float, high: float, p_holm: float, family: int,
         where = "below" if side < 0 else "above"
         return f"{word}, its whole interval {where} zero" + (f" ({adjusted})" if family > 1 else "")
     if side:
-        return (f"its interval excludes zero, but not once adjusted for the {family} variants compared "
-                f"({adjusted}): no verdict")
+        return (f"its interval excludes zero, but not once Holm-adjusted over the {family} variants compared "
+                f"(p {p_text(p_holm)}): no verdict")
     sentence = f"with {seeds} seeds it cannot be told from zero"
     if not pd.isna(needed):
         sentence += f" (a true gap this size would need about {int(needed)} seeds at the measured spread, 80% power)"
@@ -527,7 +527,8 @@ def recipe_findings(recipes: pd.DataFrame, baseline: str) -> list[str]:
                          f"{points(row['effect'])} ({interval(row['effect_ci95_low'], row['effect_ci95_high'], points, seeds)}; "
                          f"{holm_clause(row['effect_p_holm'], family, 'recipe variants')})")
             if not significant:
-                sentence += ", which these seeds cannot tell from zero"
+                sentence += (", whose interval excludes zero but not once Holm-adjusted" if side else
+                             ", which these seeds cannot tell from zero")
         if not pd.isna(row["recovered_fraction"]):
             if pd.isna(row["recovered_ci95_low"]):
                 share = "an interval that cannot be bounded with these seeds"
@@ -586,12 +587,11 @@ def change_clause(row: dict) -> str:
     so."""
     side = gap_direction(row["gap_change_ci95_low"], row["gap_change_ci95_high"])
     significant = side and row["gap_change_p_holm"] < ALPHA
-    what = ("the gap is wider" if side < 0 else "the gap is narrower") if significant else \
-        "the seeds cannot tell the gap's change from zero"
+    what = (f"the gap is {'wider' if side < 0 else 'narrower'} on {title(row['dataset'])}" if significant else
+            "the seeds cannot tell the gap's change from zero")
     return (f"from {title(row['reference_dataset'])} to {title(row['dataset'])} the gap changes by "
             f"{points(row['gap_change'])} ({interval(row['gap_change_ci95_low'], row['gap_change_ci95_high'], points, int(row['seeds']))}, "
-            f"Welch; {holm_clause(row['gap_change_p_holm'], row['family'], 'variants')}): {what} on "
-            f"{title(row['dataset'])}")
+            f"Welch; {holm_clause(row['gap_change_p_holm'], row['family'], 'variants')}): {what}")
 
 
 def tax_findings(tax: pd.DataFrame, tax_change: pd.DataFrame | None = None) -> list[str]:
