@@ -37,12 +37,13 @@ def points(fraction: float, digits: int = 2) -> str:
     return "n/a" if pd.isna(fraction) else f"{100 * fraction:+.{digits}f} pp"
 
 
-def interval(low: float, high: float, fmt=pct, n: int | None = None, unit: str = "seeds") -> str:
-    """``95% CI <low> to <high>, n = <n> <unit>``; says so when there is no
-    interval (one seed) and when a bound is infinite (unbounded)."""
+def interval(low: float, high: float, fmt=pct, n: int | None = None, unit: str = "seeds",
+             label: str = "95% CI") -> str:
+    """``<label> <low> to <high>, n = <n> <unit>``; says so when there is
+    no interval (one seed) and when it cannot be bounded."""
     if pd.isna(low) or pd.isna(high):
         return "no interval with a single seed" if n in (None, 1) else "an interval these seeds cannot bound"
-    return f"95% CI {fmt(low)} to {fmt(high)}" + ("" if n is None else f", n = {n} {unit}")
+    return f"{label} {fmt(low)} to {fmt(high)}" + ("" if n is None else f", n = {n} {unit}")
 
 
 def gap_direction(low: float, high: float) -> int:
@@ -229,8 +230,8 @@ def _speed(row: dict, family: int) -> str:
                "not told apart from the baseline's speed once adjusted for the family of speed verdicts"
                if side else "not told apart from the baseline's speed")
     processes = row.get("processes")
-    shown = interval(low, high, _times, None if pd.isna(processes) else int(processes), "processes").replace(
-        "95% CI", "95% interval for a rerun:", 1)
+    shown = interval(low, high, _times, None if pd.isna(processes) else int(processes), "processes",
+                     label="95% interval for a rerun:")
     adjusted = holm_clause(p_holm, family, "speed verdicts")
     return (f"{_times(speed)} the baseline's speed, paired by round ({shown}"
             + (f"; {adjusted}" if adjusted and family > 1 else "") + f"), {verdict}")

@@ -128,6 +128,14 @@ def welch_difference(second: Sequence[float], first: Sequence[float], limit: flo
     return Estimate(value, max(float(ci.low), -limit), min(float(ci.high), limit), n, float(result.pvalue))
 
 
+def _t_quantile(n: int) -> float:
+    """The two-sided 95% Student-t quantile for ``n`` values (n - 1
+    degrees of freedom)."""
+    from scipy import stats
+
+    return float(stats.t.ppf((1 + CONFIDENCE) / 2, n - 1))
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
@@ -164,14 +172,11 @@ def prediction_interval(accuracies: Sequence[float], images: int) -> tuple[float
     +/- t * s * sqrt(1 + 1/n), mapped back to [0, 1]. The interval to hold a
     single published run against (the interval of the mean is narrower: it
     is about the mean, not about one run). NaN with fewer than two values."""
-    from scipy import stats
-
     values = _clean(accuracies)
     if len(values) < 2:
         return math.nan, math.nan
     logits = _logits(values, images)
-    half = float(stats.t.ppf((1 + CONFIDENCE) / 2, len(values) - 1) * logits.std(ddof=1)
-                 * math.sqrt(1 + 1 / len(values)))
+    half = _t_quantile(len(values)) * float(logits.std(ddof=1)) * math.sqrt(1 + 1 / len(values))
     return _expit(float(logits.mean()) - half), _expit(float(logits.mean()) + half)
 
 
@@ -184,8 +189,6 @@ def fieller_ratio(numerators: Sequence[float], denominators: Sequence[float]) ->
     denominator itself cannot be told from zero at the same level, that set
     is unbounded: the bounds are then infinite (``bounded`` is still True,
     the interval is the whole line or two half-lines)."""
-    from scipy import stats
-
     x, y = np.asarray(numerators, dtype=float), np.asarray(denominators, dtype=float)
     keep = ~(np.isnan(x) | np.isnan(y))
     x, y = x[keep], y[keep]
@@ -195,7 +198,7 @@ def fieller_ratio(numerators: Sequence[float], denominators: Sequence[float]) ->
     ratio = float(x.mean() / y.mean())
     if n < 2:
         return Estimate(ratio, math.nan, math.nan, n)
-    t2 = float(stats.t.ppf((1 + CONFIDENCE) / 2, n - 1)) ** 2
+    t2 = _t_quantile(n) ** 2
     covariance = np.cov(x, y, ddof=1) / n  # of the two means
     a = y.mean() ** 2 - t2 * covariance[1, 1]
     b = -2 * (x.mean() * y.mean() - t2 * covariance[0, 1])
@@ -215,8 +218,6 @@ def rerun_interval(values: Sequence[float]) -> Estimate:
     back. It is wider than the interval of the mean by sqrt(2): it covers
     this run's error and the rerun's. The p-value is the one-sample t-test
     that the log mean is zero (for a ratio: that it is 1)."""
-    from scipy import stats
-
     values = _clean(values)
     if len(values) == 0 or (values <= 0).any():
         return Estimate(math.nan, math.nan, math.nan, len(values))
@@ -224,7 +225,7 @@ def rerun_interval(values: Sequence[float]) -> Estimate:
     center = float(logs.mean())
     if len(values) < 2:
         return Estimate(math.exp(center), math.nan, math.nan, 1)
-    half = float(stats.t.ppf((1 + CONFIDENCE) / 2, len(logs) - 1) * logs.std(ddof=1) * math.sqrt(2 / len(logs)))
+    half = _t_quantile(len(logs)) * float(logs.std(ddof=1)) * math.sqrt(2 / len(logs))
     return Estimate(math.exp(center), math.exp(center - half), math.exp(center + half), len(values),
                     mean_interval(logs).p_value)
 
