@@ -196,11 +196,11 @@ def training_curves(curves: pd.DataFrame, variants: Sequence[str], images: dict[
     long.loc[long["metric"] == "accuracy", "value"] *= 100
     long["raw_dataset"] = long["dataset"]
     long["dataset"] = long["dataset"].map(_title)
+    palette = _palette(variants)
     grid = sns.relplot(data=long, kind="line", x="epoch", y="value", hue="variant", hue_order=list(variants),
-                       palette=_palette(variants), style="split", style_order=["train", "test"], row="metric",
+                       palette=palette, style="split", style_order=["train", "test"], row="metric",
                        col="dataset", errorbar=None, markers=True, dashes=True, height=3.2, aspect=2.0,
                        facet_kws={"sharey": False})
-    palette = _palette(variants)
     for (metric, dataset_title), ax in grid.axes_dict.items():
         cell = long[(long["metric"] == metric) & (long["dataset"] == dataset_title)]
         for (variant, split, dataset), group in cell.groupby(["variant", "split", "raw_dataset"], sort=False):
