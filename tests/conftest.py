@@ -292,3 +292,29 @@ def randomized(model, seed=0):
                 for w, v in zip(weights, layer.weights, strict=True)
             ])
     return model
+
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+
+@pytest.fixture
+def rendered_dom():
+    """A function page -> the DOM after a headless browser ran the page's
+    scripts, with every host name unresolvable (no network). Skipped, with
+    the reason, where no browser is installed (`.ci/run` installs Debian's
+    chromium)."""
+    import shutil
+
+    browser = next(filter(None, map(shutil.which, BROWSERS)), None)
+    if browser is None:
+        pytest.skip(f"no headless browser ({', '.join(BROWSERS)}) on PATH; `.ci/run` installs chromium")
+
+    def render(page: Path) -> str:
+        result = subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--host-resolver-rules=MAP * ~NOTFOUND",
+             "--virtual-time-budget=15000", "--dump-dom", page.resolve().as_uri()],
+            capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout
+
+    return render

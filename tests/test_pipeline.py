@@ -548,3 +548,14 @@ def test_a_damaged_file_under_dvc_is_one_line_and_checkout_restores_it(study_rep
     _dvc(repo, "checkout", "--force")
     _dvc(repo, "repro")
     assert _finished_outputs(repo) == before
+
+
+def test_the_plots_page_draws_the_study_s_curves_offline(study_repo, rendered_dom):
+    repo, _ = study_repo
+    _dvc(repo, "plots", "show", "-o", "plots-page")
+    try:
+        dom = rendered_dom(repo / "plots-page" / "index.html")
+    finally:
+        shutil.rmtree(repo / "plots-page")
+    plots = yaml.safe_load((repo / "dvc.yaml").read_text())["plots"]
+    assert dom.count('class="marks"') == len(plots)
