@@ -43,3 +43,81 @@ def test_the_same_tables_give_the_same_png_bytes(tmp_path):
     assert len(list((tmp_path / "first").iterdir())) == 9
     for png in (tmp_path / "first").iterdir():
         assert png.read_bytes() == (tmp_path / "second" / png.name).read_bytes(), png.name
+
+
+def _widened(tables, datasets):
+    """The synthetic tables with the study's 13 extended variants: each new
+    variant a copy of bnn's rows (shifted a little, so that the points do not
+    all coincide), its network and recipe as params.yaml defines them."""
+    import pandas as pd
+    import yaml
+
+    from conftest import REPO
+    from stages.aggregate import training_table
+
+    written = write_synthetic_tables(tables, datasets)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    extended = params["study"]["extended"]
+    training = training_table(params["variants"], params["recipes"], extended)
+    for name, table in written.items():
+        if "variant" not in table or name in ("article",):
+            continue
+        copies = []
+        for index, variant in enumerate(v for v in extended if v not in ("fp32", "bnn")):
+            copy = table[table["variant"] == "bnn"].copy()
+            copy["variant"] = variant
+            for column in ("test_accuracy", "test_accuracy_mean", "test_accuracy_ci95_low",
+                           "test_accuracy_ci95_high"):
+                if column in copy:
+                    copy[column] = copy[column] - 0.001 * index
+            for column in ("memory_kib", "tflite_kib", "latency_median_us", "train_time_s", "train_time_s_mean"):
+                if column in copy:
+                    copy[column] = copy[column] * (1 + 0.02 * index)
+            copies.append(copy)
+        table = pd.concat([table, *copies], ignore_index=True)
+        if name == "summary":
+            for column in ("architecture", "recipe", "epochs"):
+                table[column] = table["variant"].map(training[column])
+        table.to_csv(tables / f"{name}.csv", index=False)
+    return extended
+
+
+@pytest.mark.parametrize("variants", [2, 13])
+def test_every_figure_reads_at_2_and_13_variants(tmp_path, variants):
+    """No two legend entries share colour and marker, every legend sits
+    outside every panel, and no accuracy axis passes 100%."""
+    from stages.lib.figures import variant_styles
+    from stages.plots import figures
+    from stages.lib.tables import read_table
+
+    tables = tmp_path / "tables"
+    datasets = ("mnist", "fashion_mnist")
+    if variants == 2:
+        write_synthetic_tables(tables, datasets)
+    else:
+        _widened(tables, datasets)
+    summary = read_table(tables, "summary")
+    assert summary["variant"].nunique() == variants
+    styles = variant_styles(summary)
+    assert len({(style.color, style.marker) for style in styles.values()}) == variants
+    for name, draw in figures(tables).items():
+        fig = draw()
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+        for legend in legends:
+            box = legend.get_window_extent(renderer)
+            for ax in fig.axes:
+                if ax.get_label() == "<colorbar>":
+                    continue
+                assert not box.overlaps(ax.get_window_extent(renderer)), (name, ax.get_title())
+            pairs = [(str(h.get_color()), h.get_marker(), h.get_linestyle())
+                     for h in legend.legend_handles if hasattr(h, "get_marker")]
+            assert len(pairs) == len(set(pairs)), name
+        if name != "confusion_difference.png":
+            assert legends or name == "accuracy_by_variant.png", f"{name} has no legend"
+        for ax in fig.axes:
+            if "accuracy" in ax.get_ylabel():
+                assert ax.get_ylim()[1] <= 100, (name, ax.get_title())
+        import matplotlib.pyplot as plt
+        plt.close(fig)

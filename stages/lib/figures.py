@@ -1,0 +1,115 @@
+"""How the study's figures look: one colour and marker per variant, legends
+outside the data, labels that do not collide, accuracy axes that stay within
+what is possible. The `plots` stage draws with these so that a figure reads
+the same at 2 variants as at 13.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from adjustText import adjust_text  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+from stages.lib.datasets import DATASETS  # noqa: E402
+
+DPI = 110
+# Filled markers that stay distinct at 8 points; a recipe takes the next one.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h", "<", ">", "p", "*", "H", "d")
+# adjustText stops on a time limit unless given a number of steps: a fixed
+# number keeps the same tables giving the same PNG bytes on any machine.
+LABEL_STEPS = 1000
+
+
+@dataclass(frozen=True)
+class Style:
+    color: tuple[float, float, float]
+    marker: str
+
+
+def variant_styles(summary: pd.DataFrame) -> dict[str, Style]:
+    """Colour by network (architecture), marker by recipe, so that a variant
+    and its recipe twins share a colour; no two variants share both. Without
+    those columns every variant is its own network."""
+    rows = summary.drop_duplicates("variant")
+    variants = list(rows["variant"])
+    networks = list(rows["architecture"]) if "architecture" in rows else variants
+    recipes = list(rows["recipe"]) if "recipe" in rows else [""] * len(variants)
+    network_order = list(dict.fromkeys(networks))
+    recipe_order = list(dict.fromkeys(recipes))
+    count = len(network_order)
+    colors = sns.color_palette("colorblind" if count <= 10 else "husl", count)
+    styles, taken = {}, set()
+    for variant, network, recipe in zip(variants, networks, recipes, strict=True):
+        color = network_order.index(network)
+        marker = recipe_order.index(recipe)
+        while (color, marker % len(MARKERS)) in taken:  # same network and recipe: another marker
+            marker += 1
+        taken.add((color, marker % len(MARKERS)))
+        styles[variant] = Style(tuple(colors[color]), MARKERS[marker % len(MARKERS)])
+    return styles
+
+
+def figure(panels: int, width: float = 6.0, height: float = 4.5, rows: int = 1):
+    """A figure of ``rows`` x ``panels`` axes whose layout leaves room for a
+    legend outside them (constrained layout)."""
+    fig, axes = plt.subplots(rows, panels, figsize=(width * panels + 2.5, height * rows), squeeze=False,
+                             layout="constrained")
+    return fig, axes
+
+
+def variant_handles(styles: dict[str, Style], variants: Sequence[str], **line) -> list[Line2D]:
+    return [Line2D([], [], color=styles[v].color, marker=styles[v].marker, markeredgecolor="black",
+                   linestyle=line.get("linestyle", "none"), markersize=8, label=v) for v in variants]
+
+
+def legend_outside(fig, handles: Sequence, title: str) -> None:
+    """One legend for the whole figure, right of every panel."""
+    fig.legend(handles=list(handles), loc="outside right upper", title=title, fontsize=8, title_fontsize=9,
+               frameon=False)
+
+
+def label_points(ax, xs: Sequence[float], ys: Sequence[float], names: Sequence[str]) -> None:
+    """Name each point, moving the names apart until none overlaps another
+    or a point (adjustText), with a thin line back to the point."""
+    texts = [ax.text(x, y, name, fontsize=7) for x, y, name in zip(xs, ys, names, strict=True)]
+    if texts:
+        adjust_text(texts, x=list(xs), y=list(ys), ax=ax, iter_lim=LABEL_STEPS, force_text=(0.4, 0.8),
+                    force_static=(0.3, 0.6), expand=(1.3, 1.6), max_move=(20, 20),
+                    arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5})
+
+
+def cap_percent(ax) -> None:
+    """An accuracy axis in percent ends at 100."""
+    low, high = ax.get_ylim()
+    ax.set_ylim(max(low, 0.0), min(high, 100.0))
+
+
+def log2_x(ax) -> None:
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def title(dataset: str) -> str:
+    return DATASETS[dataset].title if dataset in DATASETS else dataset
+
+
+def seeds_caption(summary: pd.DataFrame) -> str:
+    """"over 3 seeds", or "over 2 to 3 seeds" when variants differ."""
+    seeds = sorted(set(int(s) for s in summary["seeds"]))
+    count = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]} to {seeds[-1]}"
+    return f"{count} seed" + ("" if seeds == [1] else "s")
+
+
+def save(fig, path) -> None:
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
