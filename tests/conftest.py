@@ -173,7 +173,7 @@ def synthetic_timings(processes=4, rounds=5):
 
 
 def synthetic_latency():
-    from stages.aggregate import latency_table
+    from stages.lib.deployment import latency_table
 
     table = latency_table(synthetic_timings(), ["fp32", "bnn"], "fp32", {"fp32": 2794240, "bnn": 2794240},
                           "bgemm+xnnpack")
@@ -218,10 +218,10 @@ def synthetic_runs_of(dataset):
 def write_synthetic_tables(tables, datasets=("mnist",)):
     """Every table the plots and report stages read, from the synthetic
     runs, profiles, timings and predictions, for each of ``datasets``."""
-    from stages.aggregate import (
-        article_table, confusion_table, paired_images_table, per_class_table, recipe_table, summary_table,
-        tax_change_table, tax_table,
-    )
+    from stages.lib.accuracy import summary_table, tax_change_table, tax_table
+    from stages.lib.article import article_table
+    from stages.lib.classes import confusion_table, paired_images_table, per_class_table
+    from stages.lib.recipe_effects import recipe_table
     from stages.lib.tables import of_dataset, per_dataset
     from stages.lib.datasets import DATASETS
 

@@ -4,11 +4,15 @@ import math
 import pandas as pd
 import pytest
 
-from stages.aggregate import (
-    aggregate, article_table, by_bits, census, confusion_table, dvc_metrics, latency_table,
-    load_predictions, load_profiles, load_runs, paired_images_table, per_class_table,
-    load_timings, mean_curves, pareto_frontier, summary_table,
-)
+from stages.aggregate import aggregate, by_bits, dvc_metrics, load_profiles, load_runs, mean_curves
+
+from stages.lib.accuracy import pareto_frontier, summary_table
+
+from stages.lib.article import article_table
+
+from stages.lib.classes import confusion_table, load_predictions, paired_images_table, per_class_table
+
+from stages.lib.deployment import census, latency_table, load_timings
 from stages.lib.tables import OVERHEAD, read_table
 from conftest import (
     synthetic_latency, synthetic_predictions, synthetic_profiles, synthetic_runs, synthetic_timings,
@@ -375,7 +379,7 @@ def _recipe_study():
 
 
 def test_recipe_table_gives_the_recovered_share_and_the_matched_gap():
-    from stages.aggregate import recipe_table
+    from stages.lib.recipe_effects import recipe_table
 
     runs, profiles = _recipe_study()
     table = recipe_table(summary_table(runs, profiles, "fp32"), runs, "fp32").set_index("variant")
@@ -403,7 +407,7 @@ def test_recipe_table_gives_the_recovered_share_and_the_matched_gap():
 
 
 def test_training_table_names_each_architecture_after_its_article_recipe_variant(study_params):
-    from stages.aggregate import training_table
+    from stages.lib.recipe_effects import training_table
 
     variants = ["fp32", "bnn", "bnn_bop", "bnn_cosine", "fp32_cosine", "bnn_fp_edges_cosine"]
     table = training_table(study_params["variants"], study_params["recipes"], variants)

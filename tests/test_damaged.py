@@ -16,8 +16,8 @@ def _all_at_chance(runs):
 
 
 def test_a_study_whose_every_variant_is_at_chance_has_no_frontier_and_no_pick():
-    from stages.aggregate import summary_table
-    from stages.report import budget_picks
+    from stages.lib.accuracy import summary_table
+    from stages.lib.accuracy import budget_picks
 
     summary = summary_table(_all_at_chance(synthetic_runs()), synthetic_profiles(), "fp32", synthetic_latency())
     assert summary["runs_at_chance"].tolist() == [3, 3]
@@ -210,7 +210,7 @@ OUT_OF_RANGE = {"tflite_bytes": 0.5, "tflite_kib": 0, "converted_accuracy": 1.5,
 
 @pytest.mark.parametrize("field", sorted(DEPLOYED))
 def test_any_damaged_field_of_a_deployment_is_one_line_naming_it(tmp_path, field):
-    from stages.aggregate import load_deployments
+    from stages.lib.deployment import load_deployments
 
     (tmp_path / "mnist-bnn-0").mkdir()
     for value in (None, "abc", -1, OUT_OF_RANGE[field]):
@@ -224,7 +224,7 @@ def test_any_damaged_field_of_a_deployment_is_one_line_naming_it(tmp_path, field
 @pytest.mark.parametrize("text", ["label,predicted\n3,abc\n", "label,predicted\n3,10\n", "label,predicted\n-1,2\n",
                                   "label,predicted\n3,\n", "label,predicted\n3,2.5\n"])
 def test_damaged_predictions_are_one_line(tmp_path, text):
-    from stages.aggregate import load_predictions
+    from stages.lib.classes import load_predictions
 
     (tmp_path / "mnist-bnn-0").mkdir()
     (tmp_path / "mnist-bnn-0" / "predictions.csv").write_text(text)

@@ -53,7 +53,7 @@ def _widened(tables, datasets):
     import yaml
 
     from conftest import REPO
-    from stages.aggregate import training_table
+    from stages.lib.recipe_effects import training_table
 
     written = write_synthetic_tables(tables, datasets)
     params = yaml.safe_load((REPO / "params.yaml").read_text())

@@ -7,8 +7,11 @@ import pytest
 from conftest import (
     synthetic_latency, synthetic_predictions, synthetic_profiles, synthetic_runs, write_synthetic_tables,
 )
-from stages.aggregate import article_table, summary_table
-from stages.report import budget_picks, findings, interval, pct, points, readable_summary, render
+from stages.lib.accuracy import summary_table
+from stages.lib.article import article_table
+from stages.lib.accuracy import budget_picks, readable_summary
+from stages.lib.wording import interval, pct, points
+from stages.report import findings, render
 
 
 def _summary():
@@ -160,8 +163,8 @@ def test_a_table_missing_a_column_is_one_line(tmp_path):
 
 
 def test_class_findings_say_no_class_stands_out_unless_holm_says_so():
-    from stages.aggregate import paired_images_table, per_class_table
-    from stages.report import class_findings
+    from stages.lib.classes import paired_images_table, per_class_table
+    from stages.lib.classes import class_findings
 
     predictions = synthetic_predictions()
     per_class = per_class_table(predictions, ["fp32", "bnn"], "fp32", tuple("0123456789"))
@@ -182,7 +185,7 @@ def test_class_findings_say_no_class_stands_out_unless_holm_says_so():
 
 
 def test_a_study_without_pairs_to_test_renders(tmp_path):
-    from stages.aggregate import paired_images_table
+    from stages.lib.classes import paired_images_table
 
     tables = write_synthetic_tables(tmp_path)
     # the baseline alone: the paired-images table has its columns and no rows
@@ -230,7 +233,8 @@ def test_a_study_without_mnist_says_the_article_is_not_compared(tmp_path):
 def _with_a_recipe_variant(tmp_path):
     """The synthetic study plus `bnn_cosine`: bnn trained with a cosine
     recipe, 0.5 pp better than bnn on every seed, in three times the time."""
-    import stages.aggregate as aggregate
+    from stages.lib.accuracy import summary_table
+    from stages.lib.recipe_effects import recipe_table
     from conftest import synthetic_runs_of
 
     runs = synthetic_runs_of("mnist")
@@ -242,12 +246,12 @@ def _with_a_recipe_variant(tmp_path):
     profiles = pd.concat([profiles, profiles.loc[["bnn"]].rename(index={"bnn": "bnn_cosine"})])
     latency = synthetic_latency()
     latency = pd.concat([latency, latency[latency["variant"] == "bnn"].assign(variant="bnn_cosine")])
-    summary = aggregate.summary_table(runs, profiles, "fp32", latency)
-    return summary, runs, aggregate.recipe_table(summary, runs, "fp32")
+    summary = summary_table(runs, profiles, "fp32", latency)
+    return summary, runs, recipe_table(summary, runs, "fp32")
 
 
 def test_recipe_findings_give_the_effect_and_the_share_recovered(tmp_path):
-    from stages.report import recipe_findings
+    from stages.lib.recipe_effects import recipe_findings
 
     _, _, recipes = _with_a_recipe_variant(tmp_path)
     # bnn_cosine is 0.5 pp above bnn on every seed; bnn's gap (-0.90 pp) is told from zero, so a share is given
@@ -259,7 +263,7 @@ def test_recipe_findings_give_the_effect_and_the_share_recovered(tmp_path):
 
 
 def test_a_recipe_share_is_left_out_where_the_base_gap_is_noise(tmp_path):
-    from stages.report import recipe_findings
+    from stages.lib.recipe_effects import recipe_findings
 
     _, _, recipes = _with_a_recipe_variant(tmp_path)
     noisy = recipes.assign(recovered_fraction=math.nan, article_recipe_gap_ci95_high=0.001,
@@ -287,8 +291,11 @@ def _random_study(rng, tmp_path):
     bnn and bnn trained with another recipe, one or two datasets, one to
     five seeds, mean accuracies anywhere from chance to perfect, spreads
     from none to wild; predictions on 40 test images drawn to match."""
-    import stages.aggregate as aggregate
     from conftest import synthetic_curves
+    from stages.lib.accuracy import summary_table, tax_change_table, tax_table
+    from stages.lib.article import article_table
+    from stages.lib.classes import confusion_table, paired_images_table, per_class_table
+    from stages.lib.recipe_effects import recipe_table
     from stages.lib.datasets import DATASETS
     from stages.lib.tables import of_dataset, per_dataset
 
@@ -319,18 +326,18 @@ def _random_study(rng, tmp_path):
     latency = synthetic_latency()
     latency = pd.concat([latency, latency[latency["variant"] == "bnn"].assign(variant="bnn_cosine")])
     names = list(variants)
-    summary = per_dataset(datasets, lambda d: aggregate.summary_table(
+    summary = per_dataset(datasets, lambda d: summary_table(
         of_dataset(runs, d).drop(columns=list(profiles.columns)), profiles, "fp32", latency))
-    paired = per_dataset(datasets, lambda d: aggregate.paired_images_table(of_dataset(predictions, d), names, "fp32"))
+    paired = per_dataset(datasets, lambda d: paired_images_table(of_dataset(predictions, d), names, "fp32"))
     tables = {
         "runs": runs, "summary": summary, "latency": per_dataset(datasets, lambda d: latency),
-        "article": aggregate.article_table(summary),
-        "per_class": per_dataset(datasets, lambda d: aggregate.per_class_table(
+        "article": article_table(summary),
+        "per_class": per_dataset(datasets, lambda d: per_class_table(
             of_dataset(predictions, d), names, "fp32", DATASETS[d].class_names)),
-        "confusion": per_dataset(datasets, lambda d: aggregate.confusion_table(of_dataset(predictions, d), names)),
-        "paired_images": paired, "tax": aggregate.tax_table(summary, paired, "fp32"),
-        "tax_change": aggregate.tax_change_table(runs, list(datasets), names, "fp32"),
-        "recipes": per_dataset(datasets, lambda d: aggregate.recipe_table(of_dataset(summary, d),
+        "confusion": per_dataset(datasets, lambda d: confusion_table(of_dataset(predictions, d), names)),
+        "paired_images": paired, "tax": tax_table(summary, paired, "fp32"),
+        "tax_change": tax_change_table(runs, list(datasets), names, "fp32"),
+        "recipes": per_dataset(datasets, lambda d: recipe_table(of_dataset(summary, d),
                                                                           of_dataset(runs, d), "fp32")),
         "curves": synthetic_curves(datasets),
     }

@@ -16,6 +16,9 @@ import pandas as pd
 
 from stages.lib.common import StudyError, atomic_directory
 
+# (dataset, variant, seed), as stages.lib.params.study_runs lists them
+Runs = Sequence[tuple[str, str, int]]
+
 # The dataset the reference article's figures are about.
 ARTICLE_DATASET = "mnist"
 # The benchmark's trivial model, as stages.benchmark names it in its timings

@@ -1,0 +1,399 @@
+"""The accuracy cost: per (dataset, variant) the summary (accuracy with its
+logit-scale interval, the seed-paired gap to the baseline, Holm over the
+variants, sizes, Pareto flags), the 1-bit tax by dataset and its change
+from one dataset to another (a difference, never a ratio); and the
+sentences that read them, the budget picks among them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pandas as pd
+
+from stages.lib.stats import (
+    ALPHA, accuracy_interval, holm, paired_difference, prediction_interval, seeds_needed, welch_difference,
+)
+from stages.lib.tables import of_dataset
+from stages.lib.wording import (
+    ci_cells, gap_direction, gap_verdict, holm_clause, interval, p_cell, pct, points, title,
+)
+
+
+HEADLINE_COLUMNS = ("latency_median_us", "latency_rerun95_low", "latency_rerun95_high", "net_latency_median_us",
+                    "speedup_vs_baseline", "speedup_rerun95_low", "speedup_rerun95_high", "speedup_p_holm",
+                    "net_speedup_vs_baseline", "effective_macs_per_s", "processes")
+
+
+def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str,
+                  latency: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per variant (see the module doc) from the runs table (runs
+    with their deployment figures) and the latency table; the headline
+    latency is its ``headline`` option set at the first thread count timed.
+    Compression, gap and speedup columns are NaN when the baseline is not in
+    the study."""
+    by_seed = runs.pivot(index="seed", columns="variant", values="test_accuracy")
+    rows = []
+    for variant, group in runs.groupby("variant", sort=False):
+        accuracy = accuracy_interval(group["test_accuracy"], int(group["test_images"].max()))
+        row = {
+            "variant": variant,
+            "recipe": group["recipe"].iloc[0],
+            "architecture": group["architecture"].iloc[0],
+            "epochs": int(group["epochs"].iloc[0]),
+            "seeds": len(group),
+            "test_accuracy_mean": accuracy.value,
+            "test_accuracy_std": float(group["test_accuracy"].std(ddof=1)) if len(group) > 1 else math.nan,
+            "test_accuracy_ci95_low": accuracy.low,
+            "test_accuracy_ci95_high": accuracy.high,
+            **dict(zip(("test_accuracy_pi95_low", "test_accuracy_pi95_high"),
+                       prediction_interval(group["test_accuracy"], int(group["test_images"].max())), strict=True)),
+            "params_total": int(profiles.at[variant, "params_total"]),
+            "params_32bit": int(profiles.at[variant, "params_32bit"]),
+            "memory_kib": float(profiles.at[variant, "memory_kib"]),
+            "compression_vs_baseline": math.nan,
+            "macs_total": int(profiles.at[variant, "macs_total"]),
+            "binarized_mac_fraction": float(profiles.at[variant, "binarized_mac_fraction"]),
+            "params_by_bitwidth": profiles.at[variant, "params_by_bitwidth"],
+            "macs_by_precision": profiles.at[variant, "macs_by_precision"],
+            "accuracy_gap_vs_baseline": math.nan,
+            "accuracy_gap_ci95_low": math.nan,
+            "accuracy_gap_ci95_high": math.nan,
+            "accuracy_gap_p_value": math.nan,
+            "accuracy_gap_p_holm": math.nan,
+            "accuracy_gap_seeds_needed": math.nan,
+            "train_images_per_s_mean": float(group["train_images_per_s"].mean()),
+            "train_time_s_mean": float(group["train_time_s"].mean()),
+            "tflite_kib": float(group["tflite_kib"].max()),
+            "weights_kib": float(group["weights_bytes"].max()) / 1024,
+            "ram_kib": float(group["peak_activation_bytes"].max()) / 1024,
+            "binary_mac_fraction_deployed": float(group["binary_mac_fraction_deployed"].min()),
+            "operators": group["operators"].iloc[0],
+            "converted_accuracy_mean": float(group["converted_accuracy"].mean()),
+            "agreement_min": float(group["agreement"].min()),
+            "latency_threads": math.nan,
+            "latency_options": "",
+            **{column: math.nan for column in HEADLINE_COLUMNS},
+            "chance_accuracy": float(group["chance_accuracy"].max()),
+            "runs_at_chance": int(group["at_chance"].sum()),
+        }
+        if baseline in profiles.index:
+            row["compression_vs_baseline"] = float(profiles.at[baseline, "memory_kib"] / profiles.at[variant, "memory_kib"])
+            gap = paired_difference(by_seed[variant], by_seed[baseline])
+            row.update(accuracy_gap_vs_baseline=gap.value, accuracy_gap_ci95_low=gap.low,
+                       accuracy_gap_ci95_high=gap.high)
+            if variant != baseline:
+                # what more seeds would buy, asked only where these cannot tell the gap from zero
+                needed = seeds_needed(by_seed[variant] - by_seed[baseline]) if not gap.p_value < ALPHA else None
+                row.update(accuracy_gap_p_value=gap.p_value,
+                           accuracy_gap_seeds_needed=math.nan if needed is None else needed)
+        if latency is not None and not latency.empty:
+            headline = latency[latency["headline"] & (latency["variant"] == variant)
+                               & (latency["threads"] == latency["threads"].iloc[0])]
+            if not headline.empty:
+                first = headline.iloc[0]
+                row.update({column: float(first[column]) for column in HEADLINE_COLUMNS},
+                           latency_threads=int(first["threads"]), latency_options=first["options"])
+        rows.append(row)
+    summary = pd.DataFrame(rows)
+    summary["accuracy_gap_p_holm"] = holm(summary["accuracy_gap_p_value"])
+    summary["is_baseline"] = summary["variant"] == baseline
+    sound = summary["runs_at_chance"] == 0
+    for column, size in (("on_pareto_frontier", "memory_kib"), ("on_deployed_pareto_frontier", "tflite_kib")):
+        summary[column] = False
+        if sound.any():  # a study whose every variant is at chance has no frontier
+            summary.loc[sound, column] = pareto_frontier(summary.loc[sound, size],
+                                                         summary.loc[sound, "test_accuracy_mean"])
+    return summary
+
+
+def pareto_frontier(memory: Sequence[float], accuracy: Sequence[float]) -> list[bool]:
+    """For each point, whether no other point is at least as small and at
+    least as accurate, and strictly better in one of the two."""
+    points = list(zip(memory, accuracy, strict=True))
+    return [
+        not any(m <= mem and a >= acc and (m < mem or a > acc) for m, a in points)
+        for mem, acc in points
+    ]
+
+
+TAX_COLUMNS = ("dataset", "variant", "baseline", "seeds", "baseline_accuracy_mean", "test_accuracy_mean",
+               "accuracy_gap_vs_baseline", "accuracy_gap_ci95_low", "accuracy_gap_ci95_high", "accuracy_gap_p_holm",
+               "accuracy_gap_seeds_needed", "images", "variant_ahead", "baseline_ahead", "images_p_holm")
+
+
+def tax_table(summary: pd.DataFrame, paired_images: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """The 1-bit tax by dataset, see the module doc: from the summary (the
+    seed-paired gap, its interval and Holm-adjusted p-value) and the paired
+    images table (the sign test over the same test images, all seeds at
+    once, Holm-adjusted over the variants)."""
+    rows = []
+    for dataset, group in summary.groupby("dataset", sort=False):
+        base = group[group["variant"] == baseline]
+        if base.empty:
+            continue
+        tests = of_dataset(paired_images, dataset).set_index("variant")
+        for row in group[group["variant"] != baseline].to_dict("records"):
+            test = tests.loc[row["variant"]] if row["variant"] in tests.index else None
+            rows.append({
+                "dataset": dataset, "variant": row["variant"], "baseline": baseline, "seeds": row["seeds"],
+                "baseline_accuracy_mean": float(base["test_accuracy_mean"].iloc[0]),
+                **{column: row[column] for column in TAX_COLUMNS[5:11]},
+                "images": math.nan if test is None else int(test["images"]),
+                "variant_ahead": math.nan if test is None else int(test["variant_ahead"]),
+                "baseline_ahead": math.nan if test is None else int(test["baseline_ahead"]),
+                "images_p_holm": math.nan if test is None else float(test["p_holm"]),
+            })
+    return pd.DataFrame(rows, columns=TAX_COLUMNS)
+
+
+TAX_CHANGE_COLUMNS = ("dataset", "variant", "baseline", "reference_dataset", "gap_change", "gap_change_ci95_low",
+                      "gap_change_ci95_high", "gap_change_p_value", "gap_change_p_holm", "seeds")
+
+
+def tax_change_table(runs: pd.DataFrame, datasets: Sequence[str], variants: Sequence[str],
+                     baseline: str) -> pd.DataFrame:
+    """How a variant's gap to the baseline changes from the study's first
+    dataset to each other one: the difference of the two mean seed-paired
+    gaps, in accuracy, with Welch's interval (the seeds of two datasets are
+    separate runs, not pairs), one row per (later dataset, variant). A
+    difference, never a ratio: a ratio of two gaps depends on the scale and
+    explodes near a zero gap. The changes of one dataset are one family
+    (Holm)."""
+    rows = []
+    if baseline not in variants or len(datasets) < 2:
+        return pd.DataFrame(rows, columns=TAX_CHANGE_COLUMNS)
+
+    def gaps(dataset: str, variant: str) -> pd.Series:
+        by_seed = of_dataset(runs, dataset).pivot(index="seed", columns="variant", values="test_accuracy")
+        return (by_seed[variant] - by_seed[baseline]).dropna()
+
+    reference = datasets[0]
+    for dataset in datasets[1:]:
+        family = []
+        for variant in variants:
+            if variant == baseline:
+                continue
+            change = welch_difference(gaps(dataset, variant), gaps(reference, variant))
+            rows.append({"dataset": dataset, "variant": variant, "baseline": baseline,
+                         "reference_dataset": reference, "gap_change": change.value,
+                         "gap_change_ci95_low": change.low, "gap_change_ci95_high": change.high,
+                         "gap_change_p_value": change.p_value, "gap_change_p_holm": math.nan, "seeds": change.n})
+            family.append(len(rows) - 1)
+        for i, p_holm in zip(family, holm([rows[i]["gap_change_p_value"] for i in family]), strict=True):
+            rows[i]["gap_change_p_holm"] = p_holm
+    return pd.DataFrame(rows, columns=TAX_CHANGE_COLUMNS)
+
+
+def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "variant": summary["variant"],
+        "recipe": [f"{recipe}, {epochs} epochs" for recipe, epochs in
+                   zip(summary["recipe"], summary["epochs"], strict=True)],
+        "seeds": summary["seeds"],
+        "test accuracy (mean)": summary["test_accuracy_mean"].map(pct),
+        "std": summary["test_accuracy_std"].map(lambda v: points(v).lstrip("+")),
+        "95% CI": ci_cells(summary["test_accuracy_ci95_low"], summary["test_accuracy_ci95_high"], pct),
+        "params": summary["params_total"].map("{:,}".format),
+        "32-bit params": summary["params_32bit"].map("{:,}".format),
+        "memory (KiB)": summary["memory_kib"].map("{:.2f}".format),
+        "compression": ["baseline" if is_base else "n/a" if pd.isna(v) else f"{v:.2f}x" for is_base, v in
+                        zip(summary["is_baseline"], summary["compression_vs_baseline"], strict=True)],
+        "MACs": summary["macs_total"].map("{:,}".format),
+        "binarized MACs": summary["binarized_mac_fraction"].map(pct),
+        "accuracy gap (paired)": ["baseline" if is_base else points(gap) for is_base, gap in
+                                  zip(summary["is_baseline"], summary["accuracy_gap_vs_baseline"], strict=True)],
+        "gap 95% CI": ["" if is_base else interval(lo, hi, points).removeprefix("95% CI ") for is_base, lo, hi in
+                       zip(summary["is_baseline"], summary["accuracy_gap_ci95_low"], summary["accuracy_gap_ci95_high"],
+                           strict=True)],
+        "gap p (Holm)": summary["accuracy_gap_p_holm"].map(p_cell),
+        "runs at chance": summary["runs_at_chance"].map(str),
+        "Pareto": summary["on_pareto_frontier"].map({True: "yes", False: ""}),
+    })
+
+
+def _bits(row: dict) -> str:
+    """How many of a variant's parameters are at 32 bits, in words."""
+    if row["params_32bit"] == row["params_total"]:
+        return "all at 32 bits"
+    return f"{row['params_32bit']:,} of them at 32 bits"
+
+
+def _size_against(row: dict, base: dict, baseline: str) -> str:
+    """How much memory a variant's weights take against the baseline's, in
+    words that follow the printed figures."""
+    compression = row["compression_vs_baseline"]
+    saved = 1 - row["memory_kib"] / base["memory_kib"]
+    if f"{compression:.1f}" == "1.0":
+        return f"the same memory as `{baseline}` to the printed precision"
+    if compression > 1:
+        return f"{compression:.1f}x smaller than `{baseline}`, {pct(saved, 1)} of the memory saved"
+    return f"{1 / compression:.1f}x larger than `{baseline}`, {pct(-saved, 1)} more memory"
+
+
+def accuracy_findings(summary: pd.DataFrame, baseline: str) -> list[str]:
+    """The baseline's accuracy and size; every other variant's size, MACs,
+    accuracy and paired gap to the baseline, with its verdict."""
+    rows = {row["variant"]: row for row in summary.to_dict("records")}
+    base = rows.get(baseline)
+    family = int(summary["accuracy_gap_p_value"].notna().sum()) if "accuracy_gap_p_value" in summary else 1
+    sentences = []
+    if base is not None:
+        sentences.append(
+            f"The baseline `{baseline}` ({_bits(base)}) reaches {pct(base['test_accuracy_mean'])} test accuracy "
+            f"({interval(base['test_accuracy_ci95_low'], base['test_accuracy_ci95_high'], n=base['seeds'])}) "
+            f"with {base['params_total']:,} parameters in {base['memory_kib']:.2f} KiB and "
+            f"{base['macs_total']:,} multiply-accumulates per image."
+        )
+    for name, row in rows.items():
+        if name == baseline:
+            continue
+        sentence = (
+            f"`{name}` stores its {row['params_total']:,} parameters ({row['params_32bit']:,} of them at 32 bits) "
+            f"in {row['memory_kib']:.2f} KiB"
+        )
+        if base is not None:
+            sentence += ": " + _size_against(row, base, baseline)
+        sentence += (
+            f". {pct(row['binarized_mac_fraction'])} of its {row['macs_total']:,} multiply-accumulates are binarized. "
+            f"Its test accuracy is {pct(row['test_accuracy_mean'])} "
+            f"({interval(row['test_accuracy_ci95_low'], row['test_accuracy_ci95_high'], n=row['seeds'])})"
+        )
+        if base is not None and not pd.isna(row["accuracy_gap_vs_baseline"]):
+            low, high = row["accuracy_gap_ci95_low"], row["accuracy_gap_ci95_high"]
+            sentence += (f", {points(row['accuracy_gap_vs_baseline'])} against `{baseline}` on the same seeds "
+                         f"({interval(low, high, points, row['seeds'])})")
+            verdict = gap_verdict(row["accuracy_gap_vs_baseline"], low, high, row["accuracy_gap_p_holm"], family,
+                                  row["seeds"], row["accuracy_gap_seeds_needed"])
+            if verdict:
+                sentence += ": " + verdict
+        sentences.append(sentence + ".")
+    return sentences
+
+
+def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None],
+                 runs: pd.DataFrame | None = None) -> list[str]:
+    """For each memory budget (None: unlimited), the variant with the best
+    mean test accuracy whose deployed file fits in it (the smaller one on a
+    tie), and whether the next best can be told apart from it with these
+    seeds (from the seed-paired difference of the two, given ``runs``).
+    Budgets apply to the file that ships, not to Larq's count of the
+    weights, so a variant whose deployed file exceeds a budget is never
+    picked for it. A variant with a run at chance level is never picked, and
+    is named. Variants that differ only in their recipe deploy to the same
+    network: each architecture competes once, with its best recipe
+    measured, and the sentence says which."""
+    sentences = []
+    degenerate = summary[summary["runs_at_chance"] > 0]
+    if not degenerate.empty:
+        sentences.append("Never picked, because some of their runs learned nothing (test accuracy not significantly "
+                         "above always answering the most frequent class): " + ", ".join(
+                             f"`{row['variant']}` ({row['runs_at_chance']} of {row['seeds']} runs)"
+                             for row in degenerate.to_dict("records")) + ".")
+    sound = summary[summary["runs_at_chance"] == 0]
+    if sound.empty:
+        return sentences + ["Every variant of this study has runs at chance level, so no variant is picked for any "
+                            "budget: lower the learning rate or check the data before reading any figure here."]
+    best = sound.sort_values(["test_accuracy_mean", "tflite_kib"], ascending=[False, True])
+    candidates = best.drop_duplicates("architecture").sort_index()
+    several = [architecture for architecture, count in sound["architecture"].value_counts(sort=False).items()
+               if count > 1]
+    if several:
+        chosen = candidates.set_index("architecture")
+        sentences.append("Each network competes once, with the best recipe measured for it: " + ", ".join(
+            f"`{architecture}` as `{chosen.at[architecture, 'variant']}` (recipe {chosen.at[architecture, 'recipe']}, "
+            f"{chosen.at[architecture, 'epochs']} epochs)" for architecture in several if architecture in chosen.index)
+            + ".")
+    for budget in budgets_kib:
+        fitting = candidates if budget is None else candidates[candidates["tflite_kib"] <= budget]
+        label = "With no memory limit" if budget is None else f"Within {budget:g} KiB of deployed file"
+        if fitting.empty:
+            sentences.append(f"{label}, no variant of this study fits.")
+            continue
+        ranked = fitting.sort_values(["test_accuracy_mean", "tflite_kib"], ascending=[False, True])
+        pick = ranked.iloc[0]
+        sentence = (f"{label}, pick `{pick['variant']}`: {pct(pick['test_accuracy_mean'])} mean test accuracy "
+                    f"({interval(pick['test_accuracy_ci95_low'], pick['test_accuracy_ci95_high'], n=pick['seeds'])}) "
+                    f"in a {pick['tflite_kib']:.2f} KiB file needing {pick['ram_kib']:.2f} KiB of RAM")
+        if len(ranked) > 1:
+            runner_up = ranked.iloc[1]
+            sentence += (f" (next best `{runner_up['variant']}`, {pct(runner_up['test_accuracy_mean'])} in "
+                         f"{runner_up['tflite_kib']:.2f} KiB")
+            if runs is not None:
+                by_seed = runs.pivot_table(index="seed", columns="variant", values="test_accuracy")
+                gap = paired_difference(by_seed[runner_up["variant"]], by_seed[pick["variant"]])
+                if gap.bounded:
+                    sentence += f"; paired by seed {points(gap.value)} ({interval(gap.low, gap.high, points, gap.n)})"
+                    if not gap_direction(gap.low, gap.high):
+                        sentence += ": the seeds cannot tell them apart"
+            sentence += ")"
+        sentences.append(sentence + ".")
+    return sentences
+
+
+def change_clause(row: dict) -> str:
+    """How a variant's gap changes from the reference dataset to
+    ``row['dataset']``: a difference with Welch's interval, larger or
+    smaller only when the printed interval and the Holm-adjusted test say
+    so."""
+    side = gap_direction(row["gap_change_ci95_low"], row["gap_change_ci95_high"])
+    significant = side and row["gap_change_p_holm"] < ALPHA
+    what = (f"the gap is {'wider' if side < 0 else 'narrower'} on {title(row['dataset'])}" if significant else
+            "the seeds cannot tell the gap's change from zero")
+    return (f"from {title(row['reference_dataset'])} to {title(row['dataset'])} the gap changes by "
+            f"{points(row['gap_change'])} ({interval(row['gap_change_ci95_low'], row['gap_change_ci95_high'], points, int(row['seeds']))}, "
+            f"Welch; {holm_clause(row['gap_change_p_holm'], row['family'], 'variants')}): {what}")
+
+
+def tax_findings(tax: pd.DataFrame, tax_change: pd.DataFrame | None = None) -> list[str]:
+    """Per variant, its paired gap to the baseline on every dataset with
+    its verdict and the paired-images test, and how the gap changes from
+    the first dataset to each other one (a difference, never a ratio)."""
+    sentences = []
+    changes = tax_change if tax_change is not None else pd.DataFrame(columns=["variant", "dataset"])
+    families = changes.groupby("dataset")["gap_change_p_value"].count() if not changes.empty else {}
+    gap_families = tax.groupby("dataset")["accuracy_gap_p_holm"].count()
+    for variant, group in tax.groupby("variant", sort=False):
+        parts = []
+        for row in group.to_dict("records"):
+            verdict = gap_verdict(row["accuracy_gap_vs_baseline"], row["accuracy_gap_ci95_low"],
+                                  row["accuracy_gap_ci95_high"], row["accuracy_gap_p_holm"],
+                                  int(gap_families[row["dataset"]]), int(row["seeds"]),
+                                  row["accuracy_gap_seeds_needed"])
+            part = (f"{points(row['accuracy_gap_vs_baseline'])} on {title(row['dataset'])} "
+                    f"({interval(row['accuracy_gap_ci95_low'], row['accuracy_gap_ci95_high'], points, int(row['seeds']))}"
+                    + (f"; {verdict}" if verdict else "") + ")")
+            parts.append(part)
+        sentence = f"`{variant}` against `{group['baseline'].iloc[0]}`, paired by seed: " + "; ".join(parts)
+        for row in changes[changes["variant"] == variant].to_dict("records"):
+            clause = change_clause({**row, "family": int(families[row["dataset"]])})
+            sentence += ". " + clause[0].upper() + clause[1:]
+        sentences.append(sentence + ".")
+    return sentences
+
+
+def readable_tax(tax: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "dataset": tax["dataset"].map(title),
+        "variant": tax["variant"],
+        "seeds": tax["seeds"],
+        "baseline accuracy": tax["baseline_accuracy_mean"].map(pct),
+        "variant accuracy": tax["test_accuracy_mean"].map(pct),
+        "gap (paired)": tax["accuracy_gap_vs_baseline"].map(points),
+        "gap 95% CI": ci_cells(tax["accuracy_gap_ci95_low"], tax["accuracy_gap_ci95_high"]),
+        "gap p (Holm)": tax["accuracy_gap_p_holm"].map(p_cell),
+        "images leaning baseline / variant": [f"{int(b):,} / {int(v):,}" if not pd.isna(b) else "n/a" for b, v in
+                                              zip(tax["baseline_ahead"], tax["variant_ahead"], strict=True)],
+        "sign test p (Holm)": tax["images_p_holm"].map(p_cell),
+    })
+
+
+def readable_tax_change(changes: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "variant": changes["variant"],
+        "from": changes["reference_dataset"].map(title),
+        "to": changes["dataset"].map(title),
+        "change of the gap": changes["gap_change"].map(points),
+        "95% CI (Welch)": ci_cells(changes["gap_change_ci95_low"], changes["gap_change_ci95_high"]),
+        "p (Holm)": changes["gap_change_p_holm"].map(p_cell),
+    })

@@ -1,0 +1,172 @@
+"""Per class and per image: every run's test predictions, the accuracy on
+each class with its gap to the baseline (Holm over the classes), the mean
+confusion matrices, and the exact sign test over images of two networks
+(McNemar's test generalized to several seeds); and their sentences."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stages.lib.common import StudyError, run_name
+from stages.lib.datasets import dataset as registered_dataset
+from stages.lib.stats import ALPHA, accuracy_interval, holm, image_sign_test, paired_difference
+from stages.lib.tables import Runs
+from stages.lib.wording import gap_direction, holm_clause, interval, pct, points
+
+
+def load_predictions(runs_dir: str | Path, study: Runs) -> pd.DataFrame:
+    """Every run's answer to every test image (long form: dataset, variant,
+    seed, image, label, predicted)."""
+    frames = []
+    for dataset, variant, seed in study:
+        path = Path(runs_dir) / run_name(dataset, variant, seed) / "predictions.csv"
+        try:
+            frame = pd.read_csv(path)
+        except FileNotFoundError:
+            raise StudyError(f"{path} is missing: run `dvc repro` to produce it") from None
+        except (ValueError, pd.errors.ParserError) as err:
+            raise StudyError(f"{path} is damaged ({err}): retrain it with `dvc repro --force` on its train "
+                             "stage") from None
+        if list(frame.columns) != ["label", "predicted"] or frame.empty:
+            raise StudyError(f"{path} is damaged (not label,predicted rows): retrain it with "
+                             "`dvc repro --force` on its train stage")
+        classes = len(registered_dataset(dataset).class_names)
+        if not all(pd.api.types.is_integer_dtype(frame[c]) and frame[c].between(0, classes - 1).all()
+                   for c in frame.columns):
+            raise StudyError(f"{path} is damaged (labels and answers must be classes 0 to {classes - 1}): retrain "
+                             "it with `dvc repro --force` on its train stage")
+        frames.append(frame.assign(dataset=dataset, variant=variant, seed=seed, image=np.arange(len(frame))))
+    return pd.concat(frames, ignore_index=True)[["dataset", "variant", "seed", "image", "label", "predicted"]]
+
+
+def per_class_table(predictions: pd.DataFrame, variants: Sequence[str], baseline: str,
+                    class_names: Sequence[str]) -> pd.DataFrame:
+    """One row per (variant, class) of one dataset, see the module doc.
+    The gaps of one variant's classes are one family: their p-values (paired
+    t-test over seeds) are Holm-adjusted together."""
+    correct = predictions.assign(correct=predictions["label"] == predictions["predicted"])
+    accuracy = correct.groupby(["variant", "label", "seed"])["correct"].mean()
+    images = correct[correct["seed"] == correct["seed"].iloc[0]].groupby(["variant", "label"]).size()
+    rows = []
+    for variant in variants:
+        family = []
+        for label in sorted(correct["label"].unique()):
+            by_seed = accuracy.loc[(variant, label)]
+            count = int(images.loc[(variant, label)])
+            mean = accuracy_interval(by_seed, count)
+            row = {"variant": variant, "class": int(label),
+                   "class_name": class_names[label] if label < len(class_names) else str(label),
+                   "images": count, "seeds": mean.n, "accuracy_mean": mean.value, "accuracy_ci95_low": mean.low,
+                   "accuracy_ci95_high": mean.high, "gap_vs_baseline": math.nan, "gap_ci95_low": math.nan,
+                   "gap_ci95_high": math.nan, "gap_p_value": math.nan, "gap_p_holm": math.nan}
+            if baseline in variants and variant != baseline:
+                base = accuracy.loc[(baseline, label)].reindex(by_seed.index)
+                gap = paired_difference(by_seed, base)
+                row.update(gap_vs_baseline=gap.value, gap_ci95_low=gap.low, gap_ci95_high=gap.high,
+                           gap_p_value=gap.p_value)
+            rows.append(row)
+            family.append(len(rows) - 1)
+        adjusted = holm([rows[i]["gap_p_value"] for i in family])
+        for i, p_holm in zip(family, adjusted, strict=True):
+            rows[i]["gap_p_holm"] = p_holm
+    return pd.DataFrame(rows)
+
+
+def confusion_table(predictions: pd.DataFrame, variants: Sequence[str]) -> pd.DataFrame:
+    """Mean over seeds of how many test images of each label got each
+    answer, every (label, predicted) pair listed."""
+    classes = sorted(set(predictions["label"]) | set(predictions["predicted"]))
+    counts = predictions.groupby(["variant", "seed", "label", "predicted"]).size()
+    seeds = predictions.groupby("variant")["seed"].nunique()
+    index = pd.MultiIndex.from_product([variants, classes, classes], names=["variant", "label", "predicted"])
+    total = counts.groupby(["variant", "label", "predicted"]).sum().reindex(index, fill_value=0)
+    mean = total / seeds.reindex(total.index.get_level_values("variant")).to_numpy()
+    return mean.rename("images").reset_index()
+
+
+PAIRED_IMAGES_COLUMNS = ("variant", "seeds", "images", "variant_ahead", "baseline_ahead", "p_value", "p_holm")
+
+
+def paired_images_table(predictions: pd.DataFrame, variants: Sequence[str], baseline: str) -> pd.DataFrame:
+    """One row per variant other than the baseline: on the same test
+    images, all seeds at once, how many images the variant's seeds get right
+    more often than the baseline's and how many less, and the exact sign
+    test of the two (:func:`stages.lib.stats.image_sign_test`; McNemar's
+    test when there is one seed), Holm-adjusted over the variants."""
+    correct = predictions.assign(correct=predictions["label"] == predictions["predicted"])
+    right = correct.pivot_table(index=["seed", "image"], columns="variant", values="correct", aggfunc="sum")
+    rows = []
+    for variant in variants if baseline in variants else []:
+        if variant == baseline:
+            continue
+        pairs = right[[variant, baseline]].dropna()
+        if pairs.empty or len(pairs) < right[variant].notna().sum():
+            raise StudyError(f"{variant} and {baseline} answered different test sets: rerun `dvc repro`")
+        by_image = pairs.groupby(level="image").sum()
+        ahead, behind, p_value = image_sign_test(by_image[variant], by_image[baseline])
+        rows.append({"variant": variant, "seeds": pairs.index.get_level_values("seed").nunique(),
+                     "images": len(by_image), "variant_ahead": ahead, "baseline_ahead": behind, "p_value": p_value})
+    table = pd.DataFrame(rows, columns=PAIRED_IMAGES_COLUMNS[:-1])
+    table["p_holm"] = holm(table["p_value"])
+    return table
+
+
+def images_clause(test: dict, variant: str, baseline: str, family: int) -> str:
+    """The paired-images test in words: how many of the same test images
+    lean to each network over all seeds, the test and its adjusted
+    p-value, and whether it tells the two apart."""
+    p_holm = test["p_holm"] if "p_holm" in test else test["images_p_holm"]
+    apart = p_holm < ALPHA
+    return (f"on the same {int(test['images']):,} test images, all {int(test['seeds'])} seeds at once, "
+            f"{int(test['baseline_ahead']):,} images go more often to `{baseline}` and "
+            f"{int(test['variant_ahead']):,} to `{variant}` (exact sign test over images, McNemar's test generalized "
+            f"to several seeds; {holm_clause(p_holm, family, 'variants tested')}): "
+            + ("these trained networks answer differently" if apart else "it cannot tell these trained networks apart"))
+
+
+def class_findings(per_class: pd.DataFrame, paired_images: pd.DataFrame, baseline: str) -> list[str]:
+    """Per variant other than the baseline: the classes whose seed-paired
+    gap to the baseline is significant once Holm-adjusted over the
+    variant's classes (losses first, largest first), or that no class
+    stands out; then the paired-images test on the same test images."""
+    sentences = []
+    tests = paired_images.set_index("variant")
+    for variant, group in per_class.groupby("variant", sort=False):
+        if variant == baseline or group["gap_vs_baseline"].isna().all():
+            continue
+        significant = group[(group["gap_p_holm"] < ALPHA)].sort_values("gap_vs_baseline")
+        shown = [row for row in significant.to_dict("records")
+                 if gap_direction(row["gap_ci95_low"], row["gap_ci95_high"])]
+        seeds = int(group["seeds"].max())
+        if shown:
+            parts = [f"{row['class_name']} ({'loses' if row['gap_vs_baseline'] < 0 else 'gains'} "
+                     f"{points(abs(row['gap_vs_baseline'])).lstrip('+')}, "
+                     f"{interval(row['gap_ci95_low'], row['gap_ci95_high'], points, seeds)})"
+                     for row in shown]
+            sentence = (f"The classes on which `{variant}` differs from `{baseline}` once Holm-adjusted over its "
+                        f"{len(group)} classes: " + ", ".join(parts))
+        else:
+            sentence = (f"No class stands out for `{variant}` against `{baseline}`: none of its {len(group)} "
+                        f"per-class gaps is significant once Holm-adjusted over the classes ({seeds} seeds each)")
+        if variant in tests.index:
+            sentence += "; " + images_clause({**tests.loc[variant].to_dict(), "variant": variant}, variant, baseline,
+                                             len(tests))
+        sentences.append(sentence + ".")
+    return sentences
+
+
+def readable_per_class(per_class: pd.DataFrame) -> pd.DataFrame:
+    """Per class: each variant's mean accuracy and its seed-paired gap to
+    the baseline."""
+    table = per_class.assign(
+        cell=[f"{pct(a)} ({'baseline' if pd.isna(g) or (g == 0 and lo == 0) else points(g)})"
+              for a, g, lo in zip(per_class["accuracy_mean"], per_class["gap_vs_baseline"], per_class["gap_ci95_low"],
+                                  strict=True)])
+    wide = table.pivot_table(index=["class", "class_name"], columns="variant", values="cell", aggfunc="first",
+                             sort=False)
+    return wide[list(dict.fromkeys(per_class["variant"]))].reset_index().rename(columns={"class_name": "name"})
