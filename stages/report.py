@@ -1,10 +1,11 @@
-"""Stage `report`: ``reports/report.md``, the study's findings in sentences
-whose every number is read from the aggregate tables, with the tables and
-plots embedded. The sentences that depend on the data are built here; the
-document's structure and fixed prose live in ``report.md.j2`` beside this
-module, each section led by what it found. The accuracy sections repeat for
-each dataset of the study; the networks' sizes and speed, the same on every
-dataset, are reported once."""
+"""Stage `report`: ``reports/report.md``, the answer first (one screen: what
+the 1-bit network costs, saves and does not save, how fast it runs on the
+CPU measured, what to pick under a memory budget), then one section per
+question, each led by its finding and holding its numbers once; and
+``reports/details.md``, every run, class, image test and option set. Every
+number is read from the aggregate tables; each concept's sentences sit in
+its module of ``stages/lib``, the prose around them in ``report.md.j2`` and
+``details.md.j2`` beside this module."""
 
 from __future__ import annotations
 
@@ -15,118 +16,124 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.lib.accuracy import (
-    accuracy_findings, budget_picks, readable_summary, readable_tax, readable_tax_change, tax_findings,
-)
+from stages.lib.accuracy import cost_findings, readable_cost, readable_summary, readable_tax
+from stages.lib.answer import answer, headline_variant
 from stages.lib.article import article_findings, readable_article
-from stages.lib.classes import class_findings, readable_per_class
+from stages.lib.budgets import budget_picks, frontier
+from stages.lib.classes import class_findings, class_summary, readable_per_class
+from stages.lib.common import load_params, log, run_cli, write_text_atomic
 from stages.lib.deployment import (
     benchmark_context, deployment_findings, latency_by_options, readable_deployment, readable_latency,
-    same_files_sentence, speed_findings,
+    readable_savings, readable_speeds, same_files_sentence, savings_findings, speed_findings, speed_summary,
 )
-from stages.lib.recipe_effects import readable_recipes, recipe_findings
-from stages.lib.common import load_params, log, run_cli, write_text_atomic
 from stages.lib.params import baseline as checked_baseline
 from stages.lib.params import memory_budgets
+from stages.lib.recipe_effects import readable_recipes, recipe_findings, recipe_summary
 from stages.lib.tables import ARTICLE_DATASET, of_dataset, read_table, table_errors
 from stages.lib.wording import title
-
-
-def findings(summary: pd.DataFrame, article: pd.DataFrame, baseline: str,
-             latency: pd.DataFrame | None = None) -> list[str]:
-    """Every finding of the report, in its order."""
-    return (accuracy_findings(summary, baseline) + deployment_findings(summary)
-            + speed_findings(summary, baseline, latency) + article_findings(summary, article))
-
-
-PLOTS = (
-    ("accuracy_vs_memory.png", "Test accuracy against the memory the weights take"),
-    ("accuracy_vs_binarized_macs.png", "Test accuracy against the fraction of binarized multiply-accumulates"),
-    ("accuracy_vs_latency.png", "Test accuracy against deployed latency (LCE interpreter, batch 1, headline options)"),
-    ("flash_vs_ram.png", "Deployed file (flash) against peak activation memory (RAM)"),
-    ("training_curves.png", "Training curves (mean across seeds, Student-t 95% band)"),
-    ("accuracy_by_variant.png", "Test accuracy per variant across seeds"),
-    ("confusion_difference.png", "Where binarizing moves the answers: confusion matrix minus the baseline's"),
-    ("accuracy_vs_training_time.png", "Test accuracy against training time, per recipe"),
-)
 
 TABLES = ("summary", "article", "runs", "latency", "per_class", "paired_images", "tax", "tax_change", "recipes")
 # no MNIST in the study; the baseline alone; one dataset
 MAY_BE_EMPTY = ("article", "paired_images", "tax", "tax_change", "recipes")
 
 
-def render(tables_dir: str | Path, plots_rel: str, baseline: str, budgets_kib: Sequence[float | None]) -> str:
-    tables_dir = Path(tables_dir)
-    tables = {name: read_table(tables_dir, name, may_be_empty=name in MAY_BE_EMPTY) for name in TABLES}
-    with table_errors(tables_dir):
-        return _render(tables, plots_rel, baseline, budgets_kib, Path(tables_dir).as_posix())
+def _markdown(table: pd.DataFrame, **options) -> str:
+    return table.to_markdown(index=False, **options) if not table.empty else ""
 
 
-TEMPLATE = "report.md.j2"
-
-
-def dataset_context(dataset: str, tables: dict[str, pd.DataFrame], baseline: str,
-                    budgets_kib: Sequence[float | None]) -> dict:
-    """Everything the report says about one dataset."""
-    of = {name: of_dataset(table, dataset) if "dataset" in table else table for name, table in tables.items()}
-    summary, latency = of["summary"], of["latency"]
-    return {
-        "name": dataset,
-        "title": title(dataset),
-        "accuracy_findings": accuracy_findings(summary, baseline),
-        "budget_picks": budget_picks(summary, budgets_kib, of["runs"]),
-        "deployed_frontier": ", ".join(f"`{v}`" for v in summary.loc[summary["on_deployed_pareto_frontier"],
-                                                                       "variant"]),
-        "larq_frontier": ", ".join(f"`{v}`" for v in summary.loc[summary["on_pareto_frontier"], "variant"]),
-        "summary_table": readable_summary(summary).to_markdown(index=False),
-        "class_findings": class_findings(of["per_class"], of["paired_images"], baseline),
-        "per_class_table": readable_per_class(of["per_class"]).to_markdown(index=False),
-        "speed_findings": speed_findings(summary, baseline, latency),
-        "recipe_findings": recipe_findings(of["recipes"], baseline),
-        "recipes_table": readable_recipes(of["recipes"]).to_markdown(index=False),
-        "latency_table": readable_latency(latency, baseline).to_markdown(index=False),
-        "options_table": latency_by_options(latency).to_markdown(index=False),
-    }
-
-
-def _render(tables: dict[str, pd.DataFrame], plots_rel: str, baseline: str,
-            budgets_kib: Sequence[float | None], tables_path: str = "reports/tables") -> str:
-    import jinja2
-
-    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent), trim_blocks=True,
-                                     keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
-                                     autoescape=False)  # Markdown, not HTML
-    summary, article, runs, tax = tables["summary"], tables["article"], tables["runs"], tables["tax"]
+def report_context(tables: dict[str, pd.DataFrame], plots_rel: str, baseline: str,
+                   budgets_kib: Sequence[float | None], tables_path: str) -> dict:
+    """Everything ``report.md.j2`` says."""
+    summary, latency, recipes = tables["summary"], tables["latency"], tables["recipes"]
     datasets = list(dict.fromkeys(summary["dataset"]))
-    first = summary[summary["dataset"] == datasets[0]]
-    profiles = first[["variant", "params_by_bitwidth", "memory_kib", "macs_by_precision", "binarized_mac_fraction"]]
+    headline = headline_variant(summary, baseline)
+    first = of_dataset(summary, datasets[0])
     on_article_dataset = summary[summary["dataset"] == ARTICLE_DATASET]
-    context = {
+    return {
         "baseline": baseline,
-        "datasets": [dataset_context(dataset, tables, baseline, budgets_kib) for dataset in datasets],
-        "tax_findings": tax_findings(tax, tables["tax_change"]),
-        "tax_table": readable_tax(tax).to_markdown(index=False) if not tax.empty else "",
-        "tax_change_table": (readable_tax_change(tables["tax_change"]).to_markdown(index=False)
-                             if not tables["tax_change"].empty else ""),
-        "profiles_table": profiles.rename(columns={
-            "params_by_bitwidth": "parameters by bit width", "memory_kib": "memory (KiB)",
-            "macs_by_precision": "MACs by precision", "binarized_mac_fraction": "binarized MAC fraction",
-        }).to_markdown(index=False, floatfmt=".4f"),
-        "deployment_findings": deployment_findings(first),
+        "headline": headline,
+        "answer": answer(tables, baseline, budgets_kib),
+        "several_datasets": len(datasets) > 1,
+        "cost_findings": cost_findings(tables["tax"], tables["tax_change"], headline),
+        "cost_table": _markdown(readable_cost(summary, tables["tax_change"], baseline)),
+        "class_findings": [sentence for dataset in datasets if (sentence := class_summary(
+            of_dataset(tables["per_class"], dataset), of_dataset(tables["paired_images"], dataset), title(dataset)))],
+        "savings_findings": savings_findings(first, headline),
         "same_files": same_files_sentence(summary),
-        "deployment_table": readable_deployment(first).to_markdown(index=False),
-        "bench": benchmark_context(tables["latency"]),
+        "savings_table": _markdown(readable_savings(first)),
+        "budgets": [{"title": title(dataset),
+                     "picks": budget_picks(of_dataset(summary, dataset), budgets_kib, of_dataset(tables["runs"], dataset)),
+                     "deployed_frontier": frontier(of_dataset(summary, dataset), "on_deployed_pareto_frontier"),
+                     "larq_frontier": frontier(of_dataset(summary, dataset), "on_pareto_frontier")}
+                    for dataset in datasets],
+        "speed_findings": speed_findings(first, baseline, of_dataset(latency, datasets[0])),
+        "speed_summary": speed_summary(latency, baseline) if summary["variant"].nunique() > 2 else "",
+        "speeds_table": _markdown(readable_speeds(latency, baseline)),
+        "bench": benchmark_context(latency),
+        "recipe_findings": [sentence for dataset in datasets
+                            if (sentence := recipe_summary(of_dataset(recipes, dataset), title(dataset)))],
+        "recipes_table": _markdown(readable_recipes(recipes)),
         "article_dataset": title(ARTICLE_DATASET),
-        "article_findings": article_findings(on_article_dataset, article) if not article.empty else [],
-        "article_table": readable_article(article).to_markdown(index=False) if not article.empty else "",
-        "runs_table": runs.assign(dataset=runs["dataset"].map(title))[
-            ["dataset", "variant", "seed", "test_accuracy", "test_loss", "train_time_s", "train_images_per_s"]]
-        .to_markdown(index=False, floatfmt=".4f"),
-        "plots": PLOTS,
+        "article_findings": (article_findings(on_article_dataset, tables["article"])
+                             if not tables["article"].empty else []),
         "plots_rel": plots_rel,
         "tables_path": tables_path,
     }
-    return environment.get_template(TEMPLATE).render(context)
+
+
+def details_context(tables: dict[str, pd.DataFrame], baseline: str, tables_path: str) -> dict:
+    """Everything ``details.md.j2`` lists."""
+    summary, latency, runs = tables["summary"], tables["latency"], tables["runs"]
+    datasets = list(dict.fromkeys(summary["dataset"]))
+    first = of_dataset(summary, datasets[0])
+    return {
+        "baseline": baseline,
+        "tables_path": tables_path,
+        "datasets": [{
+            "title": title(dataset),
+            "summary_table": _markdown(readable_summary(of_dataset(summary, dataset))),
+            "class_findings": class_findings(of_dataset(tables["per_class"], dataset),
+                                             of_dataset(tables["paired_images"], dataset), baseline),
+            "per_class_table": _markdown(readable_per_class(of_dataset(tables["per_class"], dataset))),
+            "recipe_findings": recipe_findings(of_dataset(tables["recipes"], dataset), baseline),
+            "latency_table": _markdown(readable_latency(of_dataset(latency, dataset), baseline)),
+            "options_table": _markdown(latency_by_options(of_dataset(latency, dataset))),
+        } for dataset in datasets],
+        "tax_table": _markdown(readable_tax(tables["tax"])),
+        "deployment_findings": deployment_findings(first),
+        "deployment_table": _markdown(readable_deployment(first)),
+        "profiles_table": _markdown(first[["variant", "params_by_bitwidth", "memory_kib", "macs_by_precision",
+                                           "binarized_mac_fraction"]].rename(columns={
+            "params_by_bitwidth": "parameters by bit width", "memory_kib": "memory (KiB)",
+            "macs_by_precision": "MACs by precision", "binarized_mac_fraction": "binarized MAC fraction"}),
+            floatfmt=".4f"),
+        "article_table": _markdown(readable_article(tables["article"])),
+        "runs_table": _markdown(runs.assign(dataset=runs["dataset"].map(title))[
+            ["dataset", "variant", "seed", "test_accuracy", "test_loss", "train_time_s", "train_images_per_s"]],
+            floatfmt=".4f"),
+    }
+
+
+def _environment():
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent), trim_blocks=True,
+                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
+                              autoescape=False)  # Markdown, not HTML
+
+
+def render(tables_dir: str | Path, plots_rel: str, baseline: str, budgets_kib: Sequence[float | None],
+           details_name: str = "details.md") -> tuple[str, str]:
+    """The report and its details file, from the tables in ``tables_dir``."""
+    tables_dir = Path(tables_dir)
+    tables = {name: read_table(tables_dir, name, may_be_empty=name in MAY_BE_EMPTY) for name in TABLES}
+    environment = _environment()
+    with table_errors(tables_dir):
+        report = environment.get_template("report.md.j2").render(
+            report_context(tables, plots_rel, baseline, budgets_kib, tables_dir.as_posix()), details=details_name)
+        details = environment.get_template("details.md.j2").render(
+            details_context(tables, baseline, tables_dir.as_posix()))
+    return report, details
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -135,13 +142,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--tables", default="reports/tables")
     parser.add_argument("--plots", default="reports/plots")
     parser.add_argument("--out", default="reports/report.md")
+    parser.add_argument("--details", default=None, help="the details file (default: details.md beside --out)")
     args = parser.parse_args(argv)
     params = load_params(args.params)
     baseline, budgets = checked_baseline(params), memory_budgets(params)
     out = Path(args.out)
+    details = Path(args.details) if args.details else out.with_name("details.md")
     plots_rel = Path(os.path.relpath(Path(args.plots).resolve(), out.resolve().parent))
-    write_text_atomic(out, render(args.tables, plots_rel.as_posix(), baseline, budgets))
-    log.info("report written to %s", out)
+    details_rel = Path(os.path.relpath(details.resolve(), out.resolve().parent))
+    report, details_text = render(args.tables, plots_rel.as_posix(), baseline, budgets, details_rel.as_posix())
+    write_text_atomic(details, details_text)
+    write_text_atomic(out, report)
+    log.info("report written to %s, details to %s", out, details)
 
 
 if __name__ == "__main__":

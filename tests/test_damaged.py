@@ -17,7 +17,7 @@ def _all_at_chance(runs):
 
 def test_a_study_whose_every_variant_is_at_chance_has_no_frontier_and_no_pick():
     from stages.lib.accuracy import summary_table
-    from stages.lib.accuracy import budget_picks
+    from stages.lib.budgets import budget_picks
 
     summary = summary_table(_all_at_chance(synthetic_runs()), synthetic_profiles(), "fp32", synthetic_latency())
     assert summary["runs_at_chance"].tolist() == [3, 3]
@@ -34,8 +34,9 @@ def test_the_report_of_a_study_at_chance_renders_and_says_so(tmp_path, monkeypat
 
     monkeypatch.setattr(conftest, "synthetic_runs", lambda: _all_at_chance(synthetic_runs()))
     write_synthetic_tables(tmp_path)
-    report = render(tmp_path, "plots", "fp32", [16, None])
+    report, _ = render(tmp_path, "plots", "fp32", [16, None])
     assert "Every variant of this study has runs at chance level" in report
+    assert "no variant is picked: every variant has runs at chance level" in report.split("## What binarizing")[0]
 
 
 def _deployed_run(tmp_path, model_bytes):
@@ -142,6 +143,7 @@ def test_a_damaged_cell_stops_plots_and_report_in_one_line(tmp_path, capsys, tab
         assert status == 1 and len(err) == 1, (stage, err)
         assert f"{table}.csv: {column} in row {len(frame)} must be" in err[0], err[0]
     assert not (tmp_path / "plots").exists() and not (tmp_path / "report.md").exists()
+    assert not (tmp_path / "details.md").exists()
 
 
 def test_every_table_column_has_a_kind():

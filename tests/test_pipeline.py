@@ -194,7 +194,8 @@ def test_tables_plots_and_report(study_repo):
         png = repo / "reports" / "plots" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     report = (repo / "reports" / "report.md").read_text()
-    assert "## MNIST: accuracy and memory" in report and "![" in report
+    assert report.startswith("# What a 1-bit network costs") and "## The answer" in report and "![" in report
+    assert "## Every run" in (repo / "reports" / "details.md").read_text()
     bnn = summary.set_index("variant").loc["bnn"]
     assert f"{100 * bnn['test_accuracy_mean']:.2f}%" in report
     metrics = json.loads((repo / "reports" / "metrics.json").read_text())
@@ -464,7 +465,8 @@ def test_adding_a_dataset_trains_only_its_runs(study_repo):
     per_class = pd.read_csv(repo / "reports" / "tables" / "per_class.csv")
     assert "Ankle boot" in set(per_class.loc[per_class["dataset"] == "fashion_mnist", "class_name"])
     report = (repo / "reports" / "report.md").read_text()
-    assert "## The accuracy cost by dataset" in report and "## Fashion-MNIST: per class" in report
+    assert "| Fashion-MNIST test accuracy (1 seed: no interval) |" in report
+    assert "## Fashion-MNIST: per class" in (repo / "reports" / "details.md").read_text()
     assert set(json.loads((repo / "reports" / "metrics.json").read_text())) == {"mnist", "fashion_mnist"}
     _back_to_the_committed_study(repo)
 

@@ -9,9 +9,12 @@ from conftest import (
 )
 from stages.lib.accuracy import summary_table
 from stages.lib.article import article_table
-from stages.lib.accuracy import budget_picks, readable_summary
+from stages.lib.accuracy import readable_summary
+from stages.lib.budgets import budget_picks
 from stages.lib.wording import interval, pct, points
-from stages.report import findings, render
+from stages.lib.article import article_findings
+from stages.lib.deployment import deployment_findings, speed_findings
+from stages.report import render
 
 
 def _summary():
@@ -27,15 +30,10 @@ def test_formatting_helpers():
     assert interval(math.nan, math.nan, n=3) == "an interval these seeds cannot bound"
 
 
-def test_findings_fill_in_the_numbers():
+def test_sentences_fill_in_the_numbers():
     summary = _summary()
-    text = " ".join(findings(summary, article_table(summary), "fp32"))
-    assert "The baseline `fp32` (all at 32 bits) reaches 99.10% test accuracy (95% CI 98.81% to 99.32%, n = 3 seeds)" \
-        in text
-    assert "in 13.19 KiB: 27.8x smaller than `fp32`, 96.4% of the memory saved" in text
-    assert "93.03% of its 2,794,240 multiply-accumulates are binarized" in text
-    assert ("-0.90 pp against `fp32` on the same seeds (95% CI -1.15 pp to -0.65 pp, n = 3 seeds): a cost, its whole "
-            "interval below zero.") in text
+    text = " ".join(deployment_findings(summary) + speed_findings(summary, "fp32")
+                    + article_findings(summary, article_table(summary)))
     assert ("`bnn`'s deployed file weighs 18.00 KiB (Larq's count of its weights: 13.19 KiB) and its activations need "
             "105.62 KiB of RAM at peak; 93.03% of its multiply-accumulates run in LCE's binary convolution, the other "
             "6.97% in float operators (CONV_2D 1)") in text
@@ -47,9 +45,9 @@ def test_findings_fill_in_the_numbers():
             "interval for one run of ours (97.14% to 98.87%, n = 3 seeds") in text
 
 
-def test_findings_give_every_thread_count():
+def test_speed_sentences_give_every_thread_count():
     summary = _summary()
-    text = " ".join(findings(summary, article_table(summary), "fp32", synthetic_latency()))
+    text = " ".join(speed_findings(summary, "fp32", synthetic_latency()))
     assert ("`bnn` on a test CPU: one image takes 58.4 µs against `fp32`'s 116.7 µs (1 thread, options bgemm+xnnpack): "
             "2.00x the baseline's speed, paired by round (95% interval for a rerun: 2.00x to 2.00x, n = 4 processes; Holm-adjusted p "
             "< 0.001 over the 4 speed verdicts), faster; at 2 threads, 58.4 µs against 116.7 µs: 2.00x the "
@@ -118,21 +116,78 @@ def test_readable_summary_and_render(tmp_path):
     assert table.loc["bnn", "Pareto"] == "yes"
     assert table.loc["fp32", "accuracy gap (paired)"] == "baseline" and table.loc["fp32", "compression"] == "baseline"
     write_synthetic_tables(tmp_path)
-    report = render(tmp_path, "plots", "fp32", [64, None])
+    report, details = render(tmp_path, "plots", "fp32", [64, None])
     assert report.startswith("# What a 1-bit network costs")
+    assert "[details.md](details.md)" in report
     assert "![Test accuracy against the memory the weights take](plots/accuracy_vs_memory.png)" in report
-    assert ("Timed by the `benchmark` stage on a test CPU (popcount: scalar POPCNT; LCE: portable reference kernels, "
-            "its optimized ones being for Arm only, not x86_64)") in report
-    assert "at 1 thread, 2 threads, in 4 fresh processes one\nafter another, each of 5 rounds" in report
-    assert "measures its overhead: 1.0 µs at 1 thread, 1.0 µs at 2 threads. These" in report
-    assert "At 2 threads on this 2-core machine the interpreter uses every\ncore" in report
-    assert "\n\n| variant   |   threads | latency (95% rerun interval) µs" in report  # the table is not glued to the paragraph
-    assert "| bnn | 2 | 58.4 (45.3 to 75.3) |" in " ".join(report.split())
-    assert "| fp32 | 1 | 116.7 (90.5 to 150.5) | 115.7 (89.6 to 149.6) | baseline |" in " ".join(report.split())
+    assert "## Speed on a test CPU\n\nMeasured on a test CPU (popcount: scalar POPCNT; LCE: portable reference kernels" \
+        in report
+    assert "4 fresh processes\nof 5 rounds each" in report
+    assert "the binding's overhead (1.0 µs at 1 thread, 1.0 µs at 2 threads)" in report
+    assert "At 2 threads on this 2-core machine the interpreter uses every core" in report
+    assert "| bnn | 2.00x (2.00x to 2.00x) | 2.00x (2.00x to 2.00x) |" in " ".join(report.split())
     assert "Within 64 KiB of deployed file, pick `bnn`" in report
-    assert "100.00% (baseline)" in report and "66.67% (-33.33 pp)" in report
     assert "![Where binarizing moves the answers" in report
-    assert "1-bit: 93088; 32-bit: 468" in report
+    # every figure once
+    for name in ("accuracy_vs_memory", "accuracy_vs_binarized_macs", "accuracy_vs_latency", "flash_vs_ram",
+                 "training_curves", "accuracy_by_variant", "confusion_difference", "tax_by_dataset"):
+        assert report.count(f"plots/{name}.png)") == 1, name
+    # the details: per class, every option set, every run, the profiles
+    assert "100.00% (baseline)" in details and "66.67% (-33.33 pp)" in details
+    assert "| bnn | 1 | 58.4 (45.3 to 75.3) |" in " ".join(details.split())
+    assert "| fp32 | 1 | 116.7 (90.5 to 150.5) | 115.7 (89.6 to 149.6) | baseline |" in " ".join(details.split())
+    assert "1-bit: 93088; 32-bit: 468" in details
+    assert "## Every run" in details and "## Every run" not in report
+
+
+def _answer(report):
+    """The report's opening screen: from its heading to the next section."""
+    return report.split("## The answer\n", 1)[1].split("\n## ", 1)[0]
+
+
+@pytest.mark.parametrize("datasets", [("mnist",), ("mnist", "fashion_mnist")])
+def test_the_answer_fits_one_screen_and_reads_the_tables(tmp_path, datasets):
+    write_synthetic_tables(tmp_path, datasets)
+    report, _ = render(tmp_path, "plots", "fp32", [16, 64, None])
+    answer = _answer(report)
+    assert len(answer.strip().splitlines()) + 1 <= 25
+    assert answer.count("\n|") <= 2 + len(datasets) + 4  # one small table
+    flat = " ".join(answer.split())
+    # -0.90 pp paired (synthetic bnn is 0.8-1.0 pp below fp32 on every seed); errors per seed:
+    # fp32 0.9%, bnn 1.8%: twice the errors
+    assert "| MNIST test accuracy (95% CI, 3 seeds) | 99.10% (98.81% to 99.32%) | 98.20% (97.73% to 98.57%) |" in flat
+    assert "-0.90 pp (-1.15 pp to -0.65 pp): a cost;" in flat
+    assert "| flash: deployed file | 370.00 KiB | 18.00 KiB | 20.6x smaller |" in flat
+    assert "| RAM: peak activations | 105.62 KiB | 105.62 KiB | the same |" in flat
+    assert "| latency, 1 thread, a test CPU | 116.7 µs | 58.4 µs | speed 2.00x (2.00x to 2.00x): faster |" in flat
+    assert "≤ 16 KiB: none fits; ≤ 64 KiB: `bnn` (98.20%, 18.00 KiB); no limit: `fp32` (99.10%, 370.00 KiB)" in flat
+    assert "speed was measured on a test CPU" in flat
+    if len(datasets) > 1:
+        assert "| Fashion-MNIST test accuracy (95% CI, 3 seeds) |" in flat
+        assert "on Fashion-MNIST: ≤ 16 KiB: none fits" in flat
+
+
+def test_the_answer_is_about_the_article_s_1_bit_network_or_the_most_binarized():
+    from stages.lib.answer import headline_variant
+
+    summary = pd.DataFrame({"variant": ["fp32", "bwn", "bnn_full", "bnn"],
+                            "binarized_mac_fraction": [0.0, 0.0, 1.0, 0.93], "test_accuracy_mean": [0.99] * 4})
+    assert headline_variant(summary, "fp32") == "bnn"
+    assert headline_variant(summary[summary["variant"] != "bnn"], "fp32") == "bnn_full"
+    assert headline_variant(summary[summary["variant"] == "fp32"], "fp32") is None
+
+
+def test_the_error_ratio_is_paired_by_seed_on_the_log_scale():
+    from stages.lib.stats import error_ratio
+
+    # 1,000 images: 10 and 20 wrong, 12 and 18, 8 and 22 on three seeds
+    first, second = [0.990, 0.988, 0.992], [0.980, 0.982, 0.978]
+    logs = [math.log((20.5) / (10.5)), math.log(18.5 / 12.5), math.log(22.5 / 8.5)]
+    mean = sum(logs) / 3
+    half = 4.302652729911275 * (sum((v - mean) ** 2 for v in logs) / 2) ** 0.5 / 3 ** 0.5
+    ratio = error_ratio(second, first, 1000)
+    assert ratio.value == pytest.approx(math.exp(mean))
+    assert (ratio.low, ratio.high) == pytest.approx((math.exp(mean - half), math.exp(mean + half)))
 
 
 def test_missing_table_says_how_to_fix(tmp_path):
@@ -192,42 +247,41 @@ def test_a_study_without_pairs_to_test_renders(tmp_path):
     paired_images_table(synthetic_predictions().query("variant == 'fp32'"), ["fp32"], "fp32").assign(
         dataset="mnist").to_csv(tmp_path / "paired_images.csv", index=False)
     assert tables["paired_images"].shape[0] == 1
-    report = render(tmp_path, "plots", "fp32", [None])
-    assert "exact sign test over images, McNemar" not in report and "## MNIST: per class" in report
+    report, details = render(tmp_path, "plots", "fp32", [None])
+    assert "the sign test over the same test images" not in report and "## MNIST: per class" in details
 
 
-def test_two_datasets_give_the_tax_first_then_each_dataset_s_sections(tmp_path):
+def test_two_datasets_give_the_answer_then_one_section_per_question(tmp_path):
     write_synthetic_tables(tmp_path, ("mnist", "fashion_mnist"))
-    report = render(tmp_path, "plots", "fp32", [64, None])
+    report, details = render(tmp_path, "plots", "fp32", [64, None])
     headings = [line for line in report.splitlines() if line.startswith("## ")]
-    assert headings[:9] == [
-        "## The accuracy cost by dataset",
-        "## MNIST: accuracy and memory", "## MNIST: which variant under a memory budget",
-        "## MNIST: summary per variant", "## MNIST: per class",
-        "## Fashion-MNIST: accuracy and memory", "## Fashion-MNIST: which variant under a memory budget",
-        "## Fashion-MNIST: summary per variant", "## Fashion-MNIST: per class",
-    ]
-    assert ("- `bnn` against `fp32`, paired by seed: -0.90 pp on MNIST (95% CI -1.15 pp to -0.65 pp, n = 3 seeds; a "
-            "cost, its whole interval below zero); -6.90 pp on Fashion-MNIST (95% CI -7.15 pp to -6.65 pp, n = 3 "
-            "seeds; a cost, its whole interval below zero). From MNIST to Fashion-MNIST the gap changes by "
-            "-6.00 pp (95% CI -6.23 pp to -5.77 pp, n = 3 seeds, Welch; p < 0.001): the gap is wider on "
-            "Fashion-MNIST.") in report
-    assert " times the cost" not in report and "error" not in report.split("## MNIST")[0]
-    assert "![The accuracy cost by dataset](plots/tax_by_dataset.png)" in report
-    # Fashion-MNIST's classes by name; the article's figures on MNIST only
-    assert "No class stands out for `bnn` against `fp32`" in report
-    assert "our mean accuracy 98.20% is +0.07 pp from its single run (98.13%)" in report
+    assert headings == [
+        "## The answer", "## What binarizing costs in accuracy", "## Where the cost falls: classes and images",
+        "## What it saves: flash, and what it does not: RAM", "## Which variant under a memory budget",
+        "## Speed on a test CPU", "## Against the article", "## Training"]
+    flat = " ".join(report.split())
+    assert ("On Fashion-MNIST, `bnn` scores -6.90 pp against `fp32`, paired by seed (95% CI -7.15 pp to -6.65 pp, "
+            "n = 3 seeds): a cost, its whole interval below zero.") in flat
+    assert ("For `bnn`, from MNIST to Fashion-MNIST the gap changes by -6.00 pp (95% CI -6.23 pp to -5.77 pp, n = 3 "
+            "seeds, Welch; p < 0.001): the gap is wider on Fashion-MNIST.") in flat
+    assert " times the cost" not in report
+    assert "![The accuracy cost, paired by seed, per dataset](plots/tax_by_dataset.png)" in report
+    assert "No class stands out for `bnn` against `fp32`" in details
+    assert "our mean accuracy 98.20% is +0.07 pp from its single run (98.13%)" in flat
     assert "Within 64 KiB of deployed file, pick `bnn`: 84.20% mean test accuracy" in report
     assert "on Fashion-MNIST the same networks deploy to files within 0.00 KiB of these" in report
+    assert [line for line in details.splitlines() if line.startswith("## ")][:2] == [
+        "## MNIST: summary per variant", "## MNIST: per class"]
 
 
 def test_a_study_without_mnist_says_the_article_is_not_compared(tmp_path):
     tables = write_synthetic_tables(tmp_path, ("fashion_mnist",))
     assert tables["article"].empty
-    report = " ".join(render(tmp_path, "plots", "fp32", [None]).split())
+    report, details = render(tmp_path, "plots", "fp32", [None])
+    report = " ".join(report.split())
     assert ("The article \"Binary Neural Network Part 2\" by Mohamad Moawad published figures for MNIST only, which "
             "this study leaves out.") in report
-    assert "## Fashion-MNIST: accuracy and memory" in report and "## MNIST" not in report
+    assert "## Fashion-MNIST: per class" in details and "| MNIST test accuracy" not in report
 
 
 def _with_a_recipe_variant(tmp_path):
@@ -343,7 +397,7 @@ def _random_study(rng, tmp_path):
     }
     for name, table in tables.items():
         table.to_csv(tmp_path / f"{name}.csv", index=False)
-    return render(tmp_path, "plots", "fp32", [64, None])
+    return "\n".join(render(tmp_path, "plots", "fp32", [64, None]))
 
 
 NUMBER = r"([+-]?\d+\.\d+)"
@@ -368,9 +422,14 @@ def test_reports_of_random_studies_say_no_more_than_their_numbers(tmp_path):
         for low, high in re.findall(rf"{NUMBER} pp to {NUMBER} pp", report):
             assert -200 <= float(low) <= float(high) <= 200
         # a gap is a cost or a gain only when its printed interval says so
-        for value, low, high, verdict in re.findall(
-                rf"{NUMBER} pp against `fp32` on the same seeds \(95% CI {NUMBER} pp to {NUMBER} pp[^)]*\): "
-                r"(a cost|a gain|with \d+ seeds it cannot|its interval excludes)", report):
+        sentences = re.findall(
+            rf"scores {NUMBER} pp against `fp32`, paired by seed \(95% CI {NUMBER} pp to {NUMBER} pp[^)]*\): "
+            r"(a cost|a gain|with \d+ seeds it cannot|its interval excludes)", report)
+        cells = [(value, low, high, verdict.replace("not told from zero", "with seeds it cannot")) for
+                 value, low, high, verdict in re.findall(
+                     rf"{NUMBER} pp \({NUMBER} pp to {NUMBER} pp\): (a cost|a gain|not told from zero|no verdict)",
+                     report)]
+        for value, low, high, verdict in sentences + cells:
             value, low, high = float(value), float(low), float(high)
             assert low <= value <= high
             seen[verdict] += 1

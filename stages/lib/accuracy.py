@@ -16,7 +16,7 @@ from stages.lib.stats import (
 )
 from stages.lib.tables import of_dataset
 from stages.lib.wording import (
-    ci_cells, gap_direction, gap_verdict, holm_clause, interval, p_cell, pct, points, title,
+    ci_cells, gap_direction, gap_verdict, gap_word, holm_clause, interval, p_cell, pct, points, span, title,
 )
 
 
@@ -212,125 +212,6 @@ def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def _bits(row: dict) -> str:
-    """How many of a variant's parameters are at 32 bits, in words."""
-    if row["params_32bit"] == row["params_total"]:
-        return "all at 32 bits"
-    return f"{row['params_32bit']:,} of them at 32 bits"
-
-
-def _size_against(row: dict, base: dict, baseline: str) -> str:
-    """How much memory a variant's weights take against the baseline's, in
-    words that follow the printed figures."""
-    compression = row["compression_vs_baseline"]
-    saved = 1 - row["memory_kib"] / base["memory_kib"]
-    if f"{compression:.1f}" == "1.0":
-        return f"the same memory as `{baseline}` to the printed precision"
-    if compression > 1:
-        return f"{compression:.1f}x smaller than `{baseline}`, {pct(saved, 1)} of the memory saved"
-    return f"{1 / compression:.1f}x larger than `{baseline}`, {pct(-saved, 1)} more memory"
-
-
-def accuracy_findings(summary: pd.DataFrame, baseline: str) -> list[str]:
-    """The baseline's accuracy and size; every other variant's size, MACs,
-    accuracy and paired gap to the baseline, with its verdict."""
-    rows = {row["variant"]: row for row in summary.to_dict("records")}
-    base = rows.get(baseline)
-    family = int(summary["accuracy_gap_p_value"].notna().sum()) if "accuracy_gap_p_value" in summary else 1
-    sentences = []
-    if base is not None:
-        sentences.append(
-            f"The baseline `{baseline}` ({_bits(base)}) reaches {pct(base['test_accuracy_mean'])} test accuracy "
-            f"({interval(base['test_accuracy_ci95_low'], base['test_accuracy_ci95_high'], n=base['seeds'])}) "
-            f"with {base['params_total']:,} parameters in {base['memory_kib']:.2f} KiB and "
-            f"{base['macs_total']:,} multiply-accumulates per image."
-        )
-    for name, row in rows.items():
-        if name == baseline:
-            continue
-        sentence = (
-            f"`{name}` stores its {row['params_total']:,} parameters ({row['params_32bit']:,} of them at 32 bits) "
-            f"in {row['memory_kib']:.2f} KiB"
-        )
-        if base is not None:
-            sentence += ": " + _size_against(row, base, baseline)
-        sentence += (
-            f". {pct(row['binarized_mac_fraction'])} of its {row['macs_total']:,} multiply-accumulates are binarized. "
-            f"Its test accuracy is {pct(row['test_accuracy_mean'])} "
-            f"({interval(row['test_accuracy_ci95_low'], row['test_accuracy_ci95_high'], n=row['seeds'])})"
-        )
-        if base is not None and not pd.isna(row["accuracy_gap_vs_baseline"]):
-            low, high = row["accuracy_gap_ci95_low"], row["accuracy_gap_ci95_high"]
-            sentence += (f", {points(row['accuracy_gap_vs_baseline'])} against `{baseline}` on the same seeds "
-                         f"({interval(low, high, points, row['seeds'])})")
-            verdict = gap_verdict(row["accuracy_gap_vs_baseline"], low, high, row["accuracy_gap_p_holm"], family,
-                                  row["seeds"], row["accuracy_gap_seeds_needed"])
-            if verdict:
-                sentence += ": " + verdict
-        sentences.append(sentence + ".")
-    return sentences
-
-
-def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None],
-                 runs: pd.DataFrame | None = None) -> list[str]:
-    """For each memory budget (None: unlimited), the variant with the best
-    mean test accuracy whose deployed file fits in it (the smaller one on a
-    tie), and whether the next best can be told apart from it with these
-    seeds (from the seed-paired difference of the two, given ``runs``).
-    Budgets apply to the file that ships, not to Larq's count of the
-    weights, so a variant whose deployed file exceeds a budget is never
-    picked for it. A variant with a run at chance level is never picked, and
-    is named. Variants that differ only in their recipe deploy to the same
-    network: each architecture competes once, with its best recipe
-    measured, and the sentence says which."""
-    sentences = []
-    degenerate = summary[summary["runs_at_chance"] > 0]
-    if not degenerate.empty:
-        sentences.append("Never picked, because some of their runs learned nothing (test accuracy not significantly "
-                         "above always answering the most frequent class): " + ", ".join(
-                             f"`{row['variant']}` ({row['runs_at_chance']} of {row['seeds']} runs)"
-                             for row in degenerate.to_dict("records")) + ".")
-    sound = summary[summary["runs_at_chance"] == 0]
-    if sound.empty:
-        return sentences + ["Every variant of this study has runs at chance level, so no variant is picked for any "
-                            "budget: lower the learning rate or check the data before reading any figure here."]
-    best = sound.sort_values(["test_accuracy_mean", "tflite_kib"], ascending=[False, True])
-    candidates = best.drop_duplicates("architecture").sort_index()
-    several = [architecture for architecture, count in sound["architecture"].value_counts(sort=False).items()
-               if count > 1]
-    if several:
-        chosen = candidates.set_index("architecture")
-        sentences.append("Each network competes once, with the best recipe measured for it: " + ", ".join(
-            f"`{architecture}` as `{chosen.at[architecture, 'variant']}` (recipe {chosen.at[architecture, 'recipe']}, "
-            f"{chosen.at[architecture, 'epochs']} epochs)" for architecture in several if architecture in chosen.index)
-            + ".")
-    for budget in budgets_kib:
-        fitting = candidates if budget is None else candidates[candidates["tflite_kib"] <= budget]
-        label = "With no memory limit" if budget is None else f"Within {budget:g} KiB of deployed file"
-        if fitting.empty:
-            sentences.append(f"{label}, no variant of this study fits.")
-            continue
-        ranked = fitting.sort_values(["test_accuracy_mean", "tflite_kib"], ascending=[False, True])
-        pick = ranked.iloc[0]
-        sentence = (f"{label}, pick `{pick['variant']}`: {pct(pick['test_accuracy_mean'])} mean test accuracy "
-                    f"({interval(pick['test_accuracy_ci95_low'], pick['test_accuracy_ci95_high'], n=pick['seeds'])}) "
-                    f"in a {pick['tflite_kib']:.2f} KiB file needing {pick['ram_kib']:.2f} KiB of RAM")
-        if len(ranked) > 1:
-            runner_up = ranked.iloc[1]
-            sentence += (f" (next best `{runner_up['variant']}`, {pct(runner_up['test_accuracy_mean'])} in "
-                         f"{runner_up['tflite_kib']:.2f} KiB")
-            if runs is not None:
-                by_seed = runs.pivot_table(index="seed", columns="variant", values="test_accuracy")
-                gap = paired_difference(by_seed[runner_up["variant"]], by_seed[pick["variant"]])
-                if gap.bounded:
-                    sentence += f"; paired by seed {points(gap.value)} ({interval(gap.low, gap.high, points, gap.n)})"
-                    if not gap_direction(gap.low, gap.high):
-                        sentence += ": the seeds cannot tell them apart"
-            sentence += ")"
-        sentences.append(sentence + ".")
-    return sentences
-
-
 def change_clause(row: dict) -> str:
     """How a variant's gap changes from the reference dataset to
     ``row['dataset']``: a difference with Welch's interval, larger or
@@ -345,31 +226,87 @@ def change_clause(row: dict) -> str:
             f"Welch; {holm_clause(row['gap_change_p_holm'], row['family'], 'variants')}): {what}")
 
 
-def tax_findings(tax: pd.DataFrame, tax_change: pd.DataFrame | None = None) -> list[str]:
-    """Per variant, its paired gap to the baseline on every dataset with
-    its verdict and the paired-images test, and how the gap changes from
-    the first dataset to each other one (a difference, never a ratio)."""
+def _counted(names: list[str]) -> str:
+    return ", ".join(f"`{name}`" for name in names)
+
+
+def cost_findings(tax: pd.DataFrame, tax_change: pd.DataFrame, headline: str | None) -> list[str]:
+    """Per dataset: the headline variant's seed-paired gap to the baseline
+    with its verdict, then how many of the other variants cost accuracy,
+    gain it or cannot be told from the baseline (Holm over the dataset's
+    variants); per later dataset, the headline variant's gap change
+    (Welch) and the variants whose gap changes significantly."""
     sentences = []
-    changes = tax_change if tax_change is not None else pd.DataFrame(columns=["variant", "dataset"])
-    families = changes.groupby("dataset")["gap_change_p_value"].count() if not changes.empty else {}
-    gap_families = tax.groupby("dataset")["accuracy_gap_p_holm"].count()
-    for variant, group in tax.groupby("variant", sort=False):
-        parts = []
-        for row in group.to_dict("records"):
+    for dataset, group in tax.groupby("dataset", sort=False):
+        family = int(group["accuracy_gap_p_holm"].count())
+        rows = {row["variant"]: row for row in group.to_dict("records")}
+        if headline in rows:
+            row = rows[headline]
             verdict = gap_verdict(row["accuracy_gap_vs_baseline"], row["accuracy_gap_ci95_low"],
-                                  row["accuracy_gap_ci95_high"], row["accuracy_gap_p_holm"],
-                                  int(gap_families[row["dataset"]]), int(row["seeds"]),
-                                  row["accuracy_gap_seeds_needed"])
-            part = (f"{points(row['accuracy_gap_vs_baseline'])} on {title(row['dataset'])} "
-                    f"({interval(row['accuracy_gap_ci95_low'], row['accuracy_gap_ci95_high'], points, int(row['seeds']))}"
-                    + (f"; {verdict}" if verdict else "") + ")")
-            parts.append(part)
-        sentence = f"`{variant}` against `{group['baseline'].iloc[0]}`, paired by seed: " + "; ".join(parts)
-        for row in changes[changes["variant"] == variant].to_dict("records"):
-            clause = change_clause({**row, "family": int(families[row["dataset"]])})
-            sentence += ". " + clause[0].upper() + clause[1:]
-        sentences.append(sentence + ".")
+                                  row["accuracy_gap_ci95_high"], row["accuracy_gap_p_holm"], family,
+                                  int(row["seeds"]), row["accuracy_gap_seeds_needed"])
+            sentences.append(
+                f"On {title(dataset)}, `{headline}` scores {points(row['accuracy_gap_vs_baseline'])} against "
+                f"`{row['baseline']}`, paired by seed ({interval(row['accuracy_gap_ci95_low'], row['accuracy_gap_ci95_high'], points, int(row['seeds']))})"
+                + (f": {verdict}" if verdict else "") + ".")
+        others = {name: gap_word(row["accuracy_gap_ci95_low"], row["accuracy_gap_ci95_high"], row["accuracy_gap_p_holm"])
+                  for name, row in rows.items() if name != headline}
+        if others:
+            costs = [name for name, word in others.items() if word == "a cost"]
+            gains = [name for name, word in others.items() if word == "a gain"]
+            rest = len(others) - len(costs) - len(gains)
+            parts = ([f"{len(costs)} cost accuracy ({_counted(costs)})"] if costs else []) + \
+                ([f"{len(gains)} gain ({_counted(gains)})"] if gains else []) + \
+                ([f"{rest} cannot be told from `{group['baseline'].iloc[0]}` with these seeds"] if rest else [])
+            sentences.append(f"Of the {'other ' if headline in rows else ''}{len(others)} variant"
+                             f"{'s' if len(others) > 1 else ''} on {title(dataset)}, " + "; ".join(parts)
+                             + f" (each gap's 95% interval and Holm-adjusted p over the {family} variants).")
+    for dataset, group in tax_change.groupby("dataset", sort=False):
+        family = int(group["gap_change_p_value"].count())
+        rows = {row["variant"]: row for row in group.to_dict("records")}
+        if headline in rows:
+            clause = change_clause({**rows[headline], "family": family})
+            sentences.append(f"For `{headline}`, " + clause + ".")
+        if set(rows) == {headline}:
+            continue
+        moved = [name for name, row in rows.items()
+                 if gap_word(row["gap_change_ci95_low"], row["gap_change_ci95_high"], row["gap_change_p_holm"])
+                 in ("a cost", "a gain")]
+        sentences.append(
+            (f"The gap changes from {title(group['reference_dataset'].iloc[0])} to {title(dataset)} beyond what the "
+             f"seeds can explain for {len(moved)} of {len(rows)} variants ({_counted(moved)})" if moved else
+             f"For none of the {len(rows)} variants can the seeds tell the gap's change from "
+             f"{title(group['reference_dataset'].iloc[0])} to {title(dataset)} from zero")
+            + " (Welch's interval, Holm over the variants): datasets are compared by the difference of their gaps, "
+              "never by a ratio.")
     return sentences
+
+
+def readable_cost(summary: pd.DataFrame, tax_change: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """One row per variant: per dataset its accuracy with its interval and
+    its seed-paired gap to the baseline with its interval and Holm p; per
+    later dataset the gap's change (Welch)."""
+    variants = list(dict.fromkeys(summary["variant"]))
+    table = pd.DataFrame({"variant": variants})
+    table["recipe"] = table["variant"].map(summary.drop_duplicates("variant").set_index("variant")["recipe"])
+    for dataset, group in summary.groupby("dataset", sort=False):
+        rows = group.set_index("variant").reindex(variants)
+        name = title(dataset)
+        table[f"{name} accuracy (95% CI)"] = [
+            "" if pd.isna(v) else f"{pct(v)} ({span(lo, hi, pct)})" for v, lo, hi in
+            zip(rows["test_accuracy_mean"], rows["test_accuracy_ci95_low"], rows["test_accuracy_ci95_high"], strict=True)]
+        table[f"{name} gap (95% CI)"] = [
+            "baseline" if v == baseline else "" if pd.isna(g) else f"{points(g)} ({span(lo, hi, points)})"
+            for v, g, lo, hi in zip(variants, rows["accuracy_gap_vs_baseline"], rows["accuracy_gap_ci95_low"],
+                                    rows["accuracy_gap_ci95_high"], strict=True)]
+        table[f"{name} p (Holm)"] = rows["accuracy_gap_p_holm"].map(p_cell).to_numpy()
+    for dataset, group in tax_change.groupby("dataset", sort=False):
+        rows = group.set_index("variant").reindex(variants)
+        label = f"change {title(group['reference_dataset'].iloc[0])} to {title(dataset)} (Welch 95% CI)"
+        table[label] = ["" if pd.isna(g) else f"{points(g)} ({span(lo, hi, points)})" for g, lo, hi in
+                        zip(rows["gap_change"], rows["gap_change_ci95_low"], rows["gap_change_ci95_high"], strict=True)]
+        table[f"change p (Holm), {title(dataset)}"] = rows["gap_change_p_holm"].map(p_cell).to_numpy()
+    return table
 
 
 def readable_tax(tax: pd.DataFrame) -> pd.DataFrame:
@@ -385,15 +322,4 @@ def readable_tax(tax: pd.DataFrame) -> pd.DataFrame:
         "images leaning baseline / variant": [f"{int(b):,} / {int(v):,}" if not pd.isna(b) else "n/a" for b, v in
                                               zip(tax["baseline_ahead"], tax["variant_ahead"], strict=True)],
         "sign test p (Holm)": tax["images_p_holm"].map(p_cell),
-    })
-
-
-def readable_tax_change(changes: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "variant": changes["variant"],
-        "from": changes["reference_dataset"].map(title),
-        "to": changes["dataset"].map(title),
-        "change of the gap": changes["gap_change"].map(points),
-        "95% CI (Welch)": ci_cells(changes["gap_change_ci95_low"], changes["gap_change_ci95_high"]),
-        "p (Holm)": changes["gap_change_p_holm"].map(p_cell),
     })

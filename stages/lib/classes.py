@@ -16,7 +16,7 @@ from stages.lib.common import StudyError, run_name
 from stages.lib.datasets import dataset as registered_dataset
 from stages.lib.stats import ALPHA, accuracy_interval, holm, image_sign_test, paired_difference
 from stages.lib.tables import Runs
-from stages.lib.wording import gap_direction, holm_clause, interval, pct, points
+from stages.lib.wording import gap_direction, holm_clause, interval, p_text, pct, points
 
 
 def load_predictions(runs_dir: str | Path, study: Runs) -> pd.DataFrame:
@@ -170,3 +170,36 @@ def readable_per_class(per_class: pd.DataFrame) -> pd.DataFrame:
     wide = table.pivot_table(index=["class", "class_name"], columns="variant", values="cell", aggfunc="first",
                              sort=False)
     return wide[list(dict.fromkeys(per_class["variant"]))].reset_index().rename(columns={"class_name": "name"})
+
+
+def class_summary(per_class: pd.DataFrame, paired_images: pd.DataFrame, dataset_title: str) -> str:
+    """One dataset in one sentence: which variants have classes whose gap
+    is significant once Holm-adjusted over their classes (or that none
+    has), and for how many variants the sign test over images tells the
+    trained networks apart (Holm over the variants)."""
+    flagged, compared = [], []
+    for variant, group in per_class.groupby("variant", sort=False):
+        if group["gap_vs_baseline"].isna().all() or (group["gap_vs_baseline"] == 0).all():
+            continue
+        compared.append(variant)
+        shown = group[(group["gap_p_holm"] < ALPHA)]
+        shown = [row for row in shown.to_dict("records") if gap_direction(row["gap_ci95_low"], row["gap_ci95_high"])]
+        if shown:
+            named = ", ".join(f"{row['class_name']} {points(row['gap_vs_baseline'])}" for row in shown)
+            flagged.append(f"`{variant}` ({named})")
+    if not compared:
+        return ""
+    which = f"`{compared[0]}`" if len(compared) == 1 else f"any of the {len(compared)} variants"
+    classes = (f"on {dataset_title}, classes whose gap to the baseline survives Holm's adjustment over the "
+               f"variant's classes: {'; '.join(flagged)}" if flagged else
+               f"on {dataset_title}, no class stands out for {which} once Holm-adjusted over its classes")
+    if paired_images.empty:
+        return classes[0].upper() + classes[1:] + "."
+    apart = paired_images[paired_images["p_holm"] < ALPHA]
+    images = (f"tells `{apart['variant'].iloc[0]}` apart from the baseline (p {p_text(apart['p_holm'].iloc[0])})"
+              if len(paired_images) == 1 and len(apart) == 1 else
+              f"cannot tell `{paired_images['variant'].iloc[0]}` apart from the baseline"
+              if len(paired_images) == 1 else
+              f"tells {len(apart)} of {len(paired_images)} trained variants apart from the baseline (Holm over the "
+              f"variants)")
+    return classes[0].upper() + classes[1:] + f"; the sign test over the same test images {images}."

@@ -19,7 +19,7 @@ from stages.lib.stats import ALPHA, Estimate, direction, holm, rerun_interval
 from stages.lib.tables import (
     COUNT, COUNTS, FRACTION, MAPPING, OVERHEAD, POSITIVE, POSITIVE_COUNT, TEXT, Runs, read_json,
 )
-from stages.lib.wording import holm_clause, interval, p_cell, pct, title
+from stages.lib.wording import holm_clause, interval, p_cell, pct, span, title
 
 
 DEPLOY_FIGURES = {
@@ -197,18 +197,27 @@ def latency_by_options(latency: pd.DataFrame) -> pd.DataFrame:
 FLOAT_COMPUTE = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
+def speed_word(row: dict) -> str:
+    """faster or slower only when the printed rerun interval lies wholly on
+    one side of 1.00x and the Holm-adjusted test agrees."""
+    side = direction(row["speedup_rerun95_low"], row["speedup_rerun95_high"], "{:.2f}", reference=1.0)
+    p_holm = row.get("speedup_p_holm", math.nan)
+    if side and (pd.isna(p_holm) or p_holm < ALPHA):
+        return "faster" if side > 0 else "slower"
+    return "not told apart"
+
+
 def _speed(row: dict, family: int) -> str:
     """A paired speedup with its interval and what it means: faster or
     slower only when the printed interval lies wholly on one side of 1.00x
     and the Holm-adjusted test over the ``family`` of speed verdicts
     agrees."""
     speed, low, high = row["speedup_vs_baseline"], row["speedup_rerun95_low"], row["speedup_rerun95_high"]
-    side = direction(low, high, "{:.2f}", reference=1.0)
     p_holm = row.get("speedup_p_holm", math.nan)
-    significant = pd.isna(p_holm) or p_holm < ALPHA
-    verdict = ("faster" if side > 0 and significant else "slower" if side < 0 and significant else
-               "not told apart from the baseline's speed once adjusted for the family of speed verdicts"
-               if side else "not told apart from the baseline's speed")
+    verdict = speed_word(row)
+    if verdict == "not told apart":
+        verdict = ("not told apart from the baseline's speed once adjusted for the family of speed verdicts"
+                   if direction(low, high, "{:.2f}", reference=1.0) else "not told apart from the baseline's speed")
     processes = row.get("processes")
     shown = interval(low, high, _times, None if pd.isna(processes) else int(processes), "processes",
                      label="95% interval for a rerun:")
@@ -298,6 +307,7 @@ def benchmark_context(latency: pd.DataFrame) -> dict:
     all_cores = [t for t in thread_counts if not pd.isna(cores) and t >= cores]
     return {
         "cpu": describe_cpu(latency),
+        "cpu_name": latency["cpu"].iloc[0],
         "threads": ", ".join(threads_label(t) for t in thread_counts),
         "processes": int(latency["processes"].max()),
         "rounds": int(latency["rounds"].max()),
@@ -320,3 +330,72 @@ def same_files_sentence(summary: pd.DataFrame) -> str:
     return (f"The figures below are {title(datasets[0])}'s; on {', '.join(title(d) for d in datasets[1:])} the same "
             f"networks deploy to files within {spread['tflite_kib']:.2f} KiB of these and need the same RAM "
             f"(largest difference {spread['ram_kib']:.2f} KiB): only the weights' values differ.")
+
+
+def savings_findings(summary: pd.DataFrame, headline: str | None) -> list[str]:
+    """The headline variant's deployed file in one sentence (see
+    :func:`deployment_sentence`), and which variants LCE deploys as float
+    networks (no binary operator, whatever Larq counts)."""
+    rows = {row["variant"]: row for row in summary.to_dict("records")}
+    sentences = [deployment_sentence(rows[headline])] if headline in rows else []
+    floats = [name for name, row in rows.items() if row["binary_mac_fraction_deployed"] == 0
+              and (row["binarized_mac_fraction"] > 0 or row["memory_kib"] < 0.5 * row["tflite_kib"])]
+    if floats:
+        sentences.append(f"{', '.join(f'`{name}`' for name in floats)} deploy{'s' if len(floats) == 1 else ''} as "
+                         f"float networks: LCE has kernels for binary weights with binary inputs only, so their "
+                         f"files store float weights whatever Larq counts.")
+    return sentences
+
+
+def readable_savings(summary: pd.DataFrame) -> pd.DataFrame:
+    """What each variant weighs in theory (Larq) and deployed (flash, RAM),
+    and how much of its work runs in binary operators."""
+    return pd.DataFrame({
+        "variant": summary["variant"],
+        "params (32-bit)": [f"{total:,} ({full:,})" for total, full in
+                            zip(summary["params_total"], summary["params_32bit"], strict=True)],
+        "Larq's weight memory (KiB)": summary["memory_kib"].map("{:.2f}".format),
+        "flash: .tflite (KiB)": summary["tflite_kib"].map("{:.2f}".format),
+        "RAM: peak activations (KiB)": summary["ram_kib"].map("{:.2f}".format),
+        "binarized MACs: Larq / deployed": [f"{pct(larq)} / {pct(deployed)}" for larq, deployed in
+                                            zip(summary["binarized_mac_fraction"],
+                                                summary["binary_mac_fraction_deployed"], strict=True)],
+        "agreement with Keras (worst seed)": summary["agreement_min"].map(pct),
+    })
+
+
+def readable_speeds(latency: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Per variant, its paired speedup against the baseline with the 95%
+    interval a rerun would land in, under the headline option set, one
+    column per (dataset, threads)."""
+    rows = latency[latency["headline"] & (latency["variant"] != OVERHEAD)]
+    several = rows["dataset"].nunique() > 1
+    table = pd.DataFrame({"variant": list(dict.fromkeys(rows["variant"]))})
+    for (dataset, threads), group in rows.groupby(["dataset", "threads"], sort=False):
+        cells = group.set_index("variant").reindex(table["variant"])
+        label = (f"{title(dataset)}, " if several else "") + threads_label(int(threads))
+        table[label] = ["baseline" if variant == baseline else
+                        f"{_times(v)} ({span(lo, hi, _times)})" if not pd.isna(v) else "not timed"
+                        for variant, v, lo, hi in zip(table["variant"], cells["speedup_vs_baseline"],
+                                                      cells["speedup_rerun95_low"], cells["speedup_rerun95_high"],
+                                                      strict=True)]
+    return table
+
+
+def speed_summary(latency: pd.DataFrame, baseline: str) -> str:
+    """Which variants are faster or slower than the baseline at each thread
+    count (headline option set, the verdict rule of :func:`speed_word`)."""
+    rows = latency[latency["headline"] & ~latency["variant"].isin([OVERHEAD, baseline])
+                   & latency["speedup_vs_baseline"].notna()]
+    if rows.empty:
+        return ""
+    dataset = rows["dataset"].iloc[0]
+    rows = rows[rows["dataset"] == dataset]
+    parts = []
+    for threads, group in rows.groupby("threads", sort=True):
+        words = {}
+        for row in group.to_dict("records"):
+            words.setdefault(speed_word(row), []).append(f"`{row['variant']}`")
+        parts.append(f"at {threads_label(int(threads))}, " + "; ".join(
+            f"{word}: {', '.join(names)}" for word, names in words.items()))
+    return f"Against the baseline, {title(dataset)}'s models " + "; ".join(parts) + "."

@@ -9,7 +9,8 @@ them into words. Every interval is two-sided at 95%.
   Welch's t (:func:`welch_difference`).
 - A ratio of two seed-paired means whose denominator is noisy: Fieller's
   interval (:func:`fieller_ratio`), unbounded when the denominator cannot be
-  told from zero.
+  told from zero; the ratio of two networks' error rates, paired by seed, on
+  the log scale (:func:`error_ratio`).
 - Two networks' answers on the same test images, all seeds at once: the
   exact sign test over images (:func:`image_sign_test`).
 - Speeds: each benchmark process gives one figure; ratios and latencies are
@@ -228,6 +229,27 @@ def rerun_interval(values: Sequence[float]) -> Estimate:
     half = _t_quantile(len(logs)) * float(logs.std(ddof=1)) * math.sqrt(2 / len(logs))
     return Estimate(math.exp(center), math.exp(center - half), math.exp(center + half), len(values),
                     mean_interval(logs).p_value)
+
+
+def error_ratio(second: Sequence[float], first: Sequence[float], images: int) -> Estimate:
+    """How many times the errors of ``second`` are those of ``first``
+    (test accuracies, paired position by position, by seed, on ``images``
+    test images): the geometric mean over seeds of the ratio of their error
+    rates, each rate as (wrong + 1/2) / (images + 1) so that no seed divides
+    by zero, with the Student-t interval of the mean log ratio mapped back
+    and the p-value of the test that the ratio is 1. The denominator, the
+    baseline's error, is far from zero for any network worth comparing."""
+    second, first = np.asarray(second, dtype=float), np.asarray(first, dtype=float)
+    keep = ~(np.isnan(second) | np.isnan(first))
+
+    def log_rate(accuracy: np.ndarray) -> np.ndarray:
+        return np.log(((1 - accuracy) * images + 0.5) / (images + 1))
+
+    logs = mean_interval(log_rate(second[keep]) - log_rate(first[keep]))
+    if logs.n == 0:
+        return NO_ESTIMATE
+    back = (lambda v: math.exp(v) if not math.isnan(v) else math.nan)
+    return Estimate(back(logs.value), back(logs.low), back(logs.high), logs.n, logs.p_value)
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:

@@ -21,6 +21,8 @@ Runs = Sequence[tuple[str, str, int]]
 
 # The dataset the reference article's figures are about.
 ARTICLE_DATASET = "mnist"
+# The article's 1-bit network, the one the report's answer is about when the study has it.
+ARTICLE_ONE_BIT = "bnn"
 # The benchmark's trivial model, as stages.benchmark names it in its timings
 # (that stage loads TensorFlow, which the table stages do not import).
 OVERHEAD = "overhead"

@@ -88,3 +88,18 @@ def gap_verdict(gap: float, low: float, high: float, p_holm: float, family: int,
 
 def title(dataset: str) -> str:
     return DATASETS[dataset].title if dataset in DATASETS else dataset
+
+
+def gap_word(low: float, high: float, p_holm: float) -> str:
+    """A gap's verdict in a few words, on the rule of :func:`gap_verdict`."""
+    if pd.isna(low):
+        return "no interval"
+    side = gap_direction(low, high)
+    if side and (pd.isna(p_holm) or p_holm < ALPHA):
+        return "a cost" if side < 0 else "a gain"
+    return "no verdict once Holm-adjusted" if side else "not told from zero"
+
+
+def span(low: float, high: float, fmt) -> str:
+    """``low to high`` in ``fmt``, or "no interval"."""
+    return "no interval" if pd.isna(low) or pd.isna(high) else f"{fmt(low)} to {fmt(high)}"

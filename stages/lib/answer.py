@@ -1,0 +1,135 @@
+"""The answer first: the report's opening screen. For the 1-bit network
+against the baseline, per dataset: the accuracy cost (gap, interval, the
+ratio of their error rates); what it saves (the deployed file) and what it
+does not (RAM); its speed on the CPU measured; the best variant under each
+memory budget; what a better recipe changes; the caveats. Every figure is
+read from the tables; each one is said again, with its method, in the
+section that owns it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from stages.lib.budgets import budget_line
+from stages.lib.deployment import speed_word, threads_label
+from stages.lib.stats import error_ratio
+from stages.lib.tables import ARTICLE_ONE_BIT, of_dataset
+from stages.lib.wording import gap_word, pct, points, span, title
+
+
+def headline_variant(summary: pd.DataFrame, baseline: str) -> str | None:
+    """The 1-bit network the answer is about: the article's (`bnn`) when the
+    study has it, else the variant with the most binarized
+    multiply-accumulates (the more accurate on a tie); None when the baseline
+    is alone."""
+    variants = summary.drop_duplicates("variant")
+    others = variants[variants["variant"] != baseline]
+    if others.empty or baseline not in set(variants["variant"]):
+        return None
+    if ARTICLE_ONE_BIT in set(others["variant"]):
+        return ARTICLE_ONE_BIT
+    ranked = others.sort_values(["binarized_mac_fraction", "test_accuracy_mean"], ascending=False, kind="stable")
+    return str(ranked["variant"].iloc[0])
+
+
+def _accuracy(row: pd.Series) -> str:
+    return f"{pct(row['test_accuracy_mean'])} ({span(row['test_accuracy_ci95_low'], row['test_accuracy_ci95_high'], pct)})"
+
+
+def _ratio(value: float, low: float, high: float) -> str:
+    return f"{value:.2f}x" + ("" if pd.isna(low) else f" ({low:.2f}x to {high:.2f}x)")
+
+
+def answer_table(tables: dict[str, pd.DataFrame], baseline: str, variant: str) -> str:
+    """One small table: a row per dataset for accuracy, then the deployed
+    file, RAM and latency at each thread count (from the first dataset's
+    models: the networks, so their files and speed, are the same on every
+    dataset)."""
+    summary, runs, latency = tables["summary"], tables["runs"], tables["latency"]
+    datasets = list(dict.fromkeys(summary["dataset"]))
+    rows = []
+    for dataset in datasets:
+        of = of_dataset(summary, dataset).set_index("variant")
+        base, one = of.loc[baseline], of.loc[variant]
+        by_seed = of_dataset(runs, dataset).pivot(index="seed", columns="variant", values="test_accuracy")
+        images = int(of_dataset(runs, dataset)["test_images"].max())
+        errors = error_ratio(by_seed[variant], by_seed[baseline], images)
+        gap = (f"{points(one['accuracy_gap_vs_baseline'])} "
+               f"({span(one['accuracy_gap_ci95_low'], one['accuracy_gap_ci95_high'], points)}): "
+               f"{gap_word(one['accuracy_gap_ci95_low'], one['accuracy_gap_ci95_high'], one['accuracy_gap_p_holm'])}"
+               f"; {_ratio(errors.value, errors.low, errors.high)} the errors")
+        seeds = int(one["seeds"])
+        label = f"(95% CI, {seeds} seeds)" if seeds > 1 else "(1 seed: no interval)"
+        rows.append((f"{title(dataset)} test accuracy {label}", _accuracy(base),
+                     _accuracy(one), gap))
+    first = of_dataset(summary, datasets[0]).set_index("variant")
+    base, one = first.loc[baseline], first.loc[variant]
+    rows.append(("flash: deployed file", f"{base['tflite_kib']:.2f} KiB", f"{one['tflite_kib']:.2f} KiB",
+                 f"{base['tflite_kib'] / one['tflite_kib']:.1f}x smaller"))
+    same_ram = f"{base['ram_kib']:.2f}" == f"{one['ram_kib']:.2f}"
+    rows.append(("RAM: peak activations", f"{base['ram_kib']:.2f} KiB", f"{one['ram_kib']:.2f} KiB",
+                 "the same" if same_ram else f"{one['ram_kib'] / base['ram_kib']:.2f}x as much"))
+    headline = of_dataset(latency, datasets[0])
+    headline = headline[headline["headline"]].set_index(["variant", "threads"])
+    for threads in sorted({t for _, t in headline.index}):
+        if (variant, threads) not in headline.index or (baseline, threads) not in headline.index:
+            continue
+        fast, slow = headline.loc[(variant, threads)], headline.loc[(baseline, threads)]
+        rows.append((f"latency, {threads_label(int(threads))}, {fast['cpu']}", f"{slow['latency_median_us']:.1f} µs",
+                     f"{fast['latency_median_us']:.1f} µs",
+                     f"speed {_ratio(fast['speedup_vs_baseline'], fast['speedup_rerun95_low'], fast['speedup_rerun95_high'])}"
+                     f": {speed_word(fast.to_dict())}"))
+    table = pd.DataFrame(rows, columns=["", f"`{baseline}`", f"`{variant}`", f"`{variant}` against `{baseline}`"])
+    return table.to_markdown(index=False, colalign=("left", "right", "right", "left"))
+
+
+def recipe_line(recipes: pd.DataFrame, variant: str) -> str:
+    """What the recipes measured do for the headline network: each recipe
+    variant of it, its effect against the article's recipe and its gap
+    under matched recipes; empty when the study has none."""
+    if recipes.empty:
+        return ""
+    own = recipes[(recipes["article_recipe_variant"] == variant) & (recipes["variant"] != variant)]
+    parts = []
+    for dataset, group in own.groupby("dataset", sort=False):
+        for row in group.to_dict("records"):
+            part = (f"{title(dataset)}, `{row['variant']}` ({row['recipe']}, {row['epochs']} epochs): effect "
+                    f"{points(row['effect'])} ({span(row['effect_ci95_low'], row['effect_ci95_high'], points)}, "
+                    f"{gap_word(row['effect_ci95_low'], row['effect_ci95_high'], row['effect_p_holm']).replace('cost', 'loss')})")
+            if pd.notna(row["matched_gap"]):
+                part += (f", gap to `{row['matched_baseline']}` under the same recipe {points(row['matched_gap'])} "
+                         f"({span(row['matched_gap_ci95_low'], row['matched_gap_ci95_high'], points)})")
+            parts.append(part)
+    return "; ".join(parts)
+
+
+def answer(tables: dict[str, pd.DataFrame], baseline: str, budgets_kib: Sequence[float | None]) -> dict | None:
+    """The opening screen's parts, or None when there is nothing to compare."""
+    summary, latency = tables["summary"], tables["latency"]
+    variant = headline_variant(summary, baseline)
+    if variant is None:
+        return None
+    datasets = list(dict.fromkeys(summary["dataset"]))
+    seeds = sorted({int(s) for s in summary["seeds"]})
+    first = latency.iloc[0] if not latency.empty else None
+    undecided = summary[(summary["variant"] != baseline)].apply(
+        lambda row: gap_word(row["accuracy_gap_ci95_low"], row["accuracy_gap_ci95_high"], row["accuracy_gap_p_holm"])
+        not in ("a cost", "a gain"), axis=1)
+    chance = summary[summary["runs_at_chance"] > 0]
+    return {
+        "variant": variant,
+        "at_chance": ", ".join(f"`{row['variant']}` on {title(row['dataset'])} ({row['runs_at_chance']} of "
+                               f"{row['seeds']} runs)" for row in chance.to_dict("records")),
+        "table": answer_table(tables, baseline, variant),
+        "budgets": [(title(dataset), budget_line(of_dataset(summary, dataset), budgets_kib)) for dataset in datasets],
+        "recipes": recipe_line(tables["recipes"], variant),
+        "seeds": str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]} to {seeds[-1]}",
+        "caveat": (f"every accuracy gap of this study is told from zero with {seeds[-1]} seeds" if not undecided.any()
+                   else f"{int(undecided.sum())} of the {len(undecided)} accuracy gaps of this study cannot be told "
+                        f"from zero with these seeds"),
+        "cpu": None if first is None else first["cpu"],
+        "kernels": None if first is None else first["lce_kernels"],
+    }

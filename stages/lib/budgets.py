@@ -1,0 +1,105 @@
+"""Which variant under a memory budget: per budget on the deployed file (what
+a device stores), the most accurate network that fits, each network once
+with its best recipe; a variant with a run at chance level is never picked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from stages.lib.stats import paired_difference
+from stages.lib.wording import gap_direction, interval, pct, points
+
+
+def candidates(summary: pd.DataFrame) -> pd.DataFrame:
+    """The variants that may be picked: no run at chance level; variants
+    that differ only in their recipe deploy to the same network, so each
+    architecture competes once, with its best recipe measured."""
+    sound = summary[summary["runs_at_chance"] == 0]
+    best = sound.sort_values(["test_accuracy_mean", "tflite_kib"], ascending=[False, True])
+    return best.drop_duplicates("architecture").sort_index()
+
+
+def picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None]) -> list[tuple[float | None, pd.DataFrame]]:
+    """Per budget (None: unlimited), the fitting candidates, best first (the
+    best mean test accuracy, the smaller file on a tie)."""
+    pool = candidates(summary)
+    return [(budget, (pool if budget is None else pool[pool["tflite_kib"] <= budget])
+             .sort_values(["test_accuracy_mean", "tflite_kib"], ascending=[False, True]))
+            for budget in budgets_kib]
+
+
+def budget_label(budget: float | None) -> str:
+    return "no limit" if budget is None else f"≤ {budget:g} KiB"
+
+
+def budget_line(summary: pd.DataFrame, budgets_kib: Sequence[float | None]) -> str:
+    """The picks in one line: ``≤ 16 KiB: none fits; ≤ 64 KiB: `bnn`
+    (98.13%); no limit: `fp32` (99.03%)``."""
+    if candidates(summary).empty:
+        return "no variant is picked: every variant has runs at chance level"
+    parts = []
+    for budget, ranked in picks(summary, budgets_kib):
+        pick = ranked.iloc[0] if len(ranked) else None
+        parts.append(f"{budget_label(budget)}: " + ("none fits" if pick is None else
+                                                    f"`{pick['variant']}` ({pct(pick['test_accuracy_mean'])}, "
+                                                    f"{pick['tflite_kib']:.2f} KiB)"))
+    return "; ".join(parts)
+
+
+def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None],
+                 runs: pd.DataFrame | None = None) -> list[str]:
+    """For each memory budget, the pick (see :func:`picks`) with its
+    accuracy, file and RAM, and whether the next best can be told apart from
+    it with these seeds (from the seed-paired difference of the two, given
+    ``runs``). Budgets apply to the file that ships, not to Larq's count of
+    the weights. Variants with a run at chance level are named."""
+    sentences = []
+    degenerate = summary[summary["runs_at_chance"] > 0]
+    if not degenerate.empty:
+        sentences.append("Never picked, because some of their runs learned nothing (test accuracy not significantly "
+                         "above always answering the most frequent class): " + ", ".join(
+                             f"`{row['variant']}` ({row['runs_at_chance']} of {row['seeds']} runs)"
+                             for row in degenerate.to_dict("records")) + ".")
+    if (summary["runs_at_chance"] > 0).all():
+        return sentences + ["Every variant of this study has runs at chance level, so no variant is picked for any "
+                            "budget: lower the learning rate or check the data before reading any figure here."]
+    pool = candidates(summary)
+    several = [architecture for architecture, count in
+               summary.loc[summary["runs_at_chance"] == 0, "architecture"].value_counts(sort=False).items()
+               if count > 1]
+    if several:
+        chosen = pool.set_index("architecture")
+        sentences.append("Each network competes once, with the best recipe measured for it: " + ", ".join(
+            f"`{architecture}` as `{chosen.at[architecture, 'variant']}` (recipe {chosen.at[architecture, 'recipe']}, "
+            f"{chosen.at[architecture, 'epochs']} epochs)" for architecture in several if architecture in chosen.index)
+            + ".")
+    for budget, ranked in picks(summary, budgets_kib):
+        label = "With no memory limit" if budget is None else f"Within {budget:g} KiB of deployed file"
+        if ranked.empty:
+            sentences.append(f"{label}, no variant of this study fits.")
+            continue
+        pick = ranked.iloc[0]
+        sentence = (f"{label}, pick `{pick['variant']}`: {pct(pick['test_accuracy_mean'])} mean test accuracy "
+                    f"({interval(pick['test_accuracy_ci95_low'], pick['test_accuracy_ci95_high'], n=pick['seeds'])}) "
+                    f"in a {pick['tflite_kib']:.2f} KiB file needing {pick['ram_kib']:.2f} KiB of RAM")
+        if len(ranked) > 1:
+            runner_up = ranked.iloc[1]
+            sentence += (f" (next best `{runner_up['variant']}`, {pct(runner_up['test_accuracy_mean'])} in "
+                         f"{runner_up['tflite_kib']:.2f} KiB")
+            if runs is not None:
+                by_seed = runs.pivot_table(index="seed", columns="variant", values="test_accuracy")
+                gap = paired_difference(by_seed[runner_up["variant"]], by_seed[pick["variant"]])
+                if gap.bounded:
+                    sentence += f"; paired by seed {points(gap.value)} ({interval(gap.low, gap.high, points, gap.n)})"
+                    if not gap_direction(gap.low, gap.high):
+                        sentence += ": the seeds cannot tell them apart"
+            sentence += ")"
+        sentences.append(sentence + ".")
+    return sentences
+
+
+def frontier(summary: pd.DataFrame, column: str) -> str:
+    return ", ".join(f"`{v}`" for v in summary.loc[summary[column], "variant"]) or "none"
