@@ -80,10 +80,11 @@ from stages.lib.common import (
     StudyError, atomic_directory, load_params, log, profile_folder, run_cli, run_name, write_json_atomic,
 )
 from stages.lib.datasets import dataset as registered_dataset
-from stages.lib.deployment import latency_table, load_deployments, load_timings
+from stages.lib.deployment import load_deployments
 from stages.lib.params import baseline as checked_baseline
 from stages.lib.params import headline_options, study_datasets, study_runs, study_variants
 from stages.lib.recipe_effects import recipe_table, training_table
+from stages.lib.speed import latency_table, load_timings
 from stages.lib.stats import at_chance
 from stages.lib.tables import (
     COUNT, COUNTS, FRACTION, NON_NEGATIVE, OVERHEAD, POSITIVE, POSITIVE_COUNT, Runs, of_dataset, per_dataset,

@@ -23,12 +23,14 @@ from stages.lib.budgets import budget_picks, frontier
 from stages.lib.classes import class_findings, class_summary, readable_per_class
 from stages.lib.common import load_params, log, run_cli, write_text_atomic
 from stages.lib.deployment import (
-    benchmark_context, deployment_findings, latency_by_options, readable_deployment, readable_latency,
-    readable_savings, readable_speeds, same_files_sentence, savings_findings, speed_findings, speed_summary,
+    deployment_findings, readable_deployment, readable_savings, same_files_sentence, savings_findings,
 )
 from stages.lib.params import baseline as checked_baseline
 from stages.lib.params import memory_budgets
 from stages.lib.recipe_effects import readable_recipes, recipe_findings, recipe_summary
+from stages.lib.speed import (
+    benchmark_context, latency_by_options, readable_latency, readable_speeds, speed_findings, speed_summary,
+)
 from stages.lib.tables import ARTICLE_DATASET, of_dataset, read_table, table_errors
 from stages.lib.wording import title
 

@@ -173,7 +173,7 @@ def synthetic_timings(processes=4, rounds=5):
 
 
 def synthetic_latency():
-    from stages.lib.deployment import latency_table
+    from stages.lib.speed import latency_table
 
     table = latency_table(synthetic_timings(), ["fp32", "bnn"], "fp32", {"fp32": 2794240, "bnn": 2794240},
                           "bgemm+xnnpack")

@@ -12,7 +12,8 @@ from stages.lib.article import article_table
 
 from stages.lib.classes import confusion_table, load_predictions, paired_images_table, per_class_table
 
-from stages.lib.deployment import census, latency_table, load_timings
+from stages.lib.deployment import census
+from stages.lib.speed import latency_table, load_timings
 from stages.lib.tables import OVERHEAD, read_table
 from conftest import (
     synthetic_latency, synthetic_predictions, synthetic_profiles, synthetic_runs, synthetic_timings,

@@ -13,7 +13,8 @@ from stages.lib.accuracy import readable_summary
 from stages.lib.budgets import budget_picks
 from stages.lib.wording import interval, pct, points
 from stages.lib.article import article_findings
-from stages.lib.deployment import deployment_findings, speed_findings
+from stages.lib.deployment import deployment_findings
+from stages.lib.speed import speed_findings
 from stages.report import render
 
 

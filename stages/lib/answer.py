@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from stages.lib.budgets import budget_line
-from stages.lib.deployment import speed_word, threads_label
+from stages.lib.speed import speed_word, threads_label
 from stages.lib.stats import error_ratio
 from stages.lib.tables import ARTICLE_ONE_BIT, of_dataset
 from stages.lib.wording import gap_word, pct, points, span, title
