@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from stages.lib.budgets import budget_line
+from stages.lib.recipes import DEFAULT_RECIPE
 from stages.lib.speed import speed_word, threads_label
 from stages.lib.stats import error_ratio
 from stages.lib.tables import ARTICLE_ONE_BIT, of_dataset
@@ -92,7 +93,8 @@ def recipe_line(recipes: pd.DataFrame, variant: str) -> str:
     under matched recipes; empty when the study has none."""
     if recipes.empty:
         return ""
-    own = recipes[(recipes["article_recipe_variant"] == variant) & (recipes["variant"] != variant)]
+    own = recipes[(recipes["article_recipe_variant"] == variant) & (recipes["recipe"] != DEFAULT_RECIPE)
+                  & recipes["effect"].notna()]
     parts = []
     for dataset, group in own.groupby("dataset", sort=False):
         for row in group.to_dict("records"):
