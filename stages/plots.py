@@ -328,6 +328,7 @@ def tax_by_dataset(tax: pd.DataFrame):
         ax.errorbar(x, gap, yerr=np.where(np.isnan(yerr), 0, yerr), fmt=markers.get(dataset, "D"),
                     color=colors[dataset], capsize=4, markeredgecolor="black", label=title(dataset))
     ax.axhline(0, color="black", linewidth=0.8)
+    ax.margins(y=0.1)
     ax.set_xticks(np.arange(len(variants)), variants)
     ax.tick_params(axis="x", labelrotation=45 if len(variants) > 4 else 0)
     baseline = tax["baseline"].iloc[0] if len(tax) else "the baseline"
