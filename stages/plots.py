@@ -49,7 +49,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from stages.lib.common import atomic_directory, log, run_cli  # noqa: E402
 from stages.lib.figures import (  # noqa: E402
-    cap_percent, figure, label_points, legend_outside, log2_x, save, seeds_caption, title, variant_handles,
+    accuracy_axis, figure, label_points, legend_outside, log2_x, save, seeds_caption, title, variant_handles,
     variant_styles,
 )
 from stages.lib.stats import accuracy_interval, mean_interval  # noqa: E402
@@ -97,9 +97,9 @@ def _accuracy_scatter(runs: pd.DataFrame, summary: pd.DataFrame, x: str, xlabel:
         if log_x:
             log2_x(ax)
         ax.margins(x=0.12, y=0.08)
-        cap_percent(ax)
+        accuracy_axis(ax)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylabel("test accuracy (%, logit scale)")
         ax.set_title(title(dataset))
         ax.grid(True, which="both", alpha=0.3)
         label_points(ax, list(rows[x] * x_scale), list(100 * rows["test_accuracy_mean"]), list(rows["variant"]))
@@ -200,11 +200,11 @@ def training_curves(curves: pd.DataFrame, summary: pd.DataFrame, images: dict[tu
                                         color=style.color, alpha=0.12, linewidth=0)
             ax.set_title(f"{title(dataset)}: {metric} per epoch", fontsize=10)
             ax.set_xlabel("epoch")
-            ax.set_ylabel("accuracy (%)" if metric == "accuracy" else "cross-entropy loss")
+            ax.set_ylabel("accuracy (%, logit scale)" if metric == "accuracy" else "cross-entropy loss")
             ax.grid(True, alpha=0.3)
             ax.xaxis.get_major_locator().set_params(integer=True)
             if metric == "accuracy":
-                cap_percent(ax)
+                accuracy_axis(ax)
     handles = variant_handles(styles, list(styles), linestyle="-")
     handles += [Line2D([], [], color="black", linestyle=line, label=f"{split} set")
                 for split, line in SPLIT_LINES.items()]
@@ -229,11 +229,11 @@ def accuracy_by_variant(runs: pd.DataFrame, summary: pd.DataFrame):
         sns.stripplot(data=data, x="variant", y="accuracy_pct", order=order, hue="variant", hue_order=order,
                       palette=palette, size=6, jitter=0.08, edgecolor="black", linewidth=0.6, ax=ax, legend=False)
         ax.set_xlabel("")
-        ax.set_ylabel("test accuracy (%), one dot per seed")
+        ax.set_ylabel("test accuracy (%, logit scale), one dot per seed")
         ax.set_title(title(dataset))
         ax.tick_params(axis="x", labelrotation=45 if len(order) > 4 else 0)
         ax.grid(True, axis="y", alpha=0.3)
-        cap_percent(ax)
+        accuracy_axis(ax)
     return fig
 
 
@@ -294,9 +294,9 @@ def accuracy_vs_training_time(runs: pd.DataFrame, summary: pd.DataFrame):
                         fmt=style.marker, ms=8, capsize=4, color=style.color, markeredgecolor="black")
         log2_x(ax)
         ax.margins(x=0.15, y=0.08)
-        cap_percent(ax)
+        accuracy_axis(ax)
         ax.set_xlabel("training time per run (s, log scale)")
-        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylabel("test accuracy (%, logit scale)")
         ax.set_title(title(dataset))
         ax.grid(True, which="both", alpha=0.3)
         label_points(ax, list(rows["train_time_s_mean"]), list(100 * rows["test_accuracy_mean"]),

@@ -68,7 +68,8 @@ def report_context(tables: dict[str, pd.DataFrame], plots_rel: str, baseline: st
                      "deployed_frontier": frontier(of_dataset(summary, dataset), "on_deployed_pareto_frontier"),
                      "larq_frontier": frontier(of_dataset(summary, dataset), "on_pareto_frontier")}
                     for dataset in datasets],
-        "speed_findings": speed_findings(first, baseline, of_dataset(latency, datasets[0])),
+        "speed_findings": speed_findings(first[first["variant"].isin([baseline, headline])], baseline,
+                                         of_dataset(latency, datasets[0])),
         "speed_summary": speed_summary(latency, baseline) if summary["variant"].nunique() > 2 else "",
         "speeds_table": _markdown(readable_speeds(latency, baseline)),
         "bench": benchmark_context(latency),

@@ -185,7 +185,8 @@ def class_summary(per_class: pd.DataFrame, paired_images: pd.DataFrame, dataset_
         shown = group[(group["gap_p_holm"] < ALPHA)]
         shown = [row for row in shown.to_dict("records") if gap_direction(row["gap_ci95_low"], row["gap_ci95_high"])]
         if shown:
-            named = ", ".join(f"{row['class_name']} {points(row['gap_vs_baseline'])}" for row in shown)
+            named = ", ".join(f"{'class ' if str(row['class_name']).isdigit() else ''}{row['class_name']}: "
+                              f"{points(row['gap_vs_baseline'])}" for row in shown)
             flagged.append(f"`{variant}` ({named})")
     if not compared:
         return ""

@@ -14,6 +14,7 @@ import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from adjustText import adjust_text  # noqa: E402
@@ -87,10 +88,40 @@ def label_points(ax, xs: Sequence[float], ys: Sequence[float], names: Sequence[s
                     arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5})
 
 
-def cap_percent(ax) -> None:
-    """An accuracy axis in percent ends at 100."""
-    low, high = ax.get_ylim()
-    ax.set_ylim(max(low, 0.0), min(high, 100.0))
+# Where an accuracy axis may put its ticks (percent); thinned to the range shown.
+ACCURACY_TICKS = (1, 2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 92, 94, 95, 96, 97, 97.5, 98, 98.5, 99, 99.25,
+                  99.5, 99.75, 99.9, 99.95, 99.99)
+
+
+def _logit(percent):
+    share = np.clip(np.asarray(percent, dtype=float) / 100, 1e-6, 1 - 1e-6)
+    return np.log(share / (1 - share))
+
+
+def _expit(value):
+    return 100 / (1 + np.exp(-np.asarray(value, dtype=float)))
+
+
+def accuracy_axis(ax) -> None:
+    """An accuracy axis in percent on the logit scale, the scale its
+    intervals are computed on: 98% and 99% stand as far apart as 50% and
+    67%, so that networks near 99% do not collapse into one line while one
+    far below stays in view; it never reaches 0% or 100%. Its range fits
+    what is drawn (points, intervals, bands)."""
+    low, high = ax.dataLim.y0, ax.dataLim.y1
+    low, high = float(np.clip(low, 0.5, 99.99)), float(np.clip(high, 0.5, 99.99))
+    ax.set_yscale("function", functions=(_logit, _expit))
+    span = float(_logit(high) - _logit(low)) or 1.0
+    ax.set_ylim(float(_expit(_logit(low) - 0.08 * span)), float(_expit(_logit(high) + 0.08 * span)))
+    bottom, top = ax.get_ylim()
+    ticks, last = [], None
+    for tick in ACCURACY_TICKS:
+        if bottom <= tick <= top and (last is None or _logit(tick) - _logit(last) >= span / 7):
+            ticks.append(tick)
+            last = tick
+    ax.yaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}%"))
+    ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
 
 
 def log2_x(ax) -> None:
