@@ -18,7 +18,7 @@ from stages.lib.recipes import DEFAULT_RECIPE
 from stages.lib.speed import speed_word, threads_label
 from stages.lib.stats import error_ratio
 from stages.lib.tables import ARTICLE_ONE_BIT, of_dataset
-from stages.lib.wording import gap_word, pct, points, span, title
+from stages.lib.wording import gap_word, pct, points, span, times, title, with_interval
 
 
 def headline_variant(summary: pd.DataFrame, baseline: str) -> str | None:
@@ -40,10 +40,6 @@ def _accuracy(row: pd.Series) -> str:
     return f"{pct(row['test_accuracy_mean'])} ({span(row['test_accuracy_ci95_low'], row['test_accuracy_ci95_high'], pct)})"
 
 
-def _ratio(value: float, low: float, high: float) -> str:
-    return f"{value:.2f}x" + ("" if pd.isna(low) else f" ({low:.2f}x to {high:.2f}x)")
-
-
 def answer_table(tables: dict[str, pd.DataFrame], baseline: str, variant: str) -> str:
     """One small table: a row per dataset for accuracy, then the deployed
     file, RAM and latency at each thread count (from the first dataset's
@@ -61,7 +57,7 @@ def answer_table(tables: dict[str, pd.DataFrame], baseline: str, variant: str) -
         gap = (f"{points(one['accuracy_gap_vs_baseline'])} "
                f"({span(one['accuracy_gap_ci95_low'], one['accuracy_gap_ci95_high'], points)}): "
                f"{gap_word(one['accuracy_gap_ci95_low'], one['accuracy_gap_ci95_high'], one['accuracy_gap_p_holm'])}"
-               f"; {_ratio(errors.value, errors.low, errors.high)} the errors")
+               f"; {with_interval(errors.value, errors.low, errors.high, times)} the errors")
         seeds = int(one["seeds"])
         label = f"(95% CI, {seeds} seeds)" if seeds > 1 else "(1 seed: no interval)"
         rows.append((f"{title(dataset)} test accuracy {label}", _accuracy(base),
@@ -81,8 +77,9 @@ def answer_table(tables: dict[str, pd.DataFrame], baseline: str, variant: str) -
         fast, slow = headline.loc[(variant, threads)], headline.loc[(baseline, threads)]
         rows.append((f"latency, {threads_label(int(threads))}, {fast['cpu']}", f"{slow['latency_median_us']:.1f} µs",
                      f"{fast['latency_median_us']:.1f} µs",
-                     f"speed {_ratio(fast['speedup_vs_baseline'], fast['speedup_rerun95_low'], fast['speedup_rerun95_high'])}"
-                     f": {speed_word(fast.to_dict())}"))
+                     "speed " + with_interval(fast["speedup_vs_baseline"], fast["speedup_rerun95_low"],
+                                              fast["speedup_rerun95_high"], times)
+                     + f": {speed_word(fast.to_dict())}"))
     table = pd.DataFrame(rows, columns=["", f"`{baseline}`", f"`{variant}`", f"`{variant}` against `{baseline}`"])
     return table.to_markdown(index=False, colalign=("left", "right", "right", "left"))
 

@@ -13,7 +13,9 @@ import pandas as pd
 
 from stages.lib.recipes import DEFAULT_RECIPE
 from stages.lib.stats import ALPHA, fieller_ratio, holm, paired_difference
-from stages.lib.wording import gap_direction, holm_clause, interval, p_cell, pct, points, title, whole_pct
+from stages.lib.wording import (
+    gap_direction, holm_clause, interval, p_cell, pct, points, title, whole_pct, with_interval,
+)
 
 
 def training_table(variants_section: dict[str, Any], recipes_section: dict[str, Any],
@@ -155,9 +157,8 @@ def readable_recipes(recipes: pd.DataFrame) -> pd.DataFrame:
     dataset: what the recipe does and what it costs to train."""
     recipes = recipes[recipes["recipe"] != DEFAULT_RECIPE]
 
-    def with_interval(values, lows, highs, fmt):
-        return [fmt(v) + ("" if pd.isna(lo) else f" ({fmt(lo)} to {fmt(hi)})") if not pd.isna(v) else "n/a"
-                for v, lo, hi in zip(values, lows, highs, strict=True)]
+    def with_intervals(values, lows, highs, fmt):
+        return [with_interval(v, lo, hi, fmt) for v, lo, hi in zip(values, lows, highs, strict=True)]
 
     return pd.DataFrame({
         "dataset": recipes["dataset"].map(title),
@@ -166,10 +167,10 @@ def readable_recipes(recipes: pd.DataFrame) -> pd.DataFrame:
         "recipe": recipes["recipe"],
         "epochs": recipes["epochs"],
         "accuracy": recipes["test_accuracy_mean"].map(pct),
-        "gap to baseline (95% CI)": with_interval(recipes["accuracy_gap_vs_baseline"], recipes["accuracy_gap_ci95_low"],
+        "gap to baseline (95% CI)": with_intervals(recipes["accuracy_gap_vs_baseline"], recipes["accuracy_gap_ci95_low"],
                                                   recipes["accuracy_gap_ci95_high"], points),
         "training time (s)": recipes["train_time_s_mean"].map("{:.0f}".format),
-        "effect of the recipe (95% CI)": with_interval(recipes["effect"], recipes["effect_ci95_low"],
+        "effect of the recipe (95% CI)": with_intervals(recipes["effect"], recipes["effect_ci95_low"],
                                                        recipes["effect_ci95_high"], points),
         "effect p (Holm)": recipes["effect_p_holm"].map(p_cell),
         "of the article recipe's gap recovered (Fieller 95% CI)": [
@@ -178,7 +179,7 @@ def readable_recipes(recipes: pd.DataFrame) -> pd.DataFrame:
             for v, lo, hi in zip(recipes["recovered_fraction"], recipes["recovered_ci95_low"],
                                  recipes["recovered_ci95_high"], strict=True)],
         "matched baseline": recipes["matched_baseline"].fillna(""),
-        "gap under matched recipes (95% CI)": with_interval(recipes["matched_gap"], recipes["matched_gap_ci95_low"],
+        "gap under matched recipes (95% CI)": with_intervals(recipes["matched_gap"], recipes["matched_gap_ci95_low"],
                                                             recipes["matched_gap_ci95_high"], points),
     })
 

@@ -16,7 +16,7 @@ from stages.lib.common import StudyError
 from stages.lib.params import OPTION_SETS
 from stages.lib.stats import ALPHA, Estimate, direction, holm, rerun_interval
 from stages.lib.tables import MAPPING, OVERHEAD, TEXT, read_json
-from stages.lib.wording import holm_clause, interval, p_cell, span, title
+from stages.lib.wording import holm_clause, interval, p_cell, span, times, title, with_interval
 
 
 TIMING_COLUMNS = ("process", "round", "model", "variant", "seed", "options", "threads", "latency_us")
@@ -104,16 +104,6 @@ def latency_table(timings: pd.DataFrame, variants: Sequence[str], baseline: str,
     return table
 
 
-def _times(value: float) -> str:
-    return "n/a" if pd.isna(value) else f"{value:.2f}x"
-
-
-def _with_interval(value: float, low: float, high: float, fmt) -> str:
-    if pd.isna(value):
-        return "n/a"
-    return fmt(value) + ("" if pd.isna(low) else f" ({fmt(low)} to {fmt(high)})")
-
-
 def threads_label(threads: int) -> str:
     return f"{threads} thread" + ("" if threads == 1 else "s")
 
@@ -125,16 +115,16 @@ def readable_latency(latency: pd.DataFrame, baseline: str) -> pd.DataFrame:
     is_base = rows["variant"] == baseline
 
     def speedups(values, lows, highs):
-        return ["baseline" if base else _with_interval(v, lo, hi, _times)
+        return ["baseline" if base else with_interval(v, lo, hi, times)
                 for base, v, lo, hi in zip(is_base, values, lows, highs, strict=True)]
 
     return pd.DataFrame({
         "variant": rows["variant"],
         "threads": rows["threads"],
-        "latency (95% rerun interval) µs": [_with_interval(v, lo, hi, "{:.1f}".format) for v, lo, hi in
+        "latency (95% rerun interval) µs": [with_interval(v, lo, hi, "{:.1f}".format) for v, lo, hi in
                                 zip(rows["latency_median_us"], rows["latency_rerun95_low"], rows["latency_rerun95_high"],
                                     strict=True)],
-        "minus overhead (µs)": [_with_interval(v, lo, hi, "{:.1f}".format) for v, lo, hi in
+        "minus overhead (µs)": [with_interval(v, lo, hi, "{:.1f}".format) for v, lo, hi in
                                 zip(rows["net_latency_median_us"], rows["net_latency_rerun95_low"],
                                     rows["net_latency_rerun95_high"], strict=True)],
         "speedup, paired by round": speedups(rows["speedup_vs_baseline"], rows["speedup_rerun95_low"],
@@ -175,10 +165,10 @@ def _speed(row: dict, family: int) -> str:
         verdict = ("not told apart from the baseline's speed once adjusted for the family of speed verdicts"
                    if direction(low, high, "{:.2f}", reference=1.0) else "not told apart from the baseline's speed")
     processes = row.get("processes")
-    shown = interval(low, high, _times, None if pd.isna(processes) else int(processes), "processes",
+    shown = interval(low, high, times, None if pd.isna(processes) else int(processes), "processes",
                      label="95% interval for a rerun:")
     adjusted = holm_clause(p_holm, family, "speed verdicts")
-    return (f"{_times(speed)} the baseline's speed, paired by round ({shown}"
+    return (f"{times(speed)} the baseline's speed, paired by round ({shown}"
             + (f"; {adjusted}" if adjusted and family > 1 else "") + f"), {verdict}")
 
 
@@ -263,7 +253,7 @@ def readable_speeds(latency: pd.DataFrame, baseline: str) -> pd.DataFrame:
         cells = group.set_index("variant").reindex(table["variant"])
         label = (f"{title(dataset)}, " if several else "") + threads_label(int(threads))
         table[label] = ["baseline" if variant == baseline else
-                        f"{_times(v)} ({span(lo, hi, _times)})" if not pd.isna(v) else "not timed"
+                        f"{times(v)} ({span(lo, hi, times)})" if not pd.isna(v) else "not timed"
                         for variant, v, lo, hi in zip(table["variant"], cells["speedup_vs_baseline"],
                                                       cells["speedup_rerun95_low"], cells["speedup_rerun95_high"],
                                                       strict=True)]

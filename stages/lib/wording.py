@@ -103,3 +103,16 @@ def gap_word(low: float, high: float, p_holm: float) -> str:
 def span(low: float, high: float, fmt) -> str:
     """``low to high`` in ``fmt``, or "no interval"."""
     return "no interval" if pd.isna(low) or pd.isna(high) else f"{fmt(low)} to {fmt(high)}"
+
+
+def times(value: float) -> str:
+    """A ratio as printed: ``1.02x``."""
+    return "n/a" if pd.isna(value) else f"{value:.2f}x"
+
+
+def with_interval(value: float, low: float, high: float, fmt) -> str:
+    """``value (low to high)`` in ``fmt``; the value alone where there is no
+    interval, "n/a" where there is no value."""
+    if pd.isna(value):
+        return "n/a"
+    return fmt(value) + ("" if pd.isna(low) else f" ({fmt(low)} to {fmt(high)})")
