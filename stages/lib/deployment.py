@@ -56,6 +56,15 @@ def readable_deployment(summary: pd.DataFrame) -> pd.DataFrame:
 FLOAT_COMPUTE = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
+def deploys_as_float(row: dict) -> bool:
+    """Quantized in training, float once deployed: no binary operator in the
+    converted graph although Larq counts binarized MACs or compressed
+    weights (LCE has binary kernels only for binary weights with binary
+    inputs)."""
+    return row["binary_mac_fraction_deployed"] == 0 and (
+        row["binarized_mac_fraction"] > 0 or row["memory_kib"] < 0.5 * row["tflite_kib"])
+
+
 def deployment_sentence(row: dict) -> str:
     """What the deployed file of one variant holds, with the reason its
     speed can or cannot come from binary operators, read from them."""
@@ -70,7 +79,7 @@ def deployment_sentence(row: dict) -> str:
         if deployed < 1:
             floats = [part for part in row["operators"].split(", ") if part.split()[0] in FLOAT_COMPUTE]
             sentence += f", the other {pct(1 - deployed)} in float operators ({', '.join(floats)})"
-    elif larq > 0 or row["memory_kib"] < 0.5 * row["tflite_kib"]:
+    elif deploys_as_float(row):
         sentence += (f"; its deployed graph has no binary operator ({row['operators']}): LCE has kernels for "
                      f"binary weights with binary inputs only, so it runs as a float network and stores its "
                      f"weights as floats, whatever Larq counts")
@@ -99,8 +108,7 @@ def savings_findings(summary: pd.DataFrame, headline: str | None) -> list[str]:
     networks (no binary operator, whatever Larq counts)."""
     rows = {row["variant"]: row for row in summary.to_dict("records")}
     sentences = [deployment_sentence(rows[headline])] if headline in rows else []
-    floats = [name for name, row in rows.items() if row["binary_mac_fraction_deployed"] == 0
-              and (row["binarized_mac_fraction"] > 0 or row["memory_kib"] < 0.5 * row["tflite_kib"])]
+    floats = [name for name, row in rows.items() if deploys_as_float(row)]
     if floats:
         sentences.append(f"{', '.join(f'`{name}`' for name in floats)} deploy{'s' if len(floats) == 1 else ''} as "
                          f"float networks: LCE has kernels for binary weights with binary inputs only, so their "
