@@ -16,7 +16,7 @@ from stages.lib.stats import (
 )
 from stages.lib.tables import of_dataset
 from stages.lib.wording import (
-    ci_cells, gap_direction, gap_verdict, gap_word, holm_clause, interval, p_cell, pct, points, span, title,
+    cell, ci_cells, gap_direction, gap_verdict, gap_word, holm_clause, interval, p_cell, pct, points, title,
 )
 
 
@@ -293,17 +293,17 @@ def readable_cost(summary: pd.DataFrame, tax_change: pd.DataFrame, baseline: str
         rows = group.set_index("variant").reindex(variants)
         name = title(dataset)
         table[f"{name} accuracy (95% CI)"] = [
-            "" if pd.isna(v) else f"{pct(v)} ({span(lo, hi, pct)})" for v, lo, hi in
+            "" if pd.isna(v) else cell(v, lo, hi, pct) for v, lo, hi in
             zip(rows["test_accuracy_mean"], rows["test_accuracy_ci95_low"], rows["test_accuracy_ci95_high"], strict=True)]
         table[f"{name} gap (95% CI)"] = [
-            "baseline" if v == baseline else "" if pd.isna(g) else f"{points(g)} ({span(lo, hi, points)})"
+            "baseline" if v == baseline else "" if pd.isna(g) else cell(g, lo, hi, points)
             for v, g, lo, hi in zip(variants, rows["accuracy_gap_vs_baseline"], rows["accuracy_gap_ci95_low"],
                                     rows["accuracy_gap_ci95_high"], strict=True)]
         table[f"{name} p (Holm)"] = rows["accuracy_gap_p_holm"].map(p_cell).to_numpy()
     for dataset, group in tax_change.groupby("dataset", sort=False):
         rows = group.set_index("variant").reindex(variants)
         label = f"change {title(group['reference_dataset'].iloc[0])} to {title(dataset)} (Welch 95% CI)"
-        table[label] = ["" if pd.isna(g) else f"{points(g)} ({span(lo, hi, points)})" for g, lo, hi in
+        table[label] = ["" if pd.isna(g) else cell(g, lo, hi, points) for g, lo, hi in
                         zip(rows["gap_change"], rows["gap_change_ci95_low"], rows["gap_change_ci95_high"], strict=True)]
         table[f"change p (Holm), {title(dataset)}"] = rows["gap_change_p_holm"].map(p_cell).to_numpy()
     return table

@@ -18,7 +18,7 @@ from stages.lib.recipes import DEFAULT_RECIPE
 from stages.lib.speed import speed_word, threads_label
 from stages.lib.stats import error_ratio
 from stages.lib.tables import ARTICLE_ONE_BIT, of_dataset
-from stages.lib.wording import gap_word, pct, points, span, times, title, with_interval
+from stages.lib.wording import cell, gap_word, pct, points, span, times, title, with_interval
 
 
 def headline_variant(summary: pd.DataFrame, baseline: str) -> str | None:
@@ -37,7 +37,7 @@ def headline_variant(summary: pd.DataFrame, baseline: str) -> str | None:
 
 
 def _accuracy(row: pd.Series) -> str:
-    return f"{pct(row['test_accuracy_mean'])} ({span(row['test_accuracy_ci95_low'], row['test_accuracy_ci95_high'], pct)})"
+    return cell(row["test_accuracy_mean"], row["test_accuracy_ci95_low"], row["test_accuracy_ci95_high"], pct)
 
 
 def answer_table(tables: dict[str, pd.DataFrame], baseline: str, variant: str) -> str:

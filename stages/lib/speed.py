@@ -16,7 +16,7 @@ from stages.lib.common import StudyError
 from stages.lib.params import OPTION_SETS
 from stages.lib.stats import ALPHA, Estimate, direction, holm, rerun_interval
 from stages.lib.tables import MAPPING, OVERHEAD, TEXT, read_json
-from stages.lib.wording import holm_clause, interval, p_cell, span, times, title, with_interval
+from stages.lib.wording import cell, holm_clause, interval, p_cell, times, title, with_interval
 
 
 TIMING_COLUMNS = ("process", "round", "model", "variant", "seed", "options", "threads", "latency_us")
@@ -253,7 +253,7 @@ def readable_speeds(latency: pd.DataFrame, baseline: str) -> pd.DataFrame:
         cells = group.set_index("variant").reindex(table["variant"])
         label = (f"{title(dataset)}, " if several else "") + threads_label(int(threads))
         table[label] = ["baseline" if variant == baseline else
-                        f"{times(v)} ({span(lo, hi, times)})" if not pd.isna(v) else "not timed"
+                        cell(v, lo, hi, times) if not pd.isna(v) else "not timed"
                         for variant, v, lo, hi in zip(table["variant"], cells["speedup_vs_baseline"],
                                                       cells["speedup_rerun95_low"], cells["speedup_rerun95_high"],
                                                       strict=True)]

@@ -105,6 +105,12 @@ def span(low: float, high: float, fmt) -> str:
     return "no interval" if pd.isna(low) or pd.isna(high) else f"{fmt(low)} to {fmt(high)}"
 
 
+def cell(value: float, low: float, high: float, fmt) -> str:
+    """``value (low to high)`` in ``fmt``, saying "no interval" where there
+    is none: a table cell or a clause that always shows its interval."""
+    return f"{fmt(value)} ({span(low, high, fmt)})"
+
+
 def times(value: float) -> str:
     """A ratio as printed: ``1.02x``."""
     return "n/a" if pd.isna(value) else f"{value:.2f}x"
