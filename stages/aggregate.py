@@ -61,6 +61,10 @@ summaries, Pareto flags, per-class figures and tests are per dataset.
   only, the article's dataset).
 - ``curves``: per-epoch accuracy and loss of every run (long form), and per
   (dataset, variant) the mean across seeds (for ``dvc plots``).
+- ``robustness``, ``robustness_gap``, ``mce`` and ``corruption_examples``:
+  accuracy under each corruption, the robustness gap against the baseline,
+  the mean corruption error, and what each corruption does to one image
+  (see :mod:`stages.lib.robustness`).
 """
 
 from __future__ import annotations
@@ -84,6 +88,8 @@ from stages.lib.deployment import load_deployments
 from stages.lib.params import baseline as checked_baseline
 from stages.lib.params import headline_options, study_datasets, study_runs, study_variants
 from stages.lib.recipe_effects import recipe_table, training_table
+from stages.lib.robustness import accuracy_table as robustness_table
+from stages.lib.robustness import examples_table, gap_table, load_evaluations, mce_table
 from stages.lib.speed import latency_table, load_timings
 from stages.lib.stats import at_chance
 from stages.lib.tables import (
@@ -198,7 +204,8 @@ def dvc_metrics(summary: pd.DataFrame) -> dict[str, Any]:
 
 def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | Path, deploy_dir: str | Path,
               benchmark_dir: str | Path, tables_dir: str | Path, curves_dir: str | Path,
-              metrics_path: str | Path) -> pd.DataFrame:
+              metrics_path: str | Path, robustness_dir: str | Path = "reports/robustness",
+              corrupted_dir: str | Path = "data/corrupted") -> pd.DataFrame:
     datasets, variants, baseline = study_datasets(params), study_variants(params), checked_baseline(params)
     study = study_runs(params)
     headline = headline_options(params)
@@ -236,11 +243,19 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
     confusion = per_dataset(datasets, lambda dataset: confusion_table(of_dataset(predictions, dataset), variants))
     recipes = per_dataset(datasets, lambda dataset: recipe_table(of_dataset(summary, dataset),
                                                                  of_dataset(runs, dataset), baseline))
+    evaluations = load_evaluations(robustness_dir, study)
+    robustness = {
+        "robustness": per_dataset(datasets, lambda dataset: robustness_table(of_dataset(evaluations, dataset), variants)),
+        "robustness_gap": per_dataset(datasets, lambda dataset: gap_table(of_dataset(evaluations, dataset), variants,
+                                                                          baseline)),
+        "mce": per_dataset(datasets, lambda dataset: mce_table(of_dataset(evaluations, dataset), variants, baseline)),
+        "corruption_examples": examples_table(corrupted_dir, datasets),
+    }
     write_tables({"runs": runs, "summary": summary, "latency": latency, "per_class": per_class,
                   "confusion": confusion, "paired_images": paired_images, "tax": tax_table(summary, paired_images, baseline),
                   "tax_change": tax_change_table(runs, datasets, variants, baseline),
                   "recipes": recipes,
-                  "article": article_table(summary), "curves": curves}, tables_dir)
+                  "article": article_table(summary), "curves": curves, **robustness}, tables_dir)
     with atomic_directory(curves_dir) as tmp:
         for name, frame in mean_curves(curves).items():
             frame.to_csv(tmp / f"{name}.csv", index=False)
@@ -264,12 +279,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--profiles", default="reports/profiles")
     parser.add_argument("--deployments", default="reports/deploy", help="deploy.json of every converted run")
     parser.add_argument("--benchmark", default="reports/benchmark", help="the benchmark's timings")
+    parser.add_argument("--robustness", default="reports/robustness", help="every run's evaluation on corrupted images")
+    parser.add_argument("--corrupted", default="data/corrupted", help="the corrupted test images, per dataset")
     parser.add_argument("--tables-out", default="reports/tables")
     parser.add_argument("--curves-out", default="reports/curves")
     parser.add_argument("--metrics-out", default="reports/metrics.json")
     args = parser.parse_args(argv)
     aggregate(load_params(args.params), args.runs, args.profiles, args.deployments, args.benchmark, args.tables_out,
-              args.curves_out, args.metrics_out)
+              args.curves_out, args.metrics_out, args.robustness, args.corrupted)
 
 
 if __name__ == "__main__":

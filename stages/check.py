@@ -20,20 +20,29 @@ from collections.abc import Sequence
 from typing import Any
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from stages.lib.common import atomic_directory, load_params, log, run_cli
+from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli, write_text_atomic
 from stages.lib.networks import variant_from_params
 from stages.lib.recipes import recipe_from_params
 from stages.lib.params import (
-    baseline, benchmark_settings, check_keys, data_limits, download_settings, extended_variants, headline_options,
+    SECTIONS, baseline, benchmark_settings, check_keys, data_limits, download_settings, extended_variants, headline_options,
     memory_budgets, study_datasets, study_seeds, study_variants, train_settings,
 )
-from stages.lib.spec import SPEC_DIR, write_slices
+from stages.lib.robustness import SECTION as ROBUSTNESS
+from stages.lib.robustness import robustness_settings, without_section
+from stages.lib.robustness import slices as robustness_slices
+from stages.lib.spec import SPEC_DIR, dumps, write_slices
 
 def check_all(params: dict[str, Any]) -> list[str]:
     """Check every section of params.yaml, every dataset's sources, every
     recipe and every variant it defines, whether or not the study runs it
     now; return the study's variants."""
-    check_keys(params)
+    # `robustness` is checked by its own module: every run depends on
+    # stages/lib/params.py, so naming the section there would retrain them all.
+    unknown = [str(name) for name in params if name not in SECTIONS and name != ROBUSTNESS]
+    if unknown:
+        raise StudyError(f"params.yaml has unknown sections {', '.join(unknown)}; valid: "
+                         f"{', '.join([*SECTIONS, ROBUSTNESS])}")
+    check_keys(without_section(params))
     datasets = study_datasets(params)
     sources = params["data"].get("sources")
     for name in datasets + [name for name in (sources if isinstance(sources, dict) else {}) if name not in datasets]:
@@ -53,6 +62,7 @@ def check_all(params: dict[str, Any]) -> list[str]:
     headline_options(params)
     baseline(params)
     memory_budgets(params)
+    robustness_settings(params)
     return names
 
 
@@ -65,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     variants = check_all(params)
     with atomic_directory(args.out) as tmp:
         written = write_slices(params, tmp)
+        for relative, slice_ in robustness_slices(params).items():
+            write_text_atomic(tmp / relative, dumps(slice_))
+            written.append(relative)
     log.info("params checked: every section and variant is valid; the study runs %s; %d slices in %s",
              ", ".join(variants), len(written), args.out)
 

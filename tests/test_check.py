@@ -40,7 +40,8 @@ def test_valid_params_pass_and_each_slice_changes_only_with_what_it_holds(study_
     before = _slices(out)
     variants = sorted(study_params["variants"])
     assert sorted(before) == sorted(
-        ["aggregate.json", "benchmark.json", "report.json", "download/mnist.json", "download/fashion_mnist.json"]
+        ["aggregate.json", "benchmark.json", "report.json", "robustness.json"]
+        + [f"{kind}/{name}.json" for kind in ("download", "corrupt") for name in ("mnist", "fashion_mnist")]
         + [f"{kind}/{name}.json" for kind in ("architecture", "training") for name in variants])
 
     def after(dotted, value):
@@ -56,9 +57,22 @@ def test_valid_params_pass_and_each_slice_changes_only_with_what_it_holds(study_
     assert after("variants.bnn.kernel_quantizer", "approx_sign") == ["aggregate.json", "architecture/bnn.json",
                                                                      "training/bnn.json"]
     assert after("study.seeds", [0, 1, 2, 3]) == ["aggregate.json", "benchmark.json"]
-    assert after("benchmark.headline_options", "bgemm") == ["aggregate.json"]
+    assert after("benchmark.headline_options", "bgemm") == ["aggregate.json", "robustness.json"]
     assert after("report.memory_budgets_kib", [32, None]) == ["report.json"]
     assert after("data.train_limit", 1000) == [f"training/{name}.json" for name in variants]
+    corrupt = ["corrupt/fashion_mnist.json", "corrupt/mnist.json"]
+    assert after("data.test_limit", 1000) == corrupt + [f"training/{name}.json" for name in variants]
+    assert after("robustness.seed", 1) == corrupt
+    assert after("robustness.severities.fog", 2) == corrupt
+    # a severity of a corruption the study does not run changes nothing
+    assert after("robustness.corruptions", ["fog", "stripe"]) == corrupt
+    run_cli(main, ["--params", str(_write(tmp_path, with_param(study_params, "robustness.corruptions",
+                                                                ["fog", "stripe"]))[0]), "--out", str(out)])
+    narrowed = _slices(out)
+    changed = with_param(with_param(study_params, "robustness.corruptions", ["fog", "stripe"]),
+                         "robustness.severities.shear", 4)
+    run_cli(main, ["--params", str(_write(tmp_path, changed)[0]), "--out", str(out)])
+    assert _changed(narrowed, _slices(out)) == []
     # the order of keys in params.yaml changes no byte
     reordered = {key: study_params[key] for key in reversed(list(study_params))}
     reordered["variants"] = {name: dict(reversed(list(spec.items()))) for name, spec in study_params["variants"].items()}
@@ -185,8 +199,20 @@ BAD_PARAMS = [
     ("aggregate.baseline", "fp64", "aggregate.baseline must name a variant of study.variants (fp32, bnn), "
                                    "got 'fp64'"),
     ("report.memory_budgets_kib", [16, -1], "report.memory_budgets_kib must be a non-empty list of positive KiB"),
+    ("robustness.corruptions", ["fog", "snow"], "robustness.corruptions: unknown corruption 'snow'; known: shot_noise, "
+                                                "impulse_noise, glass_blur"),
+    ("robustness.corruptions", ["fog", "../x"], "robustness.corruptions: unknown corruption '../x'"),
+    ("robustness.corruptions", [], "robustness.corruptions must be a non-empty list of corruption names"),
+    ("robustness.corruptions", ["fog", "fog"], "robustness.corruptions lists a corruption twice"),
+    ("robustness.severities.fog", 6, "robustness.severities.fog must be a level from 1 to 5, got 6"),
+    ("robustness.severities.shear", 0.5, "robustness.severities.shear must be a level from 1 to 5, got 0.5"),
+    ("robustness.severities.stripe", 1, "robustness.severities.stripe: stripe has no severity levels; remove it"),
+    ("robustness.severities.frost", 1, "robustness.severities: unknown corruption 'frost'"),
+    ("robustness.seed", -1, "robustness.seed must be a whole number >= 0, got -1"),
+    ("robustness.severity", {"fog": 1}, "robustness has unknown keys severity; valid keys: corruptions, severities, "
+                                        "seed"),
     ("trian", {"epochs": 3}, "params.yaml has unknown sections trian; valid: data, study, train, recipes, variants, "
-                             "benchmark, aggregate, report"),
+                             "benchmark, aggregate, report, robustness"),
 ]
 
 

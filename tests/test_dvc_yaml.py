@@ -124,5 +124,5 @@ def test_no_name_can_take_an_output_out_of_its_folder():
                 *folder, leaf = path.split("/")
                 assert "${" not in "".join(folder) and not re.fullmatch(r"\$\{[\w.]+\}", leaf), (name, path)
                 named.setdefault(leaf, set()).add("/".join(folder))
-    assert named == {"dataset-${item}": {"data"}, "variant-${item}": {"reports/profiles"},
-                     run: {"data/models", "data/deployed", "reports/runs", "reports/deploy"}}
+    assert named == {"dataset-${item}": {"data", "data/corrupted"}, "variant-${item}": {"reports/profiles"},
+                     run: {"data/models", "data/deployed", "reports/runs", "reports/deploy", "reports/robustness"}}

@@ -67,6 +67,12 @@ def _set_params(repo, **changes):
 TABLE_STAGES = ("benchmark", "aggregate", "plots", "report")
 
 
+def _run_stages(*runs):
+    """The stages of a run that a change to it reruns: it trains, deploys
+    and is evaluated on the corrupted images again."""
+    return {f"{stage}@{run}" for run in runs for stage in ("train", "deploy", "robustness")}
+
+
 def _experiment(repo, *args):
     """``dvc exp run *args`` as a user types it; the workspace then holds the
     experiment's params and results."""
@@ -149,7 +155,8 @@ def test_two_clones_share_finished_runs_through_a_remote(study_repo, tmp_path):
     shutil.rmtree(clone / "reports")
     _dvc(clone, "remote", "add", "--local", "-d", "shared", str(remote))
     result = _dvc(clone, "repro", "--pull")
-    assert not {s for s in _ran(result) if s.startswith(("train@", "deploy@", "profile@", "benchmark"))}, result.stdout
+    assert not {s for s in _ran(result) if s.startswith(("train@", "deploy@", "profile@", "benchmark", "corrupt@",
+                                                         "robustness@"))}, result.stdout
     assert {"train@mnist-fp32-0", "train@mnist-bnn-0", "deploy@mnist-fp32-0", "deploy@mnist-bnn-0",
             "benchmark"} <= _restored(result)
     for table in ("runs.csv", "summary.csv", "latency.csv", "curves.csv"):
@@ -209,7 +216,7 @@ def test_changing_an_architecture_key_and_back_trains_nothing_again(study_repo):
     repo, _ = study_repo
     before = _finished_outputs(repo)
     changed = _experiment(repo, "-S", "variants.bnn.kernel_quantizer=approx_sign")
-    assert _ran(changed) == {"check", "profile@bnn", "train@mnist-bnn-0", "deploy@mnist-bnn-0", *TABLE_STAGES}, \
+    assert _ran(changed) == {"check", "profile@bnn", *_run_stages("mnist-bnn-0"), *TABLE_STAGES}, \
         changed.stdout
     _git(repo, "checkout", "params.yaml")
     back = _dvc(repo, "repro")
@@ -233,14 +240,14 @@ def test_a_recipe_retrains_only_the_runs_of_the_variants_that_name_it(study_repo
     profile = (repo / "reports" / "profiles" / "variant-bnn" / "profile.json").read_bytes()
     # the README's line: another recipe for one variant
     result = _experiment(repo, "-S", "variants.bnn.recipe=bop")
-    assert _ran(result) == {"check", "train@mnist-bnn-0", "deploy@mnist-bnn-0", *TABLE_STAGES}, result.stdout
+    assert _ran(result) == {"check", *_run_stages("mnist-bnn-0"), *TABLE_STAGES}, result.stdout
     record = json.loads((repo / "reports" / "runs" / "mnist-bnn-0" / "spec.json").read_text())
     assert record["variants"]["bnn"]["recipe"] == "bop" and set(record["recipes"]) == {"bop"}
     # bnn now trains with Bop, fp32 with the article's recipe: each recipe retrains its own runs only
     result = _experiment(repo, "-S", "recipes.bop.learning_rate=0.02")
-    assert _ran(result) == {"check", "train@mnist-bnn-0", "deploy@mnist-bnn-0", *TABLE_STAGES}, result.stdout
+    assert _ran(result) == {"check", *_run_stages("mnist-bnn-0"), *TABLE_STAGES}, result.stdout
     result = _experiment(repo, "-S", "recipes.article.learning_rate=0.002")
-    assert _ran(result) == {"check", "train@mnist-fp32-0", "deploy@mnist-fp32-0", *TABLE_STAGES}, result.stdout
+    assert _ran(result) == {"check", *_run_stages("mnist-fp32-0"), *TABLE_STAGES}, result.stdout
     assert (repo / "reports" / "profiles" / "variant-bnn" / "profile.json").read_bytes() == profile
     _back_to_the_committed_study(repo)
 
@@ -344,6 +351,8 @@ def test_a_bad_value_deletes_no_finished_output(study_repo):
         ("recipes.article.epochs=abc", "error: recipes.article.epochs must be a positive whole number, got 'abc'"),
         ("variants.bnn.kernel_quantizer=ste_sing", "error: variants.bnn.kernel_quantizer: unknown quantizer"),
         ("aggregate.baseline=fp64", "error: aggregate.baseline must name a variant of study.variants"),
+        ("robustness.corruptions=[fog,snow]", "error: robustness.corruptions: unknown corruption 'snow'; known: "),
+        ("robustness.severities.fog=9", "error: robustness.severities.fog must be a level from 1 to 5, got 9"),
     ):
         result = _dvc(repo, "exp", "run", "-S", setting, check=False)
         _git(repo, "checkout", "params.yaml")
@@ -434,8 +443,7 @@ def _wait_for_queue(repo, timeout_s=900):
 def test_a_seed_trains_only_its_runs_then_parallel_slices_and_the_whole_study_train_nothing_twice(study_repo):
     repo, _ = study_repo
     added = _experiment(repo, "-S", "study.seeds=[0,1]")
-    assert _ran(added) == {"check", "train@mnist-fp32-1", "train@mnist-bnn-1", "deploy@mnist-fp32-1",
-                           "deploy@mnist-bnn-1", *TABLE_STAGES}, added.stdout
+    assert _ran(added) == {"check", *_run_stages("mnist-fp32-1", "mnist-bnn-1"), *TABLE_STAGES}, added.stdout
     _back_to_the_committed_study(repo)
     for seed in (1, 2):
         _dvc(repo, "exp", "run", "--queue", "-S", f"study.seeds=[{seed}]", "--name", f"slice-{seed}")
@@ -444,7 +452,7 @@ def test_a_seed_trains_only_its_runs_then_parallel_slices_and_the_whole_study_tr
     _stop_lingering_workers(repo)
     assert status.count("Success") == 2, status
     whole = _dvc(repo, "exp", "run", "-S", "study.seeds=[0,1,2]", "--name", "whole")
-    assert not {s for s in _ran(whole) if s.startswith(("train@", "deploy@"))}, whole.stdout
+    assert not {s for s in _ran(whole) if s.startswith(("train@", "deploy@", "robustness@"))}, whole.stdout
     assert {f"train@mnist-{v}-{s}" for v in ("fp32", "bnn") for s in (1, 2)} <= _restored(whole)
     summary = json.loads((repo / "reports" / "metrics.json").read_text())
     assert summary["mnist"]["bnn"]["seeds"] == 3
@@ -456,9 +464,8 @@ def test_adding_a_dataset_trains_only_its_runs(study_repo):
 
     repo, _ = study_repo
     result = _dvc(repo, "exp", "run", "-S", "study.datasets=[mnist,fashion_mnist]", "--name", "two-datasets")
-    assert _ran(result) == {"check", "download@fashion_mnist", "train@fashion_mnist-fp32-0",
-                            "train@fashion_mnist-bnn-0", "deploy@fashion_mnist-fp32-0", "deploy@fashion_mnist-bnn-0",
-                            "benchmark", "aggregate", "plots", "report"}, result.stdout
+    assert _ran(result) == {"check", "download@fashion_mnist", "corrupt@fashion_mnist",
+                            *_run_stages("fashion_mnist-fp32-0", "fashion_mnist-bnn-0"), *TABLE_STAGES}, result.stdout
     assert "served by data/fashion_mnist-shipped" in result.stdout + result.stderr
     tax = pd.read_csv(repo / "reports" / "tables" / "tax.csv")
     assert tax[["dataset", "variant"]].values.tolist() == [["mnist", "bnn"], ["fashion_mnist", "bnn"]]
@@ -485,9 +492,11 @@ def test_an_unknown_dataset_is_refused_before_anything_runs(study_repo):
 
 def test_experiment_is_listed_with_its_metrics(study_repo):
     repo, _ = study_repo
-    # the headline option set changes which latency the summary reports, and nothing upstream
+    # the headline option set changes which latency the summary reports and
+    # under which options the deployed models are checked on corrupted images
     result = _dvc(repo, "exp", "run", "-S", "benchmark.headline_options=bgemm", "--name", "bgemm-headline")
-    assert _ran(result) == {"check", "aggregate", "plots", "report"}, result.stdout
+    assert _ran(result) == {"check", "robustness@mnist-fp32-0", "robustness@mnist-bnn-0", "aggregate", "plots",
+                            "report"}, result.stdout
     experiments = json.loads(_dvc(repo, "exp", "show", "--json").stdout)
     text = json.dumps(experiments)
     assert "bgemm-headline" in text
@@ -511,6 +520,19 @@ def test_a_learning_rate_that_leaves_every_variant_at_chance_still_reports(study
     _back_to_the_committed_study(repo)
 
 
+def test_fewer_corruptions_evaluate_again_and_train_nothing(study_repo):
+    import pandas as pd
+
+    repo, _ = study_repo
+    result = _experiment(repo, "-S", "robustness.corruptions=[fog,stripe]")
+    assert _ran(result) == {"check", "corrupt@mnist", "robustness@mnist-fp32-0", "robustness@mnist-bnn-0", "aggregate",
+                            "plots", "report"}, result.stdout
+    gaps = pd.read_csv(repo / "reports" / "tables" / "robustness_gap.csv")
+    assert gaps[["dataset", "variant", "corruption"]].values.tolist() == [["mnist", "bnn", "fog"],
+                                                                          ["mnist", "bnn", "stripe"]]
+    _back_to_the_committed_study(repo)
+
+
 def _garbage_model(path):
     return b"TFL3garbage"
 
@@ -530,6 +552,8 @@ def _text_cell(path):
 @pytest.mark.parametrize("stage, path, damage, message", [
     ("benchmark", "data/deployed/mnist-bnn-0/model.tflite", _garbage_model,
      "data/deployed/mnist-bnn-0/model.tflite is not a model TensorFlow Lite can load"),
+    ("robustness@mnist-bnn-0", "data/corrupted/dataset-mnist/fog-images-idx3-ubyte", _garbage_model,
+     "data/corrupted/dataset-mnist/fog-images-idx3-ubyte does not match its checksum"),
     ("aggregate", "reports/runs/mnist-bnn-0/metrics.json", _text_accuracy,
      "reports/runs/mnist-bnn-0/metrics.json: test_accuracy must be a number from 0 to 1, got 'abc'"),
     ("plots", "reports/tables/summary.csv", _text_cell,

@@ -111,7 +111,7 @@ _ANY = ColumnKind("number", nullable=True)  # interval bounds, differences, shar
 _P_VALUE = ColumnKind("number", 0, 1, nullable=True)  # empty where no test applies
 _NAMES = ("dataset", "variant", "recipe", "architecture", "operators", "params_by_bitwidth", "macs_by_precision",
           "options", "cpu", "figure", "class_name", "baseline", "split", "reference_dataset", "cpu_popcount",
-          "lce_kernels")
+          "lce_kernels", "corruption", "pixels")
 COLUMN_KINDS: dict[str, ColumnKind] = {
     **dict.fromkeys(_NAMES, _TEXT),
     **dict.fromkeys(("latency_options", "article_recipe_variant", "matched_baseline"), ColumnKind("text", nullable=True)),
@@ -121,6 +121,13 @@ COLUMN_KINDS: dict[str, ColumnKind] = {
                      "binary_mac_fraction_deployed", "test_accuracy_mean", "converted_accuracy_mean", "agreement_min",
                      "accuracy_mean", "baseline_accuracy_mean", "p_value", "accuracy"), _FRACTION),
     "tflite_bytes": ColumnKind("number", 1, whole=True),
+    **dict.fromkeys(("clean_accuracy_mean", "deployed_accuracy_mean", "deployed_agreement_min",
+                     "deployed_agreement_mean"), _FRACTION),
+    **dict.fromkeys(("deployed_images", "corruptions", "ce_undefined", "image"), _COUNT),
+    "level": ColumnKind("number", 1, 5, whole=True, nullable=True),  # empty: a corruption without levels
+    "drop": ColumnKind("number", -1, 1),
+    "robustness_gap": ColumnKind("number", -2, 2, nullable=True),
+    "mce": _MAYBE_AMOUNT,
     **dict.fromkeys(("seed", "train_images", "test_images", "weights_bytes", "peak_activation_bytes", "macs_binary",
                      "epochs", "params_total", "params_1bit", "params_32bit", "macs_total", "macs_1bit", "macs_32bit",
                      "seeds", "threads", "rounds", "processes", "cpu_cores", "class", "label", "predicted",
@@ -229,7 +236,7 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> None:
     with atomic_directory(out_dir) as tmp:
         for name, table in tables.items():
             table.to_csv(tmp / f"{name}.csv", index=False)
-            if name not in ("curves", "confusion"):  # long tables for tools, not for reading
+            if name not in ("curves", "confusion", "corruption_examples"):  # for tools, not for reading
                 (tmp / f"{name}.md").write_text(to_markdown(table))
 
 
