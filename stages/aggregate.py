@@ -64,7 +64,7 @@ summaries, Pareto flags, per-class figures and tests are per dataset.
 - ``robustness``, ``robustness_gap``, ``mce`` and ``corruption_examples``:
   accuracy under each corruption, the robustness gap against the baseline,
   the mean corruption error, and what each corruption does to one image
-  (see :mod:`stages.lib.robustness`).
+  (see :mod:`stages.lib.robustness_tables`).
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ from stages.lib.deployment import load_deployments
 from stages.lib.params import baseline as checked_baseline
 from stages.lib.params import headline_options, study_datasets, study_runs, study_variants
 from stages.lib.recipe_effects import recipe_table, training_table
-from stages.lib.robustness import accuracy_table as robustness_table
-from stages.lib.robustness import examples_table, gap_table, load_evaluations, mce_table
+from stages.lib.robustness_tables import accuracy_table as robustness_table
+from stages.lib.robustness_tables import examples_table, gap_table, load_evaluations, mce_table
 from stages.lib.speed import latency_table, load_timings
 from stages.lib.stats import at_chance
 from stages.lib.tables import (

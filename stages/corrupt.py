@@ -1,6 +1,7 @@
 """Stage `corrupt`: write corrupted copies of one dataset's test split, one
 IDX file per corruption (uint8 28x28 images, the clean split's format), and
-a manifest of their levels, seed and checksums.
+a manifest of their levels, seed and checksums, with the clean first test
+image (the figure of what each corruption does shows it beside them).
 
 The corruptions are MNIST-C's plus contrast and inversion
 (:mod:`stages.lib.corruptions`). Every random draw comes from a generator
@@ -25,7 +26,7 @@ from stages.lib.corruptions import corrupt
 from stages.lib.datasets import dataset as registered_dataset
 from stages.lib.datasets import encode_idx, load_split
 from stages.lib.params import data_limits
-from stages.lib.robustness import MANIFEST_FILE, corrupted_file, robustness_settings
+from stages.lib.robustness import EXAMPLE_IMAGE, MANIFEST_FILE, corrupted_file, robustness_settings
 
 
 def _write_one(images, name: str, level: int | None, seed: int, path: Path) -> str:
@@ -41,7 +42,8 @@ def corrupt_dataset(params: dict[str, Any], data_dir: str | Path, out_dir: str |
     settings = robustness_settings(params)
     _, test_limit = data_limits(params)
     images, _ = load_split(data_dir, "test", test_limit)
-    manifest: dict[str, Any] = {"seed": settings.seed, "test_images": len(images), "corruptions": {}}
+    manifest: dict[str, Any] = {"seed": settings.seed, "test_images": len(images), "corruptions": {},
+                                "example": {"image": EXAMPLE_IMAGE, "pixels": images[EXAMPLE_IMAGE].ravel().tolist()}}
     start = time.perf_counter()
     # One corruption a process, on every core: each image's draws depend on
     # its own seed only, so the bytes do not depend on who computes them.

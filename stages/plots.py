@@ -28,7 +28,13 @@ markers and bars are (stages/lib/figures.py).
   against its training time, each variant's mean with its 95% interval: what
   a better recipe costs to train;
 - ``tax_by_dataset.png``: the 1-bit tax by dataset: every variant's paired
-  accuracy gap to the baseline with its 95% interval, datasets side by side.
+  accuracy gap to the baseline with its 95% interval, datasets side by side;
+- ``corruption_examples.png``: one test image per dataset, clean and under
+  every corruption the study evaluates;
+- ``robustness_gaps.png``: a heatmap per dataset of each variant's
+  robustness gap against the baseline on each corruption (extra accuracy
+  drop in percentage points; a star where Holm's adjustment over the
+  variant's corruptions leaves p < 0.05).
 """
 
 from __future__ import annotations
@@ -341,6 +347,64 @@ def tax_by_dataset(tax: pd.DataFrame):
     return fig
 
 
+def corruption_examples(examples: pd.DataFrame):
+    """One row per dataset: its first test image, clean and under every
+    corruption, with the corruption's name and level."""
+    datasets = list(dict.fromkeys(examples["dataset"]))
+    columns = max(len(examples[examples["dataset"] == d]) for d in datasets)
+    fig, axes = plt.subplots(len(datasets), columns, figsize=(1.15 * columns, 1.55 * len(datasets)), squeeze=False,
+                             layout="constrained")
+    for row, dataset in zip(axes, datasets, strict=True):
+        shown = examples[examples["dataset"] == dataset].to_dict("records")
+        for ax, example in zip(row, shown, strict=False):
+            pixels = np.array(example["pixels"].split(), dtype=np.uint8).reshape(28, 28)
+            ax.imshow(pixels, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+            level = "" if pd.isna(example["level"]) else f"\nlevel {int(example['level'])}"
+            ax.set_title(example["corruption"].replace("_", " ") + level, fontsize=7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        for ax in row[len(shown):]:
+            ax.axis("off")
+        row[0].set_ylabel(title(dataset), fontsize=9)
+    return fig
+
+
+def robustness_gaps(gaps: pd.DataFrame):
+    """One panel per dataset: each variant's robustness gap against the
+    baseline on each corruption (its accuracy drop minus the baseline's, in
+    percentage points, mean over seeds); a star marks a gap whose interval
+    excludes zero and whose Holm-adjusted p-value is below 0.05."""
+    datasets = list(dict.fromkeys(gaps["dataset"]))
+    corruptions = list(dict.fromkeys(gaps["corruption"]))
+    variants = list(dict.fromkeys(gaps["variant"]))
+    limit = max(1.0, float(np.nanmax(np.abs(100 * gaps["robustness_gap"]))))
+    fig, axes = plt.subplots(len(datasets), 1, figsize=(0.62 * len(corruptions) + 3.2, 0.55 * len(variants) + 1.9),
+                             squeeze=False, layout="constrained")
+    for ax, dataset in zip(axes[:, 0], datasets, strict=True):
+        rows = gaps[gaps["dataset"] == dataset]
+        values = rows.pivot(index="variant", columns="corruption", values="robustness_gap").loc[variants, corruptions]
+        told = rows.assign(told=(rows["robustness_gap_p_holm"] < 0.05)
+                           & ((rows["robustness_gap_ci95_low"] > 0) | (rows["robustness_gap_ci95_high"] < 0)))
+        stars = told.pivot(index="variant", columns="corruption", values="told").loc[variants, corruptions]
+        labels = [[f"{100 * v:+.0f}" + ("*" if star else "") for v, star in zip(vrow, srow, strict=True)]
+                  for vrow, srow in zip(values.to_numpy(), stars.to_numpy(), strict=True)]
+        sns.heatmap(100 * values, ax=ax, cmap="RdBu_r", vmin=-limit, vmax=limit, center=0, annot=np.array(labels),
+                    fmt="", annot_kws={"fontsize": 7},
+                    cbar_kws={"label": "extra drop (pp)", "shrink": 0.9})
+        ax.set_xticklabels([c.replace("_", " ") for c in corruptions], rotation=45, ha="right", fontsize=8)
+        ax.set_yticklabels(variants, rotation=0, fontsize=8)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        seeds = int(rows["seeds"].max())
+        ax.set_title(f"{title(dataset)}: accuracy drop from clean minus {_baseline_of(gaps)}'s, paired by seed "
+                     f"({seeds} seed{'s' if seeds != 1 else ''}); red: loses more; * Holm p < 0.05", fontsize=9)
+    return fig
+
+
+def _baseline_of(gaps: pd.DataFrame) -> str:
+    return str(gaps["baseline"].iloc[0]) if "baseline" in gaps and len(gaps) else "the baseline"
+
+
 def figures(tables_dir: str | Path) -> dict[str, object]:
     """Every figure the tables give, by file name (not yet saved)."""
     tables_dir = Path(tables_dir)
@@ -349,6 +413,8 @@ def figures(tables_dir: str | Path) -> dict[str, object]:
     curves = read_table(tables_dir, "curves")
     confusion = read_table(tables_dir, "confusion")
     tax = read_table(tables_dir, "tax", may_be_empty=True)
+    examples = read_table(tables_dir, "corruption_examples", may_be_empty=True)
+    gaps = read_table(tables_dir, "robustness_gap", may_be_empty=True)
     sns.set_theme(style="whitegrid", context="notebook")
     # seaborn's strip jitter draws from NumPy's global generator: seeded, the
     # same tables give the same PNG bytes anywhere.
@@ -367,6 +433,10 @@ def figures(tables_dir: str | Path) -> dict[str, object]:
     }
     if not tax.empty:
         drawn["tax_by_dataset.png"] = lambda: tax_by_dataset(tax)
+    if not examples.empty:
+        drawn["corruption_examples.png"] = lambda: corruption_examples(examples)
+    if not gaps.empty:
+        drawn["robustness_gaps.png"] = lambda: robustness_gaps(gaps)
     return drawn
 
 

@@ -1,47 +1,25 @@
 """Robustness to corrupted inputs: the ``robustness`` section of params.yaml,
-the slices of it the `corrupt` and `robustness` stages read, and the tables
-`aggregate` makes of their results.
+the slices of it the `corrupt` and `robustness` stages read, and the files
+they write (corrupted images with their manifest; each run's evaluation).
 
 The section is checked here rather than in :mod:`stages.lib.params`: every
 training run depends on that module's file, so adding the section there
 would retrain every run of the study (and miss every run DVC has cached)
 for a change that evaluates them only.
 
-The tables (per dataset; the baseline is ``aggregate.baseline``):
-
-- ``robustness``: one row per (variant, corruption): the severity, test
-  accuracy under the corruption (mean over seeds, logit-scale interval),
-  the drop from the run's clean accuracy (mean, Student-t interval), and
-  the deployed ``.tflite``'s agreement with Keras on the corrupted images
-  (lowest and mean over seeds) and its accuracy.
-- ``robustness_gap``: one row per (variant other than the baseline,
-  corruption): the robustness gap, the variant's drop minus the baseline's
-  drop on the same corruption, paired by seed (positive: the variant loses
-  more than the baseline beyond their clean gap), with its interval,
-  p-value and Holm-adjusted p-value over the variant's corruptions.
-- ``mce``: one row per variant other than the baseline: Hendrycks and
-  Dietterich's mean corruption error, the variant's error over the
-  baseline's on each corruption averaged over the corruptions, per seed
-  (paired), with its interval over seeds.
-- ``corruption_examples``: the first test image of each dataset under every
-  corruption (784 pixels), for the figure that shows what was done.
+The tables `aggregate` makes of the evaluations, and what the report says of
+them: :mod:`stages.lib.robustness_tables`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from stages.lib.common import StudyError, run_name
+from stages.lib.common import StudyError
 from stages.lib.corruptions import CORRUPTIONS
-from stages.lib.stats import accuracy_interval, holm, mean_interval, paired_difference
-from stages.lib.tables import COUNT, FRACTION, MAPPING, POSITIVE_COUNT, TEXT, Runs, read_json
 
 SECTION = "robustness"
 KEYS = ("corruptions", "severities", "seed")
@@ -139,162 +117,38 @@ def slices(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return files
 
 
-# -- results -----------------------------------------------------------------
-
-EVALUATION_FIELDS = {"clean_accuracy": FRACTION, "test_images": POSITIVE_COUNT, "options": TEXT,
-                     "corruptions": MAPPING}
-CORRUPTION_FIELDS = {"accuracy": FRACTION, "deployed_accuracy": FRACTION, "deployed_agreement": FRACTION,
-                     "images": POSITIVE_COUNT, "deployed_images": POSITIVE_COUNT}
-
-
-def load_evaluations(robustness_dir: str | Path, study: Runs) -> pd.DataFrame:
-    """Every run's accuracy under every corruption (long form: dataset,
-    variant, seed, corruption, level, accuracy, clean_accuracy,
-    test_images, deployed_accuracy, deployed_agreement); every run must
-    have been evaluated on the same corruptions."""
-    rows, seen = [], {}
-    for dataset, variant, seed in study:
-        path = Path(robustness_dir) / run_name(dataset, variant, seed) / EVALUATION_FILE
-        evaluation = read_json(path, EVALUATION_FIELDS)
-        names = tuple(evaluation["corruptions"])
-        if seen.setdefault(dataset, names) != names:
-            raise StudyError(f"{path} was evaluated on other corruptions than the other runs of {dataset}: "
-                             "run `dvc repro` to evaluate every run on the same ones")
-        for name, result in evaluation["corruptions"].items():
-            if not isinstance(result, dict) or any(field not in result or not kind.accepts(result[field])
-                                                   for field, kind in CORRUPTION_FIELDS.items()):
-                raise StudyError(f"{path}: corruptions.{name} must hold {', '.join(CORRUPTION_FIELDS)}: "
-                                 "rerun the stage that writes it")
-            rows.append({"dataset": dataset, "variant": variant, "seed": seed, "corruption": name,
-                         "level": result.get("level"), "accuracy": result["accuracy"],
-                         "clean_accuracy": evaluation["clean_accuracy"], "test_images": evaluation["test_images"],
-                         "deployed_images": result["deployed_images"],
-                         "deployed_accuracy": result["deployed_accuracy"],
-                         "deployed_agreement": result["deployed_agreement"]})
-    return pd.DataFrame(rows)
-
-
-def _seed_series(evaluations: pd.DataFrame, variant: str, corruption: str, column: str) -> pd.Series:
-    rows = evaluations[(evaluations["variant"] == variant) & (evaluations["corruption"] == corruption)]
-    return rows.set_index("seed")[column]
-
-
-def accuracy_table(evaluations: pd.DataFrame, variants: Sequence[str]) -> pd.DataFrame:
-    """One row per (variant, corruption) of one dataset, see the module doc."""
-    rows = []
-    drops = evaluations.assign(drop=evaluations["clean_accuracy"] - evaluations["accuracy"])
-    for variant in variants:
-        for corruption, group in drops[drops["variant"] == variant].groupby("corruption", sort=False):
-            images = int(group["test_images"].iloc[0])
-            accuracy = accuracy_interval(group["accuracy"], images)
-            clean = accuracy_interval(group["clean_accuracy"], images)
-            drop = mean_interval(group["drop"])
-            rows.append({
-                "variant": variant, "corruption": corruption, "level": group["level"].iloc[0],
-                "seeds": len(group), "clean_accuracy_mean": clean.value,
-                "accuracy_mean": accuracy.value, "accuracy_ci95_low": accuracy.low,
-                "accuracy_ci95_high": accuracy.high,
-                "drop": drop.value, "drop_ci95_low": drop.low, "drop_ci95_high": drop.high,
-                "deployed_images": int(group["deployed_images"].min()),
-                "deployed_accuracy_mean": float(group["deployed_accuracy"].mean()),
-                "deployed_agreement_min": float(group["deployed_agreement"].min()),
-                "deployed_agreement_mean": float(group["deployed_agreement"].mean()),
-            })
-    return pd.DataFrame(rows)
-
-
-def gap_table(evaluations: pd.DataFrame, variants: Sequence[str], baseline: str) -> pd.DataFrame:
-    """One row per (variant other than the baseline, corruption) of one
-    dataset: the variant's drop minus the baseline's, paired by seed, each
-    variant's corruptions one Holm family."""
-    drops = evaluations.assign(drop=evaluations["clean_accuracy"] - evaluations["accuracy"])
-    corruptions = list(dict.fromkeys(drops["corruption"]))
-    rows = []
-    for variant in variants:
-        if variant == baseline:
-            continue
-        family = []
-        for corruption in corruptions:
-            mine = _seed_series(drops, variant, corruption, "drop")
-            theirs = _seed_series(drops, baseline, corruption, "drop")
-            seeds = mine.index.intersection(theirs.index)
-            gap = paired_difference(mine[seeds].to_numpy(), theirs[seeds].to_numpy(), limit=2.0)
-            family.append({"variant": variant, "corruption": corruption, "seeds": gap.n,
-                           "robustness_gap": gap.value, "robustness_gap_ci95_low": gap.low,
-                           "robustness_gap_ci95_high": gap.high, "robustness_gap_p_value": gap.p_value})
-        adjusted = holm([row["robustness_gap_p_value"] for row in family])
-        for row, p in zip(family, adjusted, strict=True):
-            row["robustness_gap_p_holm"] = p
-        rows.extend(family)
-    return pd.DataFrame(rows, columns=["variant", "corruption", "seeds", "robustness_gap", "robustness_gap_ci95_low",
-                                       "robustness_gap_ci95_high", "robustness_gap_p_value",
-                                       "robustness_gap_p_holm"])
-
-
-def mce_table(evaluations: pd.DataFrame, variants: Sequence[str], baseline: str) -> pd.DataFrame:
-    """One row per variant other than the baseline of one dataset: per seed,
-    the mean over corruptions of the variant's error over the baseline's
-    error on that corruption (its corruption error, CE); the mean CE over
-    seeds with its Student-t interval. With one severity per corruption,
-    Hendrycks and Dietterich's CE (errors summed over severities) is this
-    ratio. A corruption on which a baseline run makes no error has no CE;
-    it is left out of that seed's mean and counted."""
-    errors = evaluations.assign(error=1 - evaluations["accuracy"])
-    corruptions = list(dict.fromkeys(errors["corruption"]))
-    rows = []
-    for variant in variants:
-        if variant == baseline:
-            continue
-        per_seed, undefined = [], 0
-        for seed in sorted(set(errors.loc[errors["variant"] == variant, "seed"])):
-            ratios = []
-            for corruption in corruptions:
-                mine = _seed_series(errors, variant, corruption, "error").get(seed, math.nan)
-                theirs = _seed_series(errors, baseline, corruption, "error").get(seed, math.nan)
-                if theirs > 0 and not math.isnan(mine):
-                    ratios.append(mine / theirs)
-                else:
-                    undefined += 1
-            if ratios:
-                per_seed.append(float(np.mean(ratios)))
-        mce = mean_interval(per_seed)
-        rows.append({"variant": variant, "seeds": mce.n, "corruptions": len(corruptions), "mce": mce.value,
-                     "mce_ci95_low": mce.low, "mce_ci95_high": mce.high, "ce_undefined": undefined})
-    return pd.DataFrame(rows, columns=["variant", "seeds", "corruptions", "mce", "mce_ci95_low", "mce_ci95_high",
-                                       "ce_undefined"])
-
-
-def examples_table(corrupted_dir: str | Path, datasets: Sequence[str]) -> pd.DataFrame:
-    """The first test image of each dataset under every corruption it was
-    corrupted with, as 784 space-separated pixels in row order."""
-    from stages.lib.datasets import read_idx
-
-    rows = []
-    for dataset in datasets:
-        folder = Path(corrupted_dir) / corrupted_folder(dataset)
-        manifest = read_manifest(folder)
-        for name, entry in manifest["corruptions"].items():
-            images = read_idx(folder / corrupted_file(name))
-            rows.append({"dataset": dataset, "corruption": name, "level": entry["level"], "image": EXAMPLE_IMAGE,
-                         "pixels": " ".join(map(str, images[EXAMPLE_IMAGE].ravel().tolist()))})
-    return pd.DataFrame(rows)
-
-
 def corrupted_folder(dataset: str) -> str:
     """A dataset's folder of corrupted test images, under ``data/corrupted``
     (a name never stands alone in an output path)."""
     return f"dataset-{dataset}"
 
 
-MANIFEST_FIELDS = {"corruptions": MAPPING, "seed": COUNT, "test_images": POSITIVE_COUNT}
-
-
 def read_manifest(folder: str | Path) -> dict[str, Any]:
     """The record `corrupt` writes beside the corrupted images: each
-    corruption's level and file checksum, the seed and the image count."""
-    manifest = read_json(Path(folder) / MANIFEST_FILE, MANIFEST_FIELDS)
-    for name, entry in manifest["corruptions"].items():
+    corruption's level and file checksum, the seed, the image count and
+    the clean example image; anything else is a one-line error."""
+    path = Path(folder) / MANIFEST_FILE
+    redo = "rerun `dvc repro corrupt`"
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise StudyError(f"{path} is missing: {redo}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise StudyError(f"{path} is not valid JSON ({err}): {redo}") from None
+    if not isinstance(manifest, dict) or not {"corruptions", "seed", "test_images", "example"} <= set(manifest):
+        raise StudyError(f"{path} lacks corruptions, seed, test_images or example: {redo}")
+    count = manifest["test_images"]
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise StudyError(f"{path}: test_images must be a whole number >= 1, got {count!r}: {redo}")
+    corruptions = manifest["corruptions"]
+    if not isinstance(corruptions, dict) or not corruptions:
+        raise StudyError(f"{path}: corruptions must map each corruption to its level and checksum: {redo}")
+    for name, entry in corruptions.items():
         if name not in CORRUPTIONS or not isinstance(entry, dict) or not {"level", "sha256"} <= set(entry):
-            raise StudyError(f"{Path(folder) / MANIFEST_FILE}: corruptions.{name} is not a corruption this study "
-                             "writes: rerun `dvc repro corrupt`")
+            raise StudyError(f"{path}: corruptions.{name} is not a corruption this study writes: {redo}")
+    example = manifest["example"]
+    pixels = example.get("pixels") if isinstance(example, dict) else None
+    if not isinstance(pixels, list) or len(pixels) != 28 * 28 or not all(
+            isinstance(p, int) and 0 <= p <= 255 for p in pixels):
+        raise StudyError(f"{path}: example.pixels must be 784 pixels from 0 to 255: {redo}")
     return manifest

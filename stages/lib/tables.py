@@ -210,7 +210,7 @@ def read_table(tables_dir: str | Path, name: str, may_be_empty: bool = False) ->
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise StudyError(f"{path} is not a readable table ({reason}): rerun `dvc repro aggregate`") from None
-    if "variant" not in table.columns or (table.empty and not may_be_empty):
+    if not {"variant", "dataset"} & set(table.columns) or (table.empty and not may_be_empty):
         raise StudyError(f"{path} holds no rows of variants: rerun `dvc repro aggregate`")
     for column in table.columns:
         table[column] = _check_column(path, table, column)

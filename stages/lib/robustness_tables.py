@@ -1,0 +1,332 @@
+"""What the robustness evaluations say: the tables `aggregate` makes of
+every run's ``robustness.json`` and the corrupted images, and the report's
+sentences about them. (The section's settings, slices and file layout are
+:mod:`stages.lib.robustness`, which the corrupt and evaluation stages
+import; these are kept apart so that rewording a sentence reruns no
+evaluation.)
+
+The tables (per dataset; the baseline is ``aggregate.baseline``):
+
+- ``robustness``: one row per (variant, corruption): the severity, test
+  accuracy under the corruption (mean over seeds, logit-scale interval),
+  the drop from the run's clean accuracy (mean, Student-t interval), and
+  the deployed ``.tflite``'s agreement with Keras on the corrupted images
+  (lowest and mean over seeds) and its accuracy.
+- ``robustness_gap``: one row per (variant other than the baseline,
+  corruption): the robustness gap, the variant's drop minus the baseline's
+  drop on the same corruption, paired by seed (positive: the variant loses
+  more than the baseline beyond their clean gap), with its interval,
+  p-value and Holm-adjusted p-value over the variant's corruptions.
+- ``mce``: one row per variant other than the baseline: Hendrycks and
+  Dietterich's mean corruption error, the variant's error over the
+  baseline's on each corruption averaged over the corruptions, per seed
+  (paired), with its interval over seeds.
+- ``corruption_examples``: the first test image of each dataset, clean and
+  under every corruption (784 pixels), for the figure that shows what was
+  done.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stages.lib.common import StudyError, run_name
+from stages.lib.robustness import (
+    CLEAN, EVALUATION_FILE, EXAMPLE_IMAGE, corrupted_file, corrupted_folder, read_manifest,
+)
+from stages.lib.stats import ALPHA, accuracy_interval, direction, holm, mean_interval, paired_difference
+from stages.lib.tables import FRACTION, MAPPING, POSITIVE_COUNT, TEXT, Runs, read_json
+from stages.lib.wording import cell, p_cell, pct, points, times, with_interval
+
+EVALUATION_FIELDS = {"clean_accuracy": FRACTION, "test_images": POSITIVE_COUNT, "options": TEXT,
+                     "corruptions": MAPPING}
+CORRUPTION_FIELDS = {"accuracy": FRACTION, "deployed_accuracy": FRACTION, "deployed_agreement": FRACTION,
+                     "images": POSITIVE_COUNT, "deployed_images": POSITIVE_COUNT}
+
+
+def load_evaluations(robustness_dir: str | Path, study: Runs) -> pd.DataFrame:
+    """Every run's accuracy under every corruption (long form: dataset,
+    variant, seed, corruption, level, accuracy, clean_accuracy,
+    test_images, deployed_accuracy, deployed_agreement); every run must
+    have been evaluated on the same corruptions."""
+    rows, seen = [], {}
+    for dataset, variant, seed in study:
+        path = Path(robustness_dir) / run_name(dataset, variant, seed) / EVALUATION_FILE
+        evaluation = read_json(path, EVALUATION_FIELDS)
+        names = tuple(evaluation["corruptions"])
+        if seen.setdefault(dataset, names) != names:
+            raise StudyError(f"{path} was evaluated on other corruptions than the other runs of {dataset}: "
+                             "run `dvc repro` to evaluate every run on the same ones")
+        for name, result in evaluation["corruptions"].items():
+            if not isinstance(result, dict) or any(field not in result or not kind.accepts(result[field])
+                                                   for field, kind in CORRUPTION_FIELDS.items()):
+                raise StudyError(f"{path}: corruptions.{name} must hold {', '.join(CORRUPTION_FIELDS)}: "
+                                 "rerun the stage that writes it")
+            rows.append({"dataset": dataset, "variant": variant, "seed": seed, "corruption": name,
+                         "level": result.get("level"), "accuracy": result["accuracy"],
+                         "clean_accuracy": evaluation["clean_accuracy"], "test_images": evaluation["test_images"],
+                         "deployed_images": result["deployed_images"],
+                         "deployed_accuracy": result["deployed_accuracy"],
+                         "deployed_agreement": result["deployed_agreement"]})
+    return pd.DataFrame(rows)
+
+
+def _seed_series(evaluations: pd.DataFrame, variant: str, corruption: str, column: str) -> pd.Series:
+    rows = evaluations[(evaluations["variant"] == variant) & (evaluations["corruption"] == corruption)]
+    return rows.set_index("seed")[column]
+
+
+def accuracy_table(evaluations: pd.DataFrame, variants: Sequence[str]) -> pd.DataFrame:
+    """One row per (variant, corruption) of one dataset, see the module doc."""
+    rows = []
+    drops = evaluations.assign(drop=evaluations["clean_accuracy"] - evaluations["accuracy"])
+    for variant in variants:
+        for corruption, group in drops[drops["variant"] == variant].groupby("corruption", sort=False):
+            images = int(group["test_images"].iloc[0])
+            accuracy = accuracy_interval(group["accuracy"], images)
+            clean = accuracy_interval(group["clean_accuracy"], images)
+            drop = mean_interval(group["drop"])
+            rows.append({
+                "variant": variant, "corruption": corruption, "level": group["level"].iloc[0],
+                "seeds": len(group), "clean_accuracy_mean": clean.value,
+                "accuracy_mean": accuracy.value, "accuracy_ci95_low": accuracy.low,
+                "accuracy_ci95_high": accuracy.high,
+                "drop": drop.value, "drop_ci95_low": drop.low, "drop_ci95_high": drop.high,
+                "deployed_images": int(group["deployed_images"].min()),
+                "deployed_accuracy_mean": float(group["deployed_accuracy"].mean()),
+                "deployed_agreement_min": float(group["deployed_agreement"].min()),
+                "deployed_agreement_mean": float(group["deployed_agreement"].mean()),
+            })
+    return pd.DataFrame(rows)
+
+
+def gap_table(evaluations: pd.DataFrame, variants: Sequence[str], baseline: str) -> pd.DataFrame:
+    """One row per (variant other than the baseline, corruption) of one
+    dataset: the variant's drop minus the baseline's, paired by seed, each
+    variant's corruptions one Holm family."""
+    drops = evaluations.assign(drop=evaluations["clean_accuracy"] - evaluations["accuracy"])
+    corruptions = list(dict.fromkeys(drops["corruption"]))
+    rows = []
+    for variant in variants:
+        if variant == baseline:
+            continue
+        family = []
+        for corruption in corruptions:
+            mine = _seed_series(drops, variant, corruption, "drop")
+            theirs = _seed_series(drops, baseline, corruption, "drop")
+            seeds = mine.index.intersection(theirs.index)
+            gap = paired_difference(mine[seeds].to_numpy(), theirs[seeds].to_numpy(), limit=2.0)
+            family.append({"variant": variant, "baseline": baseline, "corruption": corruption, "seeds": gap.n,
+                           "robustness_gap": gap.value, "robustness_gap_ci95_low": gap.low,
+                           "robustness_gap_ci95_high": gap.high, "robustness_gap_p_value": gap.p_value})
+        adjusted = holm([row["robustness_gap_p_value"] for row in family])
+        for row, p in zip(family, adjusted, strict=True):
+            row["robustness_gap_p_holm"] = p
+        rows.extend(family)
+    return pd.DataFrame(rows, columns=["variant", "baseline", "corruption", "seeds", "robustness_gap",
+                                       "robustness_gap_ci95_low",
+                                       "robustness_gap_ci95_high", "robustness_gap_p_value",
+                                       "robustness_gap_p_holm"])
+
+
+def mce_table(evaluations: pd.DataFrame, variants: Sequence[str], baseline: str) -> pd.DataFrame:
+    """One row per variant other than the baseline of one dataset: per seed,
+    the mean over corruptions of the variant's error over the baseline's
+    error on that corruption (its corruption error, CE); the mean CE over
+    seeds with its Student-t interval. With one severity per corruption,
+    Hendrycks and Dietterich's CE (errors summed over severities) is this
+    ratio. A corruption on which a baseline run makes no error has no CE;
+    it is left out of that seed's mean and counted."""
+    errors = evaluations.assign(error=1 - evaluations["accuracy"])
+    corruptions = list(dict.fromkeys(errors["corruption"]))
+    rows = []
+    for variant in variants:
+        if variant == baseline:
+            continue
+        per_seed, undefined = [], 0
+        for seed in sorted(set(errors.loc[errors["variant"] == variant, "seed"])):
+            ratios = []
+            for corruption in corruptions:
+                mine = _seed_series(errors, variant, corruption, "error").get(seed, math.nan)
+                theirs = _seed_series(errors, baseline, corruption, "error").get(seed, math.nan)
+                if theirs > 0 and not math.isnan(mine):
+                    ratios.append(mine / theirs)
+                else:
+                    undefined += 1
+            if ratios:
+                per_seed.append(float(np.mean(ratios)))
+        mce = mean_interval(per_seed)
+        rows.append({"variant": variant, "seeds": mce.n, "corruptions": len(corruptions), "mce": mce.value,
+                     "mce_ci95_low": mce.low, "mce_ci95_high": mce.high, "ce_undefined": undefined})
+    return pd.DataFrame(rows, columns=["variant", "seeds", "corruptions", "mce", "mce_ci95_low", "mce_ci95_high",
+                                       "ce_undefined"])
+
+
+def examples_table(corrupted_dir: str | Path, datasets: Sequence[str]) -> pd.DataFrame:
+    """The first test image of each dataset under every corruption it was
+    corrupted with, as 784 space-separated pixels in row order."""
+    from stages.lib.datasets import read_idx
+
+    rows = []
+    for dataset in datasets:
+        folder = Path(corrupted_dir) / corrupted_folder(dataset)
+        manifest = read_manifest(folder)
+        rows.append({"dataset": dataset, "corruption": CLEAN, "level": None, "image": EXAMPLE_IMAGE,
+                     "pixels": " ".join(map(str, manifest["example"]["pixels"]))})
+        for name, entry in manifest["corruptions"].items():
+            images = read_idx(folder / corrupted_file(name))
+            rows.append({"dataset": dataset, "corruption": name, "level": entry["level"], "image": EXAMPLE_IMAGE,
+                         "pixels": " ".join(map(str, images[EXAMPLE_IMAGE].ravel().tolist()))})
+    return pd.DataFrame(rows)
+
+
+# -- what the report says ----------------------------------------------------
+
+def _told(row: dict[str, Any]) -> int:
+    """+1 when the variant's extra drop is told above zero (it loses more
+    than the baseline), -1 below (it loses less), 0 otherwise: the printed
+    interval wholly on one side and the Holm-adjusted p below 0.05."""
+    side = direction(100 * row["robustness_gap_ci95_low"], 100 * row["robustness_gap_ci95_high"], "{:+.1f}")
+    return side if side and row["robustness_gap_p_holm"] < ALPHA else 0
+
+
+def _named(rows: Sequence[dict[str, Any]]) -> str:
+    return ", ".join(f"{row['corruption'].replace('_', ' ')} {_gap_cell(row)}" for row in rows)
+
+
+def _gap_cell(row: dict[str, Any]) -> str:
+    return cell(row["robustness_gap"], row["robustness_gap_ci95_low"], row["robustness_gap_ci95_high"],
+                lambda v: points(v, 1))
+
+
+def _mce_clause(row: dict[str, Any], baseline: str) -> str:
+    told = direction(row["mce_ci95_low"], row["mce_ci95_high"], "{:.2f}", reference=1.0)
+    verdict = {1: "more errors than", -1: "fewer errors than", 0: "not told apart from"}[told]
+    return (f"mean corruption error {with_interval(row['mce'], row['mce_ci95_low'], row['mce_ci95_high'], times)} "
+            f"`{baseline}`'s: {verdict} `{baseline}` across the corruptions")
+
+
+def robustness_findings(gaps: pd.DataFrame, mce: pd.DataFrame, accuracy: pd.DataFrame, headline: str | None,
+                        dataset_title) -> list[str]:
+    """Per dataset, led by the headline variant: on how many corruptions it
+    loses more than the baseline beyond their clean gap (and on which, with
+    intervals), on how many less, the rest not told apart; its largest
+    extra drops when none is told; its mCE; then the other variants in one
+    sentence, and the deployed models' agreement on corrupted inputs."""
+    sentences = []
+    for dataset, group in gaps.groupby("dataset", sort=False):
+        baseline = str(group["baseline"].iloc[0])
+        family = group["corruption"].nunique()
+        seeds = int(group["seeds"].max())
+        rows = {variant: g.to_dict("records") for variant, g in group.groupby("variant", sort=False)}
+        mces = {row["variant"]: row for row in mce[mce["dataset"] == dataset].to_dict("records")}
+        if headline in rows:
+            mine = rows[headline]
+            worse = [row for row in mine if _told(row) > 0]
+            better = [row for row in mine if _told(row) < 0]
+            rest = family - len(worse) - len(better)
+            parts = []
+            if worse:
+                parts.append(f"more than `{baseline}` on {len(worse)} ({_named(worse)})")
+            if better:
+                parts.append(f"less on {len(better)} ({_named(better)})")
+            if rest:
+                parts.append(f"on {'the other ' if worse or better else 'all '}{rest} the difference cannot be told "
+                             f"from zero with {seeds} seeds")
+            sentence = (f"On {dataset_title(dataset)}, under {family} corruptions, `{headline}`'s accuracy drops from "
+                        f"clean " + "; ".join(parts) + f" (Holm over the {family} corruptions).")
+            if not worse:
+                largest = sorted(mine, key=lambda row: -row["robustness_gap"])[:3]
+                largest = [row for row in largest if row["robustness_gap"] > 0]
+                if largest:
+                    sentence += f" Its largest extra drops, none told from zero: {_named(largest)}."
+            sentences.append(sentence)
+            if headline in mces and not pd.isna(mces[headline]["mce"]):
+                sentences.append(f"`{headline}`'s {_mce_clause(mces[headline], baseline)}.")
+        others = [variant for variant in rows if variant != headline]
+        if others:
+            counts = []
+            for variant in others:
+                worse = sum(_told(row) > 0 for row in rows[variant])
+                better = sum(_told(row) < 0 for row in rows[variant])
+                mce_row = mces.get(variant)
+                mce_text = ("" if mce_row is None or pd.isna(mce_row["mce"])
+                            else f", mCE {with_interval(mce_row['mce'], mce_row['mce_ci95_low'], mce_row['mce_ci95_high'], times)}")
+                counts.append(f"`{variant}` loses more on {worse}, less on {better}{mce_text}")
+            sentences.append(f"Of the other variants on {dataset_title(dataset)} (out of {family} corruptions): "
+                             + "; ".join(counts) + ".")
+    for dataset, group in accuracy.groupby("dataset", sort=False):
+        worst = group.sort_values("deployed_agreement_min", kind="stable").iloc[0]
+        checked = int(group["deployed_images"].min())
+        if worst["deployed_agreement_min"] >= 1:
+            sentences.append(f"On {dataset_title(dataset)}, every deployed `.tflite` gives Keras's answer on every "
+                             f"corrupted image checked (the first {checked:,} of each corruption, every run).")
+        else:
+            sentences.append(f"On {dataset_title(dataset)}, the deployed `.tflite` files agree with Keras on at "
+                             f"least {pct(worst['deployed_agreement_min'])} of the corrupted images checked (the "
+                             f"first {checked:,} of each corruption, every run); lowest: `{worst['variant']}` under "
+                             f"{worst['corruption'].replace('_', ' ')}.")
+    return sentences
+
+
+def robustness_line(gaps: pd.DataFrame, mce: pd.DataFrame, headline: str, dataset_title) -> str:
+    """The answer's line: per dataset, on how many corruptions the headline
+    variant loses more than the baseline beyond the clean gap, and its
+    mCE."""
+    parts = []
+    for dataset, group in gaps[gaps["variant"] == headline].groupby("dataset", sort=False):
+        rows = group.to_dict("records")
+        worse = [row["corruption"].replace("_", " ") for row in rows if _told(row) > 0]
+        better = [row["corruption"].replace("_", " ") for row in rows if _told(row) < 0]
+        part = (f"{dataset_title(dataset)}: loses more than `{rows[0]['baseline']}` beyond the clean gap on "
+                f"{len(worse)} of {len(rows)} corruptions" + (f" ({', '.join(worse)})" if worse else "")
+                + (f", less on {len(better)} ({', '.join(better)})" if better else ""))
+        row = mce[(mce["dataset"] == dataset) & (mce["variant"] == headline)]
+        if len(row) and not pd.isna(row["mce"].iloc[0]):
+            row = row.iloc[0]
+            part += f"; mCE {with_interval(row['mce'], row['mce_ci95_low'], row['mce_ci95_high'], times)}"
+        parts.append(part)
+    return "; ".join(parts)
+
+
+def readable_robustness(accuracy: pd.DataFrame, gaps: pd.DataFrame, variant: str, baseline: str) -> pd.DataFrame:
+    """Per corruption, for one dataset: the baseline's and the variant's
+    accuracy with their intervals, the variant's extra drop with its
+    interval and Holm-adjusted p."""
+    by = accuracy.set_index(["variant", "corruption"])
+    gap = gaps[gaps["variant"] == variant].set_index("corruption")
+    rows = []
+    for corruption in gap.index:
+        base, mine, row = by.loc[(baseline, corruption)], by.loc[(variant, corruption)], gap.loc[corruption]
+        rows.append({
+            "corruption": corruption.replace("_", " "),
+            "level": "" if pd.isna(mine["level"]) else str(int(mine["level"])),
+            f"`{baseline}` accuracy": cell(base["accuracy_mean"], base["accuracy_ci95_low"], base["accuracy_ci95_high"],
+                                           pct),
+            f"`{variant}` accuracy": cell(mine["accuracy_mean"], mine["accuracy_ci95_low"],
+                                          mine["accuracy_ci95_high"], pct),
+            "extra drop": _gap_cell(row.to_dict()),
+            "Holm p": p_cell(row["robustness_gap_p_holm"]),
+        })
+    return pd.DataFrame(rows)
+
+
+def readable_accuracy(accuracy: pd.DataFrame) -> pd.DataFrame:
+    """Every (variant, corruption) of one dataset: accuracy, drop from
+    clean, and the deployed model's agreement, for the details file."""
+    return pd.DataFrame({
+        "variant": accuracy["variant"],
+        "corruption": accuracy["corruption"].str.replace("_", " "),
+        "accuracy (95% CI)": [cell(v, lo, hi, pct) for v, lo, hi in zip(
+            accuracy["accuracy_mean"], accuracy["accuracy_ci95_low"], accuracy["accuracy_ci95_high"], strict=True)],
+        "drop from clean (95% CI)": [cell(v, lo, hi, lambda x: points(x, 1)) for v, lo, hi in zip(
+            accuracy["drop"], accuracy["drop_ci95_low"], accuracy["drop_ci95_high"], strict=True)],
+        "deployed: accuracy": [pct(v) for v in accuracy["deployed_accuracy_mean"]],
+        "deployed: agreement (lowest run)": [pct(v) for v in accuracy["deployed_agreement_min"]],
+    })
