@@ -348,24 +348,28 @@ def tax_by_dataset(tax: pd.DataFrame):
 
 
 def corruption_examples(examples: pd.DataFrame):
-    """One row per dataset: its first test image, clean and under every
-    corruption, with the corruption's name and level."""
+    """Per dataset, rows of up to nine images: its first test image, clean
+    and under every corruption, with the corruption's name and level."""
+    per_row = 9
     datasets = list(dict.fromkeys(examples["dataset"]))
-    columns = max(len(examples[examples["dataset"] == d]) for d in datasets)
-    fig, axes = plt.subplots(len(datasets), columns, figsize=(1.15 * columns, 1.55 * len(datasets)), squeeze=False,
-                             layout="constrained")
-    for row, dataset in zip(axes, datasets, strict=True):
-        shown = examples[examples["dataset"] == dataset].to_dict("records")
-        for ax, example in zip(row, shown, strict=False):
-            pixels = np.array(example["pixels"].split(), dtype=np.uint8).reshape(28, 28)
-            ax.imshow(pixels, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-            level = "" if pd.isna(example["level"]) else f"\nlevel {int(example['level'])}"
-            ax.set_title(example["corruption"].replace("_", " ") + level, fontsize=7)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        for ax in row[len(shown):]:
-            ax.axis("off")
-        row[0].set_ylabel(title(dataset), fontsize=9)
+    shown = {d: examples[examples["dataset"] == d].to_dict("records") for d in datasets}
+    rows = sum(-(-len(shown[d]) // per_row) for d in datasets)
+    fig, axes = plt.subplots(rows, per_row, figsize=(1.3 * per_row, 1.6 * rows), squeeze=False, layout="constrained")
+    slots = iter(axes)
+    for dataset in datasets:
+        for start in range(0, len(shown[dataset]), per_row):
+            row = next(slots)
+            for ax, example in zip(row, shown[dataset][start:start + per_row], strict=False):
+                pixels = np.array(example["pixels"].split(), dtype=np.uint8).reshape(28, 28)
+                ax.imshow(pixels, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+                level = "" if pd.isna(example["level"]) else f" ({int(example['level'])})"
+                ax.set_title(example["corruption"].replace("_", " ") + level, fontsize=8)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            for ax in row[len(shown[dataset][start:start + per_row]):]:
+                ax.axis("off")
+            row[0].set_ylabel(title(dataset), fontsize=9)
+    fig.suptitle("One test image under every corruption (level in brackets)", fontsize=10)
     return fig
 
 

@@ -28,15 +28,17 @@ from stages.lib.deployment import (
 from stages.lib.params import baseline as checked_baseline
 from stages.lib.params import memory_budgets
 from stages.lib.recipe_effects import readable_recipes, recipe_findings, recipe_summary
+from stages.lib.robustness_tables import readable_accuracy, readable_robustness, robustness_findings
 from stages.lib.speed import (
     benchmark_context, latency_by_options, readable_latency, readable_speeds, speed_findings, speed_summary,
 )
 from stages.lib.tables import ARTICLE_DATASET, of_dataset, read_table, table_errors
 from stages.lib.wording import title
 
-TABLES = ("summary", "article", "runs", "latency", "per_class", "paired_images", "tax", "tax_change", "recipes")
+TABLES = ("summary", "article", "runs", "latency", "per_class", "paired_images", "tax", "tax_change", "recipes",
+          "robustness", "robustness_gap", "mce")
 # no MNIST in the study; the baseline alone; one dataset
-MAY_BE_EMPTY = ("article", "paired_images", "tax", "tax_change", "recipes")
+MAY_BE_EMPTY = ("article", "paired_images", "tax", "tax_change", "recipes", "robustness_gap", "mce")
 
 
 def _markdown(table: pd.DataFrame, **options) -> str:
@@ -76,12 +78,28 @@ def report_context(tables: dict[str, pd.DataFrame], plots_rel: str, baseline: st
         "recipe_findings": [sentence for dataset in datasets
                             if (sentence := recipe_summary(of_dataset(recipes, dataset), title(dataset)))],
         "recipes_table": _markdown(readable_recipes(recipes)),
+        "robustness_findings": robustness_findings(tables["robustness_gap"], tables["mce"], tables["robustness"],
+                                                   headline, title),
+        "robustness": [{"title": title(dataset),
+                        "table": _markdown(readable_robustness(of_dataset(tables["robustness"], dataset),
+                                                               of_dataset(tables["robustness_gap"], dataset),
+                                                               headline, baseline))}
+                       for dataset in datasets if headline] if not tables["robustness_gap"].empty else [],
+        "corruptions": corruption_context(tables["robustness"]),
         "article_dataset": title(ARTICLE_DATASET),
         "article_findings": (article_findings(on_article_dataset, tables["article"])
                              if not tables["article"].empty else []),
         "plots_rel": plots_rel,
         "tables_path": tables_path,
     }
+
+
+def corruption_context(robustness: pd.DataFrame) -> dict:
+    """How many corruptions, of which kind, and how many corrupted images
+    each deployed model was checked on."""
+    names = list(dict.fromkeys(robustness["corruption"]))
+    return {"count": len(names), "names": ", ".join(name.replace("_", " ") for name in names),
+            "deployed_images": f"{int(robustness['deployed_images'].min()):,}"}
 
 
 def details_context(tables: dict[str, pd.DataFrame], baseline: str, tables_path: str) -> dict:
@@ -103,6 +121,9 @@ def details_context(tables: dict[str, pd.DataFrame], baseline: str, tables_path:
             "options_table": _markdown(latency_by_options(of_dataset(latency, dataset))),
         } for dataset in datasets],
         "tax_table": _markdown(readable_tax(tables["tax"])),
+        "robustness": [{"title": title(dataset),
+                        "table": _markdown(readable_accuracy(of_dataset(tables["robustness"], dataset)))}
+                       for dataset in datasets],
         "deployment_findings": deployment_findings(first),
         "deployment_table": _markdown(readable_deployment(first)),
         "profiles_table": _markdown(first[["variant", "params_by_bitwidth", "memory_kib", "macs_by_precision",

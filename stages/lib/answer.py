@@ -2,7 +2,8 @@
 against the baseline, per dataset: the accuracy cost (gap, interval, the
 ratio of their error rates); what it saves (the deployed file) and what it
 does not (RAM); its speed on the CPU measured; the best variant under each
-memory budget; what a better recipe changes; the caveats. Every figure is
+memory budget; what a better recipe changes; whether it breaks sooner on
+corrupted inputs; the caveats. Every figure is
 read from the tables; each one is said again, with its method, in the
 section that owns it.
 """
@@ -15,6 +16,7 @@ import pandas as pd
 
 from stages.lib.budgets import budget_line
 from stages.lib.recipes import DEFAULT_RECIPE
+from stages.lib.robustness_tables import robustness_line
 from stages.lib.speed import speed_word, threads_label
 from stages.lib.stats import error_ratio
 from stages.lib.tables import ARTICLE_ONE_BIT, of_dataset
@@ -125,6 +127,8 @@ def answer(tables: dict[str, pd.DataFrame], baseline: str, budgets_kib: Sequence
         "table": answer_table(tables, baseline, variant),
         "budgets": [(title(dataset), budget_line(of_dataset(summary, dataset), budgets_kib)) for dataset in datasets],
         "recipes": recipe_line(tables["recipes"], variant),
+        "robustness": (robustness_line(tables["robustness_gap"], tables["mce"], variant, title)
+                       if "robustness_gap" in tables else ""),
         "seeds": str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]} to {seeds[-1]}",
         "caveat": (f"every accuracy gap of this study is told from zero with {seeds[-1]} seeds" if not undecided.any()
                    else f"{int(undecided.sum())} of the {len(undecided)} accuracy gaps of this study cannot be told "

@@ -205,11 +205,13 @@ def _gap_cell(row: dict[str, Any]) -> str:
                 lambda v: points(v, 1))
 
 
-def _mce_clause(row: dict[str, Any], baseline: str) -> str:
+def _mce_clause(row: dict[str, Any], baseline: str, short: bool = False) -> str:
     told = direction(row["mce_ci95_low"], row["mce_ci95_high"], "{:.2f}", reference=1.0)
+    ratio = with_interval(row["mce"], row["mce_ci95_low"], row["mce_ci95_high"], times)
+    if short:
+        return f"mCE {ratio}, " + {1: "more errors", -1: "fewer errors", 0: "not told from 1.00x"}[told]
     verdict = {1: "more errors than", -1: "fewer errors than", 0: "not told apart from"}[told]
-    return (f"mean corruption error {with_interval(row['mce'], row['mce_ci95_low'], row['mce_ci95_high'], times)} "
-            f"`{baseline}`'s: {verdict} `{baseline}` across the corruptions")
+    return f"mean corruption error (mCE) is {ratio} `{baseline}`'s: {verdict} `{baseline}` across the corruptions"
 
 
 def robustness_findings(gaps: pd.DataFrame, mce: pd.DataFrame, accuracy: pd.DataFrame, headline: str | None,
@@ -231,21 +233,22 @@ def robustness_findings(gaps: pd.DataFrame, mce: pd.DataFrame, accuracy: pd.Data
             worse = [row for row in mine if _told(row) > 0]
             better = [row for row in mine if _told(row) < 0]
             rest = family - len(worse) - len(better)
-            parts = []
-            if worse:
-                parts.append(f"more than `{baseline}` on {len(worse)} ({_named(worse)})")
-            if better:
-                parts.append(f"less on {len(better)} ({_named(better)})")
-            if rest:
-                parts.append(f"on {'the other ' if worse or better else 'all '}{rest} the difference cannot be told "
-                             f"from zero with {seeds} seeds")
-            sentence = (f"On {dataset_title(dataset)}, under {family} corruptions, `{headline}`'s accuracy drops from "
-                        f"clean " + "; ".join(parts) + f" (Holm over the {family} corruptions).")
+            if worse or better:
+                parts = ([f"loses more accuracy than `{baseline}` beyond their clean gap on {len(worse)} "
+                          f"({_named(worse)})"] if worse else []) + \
+                    ([f"less on {len(better)} ({_named(better)})"] if better else []) + \
+                    ([f"on the other {rest} the difference cannot be told from zero with {seeds} seeds"] if rest else [])
+                sentence = (f"On {dataset_title(dataset)}, under {family} corruptions, `{headline}` " + "; ".join(parts)
+                            + f" (Holm over the {family} corruptions).")
+            else:
+                sentence = (f"On {dataset_title(dataset)}, under {family} corruptions, `{headline}`'s extra accuracy drop "
+                            f"against `{baseline}` (its drop from clean minus `{baseline}`'s, paired by seed) cannot be "
+                            f"told from zero on any of them with {seeds} seeds (Holm over the {family} corruptions).")
             if not worse:
                 largest = sorted(mine, key=lambda row: -row["robustness_gap"])[:3]
                 largest = [row for row in largest if row["robustness_gap"] > 0]
                 if largest:
-                    sentence += f" Its largest extra drops, none told from zero: {_named(largest)}."
+                    sentence += f" Its largest extra drops, none told from zero once Holm-adjusted: {_named(largest)}."
             sentences.append(sentence)
             if headline in mces and not pd.isna(mces[headline]["mce"]):
                 sentences.append(f"`{headline}`'s {_mce_clause(mces[headline], baseline)}.")
@@ -276,21 +279,28 @@ def robustness_findings(gaps: pd.DataFrame, mce: pd.DataFrame, accuracy: pd.Data
 
 
 def robustness_line(gaps: pd.DataFrame, mce: pd.DataFrame, headline: str, dataset_title) -> str:
-    """The answer's line: per dataset, on how many corruptions the headline
-    variant loses more than the baseline beyond the clean gap, and its
-    mCE."""
+    """The answer's line: per dataset, on which corruptions the headline
+    variant loses more (or less) than the baseline beyond the clean gap, or
+    that none is told from zero and the largest; its mCE and whether it is
+    told from 1."""
     parts = []
     for dataset, group in gaps[gaps["variant"] == headline].groupby("dataset", sort=False):
         rows = group.to_dict("records")
-        worse = [row["corruption"].replace("_", " ") for row in rows if _told(row) > 0]
-        better = [row["corruption"].replace("_", " ") for row in rows if _told(row) < 0]
-        part = (f"{dataset_title(dataset)}: loses more than `{rows[0]['baseline']}` beyond the clean gap on "
-                f"{len(worse)} of {len(rows)} corruptions" + (f" ({', '.join(worse)})" if worse else "")
-                + (f", less on {len(better)} ({', '.join(better)})" if better else ""))
+        worse = [row for row in rows if _told(row) > 0]
+        better = [row for row in rows if _told(row) < 0]
+        seeds = int(group["seeds"].max())
+        if worse or better:
+            part = (f"{dataset_title(dataset)}: loses more on {len(worse)} of {len(rows)} corruptions"
+                    + (f" ({', '.join(row['corruption'].replace('_', ' ') for row in worse)})" if worse else "")
+                    + (f", less on {len(better)} ({', '.join(row['corruption'].replace('_', ' ') for row in better)})"
+                       if better else ""))
+        else:
+            largest = max(rows, key=lambda row: row["robustness_gap"])
+            part = (f"{dataset_title(dataset)}: on none of {len(rows)} corruptions is the extra drop told from zero "
+                    f"with {seeds} seeds (largest: {_named([largest])})")
         row = mce[(mce["dataset"] == dataset) & (mce["variant"] == headline)]
         if len(row) and not pd.isna(row["mce"].iloc[0]):
-            row = row.iloc[0]
-            part += f"; mCE {with_interval(row['mce'], row['mce_ci95_low'], row['mce_ci95_high'], times)}"
+            part += "; " + _mce_clause(row.iloc[0].to_dict(), str(group["baseline"].iloc[0]), short=True)
         parts.append(part)
     return "; ".join(parts)
 
@@ -319,7 +329,9 @@ def readable_robustness(accuracy: pd.DataFrame, gaps: pd.DataFrame, variant: str
 
 def readable_accuracy(accuracy: pd.DataFrame) -> pd.DataFrame:
     """Every (variant, corruption) of one dataset: accuracy, drop from
-    clean, and the deployed model's agreement, for the details file."""
+    clean, and the deployed model's accuracy and agreement on the images it
+    was checked on, for the details file."""
+    checked = int(accuracy["deployed_images"].min()) if len(accuracy) else 0
     return pd.DataFrame({
         "variant": accuracy["variant"],
         "corruption": accuracy["corruption"].str.replace("_", " "),
@@ -327,6 +339,6 @@ def readable_accuracy(accuracy: pd.DataFrame) -> pd.DataFrame:
             accuracy["accuracy_mean"], accuracy["accuracy_ci95_low"], accuracy["accuracy_ci95_high"], strict=True)],
         "drop from clean (95% CI)": [cell(v, lo, hi, lambda x: points(x, 1)) for v, lo, hi in zip(
             accuracy["drop"], accuracy["drop_ci95_low"], accuracy["drop_ci95_high"], strict=True)],
-        "deployed: accuracy": [pct(v) for v in accuracy["deployed_accuracy_mean"]],
+        f"deployed: accuracy (first {checked:,})": [pct(v) for v in accuracy["deployed_accuracy_mean"]],
         "deployed: agreement (lowest run)": [pct(v) for v in accuracy["deployed_agreement_min"]],
     })
