@@ -174,3 +174,49 @@ def test_a_corrupt_model_is_one_line(tmp_path, content):
     (tmp_path / "model.keras").write_bytes(content)
     with pytest.raises(StudyError, match=r"model.keras is not a readable Keras model \(.*\): retrain it"):
         load_model(tmp_path)
+
+
+@pytest.mark.slow
+def test_robustness_stage_evaluates_keras_and_the_deployed_model_on_every_corruption(
+        deployed_bnn, study_params, mnist_dir):
+    import pandas as pd
+
+    from stages.check import check_all
+    from stages.corrupt import corrupt_dataset
+    from stages.lib.common import StudyError
+    from stages.lib.robustness import corrupt_slice
+    from stages.robustness import evaluate_run
+    from conftest import with_param
+
+    tmp_path, _ = deployed_bnn
+    params = with_param(with_param(study_params, "robustness.corruptions", ["stripe", "fog", "inversion"]),
+                        "data.test_limit", 3000)
+    check_all(params)
+    corrupt_dataset(corrupt_slice(params), mnist_dir, tmp_path / "corrupted")
+    out = tmp_path / "robustness" / "mnist-bnn-0"
+    evaluation = evaluate_run(tmp_path / "model", tmp_path / "deployed" / "mnist-bnn-0", mnist_dir,
+                              tmp_path / "corrupted", (0.0, 1.0), "bgemm+xnnpack", out, test_limit=3000)
+    assert list(evaluation["corruptions"]) == ["stripe", "fog", "inversion"]
+    assert evaluation["test_images"] == 3000 and evaluation["options"] == "bgemm+xnnpack"
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert list(predictions.columns) == ["label", "clean", "stripe", "fog", "inversion"] and len(predictions) == 3000
+    assert evaluation["clean_accuracy"] == pytest.approx((predictions["clean"] == predictions["label"]).mean())
+    for name, result in evaluation["corruptions"].items():
+        assert result["accuracy"] == pytest.approx((predictions[name] == predictions["label"]).mean())
+        assert result["deployed_images"] == 2000 and result["images"] == 3000
+        # inputs far from the training data: the converted thresholds still give Keras's answers
+        assert result["deployed_agreement"] >= 0.999, name
+    assert evaluation["corruptions"]["fog"]["level"] == 5 and evaluation["corruptions"]["stripe"]["level"] is None
+    # a corrupted file that no longer matches its manifest is one line, and leaves the finished evaluation
+    finished = (out / "robustness.json").read_bytes()
+    damaged = tmp_path / "corrupted" / "fog-images-idx3-ubyte"
+    damaged.write_bytes(damaged.read_bytes()[:-10])
+    with pytest.raises(StudyError, match="fog-images-idx3-ubyte does not match its checksum"):
+        evaluate_run(tmp_path / "model", tmp_path / "deployed" / "mnist-bnn-0", mnist_dir, tmp_path / "corrupted",
+                     (0.0, 1.0), "bgemm+xnnpack", out, test_limit=3000)
+    assert (out / "robustness.json").read_bytes() == finished
+    # corruptions of another number of test images than the run's
+    with pytest.raises(StudyError, match="holds corruptions of 3000 test images, the run uses 10000"):
+        evaluate_run(tmp_path / "model", tmp_path / "deployed" / "mnist-bnn-0", mnist_dir, tmp_path / "corrupted",
+                     (0.0, 1.0), "bgemm+xnnpack", out)
+

@@ -259,7 +259,8 @@ def test_two_datasets_give_the_answer_then_one_section_per_question(tmp_path):
     assert headings == [
         "## The answer", "## What binarizing costs in accuracy", "## Where the cost falls: classes and images",
         "## What it saves: flash, and what it does not: RAM", "## Which variant under a memory budget",
-        "## Speed on a test CPU", "## Against the article", "## Training"]
+        "## Speed on a test CPU", "## Corrupted inputs: does the 1-bit network break sooner?",
+        "## Against the article", "## Training"]
     flat = " ".join(report.split())
     assert ("On Fashion-MNIST, `bnn` scores -6.90 pp against `fp32`, paired by seed (95% CI -7.15 pp to -6.65 pp, "
             "n = 3 seeds): a cost, its whole interval below zero.") in flat
@@ -351,6 +352,8 @@ def _random_study(rng, tmp_path):
     from stages.lib.article import article_table
     from stages.lib.classes import confusion_table, paired_images_table, per_class_table
     from stages.lib.recipe_effects import recipe_table
+    from stages.lib.robustness_tables import accuracy_table as robustness_accuracy
+    from stages.lib.robustness_tables import gap_table, mce_table
     from stages.lib.datasets import DATASETS
     from stages.lib.tables import of_dataset, per_dataset
 
@@ -396,6 +399,16 @@ def _random_study(rng, tmp_path):
                                                                           of_dataset(runs, d), "fp32")),
         "curves": synthetic_curves(datasets),
     }
+    corruptions = ["fog", "stripe", "shear", "inversion"][:int(rng.integers(1, 5))]
+    clean = runs.set_index(["dataset", "variant", "seed"])["test_accuracy"]
+    evaluations = pd.DataFrame([
+        {"dataset": d, "variant": v, "seed": s, "corruption": c, "level": None, "test_images": len(labels),
+         "clean_accuracy": clean[(d, v, s)], "accuracy": float(rng.uniform(0.0, clean[(d, v, s)])),
+         "deployed_images": len(labels), "deployed_accuracy": 0.5, "deployed_agreement": float(rng.choice([1.0, 0.975]))}
+        for d in datasets for v in names for s in seeds for c in corruptions])
+    tables["robustness"] = per_dataset(datasets, lambda d: robustness_accuracy(of_dataset(evaluations, d), names))
+    tables["robustness_gap"] = per_dataset(datasets, lambda d: gap_table(of_dataset(evaluations, d), names, "fp32"))
+    tables["mce"] = per_dataset(datasets, lambda d: mce_table(of_dataset(evaluations, d), names, "fp32"))
     for name, table in tables.items():
         table.to_csv(tmp_path / f"{name}.csv", index=False)
     return "\n".join(render(tmp_path, "plots", "fp32", [64, None]))
@@ -454,6 +467,23 @@ def test_reports_of_random_studies_say_no_more_than_their_numbers(tmp_path):
                 assert float(high) < 0
             elif verdict.endswith("narrower"):
                 assert float(low) > 0
+        # an extra drop under a corruption is named as more or less only when its interval says so
+        drop = r"([+-]\d+\.\d) pp \(([+-]\d+\.\d) pp to ([+-]\d+\.\d) pp\)"
+        for sentence in re.findall(r"beyond their clean gap on [^\n]*", report):
+            worse, _, rest = sentence.partition("; less on ")
+            better = rest.partition("; on the other ")[0]
+            for value, low, high in re.findall(drop, worse.partition("; on the other ")[0]):
+                assert float(low) > 0, sentence
+                seen["loses more"] += 1
+            for value, low, high in re.findall(drop, better):
+                assert float(high) < 0, sentence
+                seen["loses less"] += 1
+        for value, low, high, verdict in re.findall(
+                r"mCE (\d+\.\d+)x \((\d+\.\d+)x to (\d+\.\d+)x\), (more errors|fewer errors|not told from 1.00x)",
+                report):
+            assert {"more errors": float(low) > 1, "fewer errors": float(high) < 1,
+                    "not told from 1.00x": float(low) <= 1 <= float(high)}[verdict], (value, low, high, verdict)
+            seen[f"mCE {verdict}"] += 1
         for compression in re.findall(r"(\d+\.\d)x smaller than", report):
             assert float(compression) > 1
         assert "cost on" not in report.replace("The accuracy cost by dataset", "")
@@ -461,4 +491,5 @@ def test_reports_of_random_studies_say_no_more_than_their_numbers(tmp_path):
         assert "1.0x smaller" not in report and "0.0% of the memory saved" not in report
     # the checks above were not vacuous: the random studies produced each kind of sentence
     assert {"percentage interval", "a cost", "a gain", "with 2 seeds it cannot", "raises", "lowers", "changes",
-            "the gap is wider", "the seeds cannot"} <= set(seen) | {k for k in seen if k.startswith("with")}, seen
+            "the gap is wider", "the seeds cannot", "loses more", "mCE not told from 1.00x"} <= set(seen) | {
+                k for k in seen if k.startswith("with")}, seen

@@ -1,0 +1,223 @@
+"""The robustness tables and what the report says of them, on hand-made
+evaluations (conftest's synthetic study: bnn drops 20 pp more than fp32
+under stripe, alike under fog)."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from conftest import synthetic_evaluations, write_synthetic_tables
+from stages.lib.robustness_tables import (
+    accuracy_table, gap_table, mce_table, robustness_findings, robustness_line,
+)
+from stages.lib.wording import title
+
+
+def test_the_accuracy_table_gives_each_corruption_its_drop_from_clean():
+    table = accuracy_table(synthetic_evaluations(), ["fp32", "bnn"]).set_index(["variant", "corruption"])
+    stripe = table.loc[("fp32", "stripe")]
+    assert stripe["accuracy_mean"] == pytest.approx(0.891)
+    assert stripe["drop"] == pytest.approx(0.100) and stripe["drop_ci95_low"] == pytest.approx(0.100)
+    assert stripe["clean_accuracy_mean"] == pytest.approx(0.991)
+    assert 0 <= stripe["accuracy_ci95_low"] < 0.891 < stripe["accuracy_ci95_high"] <= 1
+    fog = table.loc[("bnn", "fog")]
+    assert fog["level"] == 5 and math.isnan(table.loc[("bnn", "stripe"), "level"])
+    assert fog["deployed_agreement_min"] == 0.9995 and fog["deployed_agreement_mean"] == pytest.approx(0.99983333)
+    assert fog["deployed_images"] == 2000 and fog["seeds"] == 3
+
+
+def test_the_robustness_gap_is_the_extra_drop_paired_by_seed_with_holm_over_corruptions():
+    gaps = gap_table(synthetic_evaluations(), ["fp32", "bnn"], "fp32").set_index("corruption")
+    assert list(gaps.index) == ["stripe", "fog"] and set(gaps["variant"]) == {"bnn"}
+    # stripe: bnn drops 0.300, 0.290, 0.300; fp32 0.100 on every seed
+    per_seed = np.array([0.200, 0.190, 0.200])
+    stripe = gaps.loc["stripe"]
+    half = stats.t.ppf(0.975, 2) * per_seed.std(ddof=1) / math.sqrt(3)
+    assert stripe["robustness_gap"] == pytest.approx(per_seed.mean())
+    assert stripe["robustness_gap_ci95_low"] == pytest.approx(per_seed.mean() - half)
+    assert stripe["robustness_gap_ci95_high"] == pytest.approx(per_seed.mean() + half)
+    p_stripe = stats.ttest_1samp(per_seed, 0).pvalue
+    fog_seeds = np.array([0.490 - 0.490, 0.460 - 0.471, 0.510 - 0.512])
+    p_fog = stats.ttest_1samp(fog_seeds, 0).pvalue
+    assert stripe["robustness_gap_p_value"] == pytest.approx(p_stripe)
+    # Holm over the two corruptions: the smaller p doubled, the larger kept (never below the smaller's)
+    assert stripe["robustness_gap_p_holm"] == pytest.approx(2 * p_stripe)
+    assert gaps.loc["fog", "robustness_gap"] == pytest.approx(fog_seeds.mean())
+    assert gaps.loc["fog", "robustness_gap_p_holm"] == pytest.approx(max(p_fog, 2 * p_stripe))
+
+
+def test_the_mean_corruption_error_averages_error_ratios_per_seed():
+    evaluations = synthetic_evaluations()
+    mce = mce_table(evaluations, ["fp32", "bnn"], "fp32").iloc[0]
+    errors = {(row["variant"], row["corruption"], row["seed"]): 1 - row["accuracy"]
+              for row in evaluations.to_dict("records")}
+    per_seed = np.array([np.mean([errors[("bnn", c, s)] / errors[("fp32", c, s)] for c in ("stripe", "fog")])
+                         for s in range(3)])
+    half = stats.t.ppf(0.975, 2) * per_seed.std(ddof=1) / math.sqrt(3)
+    assert (mce["variant"], mce["seeds"], mce["corruptions"], mce["ce_undefined"]) == ("bnn", 3, 2, 0)
+    assert mce["mce"] == pytest.approx(per_seed.mean())
+    assert (mce["mce_ci95_low"], mce["mce_ci95_high"]) == pytest.approx((per_seed.mean() - half,
+                                                                          per_seed.mean() + half))
+
+
+def test_a_corruption_the_baseline_gets_all_right_has_no_error_ratio():
+    evaluations = synthetic_evaluations()
+    perfect = (evaluations["variant"] == "fp32") & (evaluations["corruption"] == "fog") & (evaluations["seed"] == 0)
+    evaluations.loc[perfect, "accuracy"] = 1.0
+    mce = mce_table(evaluations, ["fp32", "bnn"], "fp32").iloc[0]
+    assert mce["ce_undefined"] == 1 and mce["seeds"] == 3  # seed 0's mean keeps stripe alone
+
+
+def test_the_findings_name_the_corruptions_told_apart_and_the_mce(tmp_path):
+    tables = write_synthetic_tables(tmp_path)
+    findings = robustness_findings(tables["robustness_gap"], tables["mce"], tables["robustness"], "bnn", title)
+    assert findings[0] == ("On MNIST, under 2 corruptions, `bnn` loses more accuracy than `fp32` beyond their clean "
+                           "gap on 1 (stripe +19.7 pp (+18.2 pp to +21.1 pp)); on the other 1 the difference cannot "
+                           "be told from zero with 3 seeds (Holm over the 2 corruptions).")
+    assert findings[1].startswith("`bnn`'s mean corruption error (mCE) is 1.95x (1.85x to 2.04x) `fp32`'s: more "
+                                  "errors than `fp32`")
+    assert findings[2] == ("On MNIST, the deployed `.tflite` files agree with Keras on at least 99.95% of the "
+                           "corrupted images checked (the first 2,000 of each corruption, every run); lowest: `bnn` "
+                           "under fog.")
+    line = robustness_line(tables["robustness_gap"], tables["mce"], "bnn", title)
+    assert line == "MNIST: loses more on 1 of 2 corruptions (stripe); mCE 1.95x (1.85x to 2.04x), more errors"
+
+
+def test_no_extra_drop_told_apart_says_so_and_names_the_largest(tmp_path):
+    evaluations = synthetic_evaluations()
+    noisy = (evaluations["variant"] == "bnn") & (evaluations["corruption"] == "stripe")
+    evaluations.loc[noisy, "accuracy"] = [0.680, 0.893, 0.783]  # a large spread across seeds
+    gaps = gap_table(evaluations, ["fp32", "bnn"], "fp32").assign(dataset="mnist")
+    mce = mce_table(evaluations, ["fp32", "bnn"], "fp32").assign(dataset="mnist")
+    accuracy = accuracy_table(evaluations, ["fp32", "bnn"]).assign(dataset="mnist")
+    findings = robustness_findings(gaps, mce, accuracy, "bnn", title)
+    assert findings[0].startswith("On MNIST, under 2 corruptions, `bnn`'s extra accuracy drop against `fp32` (its drop "
+                                  "from clean minus `fp32`'s, paired by seed) cannot be told from zero on any of them "
+                                  "with 3 seeds (Holm over the 2 corruptions). Its largest extra drops, none told from "
+                                  "zero once Holm-adjusted: stripe +9.7 pp")
+    line = robustness_line(gaps, mce, "bnn", title)
+    assert line.startswith("MNIST: on none of 2 corruptions is the extra drop told from zero with 3 seeds (largest: "
+                           "stripe +9.7 pp")
+    assert "not told from 1.00x" in line
+
+
+def test_the_report_s_robustness_section_and_answer_line(tmp_path):
+    from stages.report import render
+
+    write_synthetic_tables(tmp_path)
+    report, details = render(tmp_path, "plots", "fp32", [None])
+    answer = report.split("## The answer\n", 1)[1].split("\n## ", 1)[0]
+    assert ("- On corrupted images (extra accuracy drop against `fp32`, Holm over the corruptions): MNIST: loses more "
+            "on 1 of 2 corruptions (stripe); mCE 1.95x (1.85x to 2.04x), more errors.") in answer
+    section = report.split("## Corrupted inputs: does the 1-bit network break sooner?\n", 1)[1].split("\n## ", 1)[0]
+    assert "| stripe       |         | 89.10% (" in section and "+19.7 pp (+18.2 pp to +21.1 pp)" in section
+    assert "![One test image under every corruption](plots/corruption_examples.png)" in section
+    assert "![Extra accuracy drop against the baseline per corruption](plots/robustness_gaps.png)" in section
+    assert "## MNIST: accuracy under each corruption" in details
+    assert "| deployed: accuracy (first 2,000)" in details
+
+
+def test_a_study_of_the_baseline_alone_has_no_robustness_section(tmp_path):
+    from stages.report import render
+
+    tables = write_synthetic_tables(tmp_path)
+    for name in ("robustness_gap", "mce"):
+        tables[name].iloc[0:0].to_csv(tmp_path / f"{name}.csv", index=False)
+    report, _ = render(tmp_path, "plots", "fp32", [None])
+    assert "## Corrupted inputs" not in report and "On corrupted images" not in report
+
+
+def test_evaluations_of_other_corruptions_than_the_rest_are_refused(tmp_path):
+    import json
+
+    from stages.lib.common import StudyError
+    from stages.lib.robustness_tables import load_evaluations
+
+    for seed, names in ((0, ["fog", "stripe"]), (1, ["fog"])):
+        folder = tmp_path / f"mnist-bnn-{seed}"
+        folder.mkdir()
+        result = {"level": None, "images": 10, "accuracy": 0.5, "deployed_images": 10, "deployed_accuracy": 0.5,
+                  "deployed_agreement": 1.0}
+        folder.joinpath("robustness.json").write_text(json.dumps({
+            "clean_accuracy": 0.9, "test_images": 10, "options": "default",
+            "corruptions": {name: result for name in names}}))
+    with pytest.raises(StudyError, match="mnist-bnn-1/robustness.json was evaluated on other corruptions"):
+        load_evaluations(tmp_path, [("mnist", "bnn", 0), ("mnist", "bnn", 1)])
+    assert isinstance(load_evaluations(tmp_path, [("mnist", "bnn", 0)]), pd.DataFrame)
+
+
+def _corrupt_params(study_params, corruptions, test_limit):
+    from stages.check import check_all
+    from stages.lib.robustness import corrupt_slice
+
+    from conftest import with_param
+
+    params = with_param(with_param(study_params, "robustness.corruptions", corruptions), "data.test_limit",
+                        test_limit)
+    check_all(params)
+    return corrupt_slice(params)
+
+
+def test_the_corrupt_stage_writes_every_corruption_with_its_manifest_and_the_same_bytes_twice(
+        study_params, mnist_dir, tmp_path):
+    import json
+
+    from stages.corrupt import corrupt_dataset
+    from stages.lib.datasets import read_idx, sha256_of
+    from stages.lib.robustness import read_manifest
+
+    params = _corrupt_params(study_params, ["fog", "stripe", "shot_noise"], 300)
+    manifest = corrupt_dataset(params, mnist_dir, tmp_path / "first")
+    assert list(manifest["corruptions"]) == ["fog", "stripe", "shot_noise"]
+    assert {name: entry["level"] for name, entry in manifest["corruptions"].items()} == {
+        "fog": 5, "stripe": None, "shot_noise": 5}
+    assert manifest["test_images"] == 300 and manifest["seed"] == 0
+    assert read_manifest(tmp_path / "first") == json.loads((tmp_path / "first" / "corruptions.json").read_text())
+    for name, entry in manifest["corruptions"].items():
+        path = tmp_path / "first" / f"{name}-images-idx3-ubyte"
+        assert sha256_of(path) == entry["sha256"]
+        images = read_idx(path)
+        assert images.dtype == np.uint8 and images.shape == (300, 28, 28)
+    corrupt_dataset(params, mnist_dir, tmp_path / "again")
+    for path in sorted((tmp_path / "first").iterdir()):
+        assert path.read_bytes() == (tmp_path / "again" / path.name).read_bytes(), path.name
+
+
+def test_a_corrupt_stage_that_fails_leaves_no_folder_and_keeps_the_finished_one(
+        study_params, mnist_dir, tmp_path, monkeypatch):
+    import stages.corrupt
+
+    params = _corrupt_params(study_params, ["fog", "stripe"], 50)
+    out = tmp_path / "corrupted"
+    stages.corrupt.corrupt_dataset(params, mnist_dir, out)
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+
+    def broken(images, name, level, seed):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(stages.corrupt, "corrupt", broken)
+    with pytest.raises(OSError):
+        stages.corrupt.corrupt_dataset(params, mnist_dir, out)
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+    assert [path.name for path in tmp_path.iterdir()] == ["corrupted"]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda manifest: manifest.unlink(), "corruptions.json is missing: rerun `dvc repro corrupt`"),
+    (lambda manifest: manifest.write_text("{"), "corruptions.json is not valid JSON"),
+    (lambda manifest: manifest.write_text('{"corruptions": {"snow": {"level": 1, "sha256": "x"}}, "seed": 0, '
+                                          '"test_images": 1, "example": {"pixels": []}}'),
+     "corruptions.snow is not a corruption this study writes"),
+])
+def test_a_damaged_manifest_is_one_line(study_params, mnist_dir, tmp_path, damage, message):
+    from stages.corrupt import corrupt_dataset
+    from stages.lib.common import StudyError
+    from stages.lib.robustness import read_manifest
+
+    corrupt_dataset(_corrupt_params(study_params, ["stripe"], 20), mnist_dir, tmp_path)
+    damage(tmp_path / "corruptions.json")
+    with pytest.raises(StudyError, match=message):
+        read_manifest(tmp_path)
