@@ -188,9 +188,10 @@ def mean_curves(curves: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return result
 
 
-def dvc_metrics(summary: pd.DataFrame) -> dict[str, Any]:
+def dvc_metrics(summary: pd.DataFrame, mce: pd.DataFrame | None = None) -> dict[str, Any]:
     """What `dvc metrics show` and `dvc exp show` list, per dataset and
-    variant."""
+    variant; with the mean corruption error of each variant but the
+    baseline when ``mce`` is given."""
     keep = ("seeds", "test_accuracy_mean", "test_accuracy_ci95_low", "test_accuracy_ci95_high", "memory_kib",
             "compression_vs_baseline", "binarized_mac_fraction", "accuracy_gap_vs_baseline", "tflite_kib",
             "converted_accuracy_mean", "ram_kib", "binary_mac_fraction_deployed", "latency_median_us",
@@ -199,6 +200,8 @@ def dvc_metrics(summary: pd.DataFrame) -> dict[str, Any]:
     for row in summary.to_dict("records"):
         metrics.setdefault(row["dataset"], {})[row["variant"]] = {
             k: (None if isinstance(row[k], float) and math.isnan(row[k]) else row[k]) for k in keep}
+    for row in ([] if mce is None else mce.to_dict("records")):
+        metrics[row["dataset"]][row["variant"]]["mce"] = None if math.isnan(row["mce"]) else row["mce"]
     return metrics
 
 
@@ -259,7 +262,7 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
     with atomic_directory(curves_dir) as tmp:
         for name, frame in mean_curves(curves).items():
             frame.to_csv(tmp / f"{name}.csv", index=False)
-    write_json_atomic(metrics_path, dvc_metrics(summary))
+    write_json_atomic(metrics_path, dvc_metrics(summary, robustness["mce"]))
     for row in summary.to_dict("records"):
         log.info("%s %s: %d seeds, test accuracy %.2f%% (95%% CI %.2f-%.2f%%), %.2f KiB; deployed %.2f KiB flash, "
                  "%.2f KiB RAM, %.1f µs", row["dataset"], row["variant"], row["seeds"],

@@ -277,6 +277,8 @@ def synthetic_evaluations():
     rows = []
     for (variant, corruption), accuracies in CORRUPTED_ACCURACY.items():
         for seed, accuracy in enumerate(accuracies):
+            if (variant, seed) not in runs.index:
+                continue
             rows.append({"variant": variant, "seed": seed, "corruption": corruption,
                          "level": 5 if corruption == "fog" else None, "accuracy": accuracy,
                          "clean_accuracy": runs.at[(variant, seed), "test_accuracy"], "test_images": 10000,

@@ -352,13 +352,17 @@ def test_summary_pareto_and_metrics_are_per_dataset():
     from pathlib import Path
 
     with tempfile.TemporaryDirectory() as folder:
-        summary = write_synthetic_tables(Path(folder), datasets=("mnist", "fashion_mnist"))["summary"]
+        written = write_synthetic_tables(Path(folder), datasets=("mnist", "fashion_mnist"))
+    summary = written["summary"]
     assert summary[["dataset", "variant"]].values.tolist() == [["mnist", "fp32"], ["mnist", "bnn"],
                                                                ["fashion_mnist", "fp32"], ["fashion_mnist", "bnn"]]
     # on each dataset both are on its frontier: bnn smaller, fp32 more accurate on that dataset
     assert summary["on_pareto_frontier"].tolist() == [True, True, True, True]
-    metrics = dvc_metrics(summary)
+    metrics = dvc_metrics(summary, written["mce"])
     assert metrics["fashion_mnist"]["bnn"]["test_accuracy_mean"] == pytest.approx(0.982 - 0.14)
+    # the mean corruption error of each variant but the baseline
+    assert metrics["mnist"]["bnn"]["mce"] == pytest.approx(written["mce"]["mce"].iloc[0])
+    assert "mce" not in metrics["mnist"]["fp32"]
 
 
 def _recipe_study():

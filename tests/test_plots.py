@@ -13,7 +13,8 @@ def test_every_plot_is_drawn(tmp_path, datasets):
     write_synthetic_tables(tables, datasets)
     names = draw_all(tables, tmp_path / "plots")
     assert names == ["accuracy_by_variant.png", "accuracy_vs_binarized_macs.png", "accuracy_vs_latency.png",
-                     "accuracy_vs_memory.png", "accuracy_vs_training_time.png", "confusion_difference.png", "flash_vs_ram.png", "tax_by_dataset.png",
+                     "accuracy_vs_memory.png", "accuracy_vs_training_time.png", "confusion_difference.png",
+                     "corruption_examples.png", "flash_vs_ram.png", "robustness_gaps.png", "tax_by_dataset.png",
                      "training_curves.png"]
     for name in names:
         data = (tmp_path / "plots" / name).read_bytes()
@@ -40,7 +41,7 @@ def test_the_same_tables_give_the_same_png_bytes(tmp_path):
     write_synthetic_tables(tables, ("mnist", "fashion_mnist"))
     draw_all(tables, tmp_path / "first")
     draw_all(tables, tmp_path / "second")
-    assert len(list((tmp_path / "first").iterdir())) == 9
+    assert len(list((tmp_path / "first").iterdir())) == 11
     for png in (tmp_path / "first").iterdir():
         assert png.read_bytes() == (tmp_path / "second" / png.name).read_bytes(), png.name
 
@@ -114,7 +115,7 @@ def test_every_figure_reads_at_2_and_13_variants(tmp_path, variants):
             pairs = [(str(h.get_color()), h.get_marker(), h.get_linestyle())
                      for h in legend.legend_handles if hasattr(h, "get_marker")]
             assert len(pairs) == len(set(pairs)), name
-        if name != "confusion_difference.png":
+        if name not in ("confusion_difference.png", "corruption_examples.png", "robustness_gaps.png"):  # colour bars
             assert legends or name == "accuracy_by_variant.png", f"{name} has no legend"
         for ax in fig.axes:
             if "accuracy" in ax.get_ylabel():
