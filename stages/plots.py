@@ -390,7 +390,7 @@ def robustness_gaps(gaps: pd.DataFrame):
         told = rows.assign(told=(rows["robustness_gap_p_holm"] < 0.05)
                            & ((rows["robustness_gap_ci95_low"] > 0) | (rows["robustness_gap_ci95_high"] < 0)))
         stars = told.pivot(index="variant", columns="corruption", values="told").loc[variants, corruptions]
-        labels = [[f"{100 * v:+.0f}" + ("*" if star else "") for v, star in zip(vrow, srow, strict=True)]
+        labels = [[f"{int(round(100 * v)):+d}" + ("*" if star else "") for v, star in zip(vrow, srow, strict=True)]
                   for vrow, srow in zip(values.to_numpy(), stars.to_numpy(), strict=True)]
         sns.heatmap(100 * values, ax=ax, cmap="RdBu_r", vmin=-limit, vmax=limit, center=0, annot=np.array(labels),
                     fmt="", annot_kws={"fontsize": 7},

@@ -139,7 +139,8 @@ def mce_table(evaluations: pd.DataFrame, variants: Sequence[str], baseline: str)
     """One row per variant other than the baseline of one dataset: per seed,
     the mean over corruptions of the variant's error over the baseline's
     error on that corruption (its corruption error, CE); the mean CE over
-    seeds with its Student-t interval. With one severity per corruption,
+    seeds with its Student-t interval, cut at 0 (a ratio of errors is never
+    negative). With one severity per corruption,
     Hendrycks and Dietterich's CE (errors summed over severities) is this
     ratio. A corruption on which a baseline run makes no error has no CE;
     it is left out of that seed's mean and counted."""
@@ -163,7 +164,8 @@ def mce_table(evaluations: pd.DataFrame, variants: Sequence[str], baseline: str)
                 per_seed.append(float(np.mean(ratios)))
         mce = mean_interval(per_seed)
         rows.append({"variant": variant, "seeds": mce.n, "corruptions": len(corruptions), "mce": mce.value,
-                     "mce_ci95_low": mce.low, "mce_ci95_high": mce.high, "ce_undefined": undefined})
+                     "mce_ci95_low": max(mce.low, 0.0) if mce.bounded else mce.low, "mce_ci95_high": mce.high,
+                     "ce_undefined": undefined})
     return pd.DataFrame(rows, columns=["variant", "seeds", "corruptions", "mce", "mce_ci95_low", "mce_ci95_high",
                                        "ce_undefined"])
 
@@ -257,16 +259,7 @@ def robustness_findings(gaps: pd.DataFrame, mce: pd.DataFrame, accuracy: pd.Data
                 sentences.append(f"`{headline}`'s {_mce_clause(mces[headline], baseline)}.")
         others = [variant for variant in rows if variant != headline]
         if others:
-            counts = []
-            for variant in others:
-                worse = sum(_told(row) > 0 for row in rows[variant])
-                better = sum(_told(row) < 0 for row in rows[variant])
-                mce_row = mces.get(variant)
-                mce_text = ("" if mce_row is None or pd.isna(mce_row["mce"])
-                            else f", mCE {with_interval(mce_row['mce'], mce_row['mce_ci95_low'], mce_row['mce_ci95_high'], times)}")
-                counts.append(f"`{variant}` loses more on {worse}, less on {better}{mce_text}")
-            sentences.append(f"Of the other variants on {dataset_title(dataset)} (out of {family} corruptions): "
-                             + "; ".join(counts) + ".")
+            sentences.append(_others_sentence(others, rows, mces, baseline, dataset_title(dataset), family))
     for dataset, group in accuracy.groupby("dataset", sort=False):
         worst = group.sort_values("deployed_agreement_min", kind="stable").iloc[0]
         checked = int(group["deployed_images"].min())
@@ -279,6 +272,40 @@ def robustness_findings(gaps: pd.DataFrame, mce: pd.DataFrame, accuracy: pd.Data
                              f"first {checked:,} of each corruption, every run); lowest: `{worst['variant']}` under "
                              f"{worst['corruption'].replace('_', ' ')}.")
     return sentences
+
+
+def _others_sentence(others: Sequence[str], rows: dict[str, list[dict[str, Any]]], mces: dict[str, dict[str, Any]],
+                     baseline: str, dataset_title: str, family: int) -> str:
+    """The other variants in one sentence: those with an extra drop told
+    from zero, and on which corruptions; those whose mCE is told above or
+    below 1; how many of the rest."""
+    told = []
+    for variant in others:
+        worse = [row["corruption"].replace("_", " ") for row in rows[variant] if _told(row) > 0]
+        better = [row["corruption"].replace("_", " ") for row in rows[variant] if _told(row) < 0]
+        if worse or better:
+            told.append(f"`{variant}`" + (f" more on {', '.join(worse)}" if worse else "")
+                        + (" and" if worse and better else "") + (f" less on {', '.join(better)}" if better else ""))
+    sentence = f"Of the {len(others)} other variants on {dataset_title}, "
+    if told:
+        sentence += (f"{len(told)} lose{'s' if len(told) == 1 else ''} more or less than `{baseline}` beyond the clean "
+                     f"gap on some corruptions ({'; '.join(told)}); for the other {len(others) - len(told)} no "
+                     f"extra drop is told from zero (Holm over the {family} corruptions each).")
+    else:
+        sentence += f"none has an extra drop told from zero (Holm over the {family} corruptions each)."
+    by_side = {1: [], -1: []}
+    for variant in others:
+        row = mces.get(variant)
+        if row is not None and not pd.isna(row["mce"]):
+            side = direction(row["mce_ci95_low"], row["mce_ci95_high"], "{:.2f}", reference=1.0)
+            if side:
+                by_side[side].append(f"`{variant}` {with_interval(row['mce'], row['mce_ci95_low'], row['mce_ci95_high'], times)}")
+    parts = ([f"above 1.00x for {', '.join(by_side[1])}"] if by_side[1] else []) + \
+        ([f"below for {', '.join(by_side[-1])}"] if by_side[-1] else [])
+    rest = len(others) - len(by_side[1]) - len(by_side[-1])
+    sentence += (" Their mCE is " + "; ".join(parts) + (f"; not told from 1.00x for the other {rest}" if rest else "")
+                 + "." if parts else " No mCE of theirs is told from 1.00x.")
+    return sentence
 
 
 def robustness_line(gaps: pd.DataFrame, mce: pd.DataFrame, headline: str, dataset_title) -> str:
