@@ -125,6 +125,12 @@ def test_repro_writes_every_output(study_repo):
         assert 0.0 <= metrics["test_accuracy"] <= 1.0
         profile = json.loads((repo / "reports" / "profiles" / f"variant-{variant}" / "profile.json").read_text())
         assert profile["macs_total"] == 2794240
+        evaluation = json.loads((repo / "reports" / "robustness" / f"mnist-{variant}-0" / "robustness.json").read_text())
+        assert evaluation["test_images"] == 2000 and len(evaluation["corruptions"]) == 17
+        assert all(result["deployed_images"] == 2000 for result in evaluation["corruptions"].values())
+    manifest = json.loads((repo / "data" / "corrupted" / "dataset-mnist" / "corruptions.json").read_text())
+    assert manifest["test_images"] == 2000 and list(manifest["corruptions"]) == yaml.safe_load(
+        (repo / "params.yaml").read_text())["robustness"]["corruptions"]
     timings = (repo / "reports" / "benchmark" / "timings.csv").read_text().splitlines()
     # processes x rounds x (two models and the overhead model) x option sets x threads
     assert len(timings) == 1 + 3 * 3 * 3 * 4 * 2
