@@ -45,6 +45,7 @@ import pandas as pd
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli, run_name, write_json_atomic
 from stages.lib.datasets import scale_images
+from stages.lib.int8 import int8_runs, is_form, model_inputs
 from stages.lib.lce import INTERPRETER_OPTIONS, SAMPLE_FILE, TFLITE_FILE, interpreter
 from stages.lib.params import BenchmarkSettings, benchmark_settings, study_runs
 
@@ -59,7 +60,7 @@ class Subject:
     variant: str
     seed: int | None
     flatbuffer: bytes
-    images: np.ndarray       # the inputs the calls cycle through, each of shape (1, 28, 28, 1)
+    images: np.ndarray       # the inputs the calls cycle through, each of shape (1, 28, 28, 1), as the model takes them
     options: tuple[str, ...]  # the option sets it may be timed under
 
 
@@ -113,12 +114,14 @@ def lce_kernels(machine: str) -> str:
 
 def load_subjects(deployed_dir: str | Path, deploy_reports_dir: str | Path,
                   runs: Sequence[tuple[str, str, int]]) -> list[Subject]:
-    """The deployed model of every (dataset, variant, seed) in ``runs``,
-    each with its test images scaled as it was trained, and the overhead
-    model."""
+    """The deployed model of every (dataset, variant, seed) in ``runs``
+    (an int8 form's variant is ``<variant>+int8``), each with its test
+    images scaled as it was trained (and quantized for an int8 input), and
+    the overhead model."""
     subjects = []
     for dataset, variant, seed in runs:
         run = run_name(dataset, variant, seed)
+        stage = "quantize" if is_form(variant) else "deploy"   # the stage that writes its files
         report_path = Path(deploy_reports_dir) / run / "deploy.json"
         sample_path = Path(deploy_reports_dir) / run / SAMPLE_FILE
         model_path = Path(deployed_dir) / run / TFLITE_FILE
@@ -128,16 +131,18 @@ def load_subjects(deployed_dir: str | Path, deploy_reports_dir: str | Path,
             sample = np.load(sample_path)
             input_range = tuple(report["input_range"])
             options = tuple(report["options_agreeing"])
+            quantization = report["int8"]["input_quantization"] if "int8" in report else None
         except FileNotFoundError as err:
-            raise StudyError(f"{err.filename} is missing: run `dvc repro deploy` to produce it") from None
+            raise StudyError(f"{err.filename} is missing: run `dvc repro {stage}` to produce it") from None
         except (ValueError, KeyError, TypeError, OSError) as err:
             raise StudyError(f"{report_path.parent} is damaged ({type(err).__name__}: {err}): "
-                             "run `dvc repro --force deploy` to rewrite it") from None
+                             f"run `dvc repro --force {stage}` to rewrite it") from None
         if sample.dtype != np.uint8 or sample.ndim != 3 or not len(sample):
-            raise StudyError(f"{sample_path} holds no uint8 images: run `dvc repro --force deploy` to rewrite it")
+            raise StudyError(f"{sample_path} holds no uint8 images: run `dvc repro --force {stage}` to rewrite it")
         interpreter(flatbuffer, 1, "default", source=str(model_path))  # a damaged file stops before any timing
         subjects.append(Subject(run, dataset, variant, seed, flatbuffer,
-                                scale_images(sample, input_range)[:, np.newaxis], options))
+                                model_inputs(scale_images(sample, input_range), quantization)[:, np.newaxis],
+                                options))
     if not subjects:
         raise StudyError("the study has no runs to time: list datasets, variants and seeds under `study`")
     # the overhead model ignores what the pixels hold: any run's inputs will do
@@ -165,8 +170,9 @@ def time_in_process(subjects: Sequence[Subject], settings: BenchmarkSettings, pr
     threads, latency_us (the block's median)."""
     # an array unpickled in a fresh process carries a dtype object of its own,
     # which LCE's binding does not recognize ("NumPy type info missing for
-    # Pc"): rebuild each with NumPy's own float32
-    subjects = [replace(subject, images=subject.images.astype(np.float32, copy=True)) for subject in subjects]
+    # Pc"): rebuild each with NumPy's own float32 (int8 for an int8 input)
+    subjects = [replace(subject, images=subject.images.astype(np.int8 if subject.images.dtype.kind == "i" else
+                                                              np.float32, copy=True)) for subject in subjects]
     combos = [(subject, options, threads) for subject in subjects for options in subject.options
               for threads in settings.threads]
     calls, keep_alive = {}, []
@@ -216,7 +222,7 @@ def run_benchmark(subjects: Sequence[Subject], settings: BenchmarkSettings, prog
 def benchmark(params: dict[str, Any], deployed_dir: str | Path, deploy_reports_dir: str | Path,
               out_dir: str | Path) -> pd.DataFrame:
     settings = benchmark_settings(params)
-    subjects = load_subjects(deployed_dir, deploy_reports_dir, study_runs(params))
+    subjects = load_subjects(deployed_dir, deploy_reports_dir, study_runs(params) + int8_runs(params))
     start = time.perf_counter()
     timings = run_benchmark(subjects, settings)
     elapsed = time.perf_counter() - start

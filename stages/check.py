@@ -27,8 +27,11 @@ from stages.lib.params import (
     SECTIONS, baseline, benchmark_settings, check_keys, data_limits, download_settings, extended_variants, headline_options,
     memory_budgets, study_datasets, study_seeds, study_variants, train_settings,
 )
+from stages.lib.int8 import SECTION as INT8
+from stages.lib.int8 import int8_settings
+from stages.lib.int8 import slices as int8_slices
 from stages.lib.robustness import SECTION as ROBUSTNESS
-from stages.lib.robustness import robustness_settings, without_section
+from stages.lib.robustness import robustness_settings
 from stages.lib.robustness import slices as robustness_slices
 from stages.lib.spec import SPEC_DIR, dumps, write_slices
 
@@ -36,13 +39,14 @@ def check_all(params: dict[str, Any]) -> list[str]:
     """Check every section of params.yaml, every dataset's sources, every
     recipe and every variant it defines, whether or not the study runs it
     now; return the study's variants."""
-    # `robustness` is checked by its own module: every run depends on
-    # stages/lib/params.py, so naming the section there would retrain them all.
-    unknown = [str(name) for name in params if name not in SECTIONS and name != ROBUSTNESS]
+    # `robustness` and `int8` are checked by their own modules: every run
+    # depends on stages/lib/params.py, so naming them there would retrain them all.
+    own = (ROBUSTNESS, INT8)
+    unknown = [str(name) for name in params if name not in SECTIONS and name not in own]
     if unknown:
         raise StudyError(f"params.yaml has unknown sections {', '.join(unknown)}; valid: "
-                         f"{', '.join([*SECTIONS, ROBUSTNESS])}")
-    check_keys(without_section(params))
+                         f"{', '.join([*SECTIONS, *own])}")
+    check_keys({name: section for name, section in params.items() if name not in own})
     datasets = study_datasets(params)
     sources = params["data"].get("sources")
     for name in datasets + [name for name in (sources if isinstance(sources, dict) else {}) if name not in datasets]:
@@ -63,6 +67,7 @@ def check_all(params: dict[str, Any]) -> list[str]:
     baseline(params)
     memory_budgets(params)
     robustness_settings(params)
+    int8_settings(params)
     return names
 
 
@@ -75,9 +80,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     variants = check_all(params)
     with atomic_directory(args.out) as tmp:
         written = write_slices(params, tmp)
-        for relative, slice_ in robustness_slices(params).items():
+        # the int8 section's slices extend the benchmark's and aggregate's
+        for relative, slice_ in {**robustness_slices(params), **int8_slices(params)}.items():
             write_text_atomic(tmp / relative, dumps(slice_))
-            written.append(relative)
+            if relative not in written:
+                written.append(relative)
     log.info("params checked: every section and variant is valid; the study runs %s; %d slices in %s",
              ", ".join(variants), len(written), args.out)
 

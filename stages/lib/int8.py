@@ -1,0 +1,185 @@
+"""8-bit integer post-training quantization: the deployed form practitioners
+pick when they need a smaller, faster model without retraining. TensorFlow
+Lite's full-integer conversion of a trained float network, calibrated on
+images drawn from the training split: int8 weights and activations (int32
+biases), float or int8 input and output.
+
+Here: the ``int8`` section of params.yaml and the slices of it the stages
+read, the name of each int8 form (``<variant>+int8``: ``+`` is in no
+variant's name, so no form can be mistaken for a variant), and the
+conversion itself. The `quantize` stage converts and checks each run; the
+benchmark times the forms beside the other deployed models, and the tables
+treat each form as one more deployed network.
+
+The section is checked here rather than in :mod:`stages.lib.params`, for
+the reason :mod:`stages.lib.robustness` gives: every training run depends
+on that module's file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from stages.lib.common import StudyError
+from stages.lib.params import check_name, is_int, is_number, study_runs, study_variants
+from stages.lib.spec import aggregate_slice, benchmark_slice
+
+SECTION = "int8"
+KEYS = ("variants", "representative_images", "seed", "io", "max_accuracy_drop_pp")
+IO_TYPES = ("float", "int8")
+SUFFIX = "+int8"
+
+
+@dataclass(frozen=True)
+class Int8Settings:
+    """Which study variants get an int8 form; how many training images
+    calibrate the conversion and the seed that draws them; the type of the
+    model's input and output; the largest accuracy drop (percentage points,
+    against the run's Keras model) a conversion may cost."""
+    variants: tuple[str, ...]
+    representative_images: int
+    seed: int
+    io: str
+    max_accuracy_drop_pp: float
+
+
+def _section(params: dict[str, Any]) -> dict[str, Any]:
+    section = params.get(SECTION)
+    if not isinstance(section, dict):
+        raise StudyError(f"params.yaml has no `{SECTION}` section")
+    extra = [str(key) for key in section if key not in KEYS]
+    if extra:
+        raise StudyError(f"{SECTION} has unknown keys {', '.join(extra)}; valid keys: {', '.join(KEYS)}")
+    return section
+
+
+def conversion_settings(params: dict[str, Any], variants: tuple[str, ...] = ()) -> Int8Settings:
+    """``int8`` without its list of variants (what a `quantize` stage
+    reads), checked: a positive image count, a seed >= 0, ``io`` float or
+    int8, a drop >= 0; anything else is a one-line error naming the key."""
+    section = _section(params)
+    count = section.get("representative_images")
+    if not is_int(count) or count < 1:
+        raise StudyError(f"{SECTION}.representative_images must be a positive whole number, got {count!r}")
+    seed = section.get("seed")
+    if not is_int(seed) or seed < 0:
+        raise StudyError(f"{SECTION}.seed must be a whole number >= 0, got {seed!r}")
+    io = section.get("io")
+    if io not in IO_TYPES:
+        raise StudyError(f"{SECTION}.io must be one of {', '.join(IO_TYPES)}, got {io!r}")
+    drop = section.get("max_accuracy_drop_pp")
+    if not is_number(drop) or not drop >= 0:
+        raise StudyError(f"{SECTION}.max_accuracy_drop_pp must be a number of percentage points >= 0, got {drop!r}")
+    return Int8Settings(variants, count, seed, io, float(drop))
+
+
+def int8_settings(params: dict[str, Any]) -> Int8Settings:
+    """The whole ``int8`` section, checked: :func:`conversion_settings`,
+    and variants of the study, each once."""
+    variants = _section(params).get("variants")
+    if not isinstance(variants, list):
+        raise StudyError(f"{SECTION}.variants must be a list of the study's float variants ([] for none), "
+                         f"got {variants!r}")
+    study = study_variants(params)
+    for name in variants:
+        check_name(f"{SECTION}.variants", name)
+        if name not in study:
+            raise StudyError(f"{SECTION}.variants names {name}, which study.variants ({', '.join(study)}) leaves "
+                             f"out: add it there or remove it here")
+    if len(set(variants)) != len(variants):
+        raise StudyError(f"{SECTION}.variants lists a variant twice: {variants!r}")
+    return conversion_settings(params, tuple(variants))
+
+
+def form(variant: str) -> str:
+    """The int8 form's name in tables, timings and folders."""
+    return variant + SUFFIX
+
+
+def source_variant(name: str) -> str:
+    """The trained variant an int8 form was converted from."""
+    return name[:-len(SUFFIX)] if name.endswith(SUFFIX) else name
+
+
+def is_form(name: str) -> bool:
+    return name.endswith(SUFFIX)
+
+
+def int8_runs(params: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """(dataset, form, seed) of every int8 model the study deploys, in the
+    order of its runs."""
+    variants = params.get(SECTION, {}).get("variants") or []
+    return [(dataset, form(variant), seed) for dataset, variant, seed in study_runs(params) if variant in variants]
+
+
+def quantize_slice(params: dict[str, Any]) -> dict[str, Any]:
+    """What each `quantize` stage reads: the conversion's settings (not the
+    list of variants, so that adding one converts only its runs)."""
+    settings = conversion_settings(params)
+    return {SECTION: {"representative_images": settings.representative_images, "seed": settings.seed,
+                      "io": settings.io, "max_accuracy_drop_pp": settings.max_accuracy_drop_pp}}
+
+
+def slices(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The slice files this section adds or extends, by their path in the
+    spec folder: the conversion's, and the benchmark's and aggregate's with
+    the int8 variants (they time and tabulate the forms)."""
+    variants = {SECTION: {"variants": list(int8_settings(params).variants)}}
+    return {"quantize.json": quantize_slice(params),
+            "benchmark.json": {**benchmark_slice(params), **variants},
+            "aggregate.json": {**aggregate_slice(params), **variants}}
+
+
+def representative_indices(images: int, count: int, seed: int) -> np.ndarray:
+    """``count`` distinct indices of a training split of ``images`` images,
+    drawn by ``seed``, in increasing order."""
+    if count > images:
+        raise StudyError(f"{SECTION}.representative_images is {count}, more than the {images} training images the "
+                         "runs use (data.train_limit)")
+    return np.sort(np.random.default_rng(seed).choice(images, count, replace=False))
+
+
+def quantize(model, representative: np.ndarray, io: str, source: str = "the model") -> bytes:
+    """TensorFlow Lite's full-integer post-training quantization of the
+    Keras ``model``, calibrated one image at a time on ``representative``
+    (scaled as the model was trained): int8 weights and activations, only
+    int8 builtin operators, the input and output in ``io`` (float: a
+    QUANTIZE and a DEQUANTIZE at the edges). A network with an operator
+    TensorFlow Lite has no int8 kernel for is a one-line error."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    batches = representative[:, np.newaxis].astype(np.float32)
+    converter.representative_dataset = lambda: ([batch] for batch in batches)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if io == "int8":
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    try:
+        return converter.convert()
+    except Exception as err:  # the converter raises ConverterError or anything of its internals
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        reason = next((line for line in lines if "error:" in line), lines[-1] if lines else type(err).__name__)
+        raise StudyError(f"int8 post-training quantization of {source} failed ({reason[:200]}): it applies to float "
+                         f"networks; remove the variant from {SECTION}.variants") from None
+
+
+def input_quantization(runner) -> tuple[float, int] | None:
+    """The (scale, zero point) of an interpreter's int8 input; None for a
+    float input."""
+    if runner.input_types[0] != np.int8:
+        return None
+    return float(runner.input_scales[0]), int(runner.input_zero_points[0])
+
+
+def model_inputs(images: np.ndarray, quantization: tuple[float, int] | list | None) -> np.ndarray:
+    """Scaled float ``images`` as the model takes them: as they are for a
+    float input, else quantized with the input's (scale, zero point)."""
+    if quantization is None:
+        return images.astype(np.float32, copy=False)
+    scale, zero_point = quantization
+    return np.clip(np.round(images / scale) + zero_point, -128, 127).astype(np.int8)
