@@ -85,6 +85,11 @@ from stages.lib.common import (
 )
 from stages.lib.datasets import dataset as registered_dataset
 from stages.lib.deployment import load_deployments
+from stages.lib.int8 import SECTION as INT8
+from stages.lib.int8 import form, int8_runs, is_form
+from stages.lib.int8_tables import (
+    comparison_table, int8_profiles, int8_training, load_int8_deployments, load_int8_runs,
+)
 from stages.lib.params import baseline as checked_baseline
 from stages.lib.params import headline_options, study_datasets, study_runs, study_variants
 from stages.lib.recipe_effects import recipe_table, training_table
@@ -93,8 +98,8 @@ from stages.lib.robustness_tables import examples_table, gap_table, load_evaluat
 from stages.lib.speed import latency_table, load_timings
 from stages.lib.stats import at_chance
 from stages.lib.tables import (
-    COUNT, COUNTS, FRACTION, NON_NEGATIVE, OVERHEAD, POSITIVE, POSITIVE_COUNT, Runs, of_dataset, per_dataset,
-    read_json, write_tables,
+    ARTICLE_ONE_BIT, COUNT, COUNTS, FRACTION, NON_NEGATIVE, OVERHEAD, POSITIVE, POSITIVE_COUNT, Runs, of_dataset,
+    per_dataset, read_json, write_tables,
 )
 
 
@@ -212,23 +217,35 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
     datasets, variants, baseline = study_datasets(params), study_variants(params), checked_baseline(params)
     study = study_runs(params)
     headline = headline_options(params)
+    # the int8 forms (stages.lib.int8_tables): deployed networks of their own, trained as their sources
+    int8_study = int8_runs(params)
+    forms = [form(variant) for variant in params.get(INT8, {}).get("variants") or []]
+    deployed = [*variants, *forms]
     profiles = load_profiles(profiles_dir, variants)
     training = training_table(params["variants"], params["recipes"], variants)
-    runs = runs_table(load_runs(runs_dir, study), profiles, load_deployments(deploy_dir, study), training)
+    trained = load_runs(runs_dir, study)
+    all_profiles = pd.concat([profiles, int8_profiles(profiles, forms)])
+    runs = runs_table(
+        pd.concat([trained, load_int8_runs(deploy_dir, int8_study, trained, headline)], ignore_index=True),
+        all_profiles,
+        pd.concat([load_deployments(deploy_dir, study), load_int8_deployments(deploy_dir, int8_study)],
+                  ignore_index=True),
+        pd.concat([training, int8_training(training, forms)]))
     timings, info = load_timings(benchmark_dir)
     if "dataset" not in timings:
         raise StudyError(f"{benchmark_dir} predates datasets in the study: run `dvc repro --force benchmark`")
     timed = set(zip(timings["dataset"], timings["variant"], strict=True))
-    untimed = [f"{dataset} {variant}" for dataset, variant, _ in study if (dataset, variant) not in timed]
+    untimed = [f"{dataset} {variant}" for dataset, variant, _ in [*study, *int8_study] if (dataset, variant) not in timed]
     if untimed:
         raise StudyError(f"{benchmark_dir} has no timings of {', '.join(dict.fromkeys(untimed))}: "
                          "run `dvc repro benchmark`")
     macs = {variant: int(profiles.at[variant, "macs_total"]) for variant in variants}
+    macs.update({name: macs[source] for name, source in zip(forms, params[INT8]["variants"], strict=True)})
 
     def dataset_timings(dataset: str) -> pd.DataFrame:
         return timings[(timings["dataset"] == dataset) | (timings["variant"] == OVERHEAD)]
 
-    latency = per_dataset(datasets, lambda dataset: latency_table(dataset_timings(dataset), variants, baseline, macs,
+    latency = per_dataset(datasets, lambda dataset: latency_table(dataset_timings(dataset), deployed, baseline, macs,
                                                                   headline))
     latency["cpu"] = info["cpu"]
     latency["cpu_cores"] = info.get("cpu_cores")
@@ -237,15 +254,22 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
     curves = load_curves(runs_dir, study)
     predictions = load_predictions(runs_dir, study)
 
-    summary = per_dataset(datasets, lambda dataset: summary_table(of_dataset(runs, dataset), profiles, baseline,
+    summary = per_dataset(datasets, lambda dataset: summary_table(of_dataset(runs, dataset), all_profiles, baseline,
                                                                   of_dataset(latency, dataset)))
     paired_images = per_dataset(datasets, lambda dataset: paired_images_table(of_dataset(predictions, dataset),
                                                                               variants, baseline))
     per_class = per_dataset(datasets, lambda dataset: per_class_table(
         of_dataset(predictions, dataset), variants, baseline, registered_dataset(dataset).class_names))
     confusion = per_dataset(datasets, lambda dataset: confusion_table(of_dataset(predictions, dataset), variants))
-    recipes = per_dataset(datasets, lambda dataset: recipe_table(of_dataset(summary, dataset),
-                                                                 of_dataset(runs, dataset), baseline))
+    # recipes are about training: the trained variants only
+    recipes = per_dataset(datasets, lambda dataset: recipe_table(
+        of_dataset(summary[~summary["variant"].map(is_form)], dataset),
+        of_dataset(runs[~runs["variant"].map(is_form)], dataset), baseline))
+    one_bit = ARTICLE_ONE_BIT if ARTICLE_ONE_BIT in variants else None
+    reference = form(baseline) if form(baseline) in forms else (forms[0] if forms else None)
+    int8 = per_dataset(datasets, lambda dataset: comparison_table(
+        of_dataset(summary, dataset), of_dataset(runs, dataset), dataset_timings(dataset), one_bit or "", reference or "",
+        headline, info["cpu"]))
     evaluations = load_evaluations(robustness_dir, study)
     robustness = {
         "robustness": per_dataset(datasets, lambda dataset: robustness_table(of_dataset(evaluations, dataset), variants)),
@@ -256,9 +280,9 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
     }
     write_tables({"runs": runs, "summary": summary, "latency": latency, "per_class": per_class,
                   "confusion": confusion, "paired_images": paired_images, "tax": tax_table(summary, paired_images, baseline),
-                  "tax_change": tax_change_table(runs, datasets, variants, baseline),
+                  "tax_change": tax_change_table(runs, datasets, deployed, baseline),
                   "recipes": recipes,
-                  "article": article_table(summary), "curves": curves, **robustness}, tables_dir)
+                  "article": article_table(summary), "curves": curves, "int8": int8, **robustness}, tables_dir)
     with atomic_directory(curves_dir) as tmp:
         for name, frame in mean_curves(curves).items():
             frame.to_csv(tmp / f"{name}.csv", index=False)

@@ -111,7 +111,7 @@ _ANY = ColumnKind("number", nullable=True)  # interval bounds, differences, shar
 _P_VALUE = ColumnKind("number", 0, 1, nullable=True)  # empty where no test applies
 _NAMES = ("dataset", "variant", "recipe", "architecture", "operators", "params_by_bitwidth", "macs_by_precision",
           "options", "cpu", "figure", "class_name", "baseline", "split", "reference_dataset", "cpu_popcount",
-          "lce_kernels", "corruption", "pixels")
+          "lce_kernels", "corruption", "pixels", "one_bit", "int8")
 COLUMN_KINDS: dict[str, ColumnKind] = {
     **dict.fromkeys(_NAMES, _TEXT),
     **dict.fromkeys(("latency_options", "article_recipe_variant", "matched_baseline"), ColumnKind("text", nullable=True)),
@@ -119,7 +119,8 @@ COLUMN_KINDS: dict[str, ColumnKind] = {
                     _BOOL),
     **dict.fromkeys(("test_accuracy", "chance_accuracy", "converted_accuracy", "agreement", "binarized_mac_fraction",
                      "binary_mac_fraction_deployed", "test_accuracy_mean", "converted_accuracy_mean", "agreement_min",
-                     "accuracy_mean", "baseline_accuracy_mean", "p_value", "accuracy"), _FRACTION),
+                     "accuracy_mean", "baseline_accuracy_mean", "p_value", "accuracy", "one_bit_accuracy_mean",
+                     "int8_accuracy_mean", "one_bit_agreement_min", "int8_agreement_min"), _FRACTION),
     "tflite_bytes": ColumnKind("number", 1, whole=True),
     **dict.fromkeys(("clean_accuracy_mean", "deployed_accuracy_mean", "deployed_agreement_min",
                      "deployed_agreement_mean"), _FRACTION),
@@ -134,7 +135,13 @@ COLUMN_KINDS: dict[str, ColumnKind] = {
                      "runs_at_chance"), _COUNT),
     **dict.fromkeys(("variant_ahead", "baseline_ahead", "accuracy_gap_seeds_needed"),
                     ColumnKind("number", 0, whole=True, nullable=True)),
-    **dict.fromkeys(("test_loss", "train_time_s", "train_images_per_s", "tflite_kib", "memory_kib",
+    "test_loss": _MAYBE_AMOUNT,  # not measured for an int8 form (its test accuracy is the int8 model's)
+    **dict.fromkeys(("one_bit_tflite_kib", "int8_tflite_kib", "flash_ratio", "one_bit_ram_kib", "int8_ram_kib",
+                     "ram_ratio", "one_bit_latency_us", "int8_latency_us"), _AMOUNT),
+    **dict.fromkeys(("int8_speedup_vs_one_bit", "int8_speedup_rerun95_low", "int8_speedup_rerun95_high"),
+                    _MAYBE_AMOUNT),
+    "int8_minus_one_bit": _GAP,
+    **dict.fromkeys(("train_time_s", "train_images_per_s", "tflite_kib", "memory_kib",
                      "fp32_equivalent_kib", "train_images_per_s_mean", "train_time_s_mean",
                      "weights_kib", "ram_kib", "images", "latency_median_us", "latency_rerun95_low", "latency_rerun95_high",
                      "article", "ours", "loss"), _AMOUNT),

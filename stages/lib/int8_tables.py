@@ -1,0 +1,144 @@
+"""The int8 forms in the tables, and the comparison a practitioner asks
+for: the 1-bit network against the int8 post-training quantized baseline.
+
+An int8 form (``<variant>+int8``, see :mod:`stages.lib.int8`) joins the
+tables as one more deployed network: its runs are its source variant's
+runs, converted; its test accuracy is the int8 model's on the whole test set
+under the headline interpreter option set (what its speed is measured
+under), so its gap to the baseline, paired by seed, is what quantization
+costs; its training figures are its source's (the float network had to be
+trained); its weight memory is Larq's parameter count at 8 bits each (what
+the file holds besides int32 biases, scales and the graph). The tables
+about training (curves, per-class answers, recipes) keep the trained
+variants only.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from stages.lib.common import StudyError, run_name
+from stages.lib.deployment import DEPLOY_FIGURES, census
+from stages.lib.int8 import is_form, source_variant
+from stages.lib.speed import latency_table
+from stages.lib.stats import at_chance, paired_difference
+from stages.lib.tables import COUNTS, MAPPING, POSITIVE_COUNT, Runs, read_json
+from stages.lib.wording import gap_direction, interval, pct, points, times
+
+
+def load_int8_runs(deploy_dir: str | Path, int8_study: Runs, runs: pd.DataFrame, headline: str) -> pd.DataFrame:
+    """One row per int8 run, with the columns of the trained runs: the
+    test accuracy is the int8 model's under ``headline``; the test loss is
+    not measured (empty); chance level and training figures are the
+    source run's."""
+    source = runs.set_index(["dataset", "variant", "seed"])
+    rows = []
+    for dataset, name, seed in int8_study:
+        path = Path(deploy_dir) / run_name(dataset, name, seed) / "deploy.json"
+        report = read_json(path, {"checks": MAPPING, "test_images": POSITIVE_COUNT})
+        check = report["checks"].get(headline)
+        accuracy = check.get("converted_accuracy") if isinstance(check, dict) else None
+        if not isinstance(accuracy, float | int) or not 0 <= accuracy <= 1:
+            raise StudyError(f"{path} has no accuracy under {headline}: rerun `dvc repro --force quantize`")
+        trained = source.loc[(dataset, source_variant(name), seed)]
+        rows.append({"dataset": dataset, "variant": name, "seed": seed, "test_accuracy": float(accuracy),
+                     "test_loss": math.nan, "chance_accuracy": trained["chance_accuracy"],
+                     "train_time_s": trained["train_time_s"], "train_images_per_s": trained["train_images_per_s"],
+                     "train_images": trained["train_images"], "test_images": report["test_images"]})
+    frame = pd.DataFrame(rows, columns=["dataset", "variant", "seed", "test_accuracy", "test_loss", "chance_accuracy",
+                                        "train_time_s", "train_images_per_s", "train_images", "test_images"])
+    frame["at_chance"] = [at_chance(acc, chance, n) for acc, chance, n in
+                          zip(frame["test_accuracy"], frame["chance_accuracy"], frame["test_images"], strict=True)]
+    return frame
+
+
+def int8_profiles(profiles: pd.DataFrame, forms: list[str]) -> pd.DataFrame:
+    """Per int8 form, its source's profile with every parameter and every
+    MAC at 8 bits."""
+    rows = []
+    for name in forms:
+        source = profiles.loc[source_variant(name)]
+        params, macs = int(source["params_total"]), int(source["macs_total"])
+        rows.append({"variant": name, "params_total": params, "params_1bit": 0, "params_32bit": 0,
+                     "memory_kib": params / 1024, "fp32_equivalent_kib": source["fp32_equivalent_kib"],
+                     "macs_total": macs, "macs_1bit": 0, "macs_32bit": 0, "binarized_mac_fraction": 0.0,
+                     "params_by_bitwidth": f"8-bit: {params}", "macs_by_precision": f"8-bit: {macs}"})
+    return pd.DataFrame(rows, columns=["variant", *profiles.columns]).set_index("variant")
+
+
+def int8_training(training: pd.DataFrame, forms: list[str]) -> pd.DataFrame:
+    """Per int8 form, its source's recipe and epochs; its architecture is
+    its source's, quantized (so that budget picks treat it as a network of
+    its own)."""
+    rows = [{"variant": name, **training.loc[source_variant(name)].to_dict()} for name in forms]
+    table = pd.DataFrame(rows, columns=["variant", *training.columns]).set_index("variant")
+    table["architecture"] = [f"{architecture}+int8" for architecture in table["architecture"]]
+    return table
+
+
+def load_int8_deployments(deploy_dir: str | Path, int8_study: Runs) -> pd.DataFrame:
+    """What each int8 file holds, as :func:`stages.lib.deployment.load_deployments`."""
+    rows = []
+    for dataset, name, seed in int8_study:
+        report = read_json(Path(deploy_dir) / run_name(dataset, name, seed) / "deploy.json",
+                           {**DEPLOY_FIGURES, "operators": COUNTS})
+        rows.append({"dataset": dataset, "variant": name, "seed": seed, **{k: report[k] for k in DEPLOY_FIGURES},
+                     "operators": census(report["operators"])})
+    return pd.DataFrame(rows, columns=["dataset", "variant", "seed", *DEPLOY_FIGURES, "operators"])
+
+
+COMPARISON_COLUMNS = (
+    "one_bit", "int8", "cpu", "threads", "options",
+    "one_bit_tflite_kib", "int8_tflite_kib", "flash_ratio", "one_bit_ram_kib", "int8_ram_kib", "ram_ratio",
+    "one_bit_accuracy_mean", "one_bit_accuracy_ci95_low", "one_bit_accuracy_ci95_high",
+    "int8_accuracy_mean", "int8_accuracy_ci95_low", "int8_accuracy_ci95_high",
+    "int8_minus_one_bit", "int8_minus_one_bit_ci95_low", "int8_minus_one_bit_ci95_high",
+    "int8_minus_one_bit_p_value", "seeds", "one_bit_agreement_min", "int8_agreement_min",
+    "one_bit_latency_us", "int8_latency_us", "int8_speedup_vs_one_bit", "int8_speedup_rerun95_low",
+    "int8_speedup_rerun95_high", "int8_speedup_p_value",
+)
+
+
+def comparison_table(summary: pd.DataFrame, runs: pd.DataFrame, timings: pd.DataFrame, one_bit: str, int8: str,
+                     headline: str, cpu: str) -> pd.DataFrame:
+    """On one dataset, the 1-bit variant ``one_bit`` against the int8 form
+    ``int8``, one row per thread count timed: flash and RAM (exact; the
+    ratio is the 1-bit's over the int8's, above 1 where int8 is smaller),
+    mean test accuracy of each with its interval and their difference paired
+    by seed, the worst agreement with Keras, and the latency of each under
+    ``headline`` with int8's speedup over the 1-bit network, paired within
+    rounds, with the interval a rerun of the benchmark on this machine
+    (``cpu``) would land in. Empty when the study lacks either."""
+    rows = summary.set_index("variant")
+    if one_bit not in rows.index or int8 not in rows.index:
+        return pd.DataFrame(columns=COMPARISON_COLUMNS)
+    a, b = rows.loc[one_bit], rows.loc[int8]
+    by_seed = runs.pivot(index="seed", columns="variant", values="test_accuracy")
+    gap = paired_difference(by_seed[int8], by_seed[one_bit])
+    speed = latency_table(timings, [int8, one_bit], int8, {}, headline)
+    speed = speed[speed["headline"]].set_index(["variant", "threads"])
+    out = []
+    for threads in sorted({threads for variant, threads in speed.index if variant == one_bit}):
+        row, int8_latency = speed.loc[(one_bit, threads)], speed.at[(int8, threads), "latency_median_us"]
+        out.append({
+            "one_bit": one_bit, "int8": int8, "cpu": cpu, "threads": int(threads), "options": headline,
+            "one_bit_tflite_kib": a["tflite_kib"], "int8_tflite_kib": b["tflite_kib"],
+            "flash_ratio": b["tflite_kib"] / a["tflite_kib"], "one_bit_ram_kib": a["ram_kib"],
+            "int8_ram_kib": b["ram_kib"], "ram_ratio": a["ram_kib"] / b["ram_kib"],
+            "one_bit_accuracy_mean": a["test_accuracy_mean"], "one_bit_accuracy_ci95_low": a["test_accuracy_ci95_low"],
+            "one_bit_accuracy_ci95_high": a["test_accuracy_ci95_high"], "int8_accuracy_mean": b["test_accuracy_mean"],
+            "int8_accuracy_ci95_low": b["test_accuracy_ci95_low"], "int8_accuracy_ci95_high": b["test_accuracy_ci95_high"],
+            "int8_minus_one_bit": gap.value, "int8_minus_one_bit_ci95_low": gap.low,
+            "int8_minus_one_bit_ci95_high": gap.high, "int8_minus_one_bit_p_value": gap.p_value, "seeds": gap.n,
+            "one_bit_agreement_min": a["agreement_min"], "int8_agreement_min": b["agreement_min"],
+            "one_bit_latency_us": row["latency_median_us"], "int8_latency_us": int8_latency,
+            # the 1-bit network's speedup over int8 is int8's latency over its own: int8's over it is the inverse
+            "int8_speedup_vs_one_bit": 1 / row["speedup_vs_baseline"],
+            "int8_speedup_rerun95_low": 1 / row["speedup_rerun95_high"],
+            "int8_speedup_rerun95_high": 1 / row["speedup_rerun95_low"],
+            "int8_speedup_p_value": row["speedup_p_value"],
+        })
+    return pd.DataFrame(out, columns=COMPARISON_COLUMNS)
