@@ -364,15 +364,17 @@ def figures(tables_dir: str | Path) -> dict[str, object]:
     np.random.seed(0)
     images = {(row["dataset"], split): int(row[f"{split}_images"]) for row in runs.to_dict("records")
               for split in ("train", "test")}
+    # the int8 forms are deployed, not trained: no curves, confusion or recipe of their own
+    trained = summary[summary["variant"].isin(set(curves["variant"]))]
     drawn = {
         "accuracy_vs_memory.png": lambda: accuracy_vs_memory(runs, summary),
         "accuracy_vs_binarized_macs.png": lambda: accuracy_vs_binarized(runs, summary),
         "accuracy_vs_latency.png": lambda: accuracy_vs_latency(runs, summary),
         "flash_vs_ram.png": lambda: flash_vs_ram(summary),
-        "training_curves.png": lambda: training_curves(curves, summary, images),
+        "training_curves.png": lambda: training_curves(curves, trained, images),
         "accuracy_by_variant.png": lambda: accuracy_by_variant(runs, summary),
-        "confusion_difference.png": lambda: confusion_difference(confusion, summary),
-        "accuracy_vs_training_time.png": lambda: accuracy_vs_training_time(runs, summary),
+        "confusion_difference.png": lambda: confusion_difference(confusion, trained),
+        "accuracy_vs_training_time.png": lambda: accuracy_vs_training_time(runs, trained),
     }
     if not tax.empty:
         drawn["tax_by_dataset.png"] = lambda: tax_by_dataset(tax)

@@ -22,6 +22,7 @@ from stages.lib.article import article_findings, readable_article
 from stages.lib.budgets import budget_picks, frontier
 from stages.lib.classes import class_findings, class_summary, readable_per_class
 from stages.lib.common import load_params, log, run_cli, write_text_atomic
+from stages.lib.int8_tables import int8_findings, readable_int8
 from stages.lib.deployment import (
     deployment_findings, readable_deployment, readable_savings, same_files_sentence, savings_findings,
 )
@@ -36,9 +37,9 @@ from stages.lib.tables import ARTICLE_DATASET, of_dataset, read_table, table_err
 from stages.lib.wording import title
 
 TABLES = ("summary", "article", "runs", "latency", "per_class", "paired_images", "tax", "tax_change", "recipes",
-          "robustness", "robustness_gap", "mce")
-# no MNIST in the study; the baseline alone; one dataset
-MAY_BE_EMPTY = ("article", "paired_images", "tax", "tax_change", "recipes", "robustness_gap", "mce")
+          "robustness", "robustness_gap", "mce", "int8")
+# no MNIST in the study; the baseline alone; one dataset; no int8 form or no 1-bit network
+MAY_BE_EMPTY = ("article", "paired_images", "tax", "tax_change", "recipes", "robustness_gap", "mce", "int8")
 
 
 def _markdown(table: pd.DataFrame, **options) -> str:
@@ -75,6 +76,9 @@ def report_context(tables: dict[str, pd.DataFrame], plots_rel: str, baseline: st
         "speed_summary": speed_summary(latency, baseline) if summary["variant"].nunique() > 2 else "",
         "speeds_table": _markdown(readable_speeds(latency, baseline)),
         "bench": benchmark_context(latency),
+        "int8_findings": int8_findings(tables["int8"], title),
+        "int8_table": _markdown(readable_int8(tables["int8"]).assign(
+            dataset=lambda table: table["dataset"].map(title))) if not tables["int8"].empty else "",
         "recipe_findings": [sentence for dataset in datasets
                             if (sentence := recipe_summary(of_dataset(recipes, dataset), title(dataset)))],
         "recipes_table": _markdown(readable_recipes(recipes)),

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from stages.lib.budgets import budget_line
+from stages.lib.int8_tables import int8_line
 from stages.lib.recipes import DEFAULT_RECIPE
 from stages.lib.robustness_tables import robustness_line
 from stages.lib.speed import speed_word, threads_label
@@ -127,6 +128,7 @@ def answer(tables: dict[str, pd.DataFrame], baseline: str, budgets_kib: Sequence
         "table": answer_table(tables, baseline, variant),
         "budgets": [(title(dataset), budget_line(of_dataset(summary, dataset), budgets_kib)) for dataset in datasets],
         "recipes": recipe_line(tables["recipes"], variant),
+        "int8": int8_line(tables["int8"], title) if "int8" in tables else "",
         "robustness": (robustness_line(tables["robustness_gap"], tables["mce"], variant, title)
                        if "robustness_gap" in tables else ""),
         "seeds": str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]} to {seeds[-1]}",

@@ -23,10 +23,10 @@ import pandas as pd
 from stages.lib.common import StudyError, run_name
 from stages.lib.deployment import DEPLOY_FIGURES, census
 from stages.lib.int8 import is_form, source_variant
-from stages.lib.speed import latency_table
-from stages.lib.stats import at_chance, paired_difference
+from stages.lib.speed import latency_table, threads_label
+from stages.lib.stats import ALPHA, at_chance, direction, holm, paired_difference
 from stages.lib.tables import COUNTS, MAPPING, POSITIVE_COUNT, Runs, read_json
-from stages.lib.wording import gap_direction, interval, pct, points, times
+from stages.lib.wording import cell, gap_direction, interval, pct, points, times, with_interval
 
 
 def load_int8_runs(deploy_dir: str | Path, int8_study: Runs, runs: pd.DataFrame, headline: str) -> pd.DataFrame:
@@ -98,7 +98,7 @@ COMPARISON_COLUMNS = (
     "int8_minus_one_bit", "int8_minus_one_bit_ci95_low", "int8_minus_one_bit_ci95_high",
     "int8_minus_one_bit_p_value", "seeds", "one_bit_agreement_min", "int8_agreement_min",
     "one_bit_latency_us", "int8_latency_us", "int8_speedup_vs_one_bit", "int8_speedup_rerun95_low",
-    "int8_speedup_rerun95_high", "int8_speedup_p_value",
+    "int8_speedup_rerun95_high", "int8_speedup_p_value", "int8_speedup_p_holm",
 )
 
 
@@ -141,4 +141,106 @@ def comparison_table(summary: pd.DataFrame, runs: pd.DataFrame, timings: pd.Data
             "int8_speedup_rerun95_high": 1 / row["speedup_rerun95_low"],
             "int8_speedup_p_value": row["speedup_p_value"],
         })
-    return pd.DataFrame(out, columns=COMPARISON_COLUMNS)
+    table = pd.DataFrame(out, columns=COMPARISON_COLUMNS)
+    table["int8_speedup_p_holm"] = holm(table["int8_speedup_p_value"])  # over the thread counts
+    return table
+
+
+def _faster(row: dict) -> int:
+    """+1 where int8 is told faster than the 1-bit network, -1 slower, 0
+    not told apart: the printed rerun interval wholly on one side of 1.00x
+    and the Holm-adjusted test (over the dataset's thread counts) agreeing."""
+    side = direction(row["int8_speedup_rerun95_low"], row["int8_speedup_rerun95_high"], "{:.2f}", reference=1.0)
+    return side if side and (pd.isna(row["int8_speedup_p_holm"]) or row["int8_speedup_p_holm"] < ALPHA) else 0
+
+
+def _who(side: int, one_bit: str, int8: str, better: str, worse: str, tie: str) -> str:
+    return f"`{int8}` {better}" if side > 0 else f"`{one_bit}` {better}" if side < 0 else tie
+
+
+def int8_verdicts(rows: pd.DataFrame) -> list[str]:
+    """What one dataset's comparison says, clause by clause: flash and RAM
+    (exact), accuracy (the seed-paired difference, told only when its
+    interval lies on one side of zero), speed per thread count on the CPU
+    measured (told only as :func:`_faster` allows)."""
+    first = rows.iloc[0].to_dict()
+    one_bit, int8 = first["one_bit"], first["int8"]
+    flash = (f"flash: `{one_bit}` {first['flash_ratio']:.2f}x smaller ({first['one_bit_tflite_kib']:.2f} against "
+             f"{first['int8_tflite_kib']:.2f} KiB)" if first["flash_ratio"] >= 1 else
+             f"flash: `{int8}` {1 / first['flash_ratio']:.2f}x smaller ({first['int8_tflite_kib']:.2f} against "
+             f"{first['one_bit_tflite_kib']:.2f} KiB)")
+    if f"{first['one_bit_ram_kib']:.2f}" == f"{first['int8_ram_kib']:.2f}":
+        ram = f"RAM: the same ({first['int8_ram_kib']:.2f} KiB)"
+    elif first["ram_ratio"] > 1:
+        ram = (f"RAM: `{int8}` needs {first['ram_ratio']:.2f}x less ({first['int8_ram_kib']:.2f} against "
+               f"{first['one_bit_ram_kib']:.2f} KiB)")
+    else:
+        ram = (f"RAM: `{one_bit}` needs {1 / first['ram_ratio']:.2f}x less ({first['one_bit_ram_kib']:.2f} against "
+               f"{first['int8_ram_kib']:.2f} KiB)")
+    low, high = first["int8_minus_one_bit_ci95_low"], first["int8_minus_one_bit_ci95_high"]
+    side = gap_direction(low, high) if not pd.isna(low) else 0
+    accuracy = (f"accuracy: `{int8}` {points(first['int8_minus_one_bit'])} against `{one_bit}`, paired by seed "
+                f"({interval(low, high, points, int(first['seeds']))}): "
+                + _who(side, one_bit, int8, "more accurate", "", "the seeds cannot tell them apart"))
+    speeds = []
+    for row in rows.to_dict("records"):
+        verdict = _faster(row)
+        speeds.append(f"at {threads_label(int(row['threads']))} `{int8}` runs at "
+                      f"{with_interval(row['int8_speedup_vs_one_bit'], row['int8_speedup_rerun95_low'], row['int8_speedup_rerun95_high'], times)} "
+                      f"`{one_bit}`'s speed ({row['int8_latency_us']:.1f} against {row['one_bit_latency_us']:.1f} µs): "
+                      + _who(verdict, one_bit, int8, "faster", "", "not told apart"))
+    return [flash, ram, accuracy, f"speed on {first['cpu']} (options {first['options']}): " + "; ".join(speeds)]
+
+
+def int8_line(table: pd.DataFrame, title) -> str:
+    """The answer's line: per dataset, who wins on flash, RAM, accuracy and
+    speed; empty when the study has no comparison."""
+    if table.empty:
+        return ""
+    parts = []
+    datasets = list(dict.fromkeys(table["dataset"]))
+    for dataset in datasets:
+        verdicts = int8_verdicts(table[table["dataset"] == dataset])
+        # the files, their RAM and their speed are the same networks' on every dataset: said once
+        parts.append((f"{title(dataset)}: " if len(datasets) > 1 else "")
+                     + "; ".join(verdicts if dataset == datasets[0] else verdicts[2:3]))
+    return ". ".join(parts)
+
+
+def int8_findings(table: pd.DataFrame, title) -> list[str]:
+    """The int8 section's findings: one sentence per dataset."""
+    sentences = []
+    for dataset in dict.fromkeys(table["dataset"]):
+        rows = table[table["dataset"] == dataset]
+        first = rows.iloc[0]
+        sentences.append(f"{title(dataset)}, `{first['one_bit']}` against `{first['int8']}`: "
+                         + "; ".join(int8_verdicts(rows)) + ".")
+    return sentences
+
+
+def readable_int8(table: pd.DataFrame) -> pd.DataFrame:
+    """The comparison for people, one row per dataset and thread count."""
+    return pd.DataFrame({
+        "dataset": table["dataset"], "threads": table["threads"].map(int),
+        "1-bit": table["one_bit"].map("`{}`".format), "int8": table["int8"].map("`{}`".format),
+        "flash (KiB): 1-bit / int8": [f"{a:.2f} / {b:.2f}" for a, b in
+                                      zip(table["one_bit_tflite_kib"], table["int8_tflite_kib"], strict=True)],
+        "RAM (KiB): 1-bit / int8": [f"{a:.2f} / {b:.2f}" for a, b in
+                                    zip(table["one_bit_ram_kib"], table["int8_ram_kib"], strict=True)],
+        "accuracy: 1-bit": [cell(v, lo, hi, pct) for v, lo, hi in zip(
+            table["one_bit_accuracy_mean"], table["one_bit_accuracy_ci95_low"], table["one_bit_accuracy_ci95_high"],
+            strict=True)],
+        "accuracy: int8": [cell(v, lo, hi, pct) for v, lo, hi in zip(
+            table["int8_accuracy_mean"], table["int8_accuracy_ci95_low"], table["int8_accuracy_ci95_high"],
+            strict=True)],
+        "int8 minus 1-bit (paired)": [cell(v, lo, hi, points) for v, lo, hi in zip(
+            table["int8_minus_one_bit"], table["int8_minus_one_bit_ci95_low"], table["int8_minus_one_bit_ci95_high"],
+            strict=True)],
+        "agreement with Keras: 1-bit / int8": [f"{pct(a)} / {pct(b)}" for a, b in zip(
+            table["one_bit_agreement_min"], table["int8_agreement_min"], strict=True)],
+        "latency (µs): 1-bit / int8": [f"{a:.1f} / {b:.1f}" for a, b in
+                                       zip(table["one_bit_latency_us"], table["int8_latency_us"], strict=True)],
+        "int8's speed over 1-bit (rerun interval)": [with_interval(v, lo, hi, times) for v, lo, hi in zip(
+            table["int8_speedup_vs_one_bit"], table["int8_speedup_rerun95_low"], table["int8_speedup_rerun95_high"],
+            strict=True)],
+    })

@@ -136,6 +136,7 @@ COLUMN_KINDS: dict[str, ColumnKind] = {
     **dict.fromkeys(("variant_ahead", "baseline_ahead", "accuracy_gap_seeds_needed"),
                     ColumnKind("number", 0, whole=True, nullable=True)),
     "test_loss": _MAYBE_AMOUNT,  # not measured for an int8 form (its test accuracy is the int8 model's)
+    "images": _MAYBE_AMOUNT,  # the tax table's images test: none for an int8 form (no per-image answers kept)
     **dict.fromkeys(("one_bit_tflite_kib", "int8_tflite_kib", "flash_ratio", "one_bit_ram_kib", "int8_ram_kib",
                      "ram_ratio", "one_bit_latency_us", "int8_latency_us"), _AMOUNT),
     **dict.fromkeys(("int8_speedup_vs_one_bit", "int8_speedup_rerun95_low", "int8_speedup_rerun95_high"),
@@ -143,7 +144,7 @@ COLUMN_KINDS: dict[str, ColumnKind] = {
     "int8_minus_one_bit": _GAP,
     **dict.fromkeys(("train_time_s", "train_images_per_s", "tflite_kib", "memory_kib",
                      "fp32_equivalent_kib", "train_images_per_s_mean", "train_time_s_mean",
-                     "weights_kib", "ram_kib", "images", "latency_median_us", "latency_rerun95_low", "latency_rerun95_high",
+                     "weights_kib", "ram_kib", "latency_median_us", "latency_rerun95_low", "latency_rerun95_high",
                      "article", "ours", "loss"), _AMOUNT),
     "epoch": ColumnKind("number", 1, whole=True),
     "latency_threads": ColumnKind("number", 1, whole=True, nullable=True),
