@@ -40,7 +40,7 @@ def test_valid_params_pass_and_each_slice_changes_only_with_what_it_holds(study_
     before = _slices(out)
     variants = sorted(study_params["variants"])
     assert sorted(before) == sorted(
-        ["aggregate.json", "benchmark.json", "report.json", "robustness.json"]
+        ["aggregate.json", "benchmark.json", "quantize.json", "report.json", "robustness.json"]
         + [f"{kind}/{name}.json" for kind in ("download", "corrupt") for name in ("mnist", "fashion_mnist")]
         + [f"{kind}/{name}.json" for kind in ("architecture", "training") for name in variants])
 
@@ -63,6 +63,11 @@ def test_valid_params_pass_and_each_slice_changes_only_with_what_it_holds(study_
     corrupt = ["corrupt/fashion_mnist.json", "corrupt/mnist.json"]
     assert after("data.test_limit", 1000) == corrupt + [f"training/{name}.json" for name in variants]
     assert after("robustness.seed", 1) == corrupt
+    # the conversion's settings rerun the conversions only; which variants are converted, the tables too
+    assert after("int8.representative_images", 100) == ["quantize.json"]
+    assert after("int8.io", "int8") == ["quantize.json"]
+    assert after("int8.max_accuracy_drop_pp", 0.2) == ["quantize.json"]
+    assert after("int8.variants", []) == ["aggregate.json", "benchmark.json"]
     assert after("robustness.severities.fog", 2) == corrupt
     # a severity of a corruption the study does not run changes nothing
     assert after("robustness.corruptions", ["fog", "stripe"]) == corrupt
@@ -105,7 +110,11 @@ def test_every_stage_reads_its_slice_through_the_same_checked_views(study_params
     table = load_params(out / "aggregate.json")
     assert headline_options(table) == "bgemm+xnnpack" and baseline(table) == "fp32"
     assert table["recipes"] == {"article": {"epochs": 6}}
-    assert memory_budgets(load_params(out / "report.json")) == [16, 64, None]
+    assert memory_budgets(load_params(out / "report.json")) == [16, 64, 128, None]
+    from stages.lib.int8 import conversion_settings, int8_runs
+
+    assert int8_runs(bench) == int8_runs(table) == [("mnist", "fp32+int8", seed) for seed in (0, 1, 2)]
+    assert conversion_settings(load_params(out / "quantize.json")).representative_images == 500
 
 
 def test_numbers_in_scientific_notation_are_numbers(study_params, tmp_path, capsys):

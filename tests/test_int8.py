@@ -291,12 +291,14 @@ def test_the_comparison_says_who_wins_each_figure_as_its_interval_allows():
     assert "RAM: `fp32+int8` needs 4.00x less (26.41 against 105.62 KiB)" in sentence
     assert ": `fp32+int8` more accurate" in sentence and "speed on AMD EPYC" in sentence
     assert sentence.count("`fp32+int8` faster") == 2
-    assert int8_line(table.assign(dataset="mnist"), str.upper).startswith("flash: `bnn` 5.37x smaller")
+    assert int8_line(table.assign(dataset="mnist"), str.upper).startswith(
+        "`bnn` wins on flash; `fp32+int8` wins on RAM, accuracy, speed at 1 thread, speed at 2 threads (speed on AMD EPYC): "
+        "flash: `bnn` 5.37x smaller")
     assert len(readable_int8(table.assign(dataset="mnist"))) == 2
 
 
 def test_the_comparison_does_not_say_more_than_its_intervals():
-    from stages.lib.int8_tables import comparison_table, int8_verdicts
+    from stages.lib.int8_tables import comparison_table, int8_verdicts, int8_winners
 
     runs = _runs()
     runs.loc[runs["variant"] == "bnn", "test_accuracy"] = [0.9905, 0.9895, 0.9925]  # within the seeds' spread
@@ -307,6 +309,8 @@ def test_the_comparison_does_not_say_more_than_its_intervals():
     for threads, row in zip((1, 2), table.to_dict("records"), strict=True):
         assert row["int8_speedup_rerun95_low"] < 1 < row["int8_speedup_rerun95_high"]
     assert verdicts[3].count("not told apart") == 2
+    assert int8_winners(table) == ("`bnn` wins on flash; `fp32+int8` wins on RAM; neither is told better on accuracy, "
+                                   "speed at 1 thread, speed at 2 threads (speed on AMD EPYC)")
 
 
 def test_the_comparison_is_empty_without_either_network():

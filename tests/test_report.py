@@ -259,7 +259,8 @@ def test_two_datasets_give_the_answer_then_one_section_per_question(tmp_path):
     assert headings == [
         "## The answer", "## What binarizing costs in accuracy", "## Where the cost falls: classes and images",
         "## What it saves: flash, and what it does not: RAM", "## Which variant under a memory budget",
-        "## Speed on a test CPU", "## Corrupted inputs: does the 1-bit network break sooner?",
+        "## Speed on a test CPU", "## The other way to shrink a network: int8 post-training quantization",
+        "## Corrupted inputs: does the 1-bit network break sooner?",
         "## Against the article", "## Training"]
     flat = " ".join(report.split())
     assert ("On Fashion-MNIST, `bnn` scores -6.90 pp against `fp32`, paired by seed (95% CI -7.15 pp to -6.65 pp, "
@@ -409,9 +410,31 @@ def _random_study(rng, tmp_path):
     tables["robustness"] = per_dataset(datasets, lambda d: robustness_accuracy(of_dataset(evaluations, d), names))
     tables["robustness_gap"] = per_dataset(datasets, lambda d: gap_table(of_dataset(evaluations, d), names, "fp32"))
     tables["mce"] = per_dataset(datasets, lambda d: mce_table(of_dataset(evaluations, d), names, "fp32"))
+    tables["int8"] = per_dataset(datasets, lambda d: _random_int8(rng, of_dataset(summary, d), of_dataset(runs, d)))
     for name, table in tables.items():
         table.to_csv(tmp_path / f"{name}.csv", index=False)
     return "\n".join(render(tmp_path, "plots", "fp32", [64, None]))
+
+
+def _random_int8(rng, summary, runs):
+    """The 1-bit network against a random int8 form of fp32: its accuracy
+    fp32's off by a random amount per seed, its latency a random multiple
+    of fp32's with a random spread per block."""
+    from conftest import synthetic_timings
+    from stages.lib.int8_tables import comparison_table
+
+    base = summary[summary["variant"] == "fp32"]
+    fp32 = runs[runs["variant"] == "fp32"]
+    shift, spread = rng.uniform(-0.05, 0.05), rng.choice([0.0, 0.002, 0.05])
+    int8_runs = fp32.assign(variant="fp32+int8", test_accuracy=np.clip(
+        fp32["test_accuracy"] + shift + rng.normal(0, spread, len(fp32)), 0, 1))
+    timings = synthetic_timings()
+    of_fp32 = timings[timings["variant"] == "fp32"]
+    noise = rng.lognormal(0, rng.choice([0.0, 0.05, 0.5]), len(of_fp32))
+    timings = pd.concat([timings, of_fp32.assign(variant="fp32+int8",
+                                                 latency_us=of_fp32["latency_us"] * rng.uniform(0.2, 3) * noise)])
+    return comparison_table(pd.concat([summary, base.assign(variant="fp32+int8", tflite_kib=100.0, ram_kib=26.0)]),
+                            pd.concat([runs, int8_runs]), timings, "bnn", "fp32+int8", "bgemm+xnnpack", "a test CPU")
 
 
 NUMBER = r"([+-]?\d+\.\d+)"
@@ -467,6 +490,23 @@ def test_reports_of_random_studies_say_no_more_than_their_numbers(tmp_path):
                 assert float(high) < 0
             elif verdict.endswith("narrower"):
                 assert float(low) > 0
+        # int8 against the 1-bit network: more accurate or faster only when the printed interval says so
+        for value, low, high, verdict in re.findall(
+                rf"accuracy: `fp32\+int8` {NUMBER} pp against `bnn`, paired by seed \(95% CI {NUMBER} pp to {NUMBER} pp"
+                r"[^)]*\): (`fp32\+int8` more accurate|`bnn` more accurate|the seeds cannot tell them apart)", report):
+            seen["int8 " + verdict] += 1
+            assert float(low) <= float(value) <= float(high)
+            assert {"`fp32+int8` more accurate": float(low) > 0, "`bnn` more accurate": float(high) < 0}.get(
+                verdict, float(low) <= 0 <= float(high)), (value, low, high, verdict)
+        for value, low, high, verdict in re.findall(
+                rf"`fp32\+int8` runs at {NUMBER}x \({NUMBER}x to {NUMBER}x\) `bnn`'s speed \([^)]*\): "
+                r"(`fp32\+int8` faster|`bnn` faster|not told apart)", report):
+            seen["int8 speed " + verdict] += 1
+            assert float(low) <= float(value) <= float(high)
+            if verdict == "`fp32+int8` faster":
+                assert float(low) > 1
+            elif verdict == "`bnn` faster":
+                assert float(high) < 1
         # an extra drop under a corruption is named as more or less only when its interval says so
         drop = r"([+-]\d+\.\d) pp \(([+-]\d+\.\d) pp to ([+-]\d+\.\d) pp\)"
         for sentence in re.findall(r"beyond their clean gap on [^\n]*", report):
@@ -491,5 +531,7 @@ def test_reports_of_random_studies_say_no_more_than_their_numbers(tmp_path):
         assert "1.0x smaller" not in report and "0.0% of the memory saved" not in report
     # the checks above were not vacuous: the random studies produced each kind of sentence
     assert {"percentage interval", "a cost", "a gain", "with 2 seeds it cannot", "raises", "lowers", "changes",
-            "the gap is wider", "the seeds cannot", "loses more", "mCE not told from 1.00x"} <= set(seen) | {
+            "the gap is wider", "the seeds cannot", "loses more", "mCE not told from 1.00x",
+            "int8 `fp32+int8` more accurate", "int8 `bnn` more accurate", "int8 the seeds cannot tell them apart",
+            "int8 speed `fp32+int8` faster", "int8 speed `bnn` faster", "int8 speed not told apart"} <= set(seen) | {
                 k for k in seen if k.startswith("with")}, seen

@@ -47,9 +47,13 @@ def answer_table(tables: dict[str, pd.DataFrame], baseline: str, variant: str) -
     """One small table: a row per dataset for accuracy, then the deployed
     file, RAM and latency at each thread count (from the first dataset's
     models: the networks, so their files and speed, are the same on every
-    dataset)."""
+    dataset); with a last column for the int8 model the 1-bit network is
+    compared with (the ``int8`` table's), when the study has one."""
     summary, runs, latency = tables["summary"], tables["runs"], tables["latency"]
     datasets = list(dict.fromkeys(summary["dataset"]))
+    comparison = tables.get("int8", pd.DataFrame())
+    int8 = str(comparison["int8"].iloc[0]) if not comparison.empty and comparison["one_bit"].iloc[0] == variant else None
+    extra: list[str] = []   # the int8 column, row by row
     rows = []
     for dataset in datasets:
         of = of_dataset(summary, dataset).set_index("variant")
@@ -65,6 +69,7 @@ def answer_table(tables: dict[str, pd.DataFrame], baseline: str, variant: str) -
         label = f"(95% CI, {seeds} seeds)" if seeds > 1 else "(1 seed: no interval)"
         rows.append((f"{title(dataset)} test accuracy {label}", _accuracy(base),
                      _accuracy(one), gap))
+        extra.append(_accuracy(of.loc[int8]) if int8 in of.index else "")
     first = of_dataset(summary, datasets[0]).set_index("variant")
     base, one = first.loc[baseline], first.loc[variant]
     rows.append(("flash: deployed file", f"{base['tflite_kib']:.2f} KiB", f"{one['tflite_kib']:.2f} KiB",
@@ -72,6 +77,8 @@ def answer_table(tables: dict[str, pd.DataFrame], baseline: str, variant: str) -
     same_ram = f"{base['ram_kib']:.2f}" == f"{one['ram_kib']:.2f}"
     rows.append(("RAM: peak activations", f"{base['ram_kib']:.2f} KiB", f"{one['ram_kib']:.2f} KiB",
                  "the same" if same_ram else f"{one['ram_kib'] / base['ram_kib']:.2f}x as much"))
+    for column in ("tflite_kib", "ram_kib"):
+        extra.append(f"{first.at[int8, column]:.2f} KiB" if int8 in first.index else "")
     headline = of_dataset(latency, datasets[0])
     headline = headline[headline["headline"]].set_index(["variant", "threads"])
     for threads in sorted({t for _, t in headline.index}):
@@ -83,8 +90,13 @@ def answer_table(tables: dict[str, pd.DataFrame], baseline: str, variant: str) -
                      "speed " + with_interval(fast["speedup_vs_baseline"], fast["speedup_rerun95_low"],
                                               fast["speedup_rerun95_high"], times)
                      + f": {speed_word(fast.to_dict())}"))
+        extra.append(f"{headline.at[(int8, threads), 'latency_median_us']:.1f} µs"
+                     if (int8, threads) in headline.index else "")
     table = pd.DataFrame(rows, columns=["", f"`{baseline}`", f"`{variant}`", f"`{variant}` against `{baseline}`"])
-    return table.to_markdown(index=False, colalign=("left", "right", "right", "left"))
+    if int8 is None:
+        return table.to_markdown(index=False, colalign=("left", "right", "right", "left"))
+    table[f"`{int8}` (int8, see below)"] = extra
+    return table.to_markdown(index=False, colalign=("left", "right", "right", "left", "right"))
 
 
 def recipe_line(recipes: pd.DataFrame, variant: str) -> str:

@@ -192,6 +192,28 @@ def int8_verdicts(rows: pd.DataFrame) -> list[str]:
     return [flash, ram, accuracy, f"speed on {first['cpu']} (options {first['options']}): " + "; ".join(speeds)]
 
 
+def int8_winners(rows: pd.DataFrame) -> str:
+    """Who wins what on one dataset, in one clause: flash and RAM (the
+    smaller, exact), accuracy (only where the paired interval lies on one
+    side of zero), speed per thread count (as :func:`_faster` allows)."""
+    first = rows.iloc[0].to_dict()
+    one_bit, int8 = first["one_bit"], first["int8"]
+    wins: dict[str, list[str]] = {one_bit: [], int8: [], "": []}
+    wins[one_bit if first["flash_ratio"] > 1 else int8 if first["flash_ratio"] < 1 else ""].append("flash")
+    ram = 0 if f"{first['one_bit_ram_kib']:.2f}" == f"{first['int8_ram_kib']:.2f}" else (
+        1 if first["ram_ratio"] > 1 else -1)
+    wins[{1: int8, -1: one_bit, 0: ""}[ram]].append("RAM")
+    low, high = first["int8_minus_one_bit_ci95_low"], first["int8_minus_one_bit_ci95_high"]
+    accuracy = gap_direction(low, high) if not pd.isna(low) else 0
+    wins[{1: int8, -1: one_bit, 0: ""}[accuracy]].append("accuracy")
+    for row in rows.to_dict("records"):
+        wins[{1: int8, -1: one_bit, 0: ""}[_faster(row)]].append(f"speed at {threads_label(int(row['threads']))}")
+    parts = [f"`{name}` wins on {', '.join(what)}" for name, what in wins.items() if name and what]
+    if wins[""]:
+        parts.append(f"neither is told better on {', '.join(wins[''])}")
+    return "; ".join(parts) + f" (speed on {first['cpu']})"
+
+
 def int8_line(table: pd.DataFrame, title) -> str:
     """The answer's line: per dataset, who wins on flash, RAM, accuracy and
     speed; empty when the study has no comparison."""
@@ -202,7 +224,8 @@ def int8_line(table: pd.DataFrame, title) -> str:
     for dataset in datasets:
         verdicts = int8_verdicts(table[table["dataset"] == dataset])
         # the files, their RAM and their speed are the same networks' on every dataset: said once
-        parts.append((f"{title(dataset)}: " if len(datasets) > 1 else "")
+        rows = table[table["dataset"] == dataset]
+        parts.append((f"{title(dataset)}: " if len(datasets) > 1 else "") + int8_winners(rows) + ": "
                      + "; ".join(verdicts if dataset == datasets[0] else verdicts[2:3]))
     return ". ".join(parts)
 
