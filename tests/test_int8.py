@@ -119,8 +119,9 @@ def test_liveness_counts_one_byte_per_int8_element():
 
 @pytest.fixture(scope="module")
 def trained_fp32(study_params, mnist_dir, tmp_path_factory):
-    """The 32-bit net trained on 2,000 images for one epoch, and its float
-    deployment."""
+    """The 32-bit net trained on 10,000 images for one epoch (on fewer, its
+    batch-norm statistics leave it near chance at test time, and its int8
+    conversion's drop is noise), and its float deployment."""
     from stages.deploy import deploy_run
     from stages.lib.networks import variant_from_params
     from stages.lib.params import TrainSettings
@@ -131,13 +132,13 @@ def trained_fp32(study_params, mnist_dir, tmp_path_factory):
     variant = variant_from_params("fp32", study_params["variants"])
     recipe = dataclasses.replace(recipe_from_params("article", study_params["recipes"]), epochs=1)
     train_run(variant, recipe, 0, TrainSettings(steps_per_execution=8), mnist_dir, tmp_path / "model",
-              tmp_path / "live", train_limit=2000, verbose=0)
+              tmp_path / "live", train_limit=10000, verbose=0)
     float_report = deploy_run(tmp_path / "model", mnist_dir, variant.input_range, tmp_path / "deployed" / "mnist-fp32-0",
                               tmp_path / "deploy" / "mnist-fp32-0", test_limit=2000)
     return tmp_path, float_report
 
 
-SETTINGS = Int8Settings(("fp32",), 200, 0, "float", 1.0)
+SETTINGS = Int8Settings(("fp32",), 200, 0, "float", 0.5)
 
 
 @pytest.mark.slow
@@ -147,7 +148,7 @@ def test_int8_conversion_gives_int8_weights_in_a_quarter_of_the_file(trained_fp3
     tmp_path, float_report = trained_fp32
     report = quantize_run(tmp_path / "model", mnist_dir, "fp32", (0.0, 1.0), SETTINGS,
                           tmp_path / "deployed" / "mnist-fp32+int8-0", tmp_path / "deploy" / "mnist-fp32+int8-0",
-                          train_limit=2000, test_limit=2000)
+                          train_limit=10000, test_limit=2000)
     flatbuffer = (tmp_path / "deployed" / "mnist-fp32+int8-0" / "model.tflite").read_bytes()
     assert len(flatbuffer) == report["tflite_bytes"]
     # 93,770 weights at one byte each, with int32 biases, scales and the graph: near a quarter of the float file
@@ -188,7 +189,7 @@ def test_int8_input_and_output(trained_fp32, mnist_dir):
     settings = dataclasses.replace(SETTINGS, io="int8")
     report = quantize_run(tmp_path / "model", mnist_dir, "fp32", (0.0, 1.0), settings,
                           tmp_path / "deployed-io" / "mnist-fp32+int8-0", tmp_path / "deploy-io" / "mnist-fp32+int8-0",
-                          train_limit=2000, test_limit=2000)
+                          train_limit=10000, test_limit=2000)
     assert "QUANTIZE" not in report["operators"] and "DEQUANTIZE" not in report["operators"]
     assert report["input_bytes"] == 28 * 28
     scale, zero_point = report["int8"]["input_quantization"]
@@ -211,10 +212,10 @@ def test_a_conversion_beyond_the_tolerance_is_refused_in_one_line_and_writes_not
     out = tmp_path / "refused"
     with pytest.raises(StudyError) as refused:
         stages.quantize.quantize_run(tmp_path / "model", mnist_dir, "fp32", (0.0, 1.0), SETTINGS, out / "model",
-                                     out / "report", train_limit=2000, test_limit=2000)
+                                     out / "report", train_limit=10000, test_limit=2000)
     message = str(refused.value)
     assert "\n" not in message
-    assert "loses" in message and "more than int8.max_accuracy_drop_pp = 1" in message
+    assert "loses" in message and "more than int8.max_accuracy_drop_pp = 0.5" in message
     assert not out.exists()
 
 

@@ -18,6 +18,7 @@ on that module's file.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,7 +161,10 @@ def quantize(model, representative: np.ndarray, io: str, source: str = "the mode
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     try:
-        return converter.convert()
+        with warnings.catch_warnings():
+            # the converter warns that it has no statistics for the float input it quantizes itself
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+            return converter.convert()
     except Exception as err:  # the converter raises ConverterError or anything of its internals
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         reason = next((line for line in lines if "error:" in line), lines[-1] if lines else type(err).__name__)
