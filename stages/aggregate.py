@@ -270,12 +270,12 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
     int8 = per_dataset(datasets, lambda dataset: comparison_table(
         of_dataset(summary, dataset), of_dataset(runs, dataset), dataset_timings(dataset), one_bit or "", reference or "",
         headline, info["cpu"]))
-    evaluations = load_evaluations(robustness_dir, study)
+    evaluations = load_evaluations(robustness_dir, [*study, *int8_study])
     robustness = {
-        "robustness": per_dataset(datasets, lambda dataset: robustness_table(of_dataset(evaluations, dataset), variants)),
-        "robustness_gap": per_dataset(datasets, lambda dataset: gap_table(of_dataset(evaluations, dataset), variants,
+        "robustness": per_dataset(datasets, lambda dataset: robustness_table(of_dataset(evaluations, dataset), deployed)),
+        "robustness_gap": per_dataset(datasets, lambda dataset: gap_table(of_dataset(evaluations, dataset), deployed,
                                                                           baseline)),
-        "mce": per_dataset(datasets, lambda dataset: mce_table(of_dataset(evaluations, dataset), variants, baseline)),
+        "mce": per_dataset(datasets, lambda dataset: mce_table(of_dataset(evaluations, dataset), deployed, baseline)),
         "corruption_examples": examples_table(corrupted_dir, datasets),
     }
     write_tables({"runs": runs, "summary": summary, "latency": latency, "per_class": per_class,
