@@ -319,3 +319,44 @@ def test_the_comparison_is_empty_without_either_network():
 
     summary = _summary()[lambda s: s["variant"] != "fp32+int8"]
     assert comparison_table(summary, _runs(), _timings(), "bnn", "fp32+int8", "bgemm+xnnpack", "cpu").empty
+
+
+@pytest.mark.slow
+def test_int8_robustness_answers_every_corrupted_image_against_its_keras_model(trained_fp32, study_params, mnist_dir):
+    from stages.corrupt import corrupt_dataset
+    from stages.lib.robustness import corrupt_slice
+    from stages.lib.robustness_tables import gap_table, load_evaluations
+    from stages.quantize import quantize_run
+    from stages.robustness import evaluate_run
+    from stages.robustness_int8 import evaluate_int8
+
+    tmp_path, _ = trained_fp32
+    params = with_param(with_param(study_params, "robustness.corruptions", ["stripe", "fog"]), "data.test_limit", 2000)
+    corrupt_dataset(corrupt_slice(params), mnist_dir, tmp_path / "corrupted")
+    evaluate_run(tmp_path / "model", tmp_path / "deployed" / "mnist-fp32-0", mnist_dir, tmp_path / "corrupted",
+                 (0.0, 1.0), "bgemm+xnnpack", tmp_path / "robustness" / "mnist-fp32-0", test_limit=2000)
+    quantize_run(tmp_path / "model", mnist_dir, "fp32", (0.0, 1.0), SETTINGS, tmp_path / "int8-model",
+                 tmp_path / "int8-report", train_limit=10000, test_limit=2000)
+    evaluation = evaluate_int8(tmp_path / "int8-model", tmp_path / "robustness" / "mnist-fp32-0", mnist_dir,
+                               tmp_path / "corrupted", (0.0, 1.0), "bgemm+xnnpack",
+                               tmp_path / "robustness" / "mnist-fp32+int8-0", test_limit=2000)
+    assert list(evaluation["corruptions"]) == ["stripe", "fog"] and evaluation["test_images"] == 2000
+    for result in evaluation["corruptions"].values():
+        # its own answers on every image are its accuracy; agreement is with the float Keras model's
+        assert result["deployed_images"] == 2000 and result["accuracy"] == result["deployed_accuracy"]
+        assert 0.9 <= result["deployed_agreement"] <= 1
+    answers = pd.read_csv(tmp_path / "robustness" / "mnist-fp32+int8-0" / "predictions.csv")
+    keras = pd.read_csv(tmp_path / "robustness" / "mnist-fp32-0" / "predictions.csv")
+    assert list(answers.columns) == ["label", "clean", "stripe", "fog"]
+    assert evaluation["corruptions"]["fog"]["deployed_agreement"] == pytest.approx(
+        float((answers["fog"] == keras["fog"]).mean()))
+    # the tables take it as one more deployed network, compared with fp32 by seed
+    evaluations = load_evaluations(tmp_path / "robustness", [("mnist", "fp32", 0), ("mnist", "fp32+int8", 0)])
+    gaps = gap_table(evaluations, ["fp32", "fp32+int8"], "fp32")
+    assert list(gaps["variant"]) == ["fp32+int8"] * 2
+    # the source's answers without one of the corruptions: one line
+    keras.drop(columns="fog").to_csv(tmp_path / "robustness" / "mnist-fp32-0" / "predictions.csv", index=False)
+    with pytest.raises(StudyError, match=r"predictions.csv lacks fog: rerun `dvc repro --force robustness@mnist-fp32-0`"):
+        evaluate_int8(tmp_path / "int8-model", tmp_path / "robustness" / "mnist-fp32-0", mnist_dir,
+                      tmp_path / "corrupted", (0.0, 1.0), "bgemm+xnnpack", tmp_path / "elsewhere", test_limit=2000)
+    assert not (tmp_path / "elsewhere").exists()

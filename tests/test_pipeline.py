@@ -76,7 +76,8 @@ def _run_stages(*runs):
     and is evaluated on the corrupted images again; a run of a variant with
     an int8 form is quantized again too."""
     return {f"{stage}@{run}" for run in runs for stage in ("train", "deploy", "robustness")} | {
-        f"quantize@{run}" for run in runs if run.split("-")[1] in INT8_VARIANTS}
+        f"{stage}@{run}" for run in runs if run.split("-")[1] in INT8_VARIANTS
+        for stage in ("quantize", "robustness_int8")}
 
 
 def _experiment(repo, *args):
@@ -175,7 +176,7 @@ def test_two_clones_share_finished_runs_through_a_remote(study_repo, tmp_path):
     _dvc(clone, "remote", "add", "--local", "-d", "shared", str(remote))
     result = _dvc(clone, "repro", "--pull")
     assert not {s for s in _ran(result) if s.startswith(("train@", "deploy@", "profile@", "benchmark", "corrupt@",
-                                                         "robustness@"))}, result.stdout
+                                                         "robustness@", "quantize@", "robustness_int8@"))}, result.stdout
     assert {"train@mnist-fp32-0", "train@mnist-bnn-0", "deploy@mnist-fp32-0", "deploy@mnist-bnn-0",
             "benchmark"} <= _restored(result)
     for table in ("runs.csv", "summary.csv", "latency.csv", "curves.csv"):
@@ -188,7 +189,7 @@ def test_tables_plots_and_report(study_repo):
     repo, _ = study_repo
     tables = repo / "reports" / "tables"
     summary = pd.read_csv(tables / "summary.csv")
-    assert list(summary["variant"]) == ["fp32", "bnn"]
+    assert list(summary["variant"]) == ["fp32", "bnn", "fp32+int8"]   # the int8 form: one more deployed network
     for column in ("seeds", "test_accuracy_mean", "test_accuracy_std", "test_accuracy_ci95_low",
                    "test_accuracy_ci95_high", "params_total", "memory_kib", "compression_vs_baseline", "macs_total",
                    "binarized_mac_fraction", "accuracy_gap_vs_baseline", "accuracy_gap_ci95_low",
@@ -197,13 +198,19 @@ def test_tables_plots_and_report(study_repo):
                    "on_deployed_pareto_frontier"):
         assert column in summary.columns, column
     runs = pd.read_csv(tables / "runs.csv")
-    assert len(runs) == 2 and {"seed", "test_accuracy", "train_time_s", "tflite_kib", "params_32bit"} <= set(runs)
+    assert len(runs) == 3 and {"seed", "test_accuracy", "train_time_s", "tflite_kib", "params_32bit"} <= set(runs)
+    int8 = runs.set_index("variant").loc["fp32+int8"]
+    assert int8["tflite_kib"] < runs.set_index("variant").at["fp32", "tflite_kib"] / 3 and pd.isna(int8["test_loss"])
     article = pd.read_csv(tables / "article.csv")
     assert list(article.columns) == ["dataset", "variant", "figure", "article", "ours", "difference"]
     assert article.set_index(["variant", "figure"]).loc[("bnn", "params_32bit"), "difference"] == 0
     latency = pd.read_csv(tables / "latency.csv")
-    assert len(latency) == 3 * 4 * 2 and set(latency["variant"]) == {"fp32", "bnn", "overhead"}
-    assert set(latency["threads"]) == {1, 2} and latency["headline"].sum() == 3 * 2
+    assert len(latency) == 4 * 4 * 2 and set(latency["variant"]) == {"fp32", "bnn", "fp32+int8", "overhead"}
+    assert set(latency["threads"]) == {1, 2} and latency["headline"].sum() == 4 * 2
+    comparison = pd.read_csv(tables / "int8.csv")
+    assert comparison[["one_bit", "int8", "threads"]].values.tolist() == [["bnn", "fp32+int8", 1],
+                                                                         ["bnn", "fp32+int8", 2]]
+    assert set(pd.read_csv(tables / "robustness.csv")["variant"]) == {"fp32", "bnn", "fp32+int8"}
     per_class = pd.read_csv(tables / "per_class.csv")
     assert len(per_class) == 2 * 10 and per_class["images"].groupby(per_class["variant"]).sum().to_dict() == {
         "bnn": 2000, "fp32": 2000}
@@ -212,7 +219,7 @@ def test_tables_plots_and_report(study_repo):
     assert len(pd.read_csv(tables / "confusion.csv")) == 2 * 10 * 10
     curves = pd.read_csv(tables / "curves.csv")
     assert list(curves.columns) == ["dataset", "variant", "seed", "epoch", "split", "accuracy", "loss"]
-    for name in ("runs", "summary", "latency", "per_class", "paired_images", "tax", "article"):
+    for name in ("runs", "summary", "latency", "per_class", "paired_images", "tax", "article", "int8"):
         assert set(pd.read_csv(tables / f"{name}.csv")["dataset"]) == {"mnist"}, name
         assert (tables / f"{name}.md").read_text().startswith("|")
     for name in ("accuracy_vs_memory", "accuracy_vs_binarized_macs", "accuracy_vs_latency", "flash_vs_ram",
@@ -225,7 +232,7 @@ def test_tables_plots_and_report(study_repo):
     bnn = summary.set_index("variant").loc["bnn"]
     assert f"{100 * bnn['test_accuracy_mean']:.2f}%" in report
     metrics = json.loads((repo / "reports" / "metrics.json").read_text())
-    assert set(metrics) == {"mnist"} and set(metrics["mnist"]) == {"fp32", "bnn"}
+    assert set(metrics) == {"mnist"} and set(metrics["mnist"]) == {"fp32", "bnn", "fp32+int8"}
     assert "test_accuracy_mean" in metrics["mnist"]["bnn"]
     shown = json.loads(_dvc(repo, "metrics", "show", "--json").stdout)
     assert shown  # dvc reads the metrics file the pipeline declares
@@ -405,7 +412,8 @@ def test_int8_settings_convert_again_and_a_breach_deletes_nothing(study_repo):
     assert _finished_outputs(repo) == before
     # int8 input and output: the conversions and the tables only, nothing trained or deployed again
     result = _experiment(repo, "-S", "int8.io=int8")
-    assert _ran(result) == {"check", "quantize@mnist-fp32-0", *TABLE_STAGES}, result.stdout
+    assert _ran(result) == {"check", "quantize@mnist-fp32-0", "robustness_int8@mnist-fp32-0", *TABLE_STAGES}, \
+        result.stdout
     report = json.loads((repo / "reports" / "deploy" / "mnist-fp32+int8-0" / "deploy.json").read_text())
     assert report["int8"]["io"] == "int8" and report["input_bytes"] == 28 * 28
     summary = pd.read_csv(repo / "reports" / "tables" / "summary.csv")
@@ -505,7 +513,8 @@ def test_a_seed_trains_only_its_runs_then_parallel_slices_and_the_whole_study_tr
     _stop_lingering_workers(repo)
     assert status.count("Success") == 2, status
     whole = _dvc(repo, "exp", "run", "-S", "study.seeds=[0,1,2]", "--name", "whole")
-    assert not {s for s in _ran(whole) if s.startswith(("train@", "deploy@", "robustness@"))}, whole.stdout
+    assert not {s for s in _ran(whole) if s.startswith(("train@", "deploy@", "robustness@", "quantize@",
+                                                        "robustness_int8@"))}, whole.stdout
     assert {f"train@mnist-{v}-{s}" for v in ("fp32", "bnn") for s in (1, 2)} <= _restored(whole)
     summary = json.loads((repo / "reports" / "metrics.json").read_text())
     assert summary["mnist"]["bnn"]["seeds"] == 3
@@ -548,8 +557,8 @@ def test_experiment_is_listed_with_its_metrics(study_repo):
     # the headline option set changes which latency the summary reports and
     # under which options the deployed models are checked on corrupted images
     result = _dvc(repo, "exp", "run", "-S", "benchmark.headline_options=bgemm", "--name", "bgemm-headline")
-    assert _ran(result) == {"check", "robustness@mnist-fp32-0", "robustness@mnist-bnn-0", "aggregate", "plots",
-                            "report"}, result.stdout
+    assert _ran(result) == {"check", "robustness@mnist-fp32-0", "robustness@mnist-bnn-0",
+                            "robustness_int8@mnist-fp32-0", "aggregate", "plots", "report"}, result.stdout
     experiments = json.loads(_dvc(repo, "exp", "show", "--json").stdout)
     text = json.dumps(experiments)
     assert "bgemm-headline" in text
@@ -583,11 +592,13 @@ def test_fewer_corruptions_evaluate_again_and_train_nothing(study_repo):
 
     repo, _ = study_repo
     result = _experiment(repo, "-S", "robustness.corruptions=[fog,stripe]")
-    assert _ran(result) == {"check", "corrupt@mnist", "robustness@mnist-fp32-0", "robustness@mnist-bnn-0", "aggregate",
+    assert _ran(result) == {"check", "corrupt@mnist", "robustness@mnist-fp32-0", "robustness@mnist-bnn-0",
+                            "robustness_int8@mnist-fp32-0", "aggregate",
                             "plots", "report"}, result.stdout
     gaps = pd.read_csv(repo / "reports" / "tables" / "robustness_gap.csv")
-    assert gaps[["dataset", "variant", "corruption"]].values.tolist() == [["mnist", "bnn", "fog"],
-                                                                          ["mnist", "bnn", "stripe"]]
+    assert gaps[["dataset", "variant", "corruption"]].values.tolist() == [
+        ["mnist", "bnn", "fog"], ["mnist", "bnn", "stripe"], ["mnist", "fp32+int8", "fog"],
+        ["mnist", "fp32+int8", "stripe"]]
     _back_to_the_committed_study(repo)
 
 

@@ -258,9 +258,16 @@ def cost_findings(tax: pd.DataFrame, tax_change: pd.DataFrame, headline: str | N
             parts = ([f"{len(costs)} cost accuracy ({_counted(costs)})"] if costs else []) + \
                 ([f"{len(gains)} gain ({_counted(gains)})"] if gains else []) + \
                 ([f"{rest} cannot be told from `{group['baseline'].iloc[0]}` with these seeds"] if rest else [])
-            sentences.append(f"Of the {'other ' if headline in rows else ''}{len(others)} variant"
-                             f"{'s' if len(others) > 1 else ''} on {title(dataset)}, " + "; ".join(parts)
-                             + f" (each gap's 95% interval and Holm-adjusted p over the {family} variants).")
+            if len(others) == 1:
+                (name, word), = others.items()
+                what = {"a cost": "costs accuracy", "a gain": "gains accuracy"}.get(
+                    word, f"cannot be told from `{group['baseline'].iloc[0]}` with these seeds")
+                sentences.append(f"The {'other ' if headline in rows else ''}variant on {title(dataset)}, `{name}`, "
+                                 f"{what} (its gap's 95% interval and Holm-adjusted p over the {family} variants).")
+            else:
+                sentences.append(f"Of the {'other ' if headline in rows else ''}{len(others)} variants on "
+                                 f"{title(dataset)}, " + "; ".join(parts)
+                                 + f" (each gap's 95% interval and Holm-adjusted p over the {family} variants).")
     for dataset, group in tax_change.groupby("dataset", sort=False):
         family = int(group["gap_change_p_value"].count())
         rows = {row["variant"]: row for row in group.to_dict("records")}

@@ -286,13 +286,15 @@ def _others_sentence(others: Sequence[str], rows: dict[str, list[dict[str, Any]]
         if worse or better:
             told.append(f"`{variant}`" + (f" more on {', '.join(worse)}" if worse else "")
                         + (" and" if worse and better else "") + (f" less on {', '.join(better)}" if better else ""))
-    sentence = f"Of the {len(others)} other variants on {dataset_title}, "
+    sentence = (f"Of the {len(others)} other variants on {dataset_title}, " if len(others) > 1 else
+                f"Of the other variant on {dataset_title}, `{others[0]}`, ")
     if told:
         sentence += (f"{len(told)} lose{'s' if len(told) == 1 else ''} more or less than `{baseline}` beyond the clean "
                      f"gap on some corruptions ({'; '.join(told)}); for the other {len(others) - len(told)} no "
                      f"extra drop is told from zero (Holm over the {family} corruptions each).")
     else:
-        sentence += f"none has an extra drop told from zero (Holm over the {family} corruptions each)."
+        sentence += (f"none has an extra drop told from zero (Holm over the {family} corruptions each)."
+                     if len(others) > 1 else f"no extra drop is told from zero (Holm over the {family} corruptions).")
     by_side = {1: [], -1: []}
     for variant in others:
         row = mces.get(variant)
