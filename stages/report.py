@@ -136,7 +136,9 @@ def details_context(tables: dict[str, pd.DataFrame], baseline: str, tables_path:
             "macs_by_precision": "MACs by precision", "binarized_mac_fraction": "binarized MAC fraction"}),
             floatfmt=".4f"),
         "article_table": _markdown(readable_article(tables["article"])),
-        "runs_table": _markdown(runs.assign(dataset=runs["dataset"].map(title))[
+        # an int8 form's loss is not measured (its accuracy is the int8 model's answers): an empty cell
+        "runs_table": _markdown(runs.assign(dataset=runs["dataset"].map(title), test_loss=runs["test_loss"].map(
+            lambda loss: "" if pd.isna(loss) else f"{loss:.4f}"))[
             ["dataset", "variant", "seed", "test_accuracy", "test_loss", "train_time_s", "train_images_per_s"]],
             floatfmt=".4f"),
     }

@@ -530,7 +530,8 @@ def test_adding_a_dataset_trains_only_its_runs(study_repo):
                             *_run_stages("fashion_mnist-fp32-0", "fashion_mnist-bnn-0"), *TABLE_STAGES}, result.stdout
     assert "served by data/fashion_mnist-shipped" in result.stdout + result.stderr
     tax = pd.read_csv(repo / "reports" / "tables" / "tax.csv")
-    assert tax[["dataset", "variant"]].values.tolist() == [["mnist", "bnn"], ["fashion_mnist", "bnn"]]
+    assert tax[["dataset", "variant"]].values.tolist() == [["mnist", "bnn"], ["mnist", "fp32+int8"],
+                                                           ["fashion_mnist", "bnn"], ["fashion_mnist", "fp32+int8"]]
     per_class = pd.read_csv(repo / "reports" / "tables" / "per_class.csv")
     assert "Ankle boot" in set(per_class.loc[per_class["dataset"] == "fashion_mnist", "class_name"])
     report = (repo / "reports" / "report.md").read_text()
