@@ -88,7 +88,7 @@ from stages.lib.deployment import load_deployments
 from stages.lib.int8 import SECTION as INT8
 from stages.lib.int8 import form, int8_runs, is_form
 from stages.lib.int8_tables import (
-    comparison_table, int8_profiles, int8_training, load_int8_deployments, load_int8_runs,
+    comparison_table, int8_profiles, int8_training, load_int8_runs,
 )
 from stages.lib.params import baseline as checked_baseline
 from stages.lib.params import headline_options, study_datasets, study_runs, study_variants
@@ -228,8 +228,7 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
     runs = runs_table(
         pd.concat([trained, load_int8_runs(deploy_dir, int8_study, trained, headline)], ignore_index=True),
         all_profiles,
-        pd.concat([load_deployments(deploy_dir, study), load_int8_deployments(deploy_dir, int8_study)],
-                  ignore_index=True),
+        load_deployments(deploy_dir, [*study, *int8_study]),   # an int8 form's folder is named as a run's
         pd.concat([training, int8_training(training, forms)]))
     timings, info = load_timings(benchmark_dir)
     if "dataset" not in timings:

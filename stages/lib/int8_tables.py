@@ -21,11 +21,10 @@ from pathlib import Path
 import pandas as pd
 
 from stages.lib.common import StudyError, run_name
-from stages.lib.deployment import DEPLOY_FIGURES, census
-from stages.lib.int8 import is_form, source_variant
+from stages.lib.int8 import source_variant
 from stages.lib.speed import latency_table, threads_label
 from stages.lib.stats import ALPHA, at_chance, direction, holm, paired_difference
-from stages.lib.tables import COUNTS, MAPPING, POSITIVE_COUNT, Runs, read_json
+from stages.lib.tables import MAPPING, POSITIVE_COUNT, Runs, read_json
 from stages.lib.wording import cell, gap_direction, interval, pct, points, times, with_interval
 
 
@@ -77,17 +76,6 @@ def int8_training(training: pd.DataFrame, forms: list[str]) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=["variant", *training.columns]).set_index("variant")
     table["architecture"] = [f"{architecture}+int8" for architecture in table["architecture"]]
     return table
-
-
-def load_int8_deployments(deploy_dir: str | Path, int8_study: Runs) -> pd.DataFrame:
-    """What each int8 file holds, as :func:`stages.lib.deployment.load_deployments`."""
-    rows = []
-    for dataset, name, seed in int8_study:
-        report = read_json(Path(deploy_dir) / run_name(dataset, name, seed) / "deploy.json",
-                           {**DEPLOY_FIGURES, "operators": COUNTS})
-        rows.append({"dataset": dataset, "variant": name, "seed": seed, **{k: report[k] for k in DEPLOY_FIGURES},
-                     "operators": census(report["operators"])})
-    return pd.DataFrame(rows, columns=["dataset", "variant", "seed", *DEPLOY_FIGURES, "operators"])
 
 
 COMPARISON_COLUMNS = (
