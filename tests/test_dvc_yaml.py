@@ -127,4 +127,5 @@ def test_no_name_can_take_an_output_out_of_its_folder():
     assert named == {"dataset-${item}": {"data", "data/corrupted"}, "variant-${item}": {"reports/profiles"},
                      run: {"data/models", "data/deployed", "reports/runs", "reports/deploy", "reports/robustness"},
                      # a run's int8 form: `+` is in no variant's name, so it never meets another run's folder
-                     "${item.dataset}-${item.variant}+int8-${item.seed}": {"data/deployed", "reports/deploy"}}
+                     "${item.dataset}-${item.variant}+int8-${item.seed}": {"data/deployed", "reports/deploy",
+                                                                           "reports/robustness"}}
