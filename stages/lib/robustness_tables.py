@@ -305,6 +305,13 @@ def _others_sentence(others: Sequence[str], rows: dict[str, list[dict[str, Any]]
     parts = ([f"above 1.00x for {', '.join(by_side[1])}"] if by_side[1] else []) + \
         ([f"below for {', '.join(by_side[-1])}"] if by_side[-1] else [])
     rest = len(others) - len(by_side[1]) - len(by_side[-1])
+    if len(others) == 1:
+        row = mces.get(others[0])
+        if row is not None and not pd.isna(row["mce"]):
+            told = "is told above" if by_side[1] else "is told below" if by_side[-1] else "is not told from"
+            sentence += (f" Its mCE, {with_interval(row['mce'], row['mce_ci95_low'], row['mce_ci95_high'], times)}, "
+                         f"{told} 1.00x.")
+        return sentence
     sentence += (" Their mCE is " + "; ".join(parts) + (f"; not told from 1.00x for the other {rest}" if rest else "")
                  + "." if parts else " No mCE of theirs is told from 1.00x.")
     return sentence
