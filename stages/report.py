@@ -29,7 +29,7 @@ from stages.lib.deployment import (
 from stages.lib.params import baseline as checked_baseline
 from stages.lib.params import memory_budgets
 from stages.lib.recipe_effects import readable_recipes, recipe_findings, recipe_summary
-from stages.lib.robustness_tables import readable_accuracy, readable_robustness, robustness_findings
+from stages.lib.robustness_tables import checked_images, readable_accuracy, readable_robustness, robustness_findings
 from stages.lib.speed import (
     benchmark_context, latency_by_options, readable_latency, readable_speeds, speed_findings, speed_summary,
 )
@@ -103,7 +103,7 @@ def corruption_context(robustness: pd.DataFrame) -> dict:
     each deployed model was checked on."""
     names = list(dict.fromkeys(robustness["corruption"]))
     return {"count": len(names), "names": ", ".join(name.replace("_", " ") for name in names),
-            "deployed_images": f"{int(robustness['deployed_images'].min()):,}"}
+            "checked": checked_images(robustness, " images")}
 
 
 def details_context(tables: dict[str, pd.DataFrame], baseline: str, tables_path: str) -> dict:

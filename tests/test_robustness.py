@@ -11,7 +11,8 @@ from scipy import stats
 
 from conftest import synthetic_evaluations, write_synthetic_tables
 from stages.lib.robustness_tables import (
-    accuracy_table, gap_table, mce_table, robustness_findings, robustness_line,
+    accuracy_table, checked_images, gap_table, mce_table, readable_accuracy, robustness_findings,
+    robustness_line,
 )
 from stages.lib.wording import title
 
@@ -86,6 +87,28 @@ def test_the_findings_name_the_corruptions_told_apart_and_the_mce(tmp_path):
     assert line == "MNIST: loses more on 1 of 2 corruptions (stripe); mCE 1.95x (1.85x to 2.04x), more errors"
 
 
+def test_forms_checked_on_different_image_counts_are_told_apart():
+    # An int8 form is checked on every corrupted image, a trained run's
+    # .tflite on the first 2,000: the sentence and the details column say
+    # both counts, never the smaller one for all.
+    evaluations = synthetic_evaluations()
+    int8 = evaluations[evaluations["variant"] == "fp32"].assign(variant="fp32+int8", deployed_images=10000)
+    int8.loc[int8["corruption"] == "stripe", "deployed_agreement"] = 0.974
+    evaluations = pd.concat([evaluations, int8], ignore_index=True)
+    variants = ["fp32", "fp32+int8", "bnn"]
+    accuracy = accuracy_table(evaluations, variants).assign(dataset="mnist")
+    assert checked_images(accuracy) == "the first 2,000 of each corruption, 10,000 for `fp32+int8`"
+    assert checked_images(accuracy[accuracy["variant"] != "fp32+int8"], " images") == ("the first 2,000 images of "
+                                                                                       "each corruption")
+    gaps = gap_table(evaluations, variants, "fp32").assign(dataset="mnist")
+    mce = mce_table(evaluations, variants, "fp32").assign(dataset="mnist")
+    findings = robustness_findings(gaps, mce, accuracy, "bnn", title)
+    assert findings[-1] == ("On MNIST, the deployed `.tflite` files agree with Keras on at least 97.40% of the "
+                            "corrupted images checked (the first 2,000 of each corruption, 10,000 for `fp32+int8`, "
+                            "every run); lowest: `fp32+int8` under stripe.")
+    assert "deployed: accuracy (first 2,000 of each corruption, 10,000 for `fp32+int8`)" in readable_accuracy(accuracy).columns
+
+
 def test_no_extra_drop_told_apart_says_so_and_names_the_largest(tmp_path):
     evaluations = synthetic_evaluations()
     noisy = (evaluations["variant"] == "bnn") & (evaluations["corruption"] == "stripe")
@@ -117,7 +140,8 @@ def test_the_report_s_robustness_section_and_answer_line(tmp_path):
     assert "![One test image under every corruption](plots/corruption_examples.png)" in section
     assert "![Extra accuracy drop against the baseline per corruption](plots/robustness_gaps.png)" in section
     assert "## MNIST: accuracy under each corruption" in details
-    assert "| deployed: accuracy (first 2,000)" in details
+    assert "| deployed: accuracy (first 2,000 of each corruption)" in details
+    assert "checked against Keras on the first 2,000 images of each corruption." in report
 
 
 def test_a_study_of_the_baseline_alone_has_no_robustness_section(tmp_path):

@@ -216,6 +216,20 @@ def _mce_clause(row: dict[str, Any], baseline: str, short: bool = False) -> str:
     return f"mean corruption error (mCE) is {ratio} `{baseline}`'s: {verdict} `{baseline}` across the corruptions"
 
 
+def checked_images(accuracy: pd.DataFrame, noun: str = "") -> str:
+    """How many images of each corruption the deployed models were checked
+    on: "the first 2,000 of each corruption", or, where forms differ (an
+    int8 form is checked on every image), the count most variants share and
+    the others named ("..., 10,000 for `fp32+int8`")."""
+    counts = accuracy.groupby("deployed_images", sort=True)["variant"].unique()
+    if counts.empty:
+        return f"no{noun}"
+    main = max(counts.index, key=lambda count: (len(counts[count]), -count))
+    others = [f", {count:,} for {', '.join(f'`{variant}`' for variant in counts[count])}"
+              for count in counts.index if count != main]
+    return f"the first {main:,}{noun} of each corruption" + "".join(others)
+
+
 def robustness_findings(gaps: pd.DataFrame, mce: pd.DataFrame, accuracy: pd.DataFrame, headline: str | None,
                         dataset_title) -> list[str]:
     """Per dataset, led by the headline variant: on how many corruptions it
@@ -262,14 +276,14 @@ def robustness_findings(gaps: pd.DataFrame, mce: pd.DataFrame, accuracy: pd.Data
             sentences.append(_others_sentence(others, rows, mces, baseline, dataset_title(dataset), family))
     for dataset, group in accuracy.groupby("dataset", sort=False):
         worst = group.sort_values("deployed_agreement_min", kind="stable").iloc[0]
-        checked = int(group["deployed_images"].min())
+        checked = checked_images(group)
         if worst["deployed_agreement_min"] >= 1:
             sentences.append(f"On {dataset_title(dataset)}, every deployed `.tflite` gives Keras's answer on every "
-                             f"corrupted image checked (the first {checked:,} of each corruption, every run).")
+                             f"corrupted image checked ({checked}, every run).")
         else:
             sentences.append(f"On {dataset_title(dataset)}, the deployed `.tflite` files agree with Keras on at "
-                             f"least {pct(worst['deployed_agreement_min'])} of the corrupted images checked (the "
-                             f"first {checked:,} of each corruption, every run); lowest: `{worst['variant']}` under "
+                             f"least {pct(worst['deployed_agreement_min'])} of the corrupted images checked ("
+                             f"{checked}, every run); lowest: `{worst['variant']}` under "
                              f"{worst['corruption'].replace('_', ' ')}.")
     return sentences
 
@@ -370,7 +384,7 @@ def readable_accuracy(accuracy: pd.DataFrame) -> pd.DataFrame:
     """Every (variant, corruption) of one dataset: accuracy, drop from
     clean, and the deployed model's accuracy and agreement on the images it
     was checked on, for the details file."""
-    checked = int(accuracy["deployed_images"].min()) if len(accuracy) else 0
+    checked = checked_images(accuracy)
     return pd.DataFrame({
         "variant": accuracy["variant"],
         "corruption": accuracy["corruption"].str.replace("_", " "),
@@ -378,6 +392,6 @@ def readable_accuracy(accuracy: pd.DataFrame) -> pd.DataFrame:
             accuracy["accuracy_mean"], accuracy["accuracy_ci95_low"], accuracy["accuracy_ci95_high"], strict=True)],
         "drop from clean (95% CI)": [cell(v, lo, hi, lambda x: points(x, 1)) for v, lo, hi in zip(
             accuracy["drop"], accuracy["drop_ci95_low"], accuracy["drop_ci95_high"], strict=True)],
-        f"deployed: accuracy (first {checked:,})": [pct(v) for v in accuracy["deployed_accuracy_mean"]],
+        f"deployed: accuracy ({checked.removeprefix('the ')})": [pct(v) for v in accuracy["deployed_accuracy_mean"]],
         "deployed: agreement (lowest run)": [pct(v) for v in accuracy["deployed_agreement_min"]],
     })
