@@ -106,7 +106,11 @@ def test_forms_checked_on_different_image_counts_are_told_apart():
     assert findings[-1] == ("On MNIST, the deployed `.tflite` files agree with Keras on at least 97.40% of the "
                             "corrupted images checked (the first 2,000 of each corruption, 10,000 for `fp32+int8`, "
                             "every run); lowest: `fp32+int8` under stripe.")
-    assert "deployed: accuracy (first 2,000 of each corruption, 10,000 for `fp32+int8`)" in readable_accuracy(accuracy).columns
+    readable = readable_accuracy(accuracy)
+    assert list(readable.columns[-3:]) == ["deployed: accuracy", "deployed: images checked",
+                                           "deployed: agreement (lowest run)"]
+    assert set(readable.loc[readable["variant"] == "fp32+int8", "deployed: images checked"]) == {"first 10,000"}
+    assert set(readable.loc[readable["variant"] == "bnn", "deployed: images checked"]) == {"first 2,000"}
 
 
 def test_no_extra_drop_told_apart_says_so_and_names_the_largest(tmp_path):
@@ -140,7 +144,7 @@ def test_the_report_s_robustness_section_and_answer_line(tmp_path):
     assert "![One test image under every corruption](plots/corruption_examples.png)" in section
     assert "![Extra accuracy drop against the baseline per corruption](plots/robustness_gaps.png)" in section
     assert "## MNIST: accuracy under each corruption" in details
-    assert "| deployed: accuracy (first 2,000 of each corruption)" in details
+    assert "| deployed: accuracy (first 2,000)" in details
     assert "checked against Keras on the first 2,000 images of each corruption." in report
 
 

@@ -383,15 +383,20 @@ def readable_robustness(accuracy: pd.DataFrame, gaps: pd.DataFrame, variant: str
 def readable_accuracy(accuracy: pd.DataFrame) -> pd.DataFrame:
     """Every (variant, corruption) of one dataset: accuracy, drop from
     clean, and the deployed model's accuracy and agreement on the images it
-    was checked on, for the details file."""
-    checked = checked_images(accuracy)
-    return pd.DataFrame({
+    was checked on (how many in the header, or per row where the forms were
+    checked on different counts), for the details file."""
+    counts = accuracy["deployed_images"].unique()
+    deployed = f"deployed: accuracy (first {int(counts[0]):,})" if len(counts) == 1 else "deployed: accuracy"
+    table = pd.DataFrame({
         "variant": accuracy["variant"],
         "corruption": accuracy["corruption"].str.replace("_", " "),
         "accuracy (95% CI)": [cell(v, lo, hi, pct) for v, lo, hi in zip(
             accuracy["accuracy_mean"], accuracy["accuracy_ci95_low"], accuracy["accuracy_ci95_high"], strict=True)],
         "drop from clean (95% CI)": [cell(v, lo, hi, lambda x: points(x, 1)) for v, lo, hi in zip(
             accuracy["drop"], accuracy["drop_ci95_low"], accuracy["drop_ci95_high"], strict=True)],
-        f"deployed: accuracy ({checked.removeprefix('the ')})": [pct(v) for v in accuracy["deployed_accuracy_mean"]],
-        "deployed: agreement (lowest run)": [pct(v) for v in accuracy["deployed_agreement_min"]],
+        deployed: [pct(v) for v in accuracy["deployed_accuracy_mean"]],
     })
+    if len(counts) > 1:
+        table["deployed: images checked"] = [f"first {int(v):,}" for v in accuracy["deployed_images"]]
+    table["deployed: agreement (lowest run)"] = [pct(v) for v in accuracy["deployed_agreement_min"]]
+    return table
