@@ -76,14 +76,28 @@ def overhead_flatbuffer() -> bytes:
     return convert(tf.keras.Model(image, first_ten, name="overhead"))
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The CPU's model name from /proc/cpuinfo. A cloud host may mask it to
+    a bare family name ("AMD EPYC"), which two CPUs of different speeds
+    share; then the x86 family, model and stepping are added, so that
+    figures from two such hosts are not mistaken for one CPU's."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            break  # the first processor's block is enough
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    identity = [f"{label} {fields[key]}" for key, label in
+                (("cpu family", "family"), ("model", "model"), ("stepping", "stepping")) if fields.get(key)]
+    if not any(character.isdigit() for character in name) and identity:
+        return f"{name} ({', '.join(identity)})"
+    return name
 
 
 # What each architecture calls the instructions that count set bits, the

@@ -141,6 +141,20 @@ def test_benchmark_times_every_combination_in_shuffled_rounds(deployed_bnn, stud
     assert set(timings["dataset"].dropna()) == {"mnist"}
 
 
+def test_a_masked_cpu_name_carries_its_family_model_and_stepping():
+    # Two cloud hosts both named "AMD EPYC" ran the study at different
+    # speeds: a name without a model number gets the x86 identity added.
+    from stages.benchmark import cpu_model
+
+    masked = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+              "model name\t: AMD EPYC\nstepping\t: 1\n\nprocessor\t: 1\nmodel name\t: other\n")
+    assert cpu_model(masked) == "AMD EPYC (family 25, model 17, stepping 1)"
+    named = "cpu family\t: 6\nmodel\t\t: 143\nmodel name\t: Intel(R) Xeon(R) Platinum 8488C\nstepping\t: 8\n"
+    assert cpu_model(named) == "Intel(R) Xeon(R) Platinum 8488C"
+    assert cpu_model("model name\t: AMD EPYC\n") == "AMD EPYC"  # nothing to add
+    assert cpu_model("")  # no cpuinfo at all: the platform's name, never empty
+
+
 def test_benchmark_without_a_deployed_model_says_how_to_fix(tmp_path):
     from stages.benchmark import load_subjects
     from stages.lib.common import StudyError
