@@ -47,7 +47,8 @@ def fit_once(path: str, variant_name: str, params_path: str, data: str, images: 
     from stages.lib.networks import build_model, variant_from_params
     from stages.lib.params import train_settings
     from stages.lib.recipes import recipe_from_params
-    from stages.train import DivergenceGuard, compile_model, set_determinism, training_dataset, without_autograph
+    from stages.lib.trained import without_autograph
+    from stages.train import DivergenceGuard, compile_model, set_determinism, training_dataset
 
     class EpochTimes(tf.keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -102,7 +103,7 @@ def summarize(fit: dict) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--data", default="data/dataset-mnist")
+    parser.add_argument("--data", default="data/dataset/mnist/idx")
     parser.add_argument("--images", type=int, default=60000, help="training images per epoch")
     parser.add_argument("--epochs", type=int, default=4, help="epochs per fit; the first is the overhead's")
     parser.add_argument("--rounds", type=int, default=2, help="fits per path and variant, interleaved")

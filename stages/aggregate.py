@@ -81,8 +81,9 @@ from stages.lib.accuracy import summary_table, tax_change_table, tax_table
 from stages.lib.article import article_table
 from stages.lib.classes import confusion_table, load_predictions, paired_images_table, per_class_table
 from stages.lib.common import (
-    StudyError, atomic_directory, load_params, log, profile_folder, run_cli, run_name, write_json_atomic,
+    StudyError, atomic_directory, load_params, log, run_cli, write_json_atomic,
 )
+from stages.lib.layout import PROFILES, RUNS, output, run_name
 from stages.lib.datasets import dataset as registered_dataset
 from stages.lib.deployment import load_deployments
 from stages.lib.int8 import SECTION as INT8
@@ -120,7 +121,7 @@ PROFILE_FIGURES = {
 def load_runs(runs_dir: str | Path, study: Runs) -> pd.DataFrame:
     rows = []
     for dataset, variant, seed in study:
-        metrics = read_json(Path(runs_dir) / run_name(dataset, variant, seed) / "metrics.json", RUN_METRICS)
+        metrics = read_json(output(runs_dir, run_name(dataset, variant, seed), RUNS) / "metrics.json", RUN_METRICS)
         rows.append({"dataset": dataset, "variant": variant, "seed": seed, **{k: metrics[k] for k in RUN_METRICS}})
     runs = pd.DataFrame(rows)
     runs["at_chance"] = [at_chance(acc, chance, n) for acc, chance, n in
@@ -139,7 +140,7 @@ def load_profiles(profiles_dir: str | Path, variants: Sequence[str]) -> pd.DataF
     binarized fraction counts 1-bit MACs only, as Larq's summary does."""
     rows = []
     for variant in variants:
-        profile = read_json(Path(profiles_dir) / profile_folder(variant) / "profile.json",
+        profile = read_json(output(profiles_dir, variant, PROFILES) / "profile.json",
                             {**PROFILE_FIGURES, "params_by_bitwidth": COUNTS, "macs_by_precision": COUNTS})
         rows.append({"variant": variant, **{k: profile[k] for k in PROFILE_FIGURES},
                      "params_by_bitwidth": by_bits(profile["params_by_bitwidth"]),
@@ -153,7 +154,7 @@ def load_curves(runs_dir: str | Path, study: Runs) -> pd.DataFrame:
     loss."""
     frames = []
     for dataset, variant, seed in study:
-        base = Path(runs_dir) / run_name(dataset, variant, seed) / "plots" / "metrics"
+        base = output(runs_dir, run_name(dataset, variant, seed), RUNS) / "plots" / "metrics"
         for split, folder in (("train", "train"), ("test", "eval")):
             columns = {}
             for metric in ("accuracy", "loss"):

@@ -26,7 +26,6 @@ timings.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import platform
@@ -43,10 +42,12 @@ import numpy as np
 import pandas as pd
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli, run_name, write_json_atomic
+from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli, write_json_atomic
+from stages.lib.deployed import model_inputs, read
+from stages.lib.layout import DEPLOY_RECORDS, DEPLOYED, output, run_name
 from stages.lib.datasets import scale_images
-from stages.lib.int8 import int8_runs, is_form, model_inputs
-from stages.lib.lce import INTERPRETER_OPTIONS, SAMPLE_FILE, TFLITE_FILE, interpreter
+from stages.lib.int8 import int8_runs, is_form
+from stages.lib.lce import INTERPRETER_OPTIONS, SAMPLE_FILE, interpreter
 from stages.lib.params import BenchmarkSettings, benchmark_settings, study_runs
 
 OVERHEAD = "overhead"   # the trivial model's name in the timings
@@ -136,24 +137,23 @@ def load_subjects(deployed_dir: str | Path, deploy_reports_dir: str | Path,
     for dataset, variant, seed in runs:
         run = run_name(dataset, variant, seed)
         stage = "quantize" if is_form(variant) else "deploy"   # the stage that writes its files
-        report_path = Path(deploy_reports_dir) / run / "deploy.json"
-        sample_path = Path(deploy_reports_dir) / run / SAMPLE_FILE
-        model_path = Path(deployed_dir) / run / TFLITE_FILE
+        record_dir = output(deploy_reports_dir, run, DEPLOY_RECORDS)
+        flatbuffer, report = read(output(deployed_dir, run, DEPLOYED), record_dir, stage)
+        sample_path = record_dir / SAMPLE_FILE
         try:
-            report = json.loads(report_path.read_text())
-            flatbuffer = model_path.read_bytes()
             sample = np.load(sample_path)
             input_range = tuple(report["input_range"])
             options = tuple(report["options_agreeing"])
-            quantization = report["int8"]["input_quantization"] if "int8" in report else None
+            quantization = report["input_quantization"]
         except FileNotFoundError as err:
             raise StudyError(f"{err.filename} is missing: run `dvc repro {stage}` to produce it") from None
         except (ValueError, KeyError, TypeError, OSError) as err:
-            raise StudyError(f"{report_path.parent} is damaged ({type(err).__name__}: {err}): "
+            raise StudyError(f"{record_dir} is damaged ({type(err).__name__}: {err}): "
                              f"run `dvc repro --force {stage}` to rewrite it") from None
         if sample.dtype != np.uint8 or sample.ndim != 3 or not len(sample):
             raise StudyError(f"{sample_path} holds no uint8 images: run `dvc repro --force {stage}` to rewrite it")
-        interpreter(flatbuffer, 1, "default", source=str(model_path))  # a damaged file stops before any timing
+        # a file the interpreter refuses stops before any timing
+        interpreter(flatbuffer, 1, "default", source=str(output(deployed_dir, run, DEPLOYED)))
         subjects.append(Subject(run, dataset, variant, seed, flatbuffer,
                                 model_inputs(scale_images(sample, input_range), quantization)[:, np.newaxis],
                                 options))

@@ -25,12 +25,15 @@ from stages.lib.networks import variant_from_params
 from stages.lib.recipes import recipe_from_params
 from stages.lib.params import (
     SECTIONS, baseline, benchmark_settings, check_keys, data_limits, download_settings, extended_variants, headline_options,
-    memory_budgets, study_datasets, study_seeds, study_variants, train_settings,
+    memory_budgets, study_datasets, study_runs, study_seeds, study_variants, train_settings,
 )
 from stages.lib.int8 import SECTION as INT8
-from stages.lib.int8 import int8_settings
+from stages.lib.int8 import int8_runs, int8_settings
 from stages.lib.int8 import slices as int8_slices
-from stages.lib.robustness import SECTION as ROBUSTNESS
+from stages.lib.layout import CORRUPTED, DEPLOY_RECORDS, DEPLOYED, PROFILES, ROBUSTNESS, RUNS, run_name, tidy
+from stages.lib.lce import SECTION as DEPLOY
+from stages.lib.lce import deploy_settings, deploy_slice
+from stages.lib.robustness import SECTION as ROBUSTNESS_SECTION
 from stages.lib.robustness import robustness_settings
 from stages.lib.robustness import slices as robustness_slices
 from stages.lib.spec import SPEC_DIR, dumps, write_slices
@@ -39,9 +42,10 @@ def check_all(params: dict[str, Any]) -> list[str]:
     """Check every section of params.yaml, every dataset's sources, every
     recipe and every variant it defines, whether or not the study runs it
     now; return the study's variants."""
-    # `robustness` and `int8` are checked by their own modules: every run
-    # depends on stages/lib/params.py, so naming them there would retrain them all.
-    own = (ROBUSTNESS, INT8)
+    # `deploy`, `robustness` and `int8` are checked by their own modules:
+    # every run depends on stages/lib/params.py, so naming them there would
+    # retrain them all.
+    own = (DEPLOY, ROBUSTNESS_SECTION, INT8)
     unknown = [str(name) for name in params if name not in SECTIONS and name not in own]
     if unknown:
         raise StudyError(f"params.yaml has unknown sections {', '.join(unknown)}; valid: "
@@ -66,27 +70,44 @@ def check_all(params: dict[str, Any]) -> list[str]:
     headline_options(params)
     baseline(params)
     memory_budgets(params)
+    deploy_settings(params)
     robustness_settings(params)
     int8_settings(params)
     return names
+
+
+def study_folders(params: dict[str, Any]) -> dict[str, set[str]]:
+    """The folders of a checked study under each fan-in root: its runs and
+    their int8 forms, its variants' profiles, its datasets' corruptions."""
+    runs = {run_name(*run) for run in study_runs(params)}
+    deployed = runs | {run_name(*run) for run in int8_runs(params)}
+    return {DEPLOYED: deployed, DEPLOY_RECORDS: deployed, ROBUSTNESS: deployed, RUNS: runs,
+            PROFILES: set(study_variants(params)), CORRUPTED: set(study_datasets(params))}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--out", default=SPEC_DIR, help="folder for the slice of params.yaml each stage reads")
+    parser.add_argument("--tidy", action="store_true",
+                        help="remove from the workspace the folders of runs outside the study that the table "
+                             "stages' folders hold, once found in DVC's cache (dvc.yaml passes it)")
     args = parser.parse_args(argv)
     params = load_params(args.params)
     variants = check_all(params)
     with atomic_directory(args.out) as tmp:
         written = write_slices(params, tmp)
         # the int8 section's slices extend the benchmark's and aggregate's
-        for relative, slice_ in {**robustness_slices(params), **int8_slices(params)}.items():
+        for relative, slice_ in {**robustness_slices(params), **int8_slices(params),
+                                 "deploy.json": deploy_slice(params)}.items():
             write_text_atomic(tmp / relative, dumps(slice_))
             if relative not in written:
                 written.append(relative)
     log.info("params checked: every section and variant is valid; the study runs %s; %d slices in %s",
              ", ".join(variants), len(written), args.out)
+    for folder in tidy(study_folders(params)) if args.tidy else ():
+        log.info("%s is not part of this study: removed from the workspace (it stays in DVC's cache; a study "
+                 "that includes it restores it)", folder)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from stages.lib.common import atomic_directory, load_params, log, run_cli, write
 from stages.lib.corruptions import corrupt
 from stages.lib.datasets import dataset as registered_dataset
 from stages.lib.datasets import encode_idx, load_split
+from stages.lib.layout import dataset_dir
 from stages.lib.params import data_limits
 from stages.lib.robustness import EXAMPLE_IMAGE, MANIFEST_FILE, corrupted_file, robustness_settings
 
@@ -61,12 +62,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.corrupt", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--params", help="the slice of params.yaml it reads (default: data/spec/corrupt/<dataset>.json)")
-    parser.add_argument("--data", help="folder of the dataset's verified files (default: data/dataset-<dataset>)")
+    parser.add_argument("--data", help="folder of the dataset's verified files (default: data/dataset/<dataset>/idx)")
     parser.add_argument("--out", required=True, help="folder for the corrupted test images")
     args = parser.parse_args(argv)
     registered_dataset(args.dataset)
     params = load_params(args.params or f"data/spec/corrupt/{args.dataset}.json")
-    manifest = corrupt_dataset(params, args.data or f"data/dataset-{args.dataset}", args.out)
+    manifest = corrupt_dataset(params, args.data or dataset_dir(args.dataset), args.out)
     log.info("%s: %d corruptions of %d test images in %s", args.dataset, len(manifest["corruptions"]),
              manifest["test_images"], args.out)
 

@@ -216,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.download", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="mnist", help="a dataset of stages.lib.datasets, e.g. fashion_mnist")
     parser.add_argument("--params", required=True, help="the slice of params.yaml it reads (data/spec/download/<dataset>.json)")
-    parser.add_argument("--out", default="data/dataset-mnist", help="folder for the verified IDX files")
+    parser.add_argument("--out", default="data/dataset/mnist/idx", help="folder for the verified IDX files")
     args = parser.parse_args(argv)
     spec = dataset(args.dataset)
     settings = download_settings(load_params(args.params), spec.name)

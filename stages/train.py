@@ -38,10 +38,9 @@ from stages.lib.networks import Variant, build_model, variant_from_params
 from stages.lib.params import TrainSettings, data_limits, train_settings
 from stages.lib.recipes import Recipe, make_optimizer, recipe_from_params
 from stages.lib.spec import write_run_spec
+from stages.lib.trained import EVAL_BATCH_SIZE, MODEL_FILE, without_autograph
 
-MODEL_FILE = "model.keras"
 PREDICTIONS_FILE = "predictions.csv"
-EVAL_BATCH_SIZE = 1000
 
 
 def set_determinism(seed: int) -> None:
@@ -50,17 +49,6 @@ def set_determinism(seed: int) -> None:
 
     tf.keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-
-
-def without_autograph(model):
-    """``model`` with its train, test and predict steps traced as plain
-    Python. Left to AutoGraph, tracing them converts thousands of tf_keras
-    functions (about 15 s before a run's first step), though the steps hold
-    no Python control flow over tensors that would need converting; the
-    traced graphs compute the same numbers (a test pins it bit for bit)."""
-    for name in ("train_step", "test_step", "predict_step"):
-        setattr(model, name, tf.autograph.experimental.do_not_convert(getattr(model, name)))
-    return model
 
 
 def compile_model(model, recipe: Recipe, settings: TrainSettings, steps_per_epoch: int) -> None:
@@ -248,24 +236,6 @@ def write_predictions(path: Path, labels: np.ndarray, predicted: np.ndarray) -> 
     pd.DataFrame({"label": labels.astype(int), "predicted": predicted.astype(int)}).to_csv(path, index=False)
 
 
-def load_model(model_dir: str | Path):
-    """Reload a trained model saved by :func:`train_run`."""
-    import larq  # noqa: F401  (registers Larq's layers and quantizers)
-
-    path = Path(model_dir) / MODEL_FILE
-    if not path.is_file():
-        raise StudyError(f"{path} is missing: run `dvc repro` to train it")
-    try:
-        # the weights are what later stages use: the optimizer (a recipe's
-        # schedule, Bop) is not restored
-        model = tf.keras.models.load_model(path, compile=False)
-    except Exception as err:  # Keras raises a different type for each way a file can be broken
-        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        raise StudyError(f"{path} is not a readable Keras model ({reason}): retrain it with "
-                         "`dvc repro --force` on its train stage") from None
-    return without_autograph(model)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--variant", required=True, help="a variant named in study.variants")
@@ -273,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--params", required=True,
                         help="the slice of params.yaml it reads (data/spec/training/<variant>.json)")
     parser.add_argument("--dataset", default="mnist", help="a dataset of study.datasets")
-    parser.add_argument("--data", default="data/dataset-mnist", help="folder of the dataset's verified IDX files")
+    parser.add_argument("--data", default="data/dataset/mnist/idx", help="folder of the dataset's verified IDX files")
     parser.add_argument("--model-out", required=True, help="folder for the trained model")
     parser.add_argument("--live-out", required=True, help="DVCLive folder for the run's metrics and curves")
     args = parser.parse_args(argv)

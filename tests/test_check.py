@@ -40,7 +40,7 @@ def test_valid_params_pass_and_each_slice_changes_only_with_what_it_holds(study_
     before = _slices(out)
     variants = sorted(study_params["variants"])
     assert sorted(before) == sorted(
-        ["aggregate.json", "benchmark.json", "quantize.json", "report.json", "robustness.json"]
+        ["aggregate.json", "benchmark.json", "deploy.json", "quantize.json", "report.json", "robustness.json"]
         + [f"{kind}/{name}.json" for kind in ("download", "corrupt") for name in ("mnist", "fashion_mnist")]
         + [f"{kind}/{name}.json" for kind in ("architecture", "training") for name in variants])
 
@@ -68,6 +68,8 @@ def test_valid_params_pass_and_each_slice_changes_only_with_what_it_holds(study_
     assert after("int8.io", "int8") == ["quantize.json"]
     assert after("int8.max_accuracy_drop_pp", 0.2) == ["quantize.json"]
     assert after("int8.variants", []) == ["aggregate.json", "benchmark.json"]
+    # the disagreement limit reconverts the LCE forms only
+    assert after("deploy.max_disagreement_pct", 0.5) == ["deploy.json"]
     assert after("robustness.severities.fog", 2) == corrupt
     # a severity of a corruption the study does not run changes nothing
     assert after("robustness.corruptions", ["fog", "stripe"]) == corrupt
@@ -208,7 +210,7 @@ BAD_PARAMS = [
     ("aggregate.baseline", "fp64", "aggregate.baseline must name a variant of study.variants (fp32, bnn), "
                                    "got 'fp64'"),
     ("report.memory_budgets_kib", [16, -1], "report.memory_budgets_kib must be a non-empty list of positive KiB"),
-    ("robustness.corruptions", ["fog", "snow"], "robustness.corruptions: unknown corruption 'snow'; known: shot_noise, "
+    ("robustness.corruptions", ["fog", "snow"], "robustness.corruptions: unknown corruption 'snow'; known corruptions: shot_noise, "
                                                 "impulse_noise, glass_blur"),
     ("robustness.corruptions", ["fog", "../x"], "robustness.corruptions: unknown corruption '../x'"),
     ("robustness.corruptions", [], "robustness.corruptions must be a non-empty list of corruption names"),
@@ -220,8 +222,15 @@ BAD_PARAMS = [
     ("robustness.seed", -1, "robustness.seed must be a whole number >= 0, got -1"),
     ("robustness.severity", {"fog": 1}, "robustness has unknown keys severity; valid keys: corruptions, severities, "
                                         "seed"),
+    ("deploy.max_disagreement_pct", -1, "deploy.max_disagreement_pct must be a percentage from 0 to 100, got -1"),
+    ("deploy.max_disagreement", 1, "deploy has unknown keys max_disagreement; valid keys: max_disagreement_pct"),
+    # the int8 conversion applies to float networks: a 1-bit one would agree with Keras on a third of the images
+    ("int8.variants", ["fp32", "bnn"], "int8.variants: bnn is not a float network ("),
+    ("int8.variants", ["fp32", "x"], "int8.variants: unknown variant of study.variants 'x'"),
+    # calibration larger than the training images the runs use: refused before any finished model is replaced
+    ("int8.representative_images", 60001, "int8.representative_images is 60001, more than the 60000 training images"),
     ("trian", {"epochs": 3}, "params.yaml has unknown sections trian; valid: data, study, train, recipes, variants, "
-                             "benchmark, aggregate, report, robustness"),
+                             "benchmark, aggregate, report, deploy, robustness, int8"),
 ]
 
 

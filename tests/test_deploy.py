@@ -183,7 +183,7 @@ def test_benchmark_with_damaged_sample_images_says_how_to_fix(tmp_path):
 @pytest.mark.parametrize("content", [b"", b"not a zip archive", b"PK\x03\x04 truncated"])
 def test_a_corrupt_model_is_one_line(tmp_path, content):
     from stages.lib.common import StudyError
-    from stages.train import load_model
+    from stages.lib.trained import load_model
 
     (tmp_path / "model.keras").write_bytes(content)
     with pytest.raises(StudyError, match=r"model.keras is not a readable Keras model \(.*\): retrain it"):

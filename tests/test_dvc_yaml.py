@@ -54,8 +54,23 @@ def test_imported_modules_follows_the_package():
     assert imported_modules("plots") >= {"stages/__init__.py", "stages/plots.py", "stages/lib/tables.py",
                                          "stages/lib/__init__.py", "stages/lib/common.py"}
     assert "stages/lib/networks.py" in imported_modules("train")
-    # deploy imports stages.train inside a function, and with it what train imports
-    assert {"stages/train.py", "stages/lib/spec.py"} <= imported_modules("deploy")
+    # robustness imports TensorFlow inside a function, recipes imports the
+    # package inside one; the package's own imports are followed wherever they are
+    assert {"stages/lib/trained.py", "stages/lib/spec.py"} <= imported_modules("deploy")
+
+
+def _stage_module(stage) -> str:
+    return re.match(r"python -m stages\.(\w+)", stage["cmd"]).group(1)
+
+
+@pytest.mark.parametrize("name", sorted(_stages()))
+def test_no_stage_imports_another_stage(name):
+    # what two stages share lives in stages/lib: a stage's module is a
+    # dependency of its own stage only, so editing the training loop does
+    # not reconvert or re-evaluate unchanged models
+    modules = {f"stages/{_stage_module(stage)}.py" for stage in _stages().values()}
+    own = f"stages/{_stage_module(_stages()[name])}.py"
+    assert imported_modules(_stage_module(_stages()[name])) & modules == {own}
 
 
 @pytest.mark.parametrize("name", sorted(_stages()))
@@ -112,20 +127,30 @@ def test_only_check_declares_params_and_every_stage_reads_a_declared_slice():
             assert name == "plots", f"stage {name} reads no slice of params.yaml"
 
 
-def test_no_name_can_take_an_output_out_of_its_folder():
-    # see dvc.yaml: a name is never a whole part of an output path alone, so
-    # that `..` or `../x` names a folder inside the study's own
-    run = "${item.dataset}-${item.variant}-${item.seed}"
+def test_every_named_output_ends_in_its_root_s_fixed_leaf():
+    # see stages/lib/layout.py: whatever a name holds (`..`, `x/../../stages`),
+    # the output path it makes ends in a leaf no file of the repository bears
+    from stages.lib.layout import LEAVES
+
     named = {}
     for name, stage in _stages().items():
         for out in stage.get("outs", []):
             path = out if isinstance(out, str) else next(iter(out))
             if "${" in path:
-                *folder, leaf = path.split("/")
-                assert "${" not in "".join(folder) and not re.fullmatch(r"\$\{[\w.]+\}", leaf), (name, path)
-                named.setdefault(leaf, set()).add("/".join(folder))
-    assert named == {"dataset-${item}": {"data", "data/corrupted"}, "variant-${item}": {"reports/profiles"},
-                     run: {"data/models", "data/deployed", "reports/runs", "reports/deploy", "reports/robustness"},
-                     # a run's int8 form: `+` is in no variant's name, so it never meets another run's folder
-                     "${item.dataset}-${item.variant}+int8-${item.seed}": {"data/deployed", "reports/deploy",
-                                                                           "reports/robustness"}}
+                root, leaf = next((root, leaf) for root, leaf in LEAVES.items() if path.startswith(root + "/"))
+                assert path.endswith("}/" + leaf) and "${" not in root, (name, path)
+                named.setdefault(root, set()).add(name)
+    assert named == {"data/dataset": {"download"}, "reports/profiles": {"profile"}, "data/models": {"train"},
+                     "reports/runs": {"train"}, "data/deployed": {"deploy", "quantize"},
+                     "reports/deploy": {"deploy", "quantize"}, "data/corrupted": {"corrupt"},
+                     "reports/robustness": {"robustness", "robustness_int8"}}
+
+
+def test_no_file_of_the_repository_bears_a_leaf_s_name():
+    import subprocess
+
+    from stages.lib.layout import LEAVES
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    parts = {part for path in tracked for part in path.split("/")}
+    assert not parts & set(LEAVES.values())

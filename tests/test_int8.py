@@ -203,7 +203,7 @@ def test_a_conversion_beyond_the_tolerance_is_refused_in_one_line_and_writes_not
                                                                                    monkeypatch):
     import stages.quantize
     from stages.lib.int8 import quantize
-    from stages.train import load_model
+    from stages.lib.trained import load_model
 
     tmp_path, _ = trained_fp32
     # a conversion that went wrong: the int8 model of other (random) weights

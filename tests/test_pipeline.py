@@ -378,7 +378,7 @@ def test_a_bad_value_deletes_no_finished_output(study_repo):
         ("recipes.article.epochs=abc", "error: recipes.article.epochs must be a positive whole number, got 'abc'"),
         ("variants.bnn.kernel_quantizer=ste_sing", "error: variants.bnn.kernel_quantizer: unknown quantizer"),
         ("aggregate.baseline=fp64", "error: aggregate.baseline must name a variant of study.variants"),
-        ("robustness.corruptions=[fog,snow]", "error: robustness.corruptions: unknown corruption 'snow'; known: "),
+        ("robustness.corruptions=[fog,snow]", "error: robustness.corruptions: unknown corruption 'snow'; known corruptions: "),
         ("robustness.severities.fog=9", "error: robustness.severities.fog must be a level from 1 to 5, got 9"),
     ):
         result = _dvc(repo, "exp", "run", "-S", setting, check=False)

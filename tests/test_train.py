@@ -11,7 +11,8 @@ from conftest import REPO, with_param
 from stages.lib.networks import variant_from_params
 from stages.lib.params import TrainSettings
 from stages.lib.recipes import recipe_from_params
-from stages.train import load_model, train_run
+from stages.lib.trained import load_model
+from stages.train import train_run
 
 TINY = TrainSettings(steps_per_execution=8)
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages.lib.common import StudyError, run_name
+from stages.lib.common import StudyError
+from stages.lib.layout import RUNS, output, run_name
 from stages.lib.datasets import dataset as registered_dataset
 from stages.lib.stats import ALPHA, accuracy_interval, holm, image_sign_test, paired_difference
 from stages.lib.tables import Runs
@@ -24,7 +25,7 @@ def load_predictions(runs_dir: str | Path, study: Runs) -> pd.DataFrame:
     seed, image, label, predicted)."""
     frames = []
     for dataset, variant, seed in study:
-        path = Path(runs_dir) / run_name(dataset, variant, seed) / "predictions.csv"
+        path = output(runs_dir, run_name(dataset, variant, seed), RUNS) / "predictions.csv"
         try:
             frame = pd.read_csv(path)
         except FileNotFoundError:

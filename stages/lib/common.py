@@ -76,19 +76,6 @@ def run_cli(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | 
     return 0
 
 
-def run_name(dataset: str, variant: str, seed: int) -> str:
-    """A training run's name, as its folders and DVC's stage keys
-    (``train@<dataset>-<variant>-<seed>``) spell it."""
-    return f"{dataset}-{variant}-{seed}"
-
-
-# A variant's profile folder carries a prefix, so that a variant named `..`
-# names a folder inside reports/profiles, not reports/ itself: DVC resolves
-# output paths before `check` can refuse a name (see dvc.yaml).
-def profile_folder(variant: str) -> str:
-    return f"variant-{variant}"
-
-
 class _ParamsLoader(yaml.SafeLoader):
     """YAML 1.1's safe loader, reading ``5e-4`` and ``1e9`` as numbers, as
     YAML 1.2 and DVC's own params parser (``-S``, ``dvc params diff``) do:

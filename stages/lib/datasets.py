@@ -97,6 +97,13 @@ class Dataset:
     class_names: tuple[str, ...]
     shipped: str
 
+    @property
+    def train_images(self) -> int:
+        """The images of its training split: its label file's size less the
+        8-byte IDX header."""
+        labels = next(file for file in self.files if file.name == SPLIT_FILES["train"][1])
+        return labels.size_bytes - 8
+
 
 DATASETS: dict[str, Dataset] = {
     "mnist": Dataset("mnist", "MNIST", MNIST_FILES, tuple(str(digit) for digit in range(NUM_CLASSES)),

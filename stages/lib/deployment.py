@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.lib.common import run_name
 from stages.lib.tables import COUNT, COUNTS, FRACTION, POSITIVE, POSITIVE_COUNT, Runs, read_json
+from stages.lib.layout import DEPLOY_RECORDS, output, run_name
 from stages.lib.wording import pct, title
 
 
@@ -31,7 +31,7 @@ def census(operators: dict[str, int]) -> str:
 def load_deployments(deploy_dir: str | Path, study: Runs) -> pd.DataFrame:
     rows = []
     for dataset, variant, seed in study:
-        report = read_json(Path(deploy_dir) / run_name(dataset, variant, seed) / "deploy.json",
+        report = read_json(output(deploy_dir, run_name(dataset, variant, seed), DEPLOY_RECORDS) / "deploy.json",
                            {**DEPLOY_FIGURES, "operators": COUNTS})
         rows.append({"dataset": dataset, "variant": variant, "seed": seed, **{k: report[k] for k in DEPLOY_FIGURES},
                      "operators": census(report["operators"])})

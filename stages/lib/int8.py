@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from stages.lib.common import StudyError
-from stages.lib.params import check_name, is_int, is_number, study_runs, study_variants
+from stages.lib.datasets import dataset
+from stages.lib.params import is_int, is_number, name_list, section, study_datasets, study_runs, study_variants
 from stages.lib.spec import aggregate_slice, benchmark_slice
 
 SECTION = "int8"
@@ -47,31 +48,21 @@ class Int8Settings:
     max_accuracy_drop_pp: float
 
 
-def _section(params: dict[str, Any]) -> dict[str, Any]:
-    section = params.get(SECTION)
-    if not isinstance(section, dict):
-        raise StudyError(f"params.yaml has no `{SECTION}` section")
-    extra = [str(key) for key in section if key not in KEYS]
-    if extra:
-        raise StudyError(f"{SECTION} has unknown keys {', '.join(extra)}; valid keys: {', '.join(KEYS)}")
-    return section
-
-
 def conversion_settings(params: dict[str, Any], variants: tuple[str, ...] = ()) -> Int8Settings:
     """``int8`` without its list of variants (what a `quantize` stage
     reads), checked: a positive image count, a seed >= 0, ``io`` float or
     int8, a drop >= 0; anything else is a one-line error naming the key."""
-    section = _section(params)
-    count = section.get("representative_images")
+    found = section(params, SECTION, KEYS)
+    count = found.get("representative_images")
     if not is_int(count) or count < 1:
         raise StudyError(f"{SECTION}.representative_images must be a positive whole number, got {count!r}")
-    seed = section.get("seed")
+    seed = found.get("seed")
     if not is_int(seed) or seed < 0:
         raise StudyError(f"{SECTION}.seed must be a whole number >= 0, got {seed!r}")
-    io = section.get("io")
+    io = found.get("io")
     if io not in IO_TYPES:
         raise StudyError(f"{SECTION}.io must be one of {', '.join(IO_TYPES)}, got {io!r}")
-    drop = section.get("max_accuracy_drop_pp")
+    drop = found.get("max_accuracy_drop_pp")
     if not is_number(drop) or not drop >= 0:
         raise StudyError(f"{SECTION}.max_accuracy_drop_pp must be a number of percentage points >= 0, got {drop!r}")
     return Int8Settings(variants, count, seed, io, float(drop))
@@ -79,20 +70,25 @@ def conversion_settings(params: dict[str, Any], variants: tuple[str, ...] = ()) 
 
 def int8_settings(params: dict[str, Any]) -> Int8Settings:
     """The whole ``int8`` section, checked: :func:`conversion_settings`,
-    and variants of the study, each once."""
-    variants = _section(params).get("variants")
-    if not isinstance(variants, list):
-        raise StudyError(f"{SECTION}.variants must be a list of the study's float variants ([] for none), "
-                         f"got {variants!r}")
+    and float variants of the study, each once (``[]`` for none); a
+    calibration larger than the training split the runs use is refused
+    here, before any run is converted."""
     study = study_variants(params)
+    variants = name_list(f"{SECTION}.variants", section(params, SECTION, KEYS).get("variants"), study,
+                         "variant of study.variants", empty=True)
     for name in variants:
-        check_name(f"{SECTION}.variants", name)
-        if name not in study:
-            raise StudyError(f"{SECTION}.variants names {name}, which study.variants ({', '.join(study)}) leaves "
-                             f"out: add it there or remove it here")
-    if len(set(variants)) != len(variants):
-        raise StudyError(f"{SECTION}.variants lists a variant twice: {variants!r}")
-    return conversion_settings(params, tuple(variants))
+        quantized = [key for key, value in params["variants"][name].items() if key.endswith("quantizer") and value]
+        if quantized:
+            raise StudyError(f"{SECTION}.variants: {name} is not a float network ({', '.join(quantized)} set): "
+                             "int8 post-training quantization applies to float networks; remove it")
+    settings = conversion_settings(params, tuple(variants))
+    train_limit = section(params, "data").get("train_limit")
+    splits = [dataset(name).train_images for name in study_datasets(params)]
+    available = min(splits + ([train_limit] if is_int(train_limit) else []))
+    if variants and settings.representative_images > available:
+        raise StudyError(f"{SECTION}.representative_images is {settings.representative_images}, more than the "
+                         f"{available} training images the runs use (data.train_limit and each dataset's split)")
+    return settings
 
 
 def form(variant: str) -> str:
@@ -172,18 +168,24 @@ def quantize(model, representative: np.ndarray, io: str, source: str = "the mode
                          f"networks; remove the variant from {SECTION}.variants") from None
 
 
-def input_quantization(runner) -> tuple[float, int] | None:
-    """The (scale, zero point) of an interpreter's int8 input; None for a
-    float input."""
-    if runner.input_types[0] != np.int8:
-        return None
-    return float(runner.input_scales[0]), int(runner.input_zero_points[0])
+def accept(settings: Int8Settings, variant: str, calibration_images: int, source: str):
+    """int8's rule for a converted model (see :data:`stages.lib.deployed.Accept`):
+    quantization changes some answers, so agreement is reported, not
+    required; a test accuracy more than ``max_accuracy_drop_pp`` below
+    Keras's under any option set refuses the conversion in one line.
+    Every option set is timed."""
 
+    def rule(checks: dict[str, dict[str, float]], keras_accuracy: float) -> tuple[list[str], dict[str, Any]]:
+        worst = min(checks, key=lambda name: checks[name]["converted_accuracy"])
+        drop_pp = 100 * (keras_accuracy - checks[worst]["converted_accuracy"])
+        if drop_pp > settings.max_accuracy_drop_pp:
+            raise StudyError(f"the int8 model of {source} loses {drop_pp:.2f} pp of test accuracy against Keras "
+                             f"(under {worst}), more than {SECTION}.max_accuracy_drop_pp = "
+                             f"{settings.max_accuracy_drop_pp:g}: raise representative_images or the tolerance, or "
+                             f"leave the variant out of {SECTION}.variants")
+        return list(checks), {"int8": {"variant": variant, "form": form(variant),
+                                       "representative_images": calibration_images, "seed": settings.seed,
+                                       "io": settings.io, "max_accuracy_drop_pp": settings.max_accuracy_drop_pp,
+                                       "accuracy_drop_pp": drop_pp}}
 
-def model_inputs(images: np.ndarray, quantization: tuple[float, int] | list | None) -> np.ndarray:
-    """Scaled float ``images`` as the model takes them: as they are for a
-    float input, else quantized with the input's (scale, zero point)."""
-    if quantization is None:
-        return images.astype(np.float32, copy=False)
-    scale, zero_point = quantization
-    return np.clip(np.round(images / scale) + zero_point, -128, 127).astype(np.int8)
+    return rule

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.lib.common import StudyError, run_name
+from stages.lib.common import StudyError
+from stages.lib.layout import DEPLOY_RECORDS, output, run_name
 from stages.lib.int8 import source_variant
 from stages.lib.speed import latency_table, threads_label
 from stages.lib.stats import ALPHA, at_chance, direction, holm, paired_difference
@@ -36,7 +37,7 @@ def load_int8_runs(deploy_dir: str | Path, int8_study: Runs, runs: pd.DataFrame,
     source = runs.set_index(["dataset", "variant", "seed"])
     rows = []
     for dataset, name, seed in int8_study:
-        path = Path(deploy_dir) / run_name(dataset, name, seed) / "deploy.json"
+        path = output(deploy_dir, run_name(dataset, name, seed), DEPLOY_RECORDS) / "deploy.json"
         report = read_json(path, {"checks": MAPPING, "test_images": POSITIVE_COUNT})
         check = report["checks"].get(headline)
         accuracy = check.get("converted_accuracy") if isinstance(check, dict) else None

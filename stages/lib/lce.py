@@ -13,12 +13,22 @@ their weights as 32-bit floats (:mod:`stages.lib.graph` shows it).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import larq as lq
 import tensorflow as tf
 from stages.lib.common import StudyError
+from stages.lib.params import is_number, section
+
+# The `deploy` section of params.yaml: how far a converted model may
+# disagree with Keras on the test set under an option set before that set
+# is refused (never timed); every set beyond it refuses the conversion.
+SECTION = "deploy"
+KEYS = ("max_disagreement_pct",)
 
 # What `deploy` writes for each run: the converted model, and its dataset's
 # first test images as uint8 pixels, the inputs the `benchmark` stage times
@@ -26,6 +36,46 @@ from stages.lib.common import StudyError
 TFLITE_FILE = "model.tflite"
 SAMPLE_FILE = "sample_images.npy"
 SAMPLE_IMAGES = 64
+
+@dataclass(frozen=True)
+class DeploySettings:
+    """The largest share of test images, in percent, on which a converted
+    model may answer otherwise than its Keras model."""
+    max_disagreement_pct: float
+
+
+def deploy_settings(params: dict[str, Any]) -> DeploySettings:
+    """``deploy``, checked: a percentage from 0 to 100."""
+    limit = section(params, SECTION, KEYS).get("max_disagreement_pct")
+    if not is_number(limit) or not 0 <= limit <= 100:
+        raise StudyError(f"{SECTION}.max_disagreement_pct must be a percentage from 0 to 100, got {limit!r}")
+    return DeploySettings(float(limit))
+
+
+def deploy_slice(params: dict[str, Any]) -> dict[str, Any]:
+    """What each `deploy` stage reads: the disagreement limit."""
+    return {SECTION: {"max_disagreement_pct": deploy_settings(params).max_disagreement_pct}}
+
+
+def accept(settings: DeploySettings, source: str):
+    """LCE's rule for a converted model (see :data:`stages.lib.deployed.Accept`):
+    the option sets under which it disagrees with Keras on at most
+    ``max_disagreement_pct`` of the test images are timed; with none, the
+    conversion is refused in one line."""
+
+    def rule(checks: dict[str, dict[str, float]], keras_accuracy: float) -> tuple[list[str], dict[str, Any]]:
+        agreeing = [name for name, check in checks.items()
+                    if 100 * (1 - check["agreement"]) <= settings.max_disagreement_pct + 1e-9]
+        if not agreeing:
+            worst = min(check["agreement"] for check in checks.values())
+            raise StudyError(
+                f"the converted {source} disagrees with Keras on {100 * (1 - worst):.2f}% of test images under "
+                f"every interpreter option set (at most {SECTION}.max_disagreement_pct = "
+                f"{settings.max_disagreement_pct:g}% allowed)")
+        return agreeing, {}
+
+    return rule
+
 
 # LCE's interpreter options, by the names params.yaml and the tables use:
 # its indirect BGEMM kernels for binary convolutions, and TensorFlow Lite's

@@ -58,11 +58,32 @@ def positive_int(where: str, value: Any) -> int:
     return value
 
 
-def _section(params: dict[str, Any], name: str) -> dict[str, Any]:
-    section = params.get(name)
-    if not isinstance(section, dict):
+def section(params: dict[str, Any], name: str, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The section ``name`` of params.yaml, a mapping holding no key but
+    ``keys`` (any key when None: names of the user's choosing)."""
+    found = params.get(name)
+    if not isinstance(found, dict):
         raise StudyError(f"params.yaml has no `{name}` section")
-    return section
+    extra = [str(key) for key in found if keys is not None and key not in keys]
+    if extra:
+        raise StudyError(f"{name} has unknown keys {', '.join(extra)}; valid keys: {', '.join(keys)}")
+    return found
+
+
+def name_list(where: str, names: Any, known: Any = None, what: str = "name", empty: bool = False) -> list[str]:
+    """``names``: a list of valid names (:func:`check_name`), each once, each
+    in ``known`` when given, non-empty unless ``empty``; anything else is one
+    line naming ``where``."""
+    if not isinstance(names, list) or not (names or empty):
+        choices = f" ({', '.join(known)})" if known is not None else ""
+        raise StudyError(f"{where} must be a {'' if empty else 'non-empty '}list of {what} names{choices}, got {names!r}")
+    for name in names:
+        if known is not None and name not in known:
+            raise StudyError(f"{where}: unknown {what} {name!r}; known {what}s: {', '.join(known)}")
+        check_name(where, name)
+    if len(set(names)) != len(names):
+        raise StudyError(f"{where} lists a {what} twice: {names!r}")
+    return list(names)
 
 
 def check_keys(params: dict[str, Any]) -> None:
@@ -72,12 +93,7 @@ def check_keys(params: dict[str, Any]) -> None:
         raise StudyError(f"params.yaml has unknown sections {', '.join(map(str, unknown))}; "
                          f"valid: {', '.join(SECTIONS)}")
     for name, keys in SECTIONS.items():
-        section = _section(params, name)
-        if keys is None:
-            continue
-        extra = [str(key) for key in section if key not in keys]
-        if extra:
-            raise StudyError(f"{name} has unknown keys {', '.join(extra)}; valid keys: {', '.join(keys)}")
+        section(params, name, keys)
 
 
 @dataclass(frozen=True)
@@ -88,7 +104,7 @@ class TrainSettings:
 
 
 def train_settings(params: dict[str, Any]) -> TrainSettings:
-    train = _section(params, "train")
+    train = section(params, "train")
     return TrainSettings(
         steps_per_execution=positive_int("train.steps_per_execution", train.get("steps_per_execution", 1)),
     )
@@ -96,7 +112,7 @@ def train_settings(params: dict[str, Any]) -> TrainSettings:
 
 def data_limits(params: dict[str, Any]) -> tuple[int | None, int | None]:
     """``data.train_limit`` and ``data.test_limit``: None for the whole split."""
-    data = _section(params, "data")
+    data = section(params, "data")
     limits = []
     for key in ("train_limit", "test_limit"):
         value = data.get(key)
@@ -115,7 +131,7 @@ def download_settings(params: dict[str, Any], name: str) -> DownloadSettings:
     """How to fetch dataset ``name``: its sources in ``data.sources``, tried
     in order, and the retry and timeout settings shared by every dataset."""
     dataset(name)
-    data = _section(params, "data")
+    data = section(params, "data")
     by_dataset = data.get("sources")
     if not isinstance(by_dataset, dict):
         raise StudyError(f"data.sources must map each dataset ({', '.join(DATASETS)}) to its list of URLs or "
@@ -142,31 +158,15 @@ def download_settings(params: dict[str, Any], name: str) -> DownloadSettings:
 def study_datasets(params: dict[str, Any]) -> list[str]:
     """``study.datasets``: registered dataset names, each once; an unknown
     name is refused before anything runs."""
-    names = _section(params, "study").get("datasets")
-    if not isinstance(names, list) or not names:
-        raise StudyError(f"study.datasets must be a non-empty list of dataset names ({', '.join(DATASETS)}), "
-                         f"got {names!r}")
-    for name in names:
-        if name not in DATASETS:
-            raise StudyError(f"study.datasets: unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
-    if len(set(names)) != len(names):
-        raise StudyError(f"study.datasets lists a dataset twice: {names!r}")
-    return list(names)
+    return name_list("study.datasets", section(params, "study").get("datasets"), DATASETS, "dataset")
 
 
 def study_variants(params: dict[str, Any]) -> list[str]:
-    variants = _section(params, "study").get("variants")
-    if not isinstance(variants, list) or not variants:
-        raise StudyError(f"study.variants must be a non-empty list of variant names, got {variants!r}")
-    for name in variants:
-        check_name("study.variants", name)
-    if len(set(variants)) != len(variants):
-        raise StudyError(f"study.variants lists a variant twice: {variants!r}")
-    return list(variants)
+    return name_list("study.variants", section(params, "study").get("variants"), what="variant")
 
 
 def study_seeds(params: dict[str, Any]) -> list[int]:
-    seeds = _section(params, "study").get("seeds")
+    seeds = section(params, "study").get("seeds")
     if not isinstance(seeds, list) or not seeds:
         raise StudyError(f"study.seeds must be a non-empty list of whole numbers, got {seeds!r}")
     for seed in seeds:
@@ -188,7 +188,7 @@ def extended_variants(params: dict[str, Any]) -> list[str]:
     """``study.extended``: the named set of variants for the frontier study
     (run with ``dvc exp run -S 'study.variants=[...]'``); every name must be
     defined under ``variants``."""
-    extended = _section(params, "study").get("extended", [])
+    extended = section(params, "study").get("extended", [])
     defined = params.get("variants") or {}
     if not isinstance(extended, list):
         raise StudyError(f"study.extended must be a list of variant names, got {extended!r}")
@@ -211,27 +211,27 @@ class BenchmarkSettings:
 
 
 def benchmark_settings(params: dict[str, Any]) -> BenchmarkSettings:
-    section = _section(params, "benchmark")
-    threads = section.get("threads")
+    found = section(params, "benchmark")
+    threads = found.get("threads")
     if not isinstance(threads, list) or not threads:
         raise StudyError(f"benchmark.threads must be a non-empty list of thread counts, got {threads!r}")
     for count in threads:
         positive_int("benchmark.threads", count)
     if len(set(threads)) != len(threads):
         raise StudyError(f"benchmark.threads lists a thread count twice: {threads!r}")
-    processes = positive_int("benchmark.processes", section.get("processes"))
+    processes = positive_int("benchmark.processes", found.get("processes"))
     if processes < MIN_PROCESSES:
         raise StudyError(f"benchmark.processes must be at least {MIN_PROCESSES} for an interval across processes, "
                          f"got {processes}")
-    seed = section.get("seed")
+    seed = found.get("seed")
     if not is_int(seed) or seed < 0:
         raise StudyError(f"benchmark.seed must be a whole number >= 0, got {seed!r}")
     return BenchmarkSettings(
         threads=tuple(threads),
         processes=processes,
-        rounds=positive_int("benchmark.rounds", section.get("rounds")),
-        calls_per_block=positive_int("benchmark.calls_per_block", section.get("calls_per_block")),
-        warmup_calls=positive_int("benchmark.warmup_calls", section.get("warmup_calls")),
+        rounds=positive_int("benchmark.rounds", found.get("rounds")),
+        calls_per_block=positive_int("benchmark.calls_per_block", found.get("calls_per_block")),
+        warmup_calls=positive_int("benchmark.warmup_calls", found.get("warmup_calls")),
         seed=seed,
     )
 
@@ -240,7 +240,7 @@ def headline_options(params: dict[str, Any]) -> str:
     """``benchmark.headline_options``: the interpreter option set the
     headline latencies and speedups use (`aggregate` reads it; the
     benchmark times every option set)."""
-    headline = _section(params, "benchmark").get("headline_options")
+    headline = section(params, "benchmark").get("headline_options")
     if headline not in OPTION_SETS:
         raise StudyError(f"benchmark.headline_options must be one of {', '.join(OPTION_SETS)}, got {headline!r}")
     return headline
@@ -249,7 +249,7 @@ def headline_options(params: dict[str, Any]) -> str:
 def baseline(params: dict[str, Any]) -> str:
     """``aggregate.baseline``: the variant every gap is measured against; it
     must be one of ``study.variants``, or every comparison would be empty."""
-    name = _section(params, "aggregate").get("baseline")
+    name = section(params, "aggregate").get("baseline")
     variants = study_variants(params)
     if name not in variants:
         raise StudyError(f"aggregate.baseline must name a variant of study.variants ({', '.join(variants)}), "
@@ -259,7 +259,7 @@ def baseline(params: dict[str, Any]) -> str:
 
 def memory_budgets(params: dict[str, Any]) -> list[float | None]:
     """``report.memory_budgets_kib``: KiB figures, null for no limit."""
-    budgets = _section(params, "report").get("memory_budgets_kib")
+    budgets = section(params, "report").get("memory_budgets_kib")
     if not isinstance(budgets, list) or not budgets or not all(
         b is None or (is_number(b) and b > 0) for b in budgets
     ):

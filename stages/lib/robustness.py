@@ -13,13 +13,19 @@ them: :mod:`stages.lib.robustness_tables`.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages.lib.common import StudyError
+import numpy as np
+
+from stages.lib.common import StudyError, atomic_directory, log, write_json_atomic
 from stages.lib.corruptions import CORRUPTIONS
+from stages.lib.datasets import read_idx
+from stages.lib.params import name_list, section
 
 SECTION = "robustness"
 KEYS = ("corruptions", "severities", "seed")
@@ -28,6 +34,9 @@ EVALUATION_FILE = "robustness.json"
 PREDICTIONS_FILE = "predictions.csv"
 CLEAN = "clean"  # the predictions column of the uncorrupted test images
 EXAMPLE_IMAGE = 0  # the test image the examples figure shows
+# Deployed models answer on one thread here (their answers do not depend on
+# the thread count).
+THREADS = 1
 
 
 def corrupted_file(name: str) -> str:
@@ -52,22 +61,9 @@ def robustness_settings(params: dict[str, Any]) -> RobustnessSettings:
     """``robustness``: known corruption names, each once; severities 1 to 5
     for corruptions that have levels (those not given take MNIST-C's); a
     seed >= 0. Anything else is a one-line error naming the key."""
-    section = params.get(SECTION)
-    if not isinstance(section, dict):
-        raise StudyError(f"params.yaml has no `{SECTION}` section")
-    extra = [str(key) for key in section if key not in KEYS]
-    if extra:
-        raise StudyError(f"{SECTION} has unknown keys {', '.join(extra)}; valid keys: {', '.join(KEYS)}")
-    names = section.get("corruptions")
-    if not isinstance(names, list) or not names:
-        raise StudyError(f"{SECTION}.corruptions must be a non-empty list of corruption names "
-                         f"({', '.join(CORRUPTIONS)}), got {names!r}")
-    for name in names:
-        if name not in CORRUPTIONS:
-            raise StudyError(f"{SECTION}.corruptions: unknown corruption {name!r}; known: {', '.join(CORRUPTIONS)}")
-    if len(set(names)) != len(names):
-        raise StudyError(f"{SECTION}.corruptions lists a corruption twice: {names!r}")
-    severities = section.get("severities") or {}
+    found = section(params, SECTION, KEYS)
+    names = name_list(f"{SECTION}.corruptions", found.get("corruptions"), CORRUPTIONS, "corruption")
+    severities = found.get("severities") or {}
     if not isinstance(severities, dict):
         raise StudyError(f"{SECTION}.severities must map corruption names to levels 1 to 5, got {severities!r}")
     for name, level in severities.items():
@@ -78,18 +74,12 @@ def robustness_settings(params: dict[str, Any]) -> RobustnessSettings:
         if not isinstance(level, int) or isinstance(level, bool) or not 1 <= level <= len(CORRUPTIONS[name].levels):
             raise StudyError(f"{SECTION}.severities.{name} must be a level from 1 to "
                              f"{len(CORRUPTIONS[name].levels)}, got {level!r}")
-    seed = section.get("seed")
+    seed = found.get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise StudyError(f"{SECTION}.seed must be a whole number >= 0, got {seed!r}")
     levels = {name: (severities.get(name, CORRUPTIONS[name].level) if CORRUPTIONS[name].levels else None)
               for name in names}
     return RobustnessSettings(levels, seed)
-
-
-def without_section(params: dict[str, Any]) -> dict[str, Any]:
-    """params.yaml without the ``robustness`` section, for the checks of
-    :mod:`stages.lib.params`, which do not know it."""
-    return {name: section for name, section in params.items() if name != SECTION}
 
 
 def corrupt_slice(params: dict[str, Any]) -> dict[str, Any]:
@@ -115,12 +105,6 @@ def slices(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
     files = {f"corrupt/{name}.json": one for name in params["data"]["sources"]}
     files["robustness.json"] = evaluation_slice(params)
     return files
-
-
-def corrupted_folder(dataset: str) -> str:
-    """A dataset's folder of corrupted test images, under ``data/corrupted``
-    (a name never stands alone in an output path)."""
-    return f"dataset-{dataset}"
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any]:
@@ -152,3 +136,88 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
             isinstance(p, int) and 0 <= p <= 255 for p in pixels):
         raise StudyError(f"{path}: example.pixels must be 784 pixels from 0 to 255: {redo}")
     return manifest
+
+
+def corrupted_images(folder: Path, name: str, entry: dict[str, Any], images: int) -> np.ndarray:
+    """One corruption's test images, checked against the manifest's
+    checksum and the clean split's image count."""
+    path = folder / corrupted_file(name)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise StudyError(f"{path} is missing: rerun `dvc repro corrupt`") from None
+    if hashlib.sha256(raw).hexdigest() != entry["sha256"]:
+        raise StudyError(f"{path} does not match its checksum in {folder / MANIFEST_FILE}: it was damaged; "
+                         "rerun `dvc repro --force corrupt`")
+    pixels = read_idx(path)
+    if pixels.dtype != np.uint8 or pixels.shape != (images, 28, 28):
+        raise StudyError(f"{path} holds {pixels.dtype} {pixels.shape}, not the {images} test images of the run: "
+                         "rerun `dvc repro corrupt`")
+    return pixels
+
+
+def source_answers(folder: Path, names: Sequence[str], images: int):
+    """The Keras answers a trained run's evaluation kept: labels, clean
+    images and every corruption, one row per test image."""
+    import pandas as pd
+
+    path = folder / PREDICTIONS_FILE
+    redo = "rerun `dvc repro --force robustness` on the run it was converted from"
+    try:
+        answers = pd.read_csv(path)
+    except FileNotFoundError:
+        raise StudyError(f"{path} is missing: run `dvc repro` to evaluate the run it was converted from") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise StudyError(f"{path} is not a readable table ({type(err).__name__}): {redo}") from None
+    missing = [name for name in ["label", CLEAN, *names] if name not in answers]
+    if missing or len(answers) != images:
+        raise StudyError(f"{path} lacks {', '.join(missing) or f'its {images} rows'}: {redo}")
+    return answers
+
+
+# A network's answers to scaled-or-raw pixels: the answers its accuracy is
+# measured by, and the deployed model's (all of them, or the first images).
+Answers = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def evaluate(corrupted_dir: str | Path, x_test: np.ndarray, y_test: np.ndarray, answer: Answers,
+             reference: Callable[[str, np.ndarray], np.ndarray], options: str, out_dir: str | Path,
+             what: str) -> dict[str, Any]:
+    """Every corruption of the manifest in ``corrupted_dir`` answered by
+    ``answer``; the deployed answers compared with ``reference(corruption,
+    answers)`` (the Keras answers they should agree with). Writes the
+    evaluation (``robustness.json``) and every image's answer
+    (``predictions.csv``) to ``out_dir``, whole or not at all."""
+    import pandas as pd
+
+    folder = Path(corrupted_dir)
+    manifest = read_manifest(folder)
+    if manifest["test_images"] != len(y_test):
+        raise StudyError(f"{folder} holds corruptions of {manifest['test_images']} test images, the run uses "
+                         f"{len(y_test)}: rerun `dvc repro corrupt`")
+    measured, deployed = answer(x_test)
+    predictions = {"label": y_test.astype(int), CLEAN: measured}
+    clean_accuracy = float(np.mean(measured == y_test))
+    clean_agreement = float(np.mean(deployed == reference(CLEAN, measured)[:len(deployed)]))
+    results = {}
+    for name, entry in manifest["corruptions"].items():
+        measured, deployed = answer(corrupted_images(folder, name, entry, len(y_test)))
+        predictions[name] = measured
+        checked = len(deployed)
+        results[name] = {"level": entry["level"], "images": len(y_test),
+                         "accuracy": float(np.mean(measured == y_test)),
+                         "deployed_images": checked,
+                         "deployed_accuracy": float(np.mean(deployed == y_test[:checked])),
+                         "deployed_agreement": float(np.mean(deployed == reference(name, measured)[:checked]))}
+        log.info("  %s: accuracy %.2f%% (clean %.2f%%), deployed agrees with Keras on %.2f%%", name,
+                 100 * results[name]["accuracy"], 100 * clean_accuracy, 100 * results[name]["deployed_agreement"])
+    evaluation = {"clean_accuracy": clean_accuracy, "test_images": len(y_test), "options": options,
+                  "corruption_seed": manifest["seed"], "corruptions": results, "clean_agreement": clean_agreement}
+    with atomic_directory(out_dir) as tmp:
+        write_json_atomic(tmp / EVALUATION_FILE, evaluation)
+        pd.DataFrame(predictions).to_csv(tmp / PREDICTIONS_FILE, index=False)
+    worst = min(results, key=lambda name: results[name]["accuracy"])
+    log.info("%s: %d corruptions; lowest accuracy %.2f%% under %s; deployed agreement at least %.2f%%", what,
+             len(results), 100 * results[worst]["accuracy"], worst,
+             100 * min(r["deployed_agreement"] for r in results.values()))
+    return evaluation

@@ -37,9 +37,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages.lib.common import StudyError, run_name
+from stages.lib.common import StudyError
+from stages.lib.layout import ROBUSTNESS, output, run_name
+from stages.lib.layout import corrupted_dir as corrupted_dir_of
 from stages.lib.robustness import (
-    CLEAN, EVALUATION_FILE, EXAMPLE_IMAGE, corrupted_file, corrupted_folder, read_manifest,
+    CLEAN, EVALUATION_FILE, EXAMPLE_IMAGE, corrupted_file, read_manifest,
 )
 from stages.lib.stats import ALPHA, accuracy_interval, direction, holm, mean_interval, paired_difference
 from stages.lib.tables import FRACTION, MAPPING, POSITIVE_COUNT, TEXT, Runs, read_json
@@ -58,7 +60,7 @@ def load_evaluations(robustness_dir: str | Path, study: Runs) -> pd.DataFrame:
     have been evaluated on the same corruptions."""
     rows, seen = [], {}
     for dataset, variant, seed in study:
-        path = Path(robustness_dir) / run_name(dataset, variant, seed) / EVALUATION_FILE
+        path = output(robustness_dir, run_name(dataset, variant, seed), ROBUSTNESS) / EVALUATION_FILE
         evaluation = read_json(path, EVALUATION_FIELDS)
         names = tuple(evaluation["corruptions"])
         if seen.setdefault(dataset, names) != names:
@@ -177,7 +179,7 @@ def examples_table(corrupted_dir: str | Path, datasets: Sequence[str]) -> pd.Dat
 
     rows = []
     for dataset in datasets:
-        folder = Path(corrupted_dir) / corrupted_folder(dataset)
+        folder = corrupted_dir_of(dataset, corrupted_dir)
         manifest = read_manifest(folder)
         rows.append({"dataset": dataset, "corruption": CLEAN, "level": None, "image": EXAMPLE_IMAGE,
                      "pixels": " ".join(map(str, manifest["example"]["pixels"]))})

@@ -1,0 +1,167 @@
+"""A deployed form: a trained run made into a ``.tflite`` file that a
+runtime answers images with. Two forms today, each one module that says
+how a trained Keras model becomes its file and which of its test results
+it accepts: Larq Compute Engine's conversion (:mod:`stages.lib.lce`, the
+`deploy` stage; named as its run) and int8 post-training quantization
+(:mod:`stages.lib.int8`, the `quantize` stage; named ``<variant>+int8``).
+
+Everything else a form needs is the same for every form and lives here:
+
+- :func:`deploy`: load the run, convert it with the form's function, check
+  the file against Keras on the whole test set under every interpreter
+  option set, let the form accept or refuse those checks, and write the
+  file and its record (``deploy.json``: size, SHA-256, accuracy and
+  agreement per option set, weights, peak RAM, operators, MACs) whole or
+  not at all;
+- :func:`read`: a deployed file with its record, refused in one line when
+  its size or checksum is not the record's, before any runtime loads it
+  (a truncated file would crash the interpreter without a message);
+- :func:`answers`: a file's answers to images, whatever its input type.
+
+A third form (float16 weights, dynamic-range int8) is one more module with
+its conversion and its acceptance rule, a stage that calls :func:`deploy`,
+and its params section.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stages.lib.common import StudyError, atomic_directory, log, write_json_atomic
+from stages.lib.datasets import load_split, scale_images
+from stages.lib.graph import analyse
+from stages.lib.lce import INTERPRETER_OPTIONS, SAMPLE_FILE, SAMPLE_IMAGES, TFLITE_FILE, interpreter, strip_names
+from stages.lib.trained import EVAL_BATCH_SIZE, load_model
+
+RECORD_FILE = "deploy.json"
+Checks = dict[str, dict[str, float]]
+# A form's verdict on its checks: the option sets it may be timed under and
+# what it adds to the record; or a StudyError.
+Accept = Callable[[Checks, float], tuple[list[str], dict[str, Any]]]
+
+
+def input_quantization(runner) -> tuple[float, int] | None:
+    """The (scale, zero point) of an interpreter's int8 input; None for a
+    float input."""
+    if runner.input_types[0] != np.int8:
+        return None
+    return float(runner.input_scales[0]), int(runner.input_zero_points[0])
+
+
+def model_inputs(images: np.ndarray, quantization: tuple[float, int] | list | None) -> np.ndarray:
+    """Scaled float ``images`` as the model takes them: as they are for a
+    float input, else quantized with the input's (scale, zero point)."""
+    if quantization is None:
+        return images.astype(np.float32, copy=False)
+    scale, zero_point = quantization
+    return np.clip(np.round(images / scale) + zero_point, -128, 127).astype(np.int8)
+
+
+def answers(runner, images: np.ndarray) -> np.ndarray:
+    """The class a deployed model answers for each of the scaled ``images``."""
+    return runner.predict(model_inputs(images, input_quantization(runner))).argmax(axis=1)
+
+
+def check_against_keras(flatbuffer: bytes, images: np.ndarray, keras_pred: np.ndarray,
+                        labels: np.ndarray) -> tuple[Checks, tuple[float, int] | None]:
+    """Agreement with Keras and accuracy of ``flatbuffer`` under every
+    interpreter option set, on one thread; and its input's quantization."""
+    checks, quantization = {}, None
+    for name in INTERPRETER_OPTIONS:
+        runner = interpreter(flatbuffer, 1, name)
+        quantization = input_quantization(runner)
+        lite_pred = answers(runner, images)
+        checks[name] = {"agreement": float(np.mean(lite_pred == keras_pred)),
+                        "converted_accuracy": float(np.mean(lite_pred == labels))}
+        log.info("  %s: agreement with Keras %.4f%%, accuracy %.4f", name, 100 * checks[name]["agreement"],
+                 checks[name]["converted_accuracy"])
+    return checks, quantization
+
+
+def deploy(model_dir: str | Path, data_dir: str | Path, input_range: tuple[float, float],
+           convert: Callable[[Any], bytes], accept: Accept, out_model_dir: str | Path, out_record_dir: str | Path,
+           test_limit: int | None = None, what: str = "converted") -> dict[str, Any]:
+    """Make the trained model in ``model_dir`` into a deployed file with
+    ``convert`` (debug names stripped), check it against Keras on the test
+    split, and write the file and its record if ``accept`` takes the
+    checks; a refusal writes nothing."""
+    model = load_model(model_dir)
+    x_test, y_test = load_split(data_dir, "test", test_limit)
+    images = scale_images(x_test, input_range)
+    keras_pred = model.predict(images, batch_size=EVAL_BATCH_SIZE, verbose=0).argmax(axis=1)
+    keras_accuracy = float(np.mean(keras_pred == y_test))
+    converted = convert(model)
+    flatbuffer = strip_names(converted)
+    log.info("%s: %s to %d bytes, %d without debug names (%.2f KiB)", model_dir, what, len(converted),
+             len(flatbuffer), len(flatbuffer) / 1024)
+    checks, quantization = check_against_keras(flatbuffer, images, keras_pred, y_test)
+    agreeing, extra = accept(checks, keras_accuracy)
+    graph = analyse(flatbuffer)
+    record = {
+        "tflite_bytes": len(flatbuffer),
+        "tflite_kib": len(flatbuffer) / 1024,
+        "tflite_sha256": hashlib.sha256(flatbuffer).hexdigest(),
+        "converted_bytes_with_names": len(converted),
+        "keras_accuracy": keras_accuracy,
+        "converted_accuracy": checks[agreeing[0]]["converted_accuracy"],
+        "agreement": min(checks[name]["agreement"] for name in agreeing),
+        "options_agreeing": agreeing,
+        "checks": checks,
+        "input_range": list(input_range),
+        "input_quantization": quantization,
+        "test_images": len(images),
+        **extra,
+        **graph,
+    }
+    with atomic_directory(out_model_dir) as tmp:
+        (tmp / TFLITE_FILE).write_bytes(flatbuffer)
+    with atomic_directory(out_record_dir) as tmp:
+        write_json_atomic(tmp / RECORD_FILE, record)
+        np.save(tmp / SAMPLE_FILE, x_test[:SAMPLE_IMAGES])
+    log.info("%s: %s %.2f KiB file, %.2f KiB peak activations, %.1f%% of MACs in binary operators, accuracy %.4f "
+             "(Keras %.4f)", model_dir, what, record["tflite_kib"], graph["peak_activation_bytes"] / 1024,
+             100 * graph["binary_mac_fraction_deployed"], record["converted_accuracy"], keras_accuracy)
+    if len(agreeing) < len(checks):
+        log.info("%s: not timed under %s (predictions disagree with Keras)", model_dir,
+                 ", ".join(name for name in checks if name not in agreeing))
+    return record
+
+
+def read_record(record_dir: str | Path, stage: str) -> dict[str, Any]:
+    """A deployed file's record (``deploy.json``); missing or unreadable is
+    one line naming the ``stage`` that writes it."""
+    import json
+
+    path = Path(record_dir) / RECORD_FILE
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise StudyError(f"{path} is missing: run `dvc repro {stage}` to produce it") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise StudyError(f"{path} is damaged ({type(err).__name__}): run `dvc repro --force {stage}` to rewrite it") \
+            from None
+    if not isinstance(record, dict):
+        raise StudyError(f"{path} is damaged (not a mapping): run `dvc repro --force {stage}` to rewrite it")
+    return record
+
+
+def read(model_dir: str | Path, record_dir: str | Path, stage: str) -> tuple[bytes, dict[str, Any]]:
+    """A deployed file and its record. A file whose size or SHA-256 is not
+    the record's is refused in one line before any runtime loads it."""
+    record = read_record(record_dir, stage)
+    path = Path(model_dir) / TFLITE_FILE
+    try:
+        flatbuffer = path.read_bytes()
+    except FileNotFoundError:
+        raise StudyError(f"{path} is missing: run `dvc repro {stage}` to produce it") from None
+    if len(flatbuffer) != record.get("tflite_bytes") or \
+            hashlib.sha256(flatbuffer).hexdigest() != record.get("tflite_sha256"):
+        raise StudyError(f"{path} is not the file its record ({Path(record_dir) / RECORD_FILE}) describes "
+                         f"({len(flatbuffer)} bytes): it was damaged; `dvc checkout` restores it, or rerun "
+                         f"`dvc repro --force {stage}`")
+    return flatbuffer, record
