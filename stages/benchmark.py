@@ -47,7 +47,7 @@ from stages.lib.deployed import model_inputs, read
 from stages.lib.layout import DEPLOY_RECORDS, DEPLOYED, output, run_name
 from stages.lib.datasets import scale_images
 from stages.lib.int8 import int8_runs, is_form
-from stages.lib.lce import INTERPRETER_OPTIONS, SAMPLE_FILE, interpreter
+from stages.lib.lce import INTERPRETER_OPTIONS, SAMPLE_FILE, TFLITE_FILE, interpreter
 from stages.lib.params import BenchmarkSettings, benchmark_settings, study_runs
 
 OVERHEAD = "overhead"   # the trivial model's name in the timings
@@ -153,7 +153,7 @@ def load_subjects(deployed_dir: str | Path, deploy_reports_dir: str | Path,
         if sample.dtype != np.uint8 or sample.ndim != 3 or not len(sample):
             raise StudyError(f"{sample_path} holds no uint8 images: run `dvc repro --force {stage}` to rewrite it")
         # a file the interpreter refuses stops before any timing
-        interpreter(flatbuffer, 1, "default", source=str(output(deployed_dir, run, DEPLOYED)))
+        interpreter(flatbuffer, 1, "default", source=str(output(deployed_dir, run, DEPLOYED) / TFLITE_FILE))
         subjects.append(Subject(run, dataset, variant, seed, flatbuffer,
                                 model_inputs(scale_images(sample, input_range), quantization)[:, np.newaxis],
                                 options))

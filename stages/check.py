@@ -16,7 +16,9 @@ what it really read.
 from __future__ import annotations
 
 import argparse
+import io
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
@@ -85,6 +87,58 @@ def study_folders(params: dict[str, Any]) -> dict[str, set[str]]:
             PROFILES: set(study_variants(params)), CORRUPTED: set(study_datasets(params))}
 
 
+def _resolve(value: Any, params: dict[str, Any]) -> Any:
+    """A dvc.yaml value that is one whole ``${a.b}`` interpolation, read
+    from ``params``; anything else as it is."""
+    if isinstance(value, str) and value.startswith("${") and value.endswith("}"):
+        for key in value[2:-1].split("."):
+            params = params[key]
+        return params
+    return value
+
+
+def pipeline_stages(pipeline: dict[str, Any], params: dict[str, Any]) -> set[str]:
+    """The names DVC gives the stages of ``pipeline`` (dvc.yaml) under a
+    checked ``params``: a plain stage by its name, a ``foreach`` one as
+    ``name@item``, a ``matrix`` one as ``name@`` and its values joined by
+    ``-``."""
+    names = set()
+    for name, stage in pipeline.get("stages", {}).items():
+        if "foreach" in stage:
+            names |= {f"{name}@{item}" for item in _resolve(stage["foreach"], params)}
+        elif "matrix" in stage:
+            combos = [[]]
+            for axis in stage["matrix"].values():
+                combos = [[*combo, str(value)] for combo in combos for value in _resolve(axis, params)]
+            names |= {f"{name}@{'-'.join(combo)}" for combo in combos}
+        else:
+            names.add(name)
+    return names
+
+
+def prune_lock(path: str | Path, names: set[str]) -> list[str]:
+    """Remove from the lock file at ``path`` the entries of stages not in
+    ``names`` (an experiment with more datasets, variants or seeds left
+    them; a `dvc pull` would then look for outputs no stage makes); return
+    the names removed. DVC rereads the file before it records each stage, so
+    the entries stay removed."""
+    from ruamel.yaml import YAML
+
+    path = Path(path)
+    if not path.is_file():
+        return []
+    round_trip = YAML()
+    lock = round_trip.load(path.read_text())
+    stale = [name for name in (lock or {}).get("stages", {}) if name not in names]
+    if stale:
+        for name in stale:
+            del lock["stages"][name]
+        text = io.StringIO()
+        round_trip.dump(lock, text)
+        write_text_atomic(path, text.getvalue())
+    return stale
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", default="params.yaml")
@@ -105,9 +159,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                 written.append(relative)
     log.info("params checked: every section and variant is valid; the study runs %s; %d slices in %s",
              ", ".join(variants), len(written), args.out)
-    for folder in tidy(study_folders(params)) if args.tidy else ():
-        log.info("%s is not part of this study: removed from the workspace (it stays in DVC's cache; a study "
-                 "that includes it restores it)", folder)
+    if args.tidy:
+        for folder in tidy(study_folders(params)):
+            log.info("%s is not part of this study: removed from the workspace (it stays in DVC's cache; a study "
+                     "that includes it restores it)", folder)
+        stale = prune_lock("dvc.lock", pipeline_stages(load_params("dvc.yaml"), params))
+        if stale:
+            log.info("dvc.lock: %d entries of stages outside this study removed (%s)", len(stale),
+                     ", ".join(stale[:3]) + (", ..." if len(stale) > 3 else ""))
 
 
 if __name__ == "__main__":

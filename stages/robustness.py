@@ -23,7 +23,7 @@ import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import load_params, run_cli
 from stages.lib.datasets import load_split, scale_images
 from stages.lib.deployed import answers, read
-from stages.lib.lce import interpreter
+from stages.lib.lce import TFLITE_FILE, interpreter
 from stages.lib.networks import variant_from_params
 from stages.lib.params import data_limits, headline_options
 from stages.lib.robustness import THREADS, evaluate
@@ -47,7 +47,7 @@ def evaluate_run(model_dir: str | Path, deployed_dir: str | Path, record_dir: st
 
     flatbuffer, _ = read(deployed_dir, record_dir, "deploy")
     model = load_model(model_dir)
-    lite = interpreter(flatbuffer, THREADS, options, source=str(deployed_dir))
+    lite = interpreter(flatbuffer, THREADS, options, source=str(Path(deployed_dir) / TFLITE_FILE))
     x_test, y_test = load_split(data_dir, "test", test_limit)
     # The model called directly in one traced function: half the time of
     # `predict`, which sets up a dataset on every call (36 calls a run).

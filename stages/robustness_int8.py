@@ -23,7 +23,7 @@ import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import load_params, run_cli
 from stages.lib.datasets import load_split, scale_images
 from stages.lib.deployed import answers, read
-from stages.lib.lce import interpreter
+from stages.lib.lce import TFLITE_FILE, interpreter
 from stages.lib.networks import variant_from_params
 from stages.lib.params import data_limits, headline_options
 from stages.lib.robustness import THREADS, evaluate, read_manifest, source_answers
@@ -37,7 +37,7 @@ def evaluate_int8(deployed_dir: str | Path, record_dir: str | Path, source_dir: 
     corruption, its agreement with the Keras answers its source run's
     evaluation kept in ``source_dir``; see :func:`stages.lib.robustness.evaluate`."""
     flatbuffer, _ = read(deployed_dir, record_dir, "quantize")
-    lite = interpreter(flatbuffer, THREADS, options, source=str(deployed_dir))
+    lite = interpreter(flatbuffer, THREADS, options, source=str(Path(deployed_dir) / TFLITE_FILE))
     x_test, y_test = load_split(data_dir, "test", test_limit)
     keras = source_answers(Path(source_dir), list(read_manifest(corrupted_dir)["corruptions"]), len(y_test))
 

@@ -93,22 +93,22 @@ def test_mean_curves_average_across_seeds():
 
 
 def test_missing_run_says_how_to_fix(tmp_path):
-    with pytest.raises(StudyError, match=r"mnist-bnn-0/metrics.json is missing: run `dvc repro`"):
+    with pytest.raises(StudyError, match=r"mnist-bnn-0/live/metrics.json is missing: run `dvc repro`"):
         load_runs(tmp_path, [("mnist", "bnn", 0)])
 
 
 def test_corrupt_run_metrics_are_reported(tmp_path):
-    (tmp_path / "fashion_mnist-bnn-0").mkdir()
-    (tmp_path / "fashion_mnist-bnn-0" / "metrics.json").write_text('{"test_accuracy": 0.9')
-    with pytest.raises(StudyError, match=r"fashion_mnist-bnn-0/metrics.json is not valid JSON"):
+    (tmp_path / "fashion_mnist-bnn-0" / "live").mkdir(parents=True)
+    (tmp_path / "fashion_mnist-bnn-0" / "live" / "metrics.json").write_text('{"test_accuracy": 0.9')
+    with pytest.raises(StudyError, match=r"fashion_mnist-bnn-0/live/metrics.json is not valid JSON"):
         load_runs(tmp_path, [("fashion_mnist", "bnn", 0)])
 
 
 def test_failed_aggregate_writes_nothing(tmp_path):
     params = {"study": {"variants": ["bnn"], "seeds": [0]}, "aggregate": {"baseline": "bnn"}}
-    (tmp_path / "profiles" / "variant-bnn").mkdir(parents=True)
+    (tmp_path / "profiles" / "bnn" / "profile").mkdir(parents=True)
     profile = {k: 1 for k in synthetic_profiles().columns} | {"params_by_bitwidth": {"1": 1}, "macs_by_precision": {"1": 1}}
-    (tmp_path / "profiles" / "variant-bnn" / "profile.json").write_text(json.dumps(profile))
+    (tmp_path / "profiles" / "bnn" / "profile" / "profile.json").write_text(json.dumps(profile))
     params["benchmark"] = {"threads": [1], "processes": 3, "rounds": 10, "calls_per_block": 10, "warmup_calls": 1, "seed": 0,
                            "headline_options": "default"}
     with pytest.raises(StudyError):
@@ -156,10 +156,10 @@ def test_a_variant_with_a_run_at_chance_is_flagged_and_never_on_the_frontier():
 
 def test_load_runs_flags_each_run_at_chance(tmp_path):
     for seed, accuracy in ((0, 0.97), (1, 0.10)):
-        (tmp_path / f"mnist-bnn-{seed}").mkdir()
+        (tmp_path / f"mnist-bnn-{seed}" / "live").mkdir(parents=True)
         metrics = {"test_accuracy": accuracy, "test_loss": 0.1, "chance_accuracy": 0.1135, "train_time_s": 1.0,
                    "train_images_per_s": 1.0, "train_images": 100, "test_images": 10000}
-        (tmp_path / f"mnist-bnn-{seed}" / "metrics.json").write_text(json.dumps(metrics))
+        (tmp_path / f"mnist-bnn-{seed}" / "live" / "metrics.json").write_text(json.dumps(metrics))
     runs = load_runs(tmp_path, [("mnist", "bnn", 0), ("mnist", "bnn", 1)])
     assert runs["at_chance"].tolist() == [False, True] and runs["dataset"].tolist() == ["mnist", "mnist"]
 
@@ -170,8 +170,8 @@ def test_load_runs_flags_each_run_at_chance(tmp_path):
     ("\x00\xff", "is not valid JSON"),
 ])
 def test_a_damaged_profile_is_one_line(tmp_path, text, message):
-    (tmp_path / "variant-bnn").mkdir()
-    (tmp_path / "variant-bnn" / "profile.json").write_text(text)
+    (tmp_path / "bnn" / "profile").mkdir(parents=True)
+    (tmp_path / "bnn" / "profile" / "profile.json").write_text(text)
     with pytest.raises(StudyError, match=message):
         load_profiles(tmp_path, ["bnn"])
 
@@ -301,10 +301,10 @@ def test_paired_images_table_tests_all_seeds_at_once():
 
 
 def test_damaged_predictions_are_one_line(tmp_path):
-    (tmp_path / "mnist-bnn-0").mkdir()
+    (tmp_path / "mnist-bnn-0" / "live").mkdir(parents=True)
     with pytest.raises(StudyError, match=r"predictions.csv is missing: run `dvc repro`"):
         load_predictions(tmp_path, [("mnist", "bnn", 0)])
-    (tmp_path / "mnist-bnn-0" / "predictions.csv").write_text("label,answer\n1,2\n")
+    (tmp_path / "mnist-bnn-0" / "live" / "predictions.csv").write_text("label,answer\n1,2\n")
     with pytest.raises(StudyError, match=r"predictions.csv is damaged \(not label,predicted rows\)"):
         load_predictions(tmp_path, [("mnist", "bnn", 0)])
 

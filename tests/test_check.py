@@ -2,13 +2,14 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import REPO, with_param
 from stages.check import main
-from stages.lib.common import run_cli
+from stages.lib.common import StudyError, run_cli
 
 
 def _write(tmp_path, params):
@@ -226,7 +227,7 @@ BAD_PARAMS = [
     ("deploy.max_disagreement", 1, "deploy has unknown keys max_disagreement; valid keys: max_disagreement_pct"),
     # the int8 conversion applies to float networks: a 1-bit one would agree with Keras on a third of the images
     ("int8.variants", ["fp32", "bnn"], "int8.variants: bnn is not a float network ("),
-    ("int8.variants", ["fp32", "x"], "int8.variants: unknown variant of study.variants 'x'"),
+    ("int8.variants", ["fp32", "x"], "int8.variants names x, which study.variants"),
     # calibration larger than the training images the runs use: refused before any finished model is replaced
     ("int8.representative_images", 60001, "int8.representative_images is 60001, more than the 60000 training images"),
     ("trian", {"epochs": 3}, "params.yaml has unknown sections trian; valid: data, study, train, recipes, variants, "
@@ -255,3 +256,61 @@ def test_the_option_sets_params_accept_are_the_interpreters():
     from stages.lib.params import OPTION_SETS
 
     assert OPTION_SETS == tuple(INTERPRETER_OPTIONS)
+
+
+def test_check_names_the_stages_as_dvc_does(study_params):
+    # stale lock entries are those of no stage DVC makes of dvc.yaml and params.yaml
+    from dvc.repo import Repo
+
+    from stages.check import pipeline_stages
+    from stages.lib.common import load_params
+
+    with Repo(str(REPO)) as repo:
+        dvc_names = {stage.addressing for stage in repo.index.stages}
+    assert pipeline_stages(load_params(REPO / "dvc.yaml"), load_params(REPO / "params.yaml")) == dvc_names
+    two = with_param(with_param(study_params, "study.datasets", ["mnist", "fashion_mnist"]), "study.seeds", [0, 7])
+    names = pipeline_stages(load_params(REPO / "dvc.yaml"), two)
+    assert {"train@fashion_mnist-bnn-7", "quantize@fashion_mnist-fp32-7", "corrupt@fashion_mnist"} <= names
+
+
+def test_stale_lock_entries_are_pruned_and_the_rest_kept(tmp_path):
+    from stages.check import prune_lock
+
+    lock = tmp_path / "dvc.lock"
+    lock.write_text("schema: '2.0'\nstages:\n  check:\n    cmd: a\n  train@fashion_mnist-bnn-0:\n    cmd: b\n"
+                    "  train@mnist-bnn-0:\n    cmd: c\n")
+    assert prune_lock(lock, {"check", "train@mnist-bnn-0"}) == ["train@fashion_mnist-bnn-0"]
+    assert lock.read_text() == "schema: '2.0'\nstages:\n  check:\n    cmd: a\n  train@mnist-bnn-0:\n    cmd: c\n"
+    before = lock.stat().st_mtime_ns
+    assert prune_lock(lock, {"check", "train@mnist-bnn-0"}) == [] and lock.stat().st_mtime_ns == before
+    assert prune_lock(tmp_path / "none.lock", set()) == []
+
+
+def test_tidy_removes_only_folders_found_in_dvc_s_cache(tmp_path, monkeypatch):
+    import hashlib
+
+    from dvc.repo import Repo
+
+    from stages.lib.layout import tidy
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    Repo.init(str(tmp_path)).close()
+    monkeypatch.chdir(tmp_path)
+    runs = tmp_path / "reports" / "runs"
+    for run in ("mnist-bnn-0", "fashion_mnist-bnn-0", "handmade"):
+        (runs / run / "live").mkdir(parents=True)
+        (runs / run / "live" / "metrics.json").write_text(f'{{"run": "{run}"}}')
+    (runs / ".mnist-bnn-1.k1ll3d00.tmp").mkdir()  # an interrupted write: its writer's to clear
+    with Repo(str(tmp_path)) as repo:  # the other experiment's run is in the cache, the hand-made folder not
+        data = (runs / "fashion_mnist-bnn-0" / "live" / "metrics.json").read_bytes()
+        cached = Path(repo.cache.local.oid_to_path(hashlib.md5(data).hexdigest()))
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_bytes(data)
+    with pytest.raises(StudyError, match=r"reports/runs/handmade is not part of the study and not in DVC's cache: "
+                                         r"move it out"):
+        tidy({"reports/runs": {"mnist-bnn-0"}})
+    assert (runs / "handmade" / "live" / "metrics.json").is_file() and (runs / "fashion_mnist-bnn-0").is_dir()
+    (runs / "handmade" / "live" / "metrics.json").unlink()
+    (runs / "handmade" / "live").rmdir()
+    assert tidy({"reports/runs": {"mnist-bnn-0", "handmade"}}) == [Path("reports/runs/fashion_mnist-bnn-0")]
+    assert sorted(path.name for path in runs.iterdir()) == [".mnist-bnn-1.k1ll3d00.tmp", "handmade", "mnist-bnn-0"]

@@ -115,3 +115,22 @@ def test_run_cli_lets_a_bug_through():
 
     with pytest.raises(ValueError):
         run_cli(main, [])
+
+
+def test_outputs_are_readable_by_the_group_and_others_as_the_umask_allows(tmp_path):
+    # mkstemp and mkdtemp create 0600 and 0700: the renamed output kept them
+    import os
+    import stat
+
+    from stages.lib.common import atomic_directory, write_json_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "record.json", {"a": 1})
+        with atomic_directory(tmp_path / "folder") as tmp:
+            write_json_atomic(tmp / "inside.json", {"b": 2})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "record.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "folder" / "inside.json").stat().st_mode) == 0o644

@@ -42,14 +42,18 @@ def test_the_report_of_a_study_at_chance_renders_and_says_so(tmp_path, monkeypat
 def _deployed_run(tmp_path, model_bytes):
     """A deployed run's files as `deploy` leaves them, with ``model_bytes``
     as its .tflite file."""
-    (tmp_path / "deployed" / "mnist-bnn-0").mkdir(parents=True)
-    (tmp_path / "deployed" / "mnist-bnn-0" / "model.tflite").write_bytes(model_bytes)
-    (tmp_path / "deploy" / "mnist-bnn-0").mkdir(parents=True)
-    (tmp_path / "deploy" / "mnist-bnn-0" / "deploy.json").write_text(
-        json.dumps({"input_range": [0.0, 1.0], "options_agreeing": ["default"]}))
+    import hashlib
+
+    (tmp_path / "deployed" / "mnist-bnn-0" / "tflite").mkdir(parents=True)
+    (tmp_path / "deployed" / "mnist-bnn-0" / "tflite" / "model.tflite").write_bytes(model_bytes)
+    (tmp_path / "deploy" / "mnist-bnn-0" / "record").mkdir(parents=True)
+    # the record describes these very bytes: what refuses them is the interpreter
+    (tmp_path / "deploy" / "mnist-bnn-0" / "record" / "deploy.json").write_text(
+        json.dumps({"input_range": [0.0, 1.0], "options_agreeing": ["default"], "input_quantization": None,
+                    "tflite_bytes": len(model_bytes), "tflite_sha256": hashlib.sha256(model_bytes).hexdigest()}))
     from stages.lib.lce import SAMPLE_FILE
 
-    np.save(tmp_path / "deploy" / "mnist-bnn-0" / SAMPLE_FILE, np.zeros((4, 28, 28), np.uint8))
+    np.save(tmp_path / "deploy" / "mnist-bnn-0" / "record" / SAMPLE_FILE, np.zeros((4, 28, 28), np.uint8))
 
 
 @pytest.mark.parametrize("model_bytes", [b"", b"TFL3garbage", np.random.default_rng(0).bytes(5000)],
@@ -58,7 +62,7 @@ def test_a_damaged_deployed_model_stops_the_benchmark_in_one_line(tmp_path, mode
     from stages.benchmark import load_subjects
 
     _deployed_run(tmp_path, model_bytes)
-    with pytest.raises(StudyError, match=r"deployed/mnist-bnn-0/model.tflite is not a model TensorFlow Lite can "
+    with pytest.raises(StudyError, match=r"deployed/mnist-bnn-0/tflite/model.tflite is not a model TensorFlow Lite can "
                                          r"load \(.*\): rerun the deploy stage"):
         load_subjects(tmp_path / "deployed", tmp_path / "deploy", [("mnist", "bnn", 0)])
 
@@ -75,35 +79,35 @@ def test_any_damaged_field_of_a_run_s_metrics_is_one_line_naming_it(tmp_path, fi
 
     if value == 1e12 + 0.5 and field not in ("train_images", "test_images"):
         value = 1.5 if field in ("test_accuracy", "chance_accuracy") else -0.5
-    (tmp_path / "mnist-bnn-0").mkdir()
+    (tmp_path / "mnist-bnn-0" / "live").mkdir(parents=True)
     text = json.dumps({**RUN, field: value})  # NaN is written as JSON's NaN, as Python would
-    (tmp_path / "mnist-bnn-0" / "metrics.json").write_text(text)
+    (tmp_path / "mnist-bnn-0" / "live" / "metrics.json").write_text(text)
     if field in ("train_time_s", "train_images_per_s", "test_loss") and value == 1.7:
         load_runs(tmp_path, [("mnist", "bnn", 0)])  # 1.7 s, 1.7 images/s and a loss of 1.7 are possible
         return
-    with pytest.raises(StudyError, match=rf"mnist-bnn-0/metrics.json: {field} must be .*, got .*: rerun"):
+    with pytest.raises(StudyError, match=rf"mnist-bnn-0/live/metrics.json: {field} must be .*, got .*: rerun"):
         load_runs(tmp_path, [("mnist", "bnn", 0)])
 
 
 def test_the_aggregate_stage_names_a_damaged_field_in_one_line(tmp_path, capsys):
     from stages.aggregate import main
 
-    (tmp_path / "runs" / "mnist-bnn-0").mkdir(parents=True)
-    (tmp_path / "runs" / "mnist-bnn-0" / "metrics.json").write_text(json.dumps({**RUN, "test_accuracy": None}))
+    (tmp_path / "runs" / "mnist-bnn-0" / "live").mkdir(parents=True)
+    (tmp_path / "runs" / "mnist-bnn-0" / "live" / "metrics.json").write_text(json.dumps({**RUN, "test_accuracy": None}))
     params = tmp_path / "aggregate.json"
     params.write_text(json.dumps({"study": {"datasets": ["mnist"], "variants": ["bnn"], "seeds": [0]},
                                   "aggregate": {"baseline": "bnn"}, "benchmark": {"headline_options": "default"},
                                   "variants": {"bnn": {"recipe": "article"}}, "recipes": {"article": {"epochs": 6}}}))
-    (tmp_path / "profiles" / "variant-bnn").mkdir(parents=True)
+    (tmp_path / "profiles" / "bnn" / "profile").mkdir(parents=True)
     profile = {**synthetic_profiles().loc["bnn"].to_dict(), "params_by_bitwidth": {"1": 93088, "32": 468},
                "macs_by_precision": {"1": 2599552, "32": 194688}}
-    (tmp_path / "profiles" / "variant-bnn" / "profile.json").write_text(json.dumps(profile))
+    (tmp_path / "profiles" / "bnn" / "profile" / "profile.json").write_text(json.dumps(profile))
     status = run_cli(main, ["--params", str(params), "--runs", str(tmp_path / "runs"),
                             "--profiles", str(tmp_path / "profiles"), "--tables-out", str(tmp_path / "tables"),
                             "--curves-out", str(tmp_path / "curves"), "--metrics-out", str(tmp_path / "m.json")])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 1 and len(err) == 1
-    assert err[0].endswith("mnist-bnn-0/metrics.json: test_accuracy must be a number from 0 to 1, got None: "
+    assert err[0].endswith("mnist-bnn-0/live/metrics.json: test_accuracy must be a number from 0 to 1, got None: "
                            "rerun the stage that writes it")
     assert not (tmp_path / "tables").exists()
 
@@ -214,12 +218,12 @@ OUT_OF_RANGE = {"tflite_bytes": 0.5, "tflite_kib": 0, "converted_accuracy": 1.5,
 def test_any_damaged_field_of_a_deployment_is_one_line_naming_it(tmp_path, field):
     from stages.lib.deployment import load_deployments
 
-    (tmp_path / "mnist-bnn-0").mkdir()
+    (tmp_path / "mnist-bnn-0" / "record").mkdir(parents=True)
     for value in (None, "abc", -1, OUT_OF_RANGE[field]):
-        (tmp_path / "mnist-bnn-0" / "deploy.json").write_text(json.dumps({**DEPLOYED, field: value}))
-        with pytest.raises(StudyError, match=rf"mnist-bnn-0/deploy.json: {field} must be "):
+        (tmp_path / "mnist-bnn-0" / "record" / "deploy.json").write_text(json.dumps({**DEPLOYED, field: value}))
+        with pytest.raises(StudyError, match=rf"mnist-bnn-0/record/deploy.json: {field} must be "):
             load_deployments(tmp_path, [("mnist", "bnn", 0)])
-    (tmp_path / "mnist-bnn-0" / "deploy.json").write_text(json.dumps(DEPLOYED))
+    (tmp_path / "mnist-bnn-0" / "record" / "deploy.json").write_text(json.dumps(DEPLOYED))
     assert load_deployments(tmp_path, [("mnist", "bnn", 0)]).loc[0, "operators"] == "LceBconv2d 2"
 
 
@@ -228,9 +232,9 @@ def test_any_damaged_field_of_a_deployment_is_one_line_naming_it(tmp_path, field
 def test_damaged_predictions_are_one_line(tmp_path, text):
     from stages.lib.classes import load_predictions
 
-    (tmp_path / "mnist-bnn-0").mkdir()
-    (tmp_path / "mnist-bnn-0" / "predictions.csv").write_text(text)
-    with pytest.raises(StudyError, match=r"mnist-bnn-0/predictions.csv is damaged \(labels and answers must be "
+    (tmp_path / "mnist-bnn-0" / "live").mkdir(parents=True)
+    (tmp_path / "mnist-bnn-0" / "live" / "predictions.csv").write_text(text)
+    with pytest.raises(StudyError, match=r"mnist-bnn-0/live/predictions.csv is damaged \(labels and answers must be "
                                          r"classes 0 to 9\)"):
         load_predictions(tmp_path, [("mnist", "bnn", 0)])
 

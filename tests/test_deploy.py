@@ -1,4 +1,5 @@
 import dataclasses
+import hashlib
 import json
 
 import numpy as np
@@ -79,15 +80,16 @@ def deployed_bnn(study_params, mnist_dir, tmp_path_factory):
     recipe = dataclasses.replace(recipe_from_params("article", study_params["recipes"]), epochs=1)
     train_run(variant, recipe, 0, TrainSettings(steps_per_execution=8), mnist_dir, tmp_path / "model",
               tmp_path / "live", train_limit=2000, verbose=0)
-    report = deploy_run(tmp_path / "model", mnist_dir, variant.input_range, tmp_path / "deployed" / "mnist-bnn-0",
-                        tmp_path / "deploy" / "mnist-bnn-0")
+    report = deploy_run(tmp_path / "model", mnist_dir, variant.input_range,
+                        tmp_path / "deployed" / "mnist-bnn-0" / "tflite", tmp_path / "deploy" / "mnist-bnn-0" / "record")
     return tmp_path, report
 
 
 @pytest.mark.slow
 def test_deploy_stage_on_a_small_trained_model(deployed_bnn):
     tmp_path, report = deployed_bnn
-    assert (tmp_path / "deployed" / "mnist-bnn-0" / "model.tflite").stat().st_size == report["tflite_bytes"]
+    flatbuffer = (tmp_path / "deployed" / "mnist-bnn-0" / "tflite" / "model.tflite").read_bytes()
+    assert len(flatbuffer) == report["tflite_bytes"] and hashlib.sha256(flatbuffer).hexdigest() == report["tflite_sha256"]
     assert report["tflite_kib"] <= 20
     assert report["agreement"] >= 0.999
     assert report["test_images"] == 10000
@@ -100,10 +102,10 @@ def test_deploy_stage_on_a_small_trained_model(deployed_bnn):
                                    "MUL": 2, "RESHAPE": 2, "SOFTMAX": 1}
     assert report["macs_total"] == 2794240 and report["macs_binary"] == 2599552
     assert report["peak_activation_bytes"] == 108160  # the first max-pool: 26x26x32 in, 13x13x32 out, floats
-    assert json.loads((tmp_path / "deploy" / "mnist-bnn-0" / "deploy.json").read_text())["tflite_bytes"] == \
+    assert json.loads((tmp_path / "deploy" / "mnist-bnn-0" / "record" / "deploy.json").read_text())["tflite_bytes"] == \
         report["tflite_bytes"]
     # the benchmark's inputs: the first test images, as uint8 pixels
-    sample = np.load(tmp_path / "deploy" / "mnist-bnn-0" / "sample_images.npy")
+    sample = np.load(tmp_path / "deploy" / "mnist-bnn-0" / "record" / "sample_images.npy")
     assert sample.dtype == np.uint8 and sample.shape == (64, 28, 28)
 
 
@@ -159,7 +161,7 @@ def test_benchmark_without_a_deployed_model_says_how_to_fix(tmp_path):
     from stages.benchmark import load_subjects
     from stages.lib.common import StudyError
 
-    with pytest.raises(StudyError, match=r"mnist-bnn-0/deploy.json is missing: run `dvc repro deploy`"):
+    with pytest.raises(StudyError, match=r"mnist-bnn-0/record/deploy.json is missing: run `dvc repro deploy`"):
         load_subjects(tmp_path / "deployed", tmp_path / "deploy", [("mnist", "bnn", 0)])
 
 
@@ -167,17 +169,42 @@ def test_benchmark_with_damaged_sample_images_says_how_to_fix(tmp_path):
     from stages.benchmark import load_subjects
     from stages.lib.common import StudyError
 
-    run = tmp_path / "deploy" / "fashion_mnist-bnn-0"
+    run = tmp_path / "deploy" / "fashion_mnist-bnn-0" / "record"
     run.mkdir(parents=True)
-    (run / "deploy.json").write_text(json.dumps({"input_range": [0.0, 1.0], "options_agreeing": ["default"]}))
-    (tmp_path / "deployed" / "fashion_mnist-bnn-0").mkdir(parents=True)
-    (tmp_path / "deployed" / "fashion_mnist-bnn-0" / "model.tflite").write_bytes(b"tflite")
+    (run / "deploy.json").write_text(json.dumps({"input_range": [0.0, 1.0], "options_agreeing": ["default"],
+                                                 "input_quantization": None, "tflite_bytes": 6,
+                                                 "tflite_sha256": hashlib.sha256(b"tflite").hexdigest()}))
+    (tmp_path / "deployed" / "fashion_mnist-bnn-0" / "tflite").mkdir(parents=True)
+    (tmp_path / "deployed" / "fashion_mnist-bnn-0" / "tflite" / "model.tflite").write_bytes(b"tflite")
     (run / "sample_images.npy").write_bytes(b"not numpy")
-    with pytest.raises(StudyError, match=r"fashion_mnist-bnn-0 is damaged \(.*\): run `dvc repro --force deploy`"):
+    with pytest.raises(StudyError, match=r"fashion_mnist-bnn-0/record is damaged \(.*\): run `dvc repro --force deploy`"):
         load_subjects(tmp_path / "deployed", tmp_path / "deploy", [("fashion_mnist", "bnn", 0)])
     np.save(run / "sample_images.npy", np.zeros((4, 28, 28), dtype=np.float32))
     with pytest.raises(StudyError, match=r"sample_images.npy holds no uint8 images: run `dvc repro --force deploy`"):
         load_subjects(tmp_path / "deployed", tmp_path / "deploy", [("fashion_mnist", "bnn", 0)])
+
+
+def test_a_deployed_file_unlike_its_record_is_refused_before_it_is_loaded(tmp_path):
+    # a truncated .tflite crashed LCE's interpreter with a signal and no message
+    from stages.lib.common import StudyError
+    from stages.lib.deployed import read
+
+    (tmp_path / "tflite").mkdir()
+    (tmp_path / "record").mkdir()
+    whole = b"\x1c\x00\x00\x00TFL3" + bytes(range(200))
+    (tmp_path / "record" / "deploy.json").write_text(json.dumps(
+        {"tflite_bytes": len(whole), "tflite_sha256": hashlib.sha256(whole).hexdigest()}))
+    (tmp_path / "tflite" / "model.tflite").write_bytes(whole)
+    assert read(tmp_path / "tflite", tmp_path / "record", "deploy")[0] == whole
+    for damaged in (whole[:-50], b"", whole[:-1] + b"x"):
+        (tmp_path / "tflite" / "model.tflite").write_bytes(damaged)
+        with pytest.raises(StudyError, match=rf"tflite/model.tflite is not the file its record \(.*deploy.json\) "
+                                             rf"describes \({len(damaged)} bytes\): it was damaged; `dvc checkout` "
+                                             r"restores it, or rerun `dvc repro --force deploy`"):
+            read(tmp_path / "tflite", tmp_path / "record", "deploy")
+    (tmp_path / "record" / "deploy.json").write_text("{")
+    with pytest.raises(StudyError, match=r"deploy.json is damaged \(JSONDecodeError\): run `dvc repro --force deploy`"):
+        read(tmp_path / "tflite", tmp_path / "record", "deploy")
 
 
 @pytest.mark.parametrize("content", [b"", b"not a zip archive", b"PK\x03\x04 truncated"])
@@ -208,8 +235,9 @@ def test_robustness_stage_evaluates_keras_and_the_deployed_model_on_every_corrup
     check_all(params)
     corrupt_dataset(corrupt_slice(params), mnist_dir, tmp_path / "corrupted")
     out = tmp_path / "robustness" / "mnist-bnn-0"
-    evaluation = evaluate_run(tmp_path / "model", tmp_path / "deployed" / "mnist-bnn-0", mnist_dir,
-                              tmp_path / "corrupted", (0.0, 1.0), "bgemm+xnnpack", out, test_limit=3000)
+    deployed, record = tmp_path / "deployed" / "mnist-bnn-0" / "tflite", tmp_path / "deploy" / "mnist-bnn-0" / "record"
+    evaluation = evaluate_run(tmp_path / "model", deployed, record, mnist_dir, tmp_path / "corrupted", (0.0, 1.0),
+                              "bgemm+xnnpack", out, test_limit=3000)
     assert list(evaluation["corruptions"]) == ["stripe", "fog", "inversion"]
     assert evaluation["test_images"] == 3000 and evaluation["options"] == "bgemm+xnnpack"
     predictions = pd.read_csv(out / "predictions.csv")
@@ -226,11 +254,11 @@ def test_robustness_stage_evaluates_keras_and_the_deployed_model_on_every_corrup
     damaged = tmp_path / "corrupted" / "fog-images-idx3-ubyte"
     damaged.write_bytes(damaged.read_bytes()[:-10])
     with pytest.raises(StudyError, match="fog-images-idx3-ubyte does not match its checksum"):
-        evaluate_run(tmp_path / "model", tmp_path / "deployed" / "mnist-bnn-0", mnist_dir, tmp_path / "corrupted",
-                     (0.0, 1.0), "bgemm+xnnpack", out, test_limit=3000)
+        evaluate_run(tmp_path / "model", deployed, record, mnist_dir, tmp_path / "corrupted", (0.0, 1.0),
+                     "bgemm+xnnpack", out, test_limit=3000)
     assert (out / "robustness.json").read_bytes() == finished
     # corruptions of another number of test images than the run's
     with pytest.raises(StudyError, match="holds corruptions of 3000 test images, the run uses 10000"):
-        evaluate_run(tmp_path / "model", tmp_path / "deployed" / "mnist-bnn-0", mnist_dir, tmp_path / "corrupted",
-                     (0.0, 1.0), "bgemm+xnnpack", out)
+        evaluate_run(tmp_path / "model", deployed, record, mnist_dir, tmp_path / "corrupted", (0.0, 1.0),
+                     "bgemm+xnnpack", out)
 

@@ -154,3 +154,38 @@ def test_no_file_of_the_repository_bears_a_leaf_s_name():
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     parts = {part for path in tracked for part in path.split("/")}
     assert not parts & set(LEAVES.values())
+
+
+def _study_stage_names() -> set[str]:
+    """Every stage of the committed study, as DVC names them in dvc.lock."""
+    from stages.lib.common import load_params
+    from stages.lib.int8 import int8_runs
+    from stages.lib.layout import run_name
+    from stages.lib.params import study_datasets, study_runs, study_variants
+
+    params = load_params(REPO / "params.yaml")
+    runs = [run_name(*run) for run in study_runs(params)]
+    int8 = [run_name(dataset, form[:-len("+int8")], seed) for dataset, form, seed in int8_runs(params)]
+    return ({"check", "benchmark", "aggregate", "plots", "report"}
+            | {f"{stage}@{name}" for name in study_datasets(params) for stage in ("download", "corrupt")}
+            | {f"profile@{name}" for name in study_variants(params)}
+            | {f"{stage}@{run}" for run in runs for stage in ("train", "deploy", "robustness")}
+            | {f"{stage}@{run}" for run in int8 for stage in ("quantize", "robustness_int8")})
+
+
+def test_the_committed_lock_records_the_study_and_nothing_else():
+    # a lock recorded with another experiment's runs left in the workspace
+    # once said aggregate read 85 run files where the study has 43
+    lock = yaml.safe_load((REPO / "dvc.lock").read_text())["stages"]
+    assert set(lock) == _study_stage_names()
+    written = {}
+    for entry in lock.values():
+        for out in entry.get("outs", []):
+            written[out["path"]] = out.get("nfiles", 1)
+    from stages.lib.layout import FAN_IN_ROOTS
+
+    for stage in ("benchmark", "aggregate"):
+        for dep in lock[stage]["deps"]:
+            if dep["path"] in FAN_IN_ROOTS:
+                inside = sum(n for path, n in written.items() if path.startswith(dep["path"] + "/"))
+                assert dep["nfiles"] == inside, (stage, dep["path"])

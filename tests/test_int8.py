@@ -15,8 +15,9 @@ from conftest import randomized, with_param
 from stages.lib.common import StudyError
 from stages.lib.graph import Graph, Operator, Tensor, live_bytes, read_graph
 from stages.lib.int8 import (
-    Int8Settings, form, int8_runs, int8_settings, is_form, model_inputs, representative_indices, slices, source_variant,
+    Int8Settings, form, int8_runs, int8_settings, is_form, representative_indices, slices, source_variant,
 )
+from stages.lib.deployed import model_inputs
 
 
 # ---------------------------------------------------------------- the section
@@ -133,8 +134,8 @@ def trained_fp32(study_params, mnist_dir, tmp_path_factory):
     recipe = dataclasses.replace(recipe_from_params("article", study_params["recipes"]), epochs=1)
     train_run(variant, recipe, 0, TrainSettings(steps_per_execution=8), mnist_dir, tmp_path / "model",
               tmp_path / "live", train_limit=10000, verbose=0)
-    float_report = deploy_run(tmp_path / "model", mnist_dir, variant.input_range, tmp_path / "deployed" / "mnist-fp32-0",
-                              tmp_path / "deploy" / "mnist-fp32-0", test_limit=2000)
+    float_report = deploy_run(tmp_path / "model", mnist_dir, variant.input_range, tmp_path / "deployed" / "mnist-fp32-0" / "tflite",
+                              tmp_path / "deploy" / "mnist-fp32-0" / "record", test_limit=2000)
     return tmp_path, float_report
 
 
@@ -147,9 +148,10 @@ def test_int8_conversion_gives_int8_weights_in_a_quarter_of_the_file(trained_fp3
 
     tmp_path, float_report = trained_fp32
     report = quantize_run(tmp_path / "model", mnist_dir, "fp32", (0.0, 1.0), SETTINGS,
-                          tmp_path / "deployed" / "mnist-fp32+int8-0", tmp_path / "deploy" / "mnist-fp32+int8-0",
+                          tmp_path / "deployed" / "mnist-fp32+int8-0" / "tflite",
+                          tmp_path / "deploy" / "mnist-fp32+int8-0" / "record",
                           train_limit=10000, test_limit=2000)
-    flatbuffer = (tmp_path / "deployed" / "mnist-fp32+int8-0" / "model.tflite").read_bytes()
+    flatbuffer = (tmp_path / "deployed" / "mnist-fp32+int8-0" / "tflite" / "model.tflite").read_bytes()
     assert len(flatbuffer) == report["tflite_bytes"]
     # 93,770 weights at one byte each, with int32 biases, scales and the graph: near a quarter of the float file
     assert 0.22 < report["tflite_bytes"] / float_report["tflite_bytes"] < 0.32
@@ -168,8 +170,8 @@ def test_int8_conversion_gives_int8_weights_in_a_quarter_of_the_file(trained_fp3
     # agreement is reported, not required; the accuracy drop is within the tolerance
     assert 0.98 <= report["agreement"] <= 1 and report["int8"]["accuracy_drop_pp"] <= SETTINGS.max_accuracy_drop_pp
     assert set(report["checks"]) == set(report["options_agreeing"]) == {"default", "bgemm", "xnnpack", "bgemm+xnnpack"}
-    assert report["int8"]["input_quantization"] is None and report["int8"]["representative_images"] == 200
-    saved = json.loads((tmp_path / "deploy" / "mnist-fp32+int8-0" / "deploy.json").read_text())
+    assert report["input_quantization"] is None and report["int8"]["representative_images"] == 200
+    saved = json.loads((tmp_path / "deploy" / "mnist-fp32+int8-0" / "record" / "deploy.json").read_text())
     assert saved["tflite_bytes"] == report["tflite_bytes"]
 
     # the benchmark takes it as one more deployed model
@@ -188,11 +190,12 @@ def test_int8_input_and_output(trained_fp32, mnist_dir):
     tmp_path, _ = trained_fp32
     settings = dataclasses.replace(SETTINGS, io="int8")
     report = quantize_run(tmp_path / "model", mnist_dir, "fp32", (0.0, 1.0), settings,
-                          tmp_path / "deployed-io" / "mnist-fp32+int8-0", tmp_path / "deploy-io" / "mnist-fp32+int8-0",
+                          tmp_path / "deployed-io" / "mnist-fp32+int8-0" / "tflite",
+                          tmp_path / "deploy-io" / "mnist-fp32+int8-0" / "record",
                           train_limit=10000, test_limit=2000)
     assert "QUANTIZE" not in report["operators"] and "DEQUANTIZE" not in report["operators"]
     assert report["input_bytes"] == 28 * 28
-    scale, zero_point = report["int8"]["input_quantization"]
+    scale, zero_point = report["input_quantization"]
     assert scale == pytest.approx(1 / 255) and zero_point == -128
     subjects = load_subjects(tmp_path / "deployed-io", tmp_path / "deploy-io", [("mnist", "fp32+int8", 0)])
     assert subjects[0].images.dtype == np.int8
@@ -333,20 +336,22 @@ def test_int8_robustness_answers_every_corrupted_image_against_its_keras_model(t
     tmp_path, _ = trained_fp32
     params = with_param(with_param(study_params, "robustness.corruptions", ["stripe", "fog"]), "data.test_limit", 2000)
     corrupt_dataset(corrupt_slice(params), mnist_dir, tmp_path / "corrupted")
-    evaluate_run(tmp_path / "model", tmp_path / "deployed" / "mnist-fp32-0", mnist_dir, tmp_path / "corrupted",
-                 (0.0, 1.0), "bgemm+xnnpack", tmp_path / "robustness" / "mnist-fp32-0", test_limit=2000)
+    source = tmp_path / "robustness" / "mnist-fp32-0" / "evaluation"
+    evaluate_run(tmp_path / "model", tmp_path / "deployed" / "mnist-fp32-0" / "tflite",
+                 tmp_path / "deploy" / "mnist-fp32-0" / "record", mnist_dir, tmp_path / "corrupted", (0.0, 1.0),
+                 "bgemm+xnnpack", source, test_limit=2000)
     quantize_run(tmp_path / "model", mnist_dir, "fp32", (0.0, 1.0), SETTINGS, tmp_path / "int8-model",
                  tmp_path / "int8-report", train_limit=10000, test_limit=2000)
-    evaluation = evaluate_int8(tmp_path / "int8-model", tmp_path / "robustness" / "mnist-fp32-0", mnist_dir,
+    evaluation = evaluate_int8(tmp_path / "int8-model", tmp_path / "int8-report", source, mnist_dir,
                                tmp_path / "corrupted", (0.0, 1.0), "bgemm+xnnpack",
-                               tmp_path / "robustness" / "mnist-fp32+int8-0", test_limit=2000)
+                               tmp_path / "robustness" / "mnist-fp32+int8-0" / "evaluation", test_limit=2000)
     assert list(evaluation["corruptions"]) == ["stripe", "fog"] and evaluation["test_images"] == 2000
     for result in evaluation["corruptions"].values():
         # its own answers on every image are its accuracy; agreement is with the float Keras model's
         assert result["deployed_images"] == 2000 and result["accuracy"] == result["deployed_accuracy"]
         assert 0.9 <= result["deployed_agreement"] <= 1
-    answers = pd.read_csv(tmp_path / "robustness" / "mnist-fp32+int8-0" / "predictions.csv")
-    keras = pd.read_csv(tmp_path / "robustness" / "mnist-fp32-0" / "predictions.csv")
+    answers = pd.read_csv(tmp_path / "robustness" / "mnist-fp32+int8-0" / "evaluation" / "predictions.csv")
+    keras = pd.read_csv(source / "predictions.csv")
     assert list(answers.columns) == ["label", "clean", "stripe", "fog"]
     assert evaluation["corruptions"]["fog"]["deployed_agreement"] == pytest.approx(
         float((answers["fog"] == keras["fog"]).mean()))
@@ -355,8 +360,8 @@ def test_int8_robustness_answers_every_corrupted_image_against_its_keras_model(t
     gaps = gap_table(evaluations, ["fp32", "fp32+int8"], "fp32")
     assert list(gaps["variant"]) == ["fp32+int8"] * 2
     # the source's answers without one of the corruptions: one line
-    keras.drop(columns="fog").to_csv(tmp_path / "robustness" / "mnist-fp32-0" / "predictions.csv", index=False)
+    keras.drop(columns="fog").to_csv(source / "predictions.csv", index=False)
     with pytest.raises(StudyError, match=r"predictions.csv lacks fog: rerun `dvc repro --force robustness@mnist-fp32-0`"):
-        evaluate_int8(tmp_path / "int8-model", tmp_path / "robustness" / "mnist-fp32-0", mnist_dir,
+        evaluate_int8(tmp_path / "int8-model", tmp_path / "int8-report", source, mnist_dir,
                       tmp_path / "corrupted", (0.0, 1.0), "bgemm+xnnpack", tmp_path / "elsewhere", test_limit=2000)
     assert not (tmp_path / "elsewhere").exists()

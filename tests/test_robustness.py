@@ -165,14 +165,14 @@ def test_evaluations_of_other_corruptions_than_the_rest_are_refused(tmp_path):
     from stages.lib.robustness_tables import load_evaluations
 
     for seed, names in ((0, ["fog", "stripe"]), (1, ["fog"])):
-        folder = tmp_path / f"mnist-bnn-{seed}"
-        folder.mkdir()
+        folder = tmp_path / f"mnist-bnn-{seed}" / "evaluation"
+        folder.mkdir(parents=True)
         result = {"level": None, "images": 10, "accuracy": 0.5, "deployed_images": 10, "deployed_accuracy": 0.5,
                   "deployed_agreement": 1.0}
         folder.joinpath("robustness.json").write_text(json.dumps({
             "clean_accuracy": 0.9, "test_images": 10, "options": "default",
             "corruptions": {name: result for name in names}}))
-    with pytest.raises(StudyError, match="mnist-bnn-1/robustness.json was evaluated on other corruptions"):
+    with pytest.raises(StudyError, match="mnist-bnn-1/evaluation/robustness.json was evaluated on other corruptions"):
         load_evaluations(tmp_path, [("mnist", "bnn", 0), ("mnist", "bnn", 1)])
     assert isinstance(load_evaluations(tmp_path, [("mnist", "bnn", 0)]), pd.DataFrame)
 

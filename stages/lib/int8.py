@@ -74,8 +74,12 @@ def int8_settings(params: dict[str, Any]) -> Int8Settings:
     calibration larger than the training split the runs use is refused
     here, before any run is converted."""
     study = study_variants(params)
-    variants = name_list(f"{SECTION}.variants", section(params, SECTION, KEYS).get("variants"), study,
-                         "variant of study.variants", empty=True)
+    variants = name_list(f"{SECTION}.variants", section(params, SECTION, KEYS).get("variants"), what="variant",
+                         empty=True)
+    for name in variants:
+        if name not in study:
+            raise StudyError(f"{SECTION}.variants names {name}, which study.variants ({', '.join(study)}) leaves "
+                             f"out: add it there or remove it here")
     for name in variants:
         quantized = [key for key, value in params["variants"][name].items() if key.endswith("quantizer") and value]
         if quantized:

@@ -90,13 +90,13 @@ def tidy(expected: dict[str, set[str]], top: str | Path = ".") -> list[Path]:
     """Leave each fan-in root (:data:`FAN_IN_ROOTS`, under ``top``) holding
     the folders ``expected`` names and nothing else: a folder another
     experiment left there goes, once every file of it is found in DVC's
-    cache; one that is not in the cache is left where it is and stops the
-    study with one line (removing it could lose work). Hidden entries (an
+    cache; one that is not in the cache stops the study with one line, and
+    then nothing is removed (removing it could lose work). Hidden entries (an
     interrupted write's ``.*.tmp``) are the writers' own to clear. Returns
     the folders removed."""
     import shutil
 
-    removed, kept = [], []
+    removable, kept = [], []
     for root in FAN_IN_ROOTS:
         folder = Path(top) / root
         if not folder.is_dir():
@@ -104,15 +104,13 @@ def tidy(expected: dict[str, set[str]], top: str | Path = ".") -> list[Path]:
         for child in sorted(folder.iterdir()):
             if child.name.startswith(".") or child.name in expected.get(root, set()):
                 continue
-            if child.is_dir() and _cached(child):
-                shutil.rmtree(child)
-                removed.append(child)
-            else:
-                kept.append(child)
+            (removable if child.is_dir() and _cached(child) else kept).append(child)
     if kept:
         from stages.lib.common import StudyError
 
         raise StudyError(f"{', '.join(map(str, kept))} {'is' if len(kept) == 1 else 'are'} not part of the study and "
                          "not in DVC's cache: move it out of the study's output folders (the tables depend on them "
                          "whole)")
-    return removed
+    for child in removable:
+        shutil.rmtree(child)
+    return removable

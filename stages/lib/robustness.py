@@ -162,7 +162,7 @@ def source_answers(folder: Path, names: Sequence[str], images: int):
     import pandas as pd
 
     path = folder / PREDICTIONS_FILE
-    redo = "rerun `dvc repro --force robustness` on the run it was converted from"
+    redo = f"rerun `dvc repro --force robustness@{folder.parent.name}`"
     try:
         answers = pd.read_csv(path)
     except FileNotFoundError:
