@@ -28,7 +28,7 @@ SPIN = "while True: pass"
 
 
 def headline(timings, params, settings):
-    from stages.lib.speed import latency_table
+    from stages.lib.analysis.speed import latency_table
     from stages.lib.params import baseline, headline_options, study_variants
 
     variants = study_variants(params)

@@ -43,11 +43,11 @@ def fit_once(path: str, variant_name: str, params_path: str, data: str, images: 
     import tensorflow as tf
 
     from stages.lib.common import load_params
-    from stages.lib.datasets import load_split, scale_images
-    from stages.lib.networks import build_model, variant_from_params
+    from stages.lib.data.datasets import load_split, scale_images
+    from stages.lib.training.networks import build_model, variant_from_params
     from stages.lib.params import train_settings
-    from stages.lib.recipes import recipe_from_params
-    from stages.lib.trained import without_autograph
+    from stages.lib.training.recipes import recipe_from_params
+    from stages.lib.training.trained import without_autograph
     from stages.train import DivergenceGuard, compile_model, set_determinism, training_dataset
 
     class EpochTimes(tf.keras.callbacks.Callback):

@@ -64,7 +64,7 @@ summaries, Pareto flags, per-class figures and tests are per dataset.
 - ``robustness``, ``robustness_gap``, ``mce`` and ``corruption_examples``:
   accuracy under each corruption, the robustness gap against the baseline,
   the mean corruption error, and what each corruption does to one image
-  (see :mod:`stages.lib.robustness_tables`).
+  (see :mod:`stages.lib.analysis.robustness_tables`).
 """
 
 from __future__ import annotations
@@ -77,28 +77,28 @@ from typing import Any
 
 import pandas as pd
 
-from stages.lib.accuracy import summary_table, tax_change_table, tax_table
-from stages.lib.article import article_table
-from stages.lib.classes import confusion_table, load_predictions, paired_images_table, per_class_table
+from stages.lib.analysis.accuracy import summary_table, tax_change_table, tax_table
+from stages.lib.analysis.article import article_table
+from stages.lib.analysis.classes import confusion_table, load_predictions, paired_images_table, per_class_table
 from stages.lib.common import (
     StudyError, atomic_directory, load_params, log, run_cli, write_json_atomic,
 )
 from stages.lib.layout import PROFILES, RUNS, output, run_name
-from stages.lib.datasets import dataset as registered_dataset
-from stages.lib.deployment import load_deployments
-from stages.lib.int8 import SECTION as INT8
-from stages.lib.int8 import form, int8_runs, is_form
-from stages.lib.int8_tables import (
+from stages.lib.data.datasets import dataset as registered_dataset
+from stages.lib.analysis.deployment import load_deployments
+from stages.lib.forms.int8 import SECTION as INT8
+from stages.lib.forms.int8 import form, int8_runs, is_form
+from stages.lib.analysis.int8_tables import (
     comparison_table, int8_profiles, int8_training, load_int8_runs,
 )
 from stages.lib.params import baseline as checked_baseline
 from stages.lib.params import headline_options, study_datasets, study_runs, study_variants
-from stages.lib.recipe_effects import recipe_table, training_table
-from stages.lib.robustness_tables import accuracy_table as robustness_table
-from stages.lib.robustness_tables import examples_table, gap_table, load_evaluations, mce_table
-from stages.lib.speed import latency_table, load_timings
-from stages.lib.stats import at_chance
-from stages.lib.tables import (
+from stages.lib.analysis.recipe_effects import recipe_table, training_table
+from stages.lib.analysis.robustness_tables import accuracy_table as robustness_table
+from stages.lib.analysis.robustness_tables import examples_table, gap_table, load_evaluations, mce_table
+from stages.lib.analysis.speed import latency_table, load_timings
+from stages.lib.analysis.stats import at_chance
+from stages.lib.analysis.tables import (
     ARTICLE_ONE_BIT, COUNT, COUNTS, FRACTION, NON_NEGATIVE, OVERHEAD, POSITIVE, POSITIVE_COUNT, Runs, of_dataset,
     per_dataset, read_json, write_tables,
 )
@@ -218,7 +218,7 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
     datasets, variants, baseline = study_datasets(params), study_variants(params), checked_baseline(params)
     study = study_runs(params)
     headline = headline_options(params)
-    # the int8 forms (stages.lib.int8_tables): deployed networks of their own, trained as their sources
+    # the int8 forms (stages.lib.analysis.int8_tables): deployed networks of their own, trained as their sources
     int8_study = int8_runs(params)
     forms = [form(variant) for variant in params.get(INT8, {}).get("variants") or []]
     deployed = [*variants, *forms]

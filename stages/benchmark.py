@@ -43,11 +43,11 @@ import pandas as pd
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli, write_json_atomic
-from stages.lib.deployed import model_inputs, read
+from stages.lib.forms.deployed import model_inputs, read
 from stages.lib.layout import DEPLOY_RECORDS, DEPLOYED, output, run_name
-from stages.lib.datasets import scale_images
-from stages.lib.int8 import int8_runs, is_form
-from stages.lib.lce import INTERPRETER_OPTIONS, SAMPLE_FILE, TFLITE_FILE, interpreter
+from stages.lib.data.datasets import scale_images
+from stages.lib.forms.int8 import int8_runs, is_form
+from stages.lib.forms.lce import INTERPRETER_OPTIONS, SAMPLE_FILE, TFLITE_FILE, interpreter
 from stages.lib.params import BenchmarkSettings, benchmark_settings, study_runs
 
 OVERHEAD = "overhead"   # the trivial model's name in the timings
@@ -68,7 +68,7 @@ class Subject:
 def overhead_flatbuffer() -> bytes:
     """A model with the study's input (28x28x1 floats) and output (10
     floats) and next to no work: one slice, no weights."""
-    from stages.lib.lce import convert
+    from stages.lib.forms.lce import convert
     import tensorflow as tf
 
     image = tf.keras.Input(shape=(28, 28, 1), name="image")

@@ -23,21 +23,21 @@ from typing import Any
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli, write_text_atomic
-from stages.lib.networks import variant_from_params
-from stages.lib.recipes import recipe_from_params
+from stages.lib.training.networks import variant_from_params
+from stages.lib.training.recipes import recipe_from_params
 from stages.lib.params import (
     SECTIONS, baseline, benchmark_settings, check_keys, data_limits, download_settings, extended_variants, headline_options,
     memory_budgets, study_datasets, study_runs, study_seeds, study_variants, train_settings,
 )
-from stages.lib.int8 import SECTION as INT8
-from stages.lib.int8 import int8_runs, int8_settings
-from stages.lib.int8 import slices as int8_slices
+from stages.lib.forms.int8 import SECTION as INT8
+from stages.lib.forms.int8 import int8_runs, int8_settings
+from stages.lib.forms.int8 import slices as int8_slices
 from stages.lib.layout import CORRUPTED, DEPLOY_RECORDS, DEPLOYED, PROFILES, ROBUSTNESS, RUNS, run_name, tidy
-from stages.lib.lce import SECTION as DEPLOY
-from stages.lib.lce import deploy_settings, deploy_slice
-from stages.lib.robustness import SECTION as ROBUSTNESS_SECTION
-from stages.lib.robustness import robustness_settings
-from stages.lib.robustness import slices as robustness_slices
+from stages.lib.forms.lce import SECTION as DEPLOY
+from stages.lib.forms.lce import deploy_settings, deploy_slice
+from stages.lib.data.robustness import SECTION as ROBUSTNESS_SECTION
+from stages.lib.data.robustness import robustness_settings
+from stages.lib.data.robustness import slices as robustness_slices
 from stages.lib.spec import SPEC_DIR, dumps, write_slices
 
 def check_all(params: dict[str, Any]) -> list[str]:

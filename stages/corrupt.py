@@ -4,7 +4,7 @@ a manifest of their levels, seed and checksums, with the clean first test
 image (the figure of what each corruption does shows it beside them).
 
 The corruptions are MNIST-C's plus contrast and inversion
-(:mod:`stages.lib.corruptions`). Every random draw comes from a generator
+(:mod:`stages.lib.data.corruptions`). Every random draw comes from a generator
 seeded by (seed, corruption, image), so the files are the same bytes on
 every rerun and every machine. No network is involved: the `robustness`
 stage evaluates each run on these files.
@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from stages.lib.common import atomic_directory, load_params, log, run_cli, write_json_atomic
-from stages.lib.corruptions import corrupt
-from stages.lib.datasets import dataset as registered_dataset
-from stages.lib.datasets import encode_idx, load_split
+from stages.lib.data.corruptions import corrupt
+from stages.lib.data.datasets import dataset as registered_dataset
+from stages.lib.data.datasets import encode_idx, load_split
 from stages.lib.layout import dataset_dir
 from stages.lib.params import data_limits
-from stages.lib.robustness import EXAMPLE_IMAGE, MANIFEST_FILE, corrupted_file, robustness_settings
+from stages.lib.data.robustness import EXAMPLE_IMAGE, MANIFEST_FILE, corrupted_file, robustness_settings
 
 
 def _write_one(images, name: str, level: int | None, seed: int, path: Path) -> str:

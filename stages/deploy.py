@@ -6,8 +6,8 @@ weights, the peak RAM its activations need, its operators by type and the
 share of its multiply-accumulates that run in binary operators.
 
 The form itself (conversion, model surgery, which checks it accepts) is
-:mod:`stages.lib.lce`; what every deployed form shares,
-:mod:`stages.lib.deployed`. Timing is the `benchmark` stage's: it times
+:mod:`stages.lib.forms.lce`; what every deployed form shares,
+:mod:`stages.lib.forms.deployed`. Timing is the `benchmark` stage's: it times
 every deployed model side by side, which one stage per model cannot.
 """
 
@@ -20,9 +20,9 @@ from typing import Any
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import load_params, run_cli
-from stages.lib.deployed import deploy
-from stages.lib.lce import DeploySettings, accept, convert, deploy_settings
-from stages.lib.networks import variant_from_params
+from stages.lib.forms.deployed import deploy
+from stages.lib.forms.lce import DeploySettings, accept, convert, deploy_settings
+from stages.lib.training.networks import variant_from_params
 from stages.lib.params import data_limits
 from stages.lib.spec import run_spec_path
 
@@ -30,7 +30,7 @@ from stages.lib.spec import run_spec_path
 def deploy_run(model_dir: str | Path, data_dir: str | Path, input_range: tuple[float, float],
                out_model_dir: str | Path, out_report_dir: str | Path, settings: DeploySettings = DeploySettings(0.1),
                test_limit: int | None = None) -> dict[str, Any]:
-    """LCE's deployed form of one trained run; see :func:`stages.lib.deployed.deploy`."""
+    """LCE's deployed form of one trained run; see :func:`stages.lib.forms.deployed.deploy`."""
     return deploy(model_dir, data_dir, input_range, convert, accept(settings, str(model_dir)), out_model_dir,
                   out_report_dir, test_limit=test_limit)
 

@@ -1,6 +1,6 @@
 """Stage `download`: fetch one dataset's four archives, decompress them and
 verify each decompressed IDX file by its SHA-256 (see
-:mod:`stages.lib.datasets`).
+:mod:`stages.lib.data.datasets`).
 
 Sources are tried in the order ``data.sources.<dataset>`` gives: remote ones
 (``http://``, ``https://``) through pooch, with retries and a progress bar;
@@ -23,7 +23,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli
-from stages.lib.datasets import MNIST_FILES, IdxFile, dataset
+from stages.lib.data.datasets import MNIST_FILES, IdxFile, dataset
 from stages.lib.params import download_settings
 
 
@@ -214,7 +214,7 @@ def download(
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.download", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", default="mnist", help="a dataset of stages.lib.datasets, e.g. fashion_mnist")
+    parser.add_argument("--dataset", default="mnist", help="a dataset of stages.lib.data.datasets, e.g. fashion_mnist")
     parser.add_argument("--params", required=True, help="the slice of params.yaml it reads (data/spec/download/<dataset>.json)")
     parser.add_argument("--out", default="data/dataset/mnist/idx", help="folder for the verified IDX files")
     args = parser.parse_args(argv)

@@ -3,7 +3,7 @@ tables (PNG, readable at 100%). A figure of accuracies has one panel per
 dataset: networks are compared only on the dataset they learned. Every
 variant keeps one colour (its network) and one marker (its recipe) in every
 figure; one legend per figure, outside the panels, says once what the
-markers and bars are (stages/lib/figures.py).
+markers and bars are (stages/lib/reporting/figures.py).
 
 - ``accuracy_vs_memory.png``: every seed a point, each variant's mean with
   its 95% interval, memory on a log scale, the Pareto frontier dotted;
@@ -54,13 +54,13 @@ import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from stages.lib.common import atomic_directory, log, run_cli  # noqa: E402
-from stages.lib.figures import (  # noqa: E402
+from stages.lib.reporting.figures import (  # noqa: E402
     accuracy_axis, figure, label_points, legend_outside, log2_x, save, seeds_caption, title, variant_handles,
     variant_styles,
 )
-from stages.lib.robustness_figures import corruption_examples, robustness_gaps  # noqa: E402
-from stages.lib.stats import accuracy_interval, mean_interval  # noqa: E402
-from stages.lib.tables import read_table, table_errors  # noqa: E402
+from stages.lib.reporting.robustness_figures import corruption_examples, robustness_gaps  # noqa: E402
+from stages.lib.analysis.stats import accuracy_interval, mean_interval  # noqa: E402
+from stages.lib.analysis.tables import read_table, table_errors  # noqa: E402
 
 # seaborn 0.13's boxplot still passes matplotlib 3.11 the deprecated `vert`.
 warnings.filterwarnings("ignore", category=matplotlib.MatplotlibDeprecationWarning, module="seaborn")

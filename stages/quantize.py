@@ -1,8 +1,8 @@
 """Stage `quantize`: the int8 form of one trained float run. TensorFlow
-Lite's full-integer post-training quantization (:mod:`stages.lib.int8`),
+Lite's full-integer post-training quantization (:mod:`stages.lib.forms.int8`),
 calibrated on training images, checked on the whole test set under every
 interpreter option set, and recorded as `deploy` records every deployed
-model (:mod:`stages.lib.deployed`: size and checksum, weights, peak
+model (:mod:`stages.lib.forms.deployed`: size and checksum, weights, peak
 activation RAM with each tensor's real element size, operators), so that
 the benchmark and the tables take it as one more deployed network, named
 ``<variant>+int8``.
@@ -22,10 +22,10 @@ from typing import Any
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import load_params, run_cli
-from stages.lib.datasets import load_split, scale_images
-from stages.lib.deployed import deploy
-from stages.lib.int8 import Int8Settings, accept, conversion_settings, quantize, representative_indices
-from stages.lib.networks import variant_from_params
+from stages.lib.data.datasets import load_split, scale_images
+from stages.lib.forms.deployed import deploy
+from stages.lib.forms.int8 import Int8Settings, accept, conversion_settings, quantize, representative_indices
+from stages.lib.training.networks import variant_from_params
 from stages.lib.params import data_limits
 from stages.lib.spec import run_spec_path
 
@@ -34,7 +34,7 @@ def quantize_run(model_dir: str | Path, data_dir: str | Path, variant: str, inpu
                  settings: Int8Settings, out_model_dir: str | Path, out_report_dir: str | Path,
                  train_limit: int | None = None, test_limit: int | None = None) -> dict[str, Any]:
     """The int8 form of one trained run, calibrated on training images drawn
-    by the settings' seed; see :func:`stages.lib.deployed.deploy`."""
+    by the settings' seed; see :func:`stages.lib.forms.deployed.deploy`."""
     x_train, _ = load_split(data_dir, "train", train_limit)
     chosen = representative_indices(len(x_train), settings.representative_images, settings.seed)
     representative = scale_images(x_train[chosen], input_range)

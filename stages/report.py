@@ -16,25 +16,25 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.lib.accuracy import cost_findings, readable_cost, readable_summary, readable_tax
-from stages.lib.answer import answer, headline_variant
-from stages.lib.article import article_findings, readable_article
-from stages.lib.budgets import budget_picks, frontier
-from stages.lib.classes import class_findings, class_summary, readable_per_class
+from stages.lib.analysis.accuracy import cost_findings, readable_cost, readable_summary, readable_tax
+from stages.lib.reporting.answer import answer, headline_variant
+from stages.lib.analysis.article import article_findings, readable_article
+from stages.lib.analysis.budgets import budget_picks, frontier
+from stages.lib.analysis.classes import class_findings, class_summary, readable_per_class
 from stages.lib.common import load_params, log, run_cli, write_text_atomic
-from stages.lib.int8_tables import int8_findings, readable_int8
-from stages.lib.deployment import (
+from stages.lib.analysis.int8_tables import int8_findings, readable_int8
+from stages.lib.analysis.deployment import (
     deployment_findings, readable_deployment, readable_savings, same_files_sentence, savings_findings,
 )
 from stages.lib.params import baseline as checked_baseline
 from stages.lib.params import memory_budgets
-from stages.lib.recipe_effects import readable_recipes, recipe_findings, recipe_summary
-from stages.lib.robustness_tables import checked_images, readable_accuracy, readable_robustness, robustness_findings
-from stages.lib.speed import (
+from stages.lib.analysis.recipe_effects import readable_recipes, recipe_findings, recipe_summary
+from stages.lib.analysis.robustness_tables import checked_images, readable_accuracy, readable_robustness, robustness_findings
+from stages.lib.analysis.speed import (
     benchmark_context, latency_by_options, readable_latency, readable_speeds, speed_findings, speed_summary,
 )
-from stages.lib.tables import ARTICLE_DATASET, of_dataset, read_table, table_errors
-from stages.lib.wording import title
+from stages.lib.analysis.tables import ARTICLE_DATASET, of_dataset, read_table, table_errors
+from stages.lib.reporting.wording import title
 
 TABLES = ("summary", "article", "runs", "latency", "per_class", "paired_images", "tax", "tax_change", "recipes",
           "robustness", "robustness_gap", "mce", "int8")

@@ -6,7 +6,7 @@ and every image's answer, and the deployed model's answers under the
 interpreter option set the headline speed uses: its agreement with Keras
 on inputs far from the training data, where a converted binary network's
 fused thresholds could disagree. Evaluation only: nothing is retrained.
-The evaluation loop is :func:`stages.lib.robustness.evaluate`, shared with
+The evaluation loop is :func:`stages.lib.data.robustness.evaluate`, shared with
 `robustness_int8`.
 """
 
@@ -21,14 +21,14 @@ import numpy as np
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import load_params, run_cli
-from stages.lib.datasets import load_split, scale_images
-from stages.lib.deployed import answers, read
-from stages.lib.lce import TFLITE_FILE, interpreter
-from stages.lib.networks import variant_from_params
+from stages.lib.data.datasets import load_split, scale_images
+from stages.lib.forms.deployed import answers, read
+from stages.lib.forms.lce import TFLITE_FILE, interpreter
+from stages.lib.training.networks import variant_from_params
 from stages.lib.params import data_limits, headline_options
-from stages.lib.robustness import THREADS, evaluate
+from stages.lib.data.robustness import THREADS, evaluate
 from stages.lib.spec import run_spec_path
-from stages.lib.trained import load_model
+from stages.lib.training.trained import load_model
 
 # The deployed model is checked on the first images of each corruption:
 # LCE's interpreter answers one image per call (about 40 us here), and on
@@ -42,7 +42,7 @@ def evaluate_run(model_dir: str | Path, deployed_dir: str | Path, record_dir: st
                  corrupted_dir: str | Path, input_range: tuple[float, float], options: str, out_dir: str | Path,
                  test_limit: int | None = None) -> dict[str, Any]:
     """One trained run (Keras) and its deployed file (checked against its
-    record first) on every corruption; see :func:`stages.lib.robustness.evaluate`."""
+    record first) on every corruption; see :func:`stages.lib.data.robustness.evaluate`."""
     import tensorflow as tf
 
     flatbuffer, _ = read(deployed_dir, record_dir, "deploy")

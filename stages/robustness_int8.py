@@ -7,7 +7,7 @@ The int8 model is a deployed network of its own: its answers on every image
 and its agreement is with the Keras model it was converted from, whose
 answers the source run's `robustness` stage kept. Nothing is retrained or
 converted again. The evaluation loop is
-:func:`stages.lib.robustness.evaluate`, shared with `robustness`.
+:func:`stages.lib.data.robustness.evaluate`, shared with `robustness`.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ import numpy as np
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import load_params, run_cli
-from stages.lib.datasets import load_split, scale_images
-from stages.lib.deployed import answers, read
-from stages.lib.lce import TFLITE_FILE, interpreter
-from stages.lib.networks import variant_from_params
+from stages.lib.data.datasets import load_split, scale_images
+from stages.lib.forms.deployed import answers, read
+from stages.lib.forms.lce import TFLITE_FILE, interpreter
+from stages.lib.training.networks import variant_from_params
 from stages.lib.params import data_limits, headline_options
-from stages.lib.robustness import THREADS, evaluate, read_manifest, source_answers
+from stages.lib.data.robustness import THREADS, evaluate, read_manifest, source_answers
 from stages.lib.spec import run_spec_path
 
 
@@ -35,7 +35,7 @@ def evaluate_int8(deployed_dir: str | Path, record_dir: str | Path, source_dir: 
                   test_limit: int | None = None) -> dict[str, Any]:
     """One int8 file (checked against its record first) on every
     corruption, its agreement with the Keras answers its source run's
-    evaluation kept in ``source_dir``; see :func:`stages.lib.robustness.evaluate`."""
+    evaluation kept in ``source_dir``; see :func:`stages.lib.data.robustness.evaluate`."""
     flatbuffer, _ = read(deployed_dir, record_dir, "quantize")
     lite = interpreter(flatbuffer, THREADS, options, source=str(Path(deployed_dir) / TFLITE_FILE))
     x_test, y_test = load_split(data_dir, "test", test_limit)

@@ -1,6 +1,6 @@
 """Stage `train`: train one precision variant with one seed on one dataset.
 
-The variant's recipe (:mod:`stages.lib.recipes`; the article's by default:
+The variant's recipe (:mod:`stages.lib.training.recipes`; the article's by default:
 Adam at a constant 0.001, batch 64, 6 epochs) minimises sparse categorical
 cross-entropy on pixels scaled onto the variant's input range. The seed sets
 every random source and TensorFlow's op determinism is on, so a rerun of the
@@ -33,12 +33,12 @@ import numpy as np
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf
 from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli
-from stages.lib.datasets import dataset, load_split, scale_images
-from stages.lib.networks import Variant, build_model, variant_from_params
+from stages.lib.data.datasets import dataset, load_split, scale_images
+from stages.lib.training.networks import Variant, build_model, variant_from_params
 from stages.lib.params import TrainSettings, data_limits, train_settings
-from stages.lib.recipes import Recipe, make_optimizer, recipe_from_params
+from stages.lib.training.recipes import Recipe, make_optimizer, recipe_from_params
 from stages.lib.spec import write_run_spec
-from stages.lib.trained import EVAL_BATCH_SIZE, MODEL_FILE, without_autograph
+from stages.lib.training.trained import EVAL_BATCH_SIZE, MODEL_FILE, without_autograph
 
 PREDICTIONS_FILE = "predictions.csv"
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import stages  # noqa: F401  (sets TF_USE_LEGACY_KERAS before any test imports TensorFlow)
-from stages.lib.datasets import IdxFile, encode_idx, sha256_of
+from stages.lib.data.datasets import IdxFile, encode_idx, sha256_of
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -173,7 +173,7 @@ def synthetic_timings(processes=4, rounds=5):
 
 
 def synthetic_latency():
-    from stages.lib.speed import latency_table
+    from stages.lib.analysis.speed import latency_table
 
     table = latency_table(synthetic_timings(), ["fp32", "bnn"], "fp32", {"fp32": 2794240, "bnn": 2794240},
                           "bgemm+xnnpack")
@@ -219,7 +219,7 @@ def synthetic_int8_comparison(summary, runs):
     """The 1-bit network against an int8 form of fp32 (a quarter of its
     file, a quarter of the RAM, 0.4x its latency, its accuracy within 0.1 pp
     of fp32's on every seed), as the ``int8`` table holds it."""
-    from stages.lib.int8_tables import comparison_table
+    from stages.lib.analysis.int8_tables import comparison_table
 
     base = summary[summary["variant"] == "fp32"]
     int8 = base.assign(variant="fp32+int8", tflite_kib=base["tflite_kib"] / 3.6, ram_kib=base["ram_kib"] / 4)
@@ -238,14 +238,14 @@ def synthetic_int8_comparison(summary, runs):
 def write_synthetic_tables(tables, datasets=("mnist",)):
     """Every table the plots and report stages read, from the synthetic
     runs, profiles, timings and predictions, for each of ``datasets``."""
-    from stages.lib.accuracy import summary_table, tax_change_table, tax_table
-    from stages.lib.article import article_table
-    from stages.lib.classes import confusion_table, paired_images_table, per_class_table
-    from stages.lib.recipe_effects import recipe_table
-    from stages.lib.robustness_tables import accuracy_table as robustness_accuracy
-    from stages.lib.robustness_tables import gap_table, mce_table
-    from stages.lib.tables import of_dataset, per_dataset
-    from stages.lib.datasets import DATASETS
+    from stages.lib.analysis.accuracy import summary_table, tax_change_table, tax_table
+    from stages.lib.analysis.article import article_table
+    from stages.lib.analysis.classes import confusion_table, paired_images_table, per_class_table
+    from stages.lib.analysis.recipe_effects import recipe_table
+    from stages.lib.analysis.robustness_tables import accuracy_table as robustness_accuracy
+    from stages.lib.analysis.robustness_tables import gap_table, mce_table
+    from stages.lib.analysis.tables import of_dataset, per_dataset
+    from stages.lib.data.datasets import DATASETS
 
     tables.mkdir(parents=True, exist_ok=True)
     variants = ["fp32", "bnn"]

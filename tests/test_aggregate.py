@@ -6,20 +6,20 @@ import pytest
 
 from stages.aggregate import aggregate, by_bits, dvc_metrics, load_profiles, load_runs, mean_curves
 
-from stages.lib.accuracy import pareto_frontier, summary_table
+from stages.lib.analysis.accuracy import pareto_frontier, summary_table
 
-from stages.lib.article import article_table
+from stages.lib.analysis.article import article_table
 
-from stages.lib.classes import confusion_table, load_predictions, paired_images_table, per_class_table
+from stages.lib.analysis.classes import confusion_table, load_predictions, paired_images_table, per_class_table
 
-from stages.lib.deployment import census
-from stages.lib.speed import latency_table, load_timings
-from stages.lib.tables import OVERHEAD, read_table
+from stages.lib.analysis.deployment import census
+from stages.lib.analysis.speed import latency_table, load_timings
+from stages.lib.analysis.tables import OVERHEAD, read_table
 from conftest import (
     synthetic_latency, synthetic_predictions, synthetic_profiles, synthetic_runs, synthetic_timings,
 )
 from stages.lib.common import StudyError
-from stages.lib.stats import at_chance
+from stages.lib.analysis.stats import at_chance
 
 
 def test_summary_pairs_seeds_for_the_gap():
@@ -310,7 +310,7 @@ def test_damaged_predictions_are_one_line(tmp_path):
 
 
 def test_per_class_names_each_dataset_s_classes():
-    from stages.lib.datasets import dataset
+    from stages.lib.data.datasets import dataset
 
     table = per_class_table(synthetic_predictions(), ["fp32", "bnn"], "fp32", dataset("fashion_mnist").class_names)
     assert table.loc[table["class"] == 0, "class_name"].tolist() == ["T-shirt/top"] * 2
@@ -384,7 +384,7 @@ def _recipe_study():
 
 
 def test_recipe_table_gives_the_recovered_share_and_the_matched_gap():
-    from stages.lib.recipe_effects import recipe_table
+    from stages.lib.analysis.recipe_effects import recipe_table
 
     runs, profiles = _recipe_study()
     table = recipe_table(summary_table(runs, profiles, "fp32"), runs, "fp32").set_index("variant")
@@ -412,7 +412,7 @@ def test_recipe_table_gives_the_recovered_share_and_the_matched_gap():
 
 
 def test_training_table_names_each_architecture_after_its_article_recipe_variant(study_params):
-    from stages.lib.recipe_effects import training_table
+    from stages.lib.analysis.recipe_effects import training_table
 
     variants = ["fp32", "bnn", "bnn_bop", "bnn_cosine", "fp32_cosine", "bnn_fp_edges_cosine"]
     table = training_table(study_params["variants"], study_params["recipes"], variants)

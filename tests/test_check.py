@@ -91,12 +91,12 @@ def test_valid_params_pass_and_each_slice_changes_only_with_what_it_holds(study_
 
 def test_every_stage_reads_its_slice_through_the_same_checked_views(study_params, tmp_path):
     from stages.lib.common import load_params
-    from stages.lib.networks import variant_from_params
+    from stages.lib.training.networks import variant_from_params
     from stages.lib.params import (
         baseline, benchmark_settings, data_limits, download_settings, headline_options, memory_budgets, study_runs,
         train_settings,
     )
-    from stages.lib.recipes import recipe_from_params
+    from stages.lib.training.recipes import recipe_from_params
 
     path, out = _write(tmp_path, study_params)
     assert run_cli(main, ["--params", str(path), "--out", str(out)]) == 0
@@ -114,7 +114,7 @@ def test_every_stage_reads_its_slice_through_the_same_checked_views(study_params
     assert headline_options(table) == "bgemm+xnnpack" and baseline(table) == "fp32"
     assert table["recipes"] == {"article": {"epochs": 6}}
     assert memory_budgets(load_params(out / "report.json")) == [16, 64, 128, None]
-    from stages.lib.int8 import conversion_settings, int8_runs
+    from stages.lib.forms.int8 import conversion_settings, int8_runs
 
     assert int8_runs(bench) == int8_runs(table) == [("mnist", "fp32+int8", seed) for seed in (0, 1, 2)]
     assert conversion_settings(load_params(out / "quantize.json")).representative_images == 500
@@ -252,7 +252,7 @@ def test_a_missing_section_is_named(study_params, tmp_path, capsys):
 
 
 def test_the_option_sets_params_accept_are_the_interpreters():
-    from stages.lib.lce import INTERPRETER_OPTIONS
+    from stages.lib.forms.lce import INTERPRETER_OPTIONS
     from stages.lib.params import OPTION_SETS
 
     assert OPTION_SETS == tuple(INTERPRETER_OPTIONS)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import ndimage, stats
 
-from stages.lib.corruptions import CORRUPTIONS, corrupt, image_rngs, rotate, scale, shear, shot_noise, impulse_noise
-from stages.lib.datasets import load_split
+from stages.lib.data.corruptions import CORRUPTIONS, corrupt, image_rngs, rotate, scale, shear, shot_noise, impulse_noise
+from stages.lib.data.datasets import load_split
 
 
 @pytest.fixture(scope="module")

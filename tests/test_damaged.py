@@ -16,8 +16,8 @@ def _all_at_chance(runs):
 
 
 def test_a_study_whose_every_variant_is_at_chance_has_no_frontier_and_no_pick():
-    from stages.lib.accuracy import summary_table
-    from stages.lib.budgets import budget_picks
+    from stages.lib.analysis.accuracy import summary_table
+    from stages.lib.analysis.budgets import budget_picks
 
     summary = summary_table(_all_at_chance(synthetic_runs()), synthetic_profiles(), "fp32", synthetic_latency())
     assert summary["runs_at_chance"].tolist() == [3, 3]
@@ -51,7 +51,7 @@ def _deployed_run(tmp_path, model_bytes):
     (tmp_path / "deploy" / "mnist-bnn-0" / "record" / "deploy.json").write_text(
         json.dumps({"input_range": [0.0, 1.0], "options_agreeing": ["default"], "input_quantization": None,
                     "tflite_bytes": len(model_bytes), "tflite_sha256": hashlib.sha256(model_bytes).hexdigest()}))
-    from stages.lib.lce import SAMPLE_FILE
+    from stages.lib.forms.lce import SAMPLE_FILE
 
     np.save(tmp_path / "deploy" / "mnist-bnn-0" / "record" / SAMPLE_FILE, np.zeros((4, 28, 28), np.uint8))
 
@@ -151,7 +151,7 @@ def test_a_damaged_cell_stops_plots_and_report_in_one_line(tmp_path, capsys, tab
 
 
 def test_every_table_column_has_a_kind():
-    from stages.lib.tables import column_kind
+    from stages.lib.analysis.tables import column_kind
 
     tables = write_synthetic_tables_in_memory()
     unknown = sorted({f"{name}.{column}" for name, table in tables.items() for column in table.columns
@@ -181,7 +181,7 @@ def _bad_values(kind):
 
 
 def test_every_cell_of_every_table_is_checked_against_its_column(tmp_path):
-    from stages.lib.tables import column_kind, read_table
+    from stages.lib.analysis.tables import column_kind, read_table
 
     tables = tmp_path / "tables"
     written = write_synthetic_tables(tables, ("mnist", "fashion_mnist"))
@@ -216,7 +216,7 @@ OUT_OF_RANGE = {"tflite_bytes": 0.5, "tflite_kib": 0, "converted_accuracy": 1.5,
 
 @pytest.mark.parametrize("field", sorted(DEPLOYED))
 def test_any_damaged_field_of_a_deployment_is_one_line_naming_it(tmp_path, field):
-    from stages.lib.deployment import load_deployments
+    from stages.lib.analysis.deployment import load_deployments
 
     (tmp_path / "mnist-bnn-0" / "record").mkdir(parents=True)
     for value in (None, "abc", -1, OUT_OF_RANGE[field]):
@@ -230,7 +230,7 @@ def test_any_damaged_field_of_a_deployment_is_one_line_naming_it(tmp_path, field
 @pytest.mark.parametrize("text", ["label,predicted\n3,abc\n", "label,predicted\n3,10\n", "label,predicted\n-1,2\n",
                                   "label,predicted\n3,\n", "label,predicted\n3,2.5\n"])
 def test_damaged_predictions_are_one_line(tmp_path, text):
-    from stages.lib.classes import load_predictions
+    from stages.lib.analysis.classes import load_predictions
 
     (tmp_path / "mnist-bnn-0" / "live").mkdir(parents=True)
     (tmp_path / "mnist-bnn-0" / "live" / "predictions.csv").write_text(text)
@@ -242,7 +242,7 @@ def test_damaged_predictions_are_one_line(tmp_path, text):
 def test_the_tables_of_a_one_seed_study_read_back(tmp_path, monkeypatch):
     # one seed has no spread and no interval: those cells are empty, not damaged
     import conftest
-    from stages.lib.tables import read_table
+    from stages.lib.analysis.tables import read_table
 
     one_seed = synthetic_runs()
     monkeypatch.setattr(conftest, "synthetic_runs", lambda: one_seed[one_seed["seed"] == 0].reset_index(drop=True))

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import REPO
 from stages.lib.common import StudyError
-from stages.lib.datasets import DATASETS, MNIST_FILES, dataset, encode_idx, load_split, read_idx, scale_images
+from stages.lib.data.datasets import DATASETS, MNIST_FILES, dataset, encode_idx, load_split, read_idx, scale_images
 
 
 @pytest.mark.parametrize(

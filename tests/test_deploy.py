@@ -7,10 +7,10 @@ import pytest
 
 from conftest import randomized
 from stages.deploy import deploy_run
-from stages.lib.lce import convert, interpreter, lce_ready, strip_names
-from stages.lib.networks import build_model, variant_from_params
+from stages.lib.forms.lce import convert, interpreter, lce_ready, strip_names
+from stages.lib.training.networks import build_model, variant_from_params
 from stages.lib.params import TrainSettings
-from stages.lib.recipes import recipe_from_params
+from stages.lib.training.recipes import recipe_from_params
 from stages.train import train_run
 
 
@@ -65,7 +65,7 @@ def test_ternary_form_matches_ste_tern_at_the_thresholds():
     import larq as lq
     import tensorflow as tf
 
-    from stages.lib.lce import ternary_without_sign
+    from stages.lib.forms.lce import ternary_without_sign
 
     x = tf.constant([-1.0, -0.05, -0.0499, 0.0, 0.0499, 0.05, 0.7], dtype=tf.float32)
     for quantizer in (lq.quantizers.SteTern(), lq.quantizers.SteTern(ternary_weight_networks=True)):
@@ -112,7 +112,7 @@ def test_deploy_stage_on_a_small_trained_model(deployed_bnn):
 @pytest.mark.slow
 def test_benchmark_times_every_combination_in_shuffled_rounds(deployed_bnn, study_params, mnist_dir):
     from stages.benchmark import OVERHEAD, load_subjects, run_benchmark
-    from stages.lib.datasets import load_split, scale_images
+    from stages.lib.data.datasets import load_split, scale_images
     from stages.lib.params import BenchmarkSettings
 
     tmp_path, _ = deployed_bnn
@@ -187,7 +187,7 @@ def test_benchmark_with_damaged_sample_images_says_how_to_fix(tmp_path):
 def test_a_deployed_file_unlike_its_record_is_refused_before_it_is_loaded(tmp_path):
     # a truncated .tflite crashed LCE's interpreter with a signal and no message
     from stages.lib.common import StudyError
-    from stages.lib.deployed import read
+    from stages.lib.forms.deployed import read
 
     (tmp_path / "tflite").mkdir()
     (tmp_path / "record").mkdir()
@@ -210,7 +210,7 @@ def test_a_deployed_file_unlike_its_record_is_refused_before_it_is_loaded(tmp_pa
 @pytest.mark.parametrize("content", [b"", b"not a zip archive", b"PK\x03\x04 truncated"])
 def test_a_corrupt_model_is_one_line(tmp_path, content):
     from stages.lib.common import StudyError
-    from stages.lib.trained import load_model
+    from stages.lib.training.trained import load_model
 
     (tmp_path / "model.keras").write_bytes(content)
     with pytest.raises(StudyError, match=r"model.keras is not a readable Keras model \(.*\): retrain it"):
@@ -225,7 +225,7 @@ def test_robustness_stage_evaluates_keras_and_the_deployed_model_on_every_corrup
     from stages.check import check_all
     from stages.corrupt import corrupt_dataset
     from stages.lib.common import StudyError
-    from stages.lib.robustness import corrupt_slice
+    from stages.lib.data.robustness import corrupt_slice
     from stages.robustness import evaluate_run
     from conftest import with_param
 

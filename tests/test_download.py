@@ -7,7 +7,7 @@ import yaml
 from conftest import REPO, make_synthetic_mnist
 from stages.lib.common import StudyError
 from stages.download import BoundedDownloader, SourceError, decompress_verified, download, max_archive_bytes
-from stages.lib.datasets import IdxFile
+from stages.lib.data.datasets import IdxFile
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def mirror(tmp_path):
 
 
 def _assert_served(out, arrays):
-    from stages.lib.datasets import read_idx
+    from stages.lib.data.datasets import read_idx
 
     for name, array in arrays.items():
         assert (read_idx(out / name) == array).all()

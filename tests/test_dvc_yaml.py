@@ -51,12 +51,12 @@ def imported_modules(module: str) -> set[str]:
 
 
 def test_imported_modules_follows_the_package():
-    assert imported_modules("plots") >= {"stages/__init__.py", "stages/plots.py", "stages/lib/tables.py",
+    assert imported_modules("plots") >= {"stages/__init__.py", "stages/plots.py", "stages/lib/analysis/tables.py",
                                          "stages/lib/__init__.py", "stages/lib/common.py"}
-    assert "stages/lib/networks.py" in imported_modules("train")
+    assert "stages/lib/training/networks.py" in imported_modules("train")
     # robustness imports TensorFlow inside a function, recipes imports the
     # package inside one; the package's own imports are followed wherever they are
-    assert {"stages/lib/trained.py", "stages/lib/spec.py"} <= imported_modules("deploy")
+    assert {"stages/lib/training/trained.py", "stages/lib/spec.py"} <= imported_modules("deploy")
 
 
 def _stage_module(stage) -> str:
@@ -159,7 +159,7 @@ def test_no_file_of_the_repository_bears_a_leaf_s_name():
 def _study_stage_names() -> set[str]:
     """Every stage of the committed study, as DVC names them in dvc.lock."""
     from stages.lib.common import load_params
-    from stages.lib.int8 import int8_runs
+    from stages.lib.forms.int8 import int8_runs
     from stages.lib.layout import run_name
     from stages.lib.params import study_datasets, study_runs, study_variants
 

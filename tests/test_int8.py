@@ -13,11 +13,11 @@ import pytest
 
 from conftest import randomized, with_param
 from stages.lib.common import StudyError
-from stages.lib.graph import Graph, Operator, Tensor, live_bytes, read_graph
-from stages.lib.int8 import (
+from stages.lib.forms.graph import Graph, Operator, Tensor, live_bytes, read_graph
+from stages.lib.forms.int8 import (
     Int8Settings, form, int8_runs, int8_settings, is_form, representative_indices, slices, source_variant,
 )
-from stages.lib.deployed import model_inputs
+from stages.lib.forms.deployed import model_inputs
 
 
 # ---------------------------------------------------------------- the section
@@ -124,9 +124,9 @@ def trained_fp32(study_params, mnist_dir, tmp_path_factory):
     batch-norm statistics leave it near chance at test time, and its int8
     conversion's drop is noise), and its float deployment."""
     from stages.deploy import deploy_run
-    from stages.lib.networks import variant_from_params
+    from stages.lib.training.networks import variant_from_params
     from stages.lib.params import TrainSettings
-    from stages.lib.recipes import recipe_from_params
+    from stages.lib.training.recipes import recipe_from_params
     from stages.train import train_run
 
     tmp_path = tmp_path_factory.mktemp("int8")
@@ -205,8 +205,8 @@ def test_int8_input_and_output(trained_fp32, mnist_dir):
 def test_a_conversion_beyond_the_tolerance_is_refused_in_one_line_and_writes_nothing(trained_fp32, mnist_dir,
                                                                                    monkeypatch):
     import stages.quantize
-    from stages.lib.int8 import quantize
-    from stages.lib.trained import load_model
+    from stages.lib.forms.int8 import quantize
+    from stages.lib.training.trained import load_model
 
     tmp_path, _ = trained_fp32
     # a conversion that went wrong: the int8 model of other (random) weights
@@ -225,7 +225,7 @@ def test_a_conversion_beyond_the_tolerance_is_refused_in_one_line_and_writes_not
 def test_a_network_without_int8_kernels_is_one_line():
     import tensorflow as tf
 
-    from stages.lib.int8 import quantize
+    from stages.lib.forms.int8 import quantize
 
     image = tf.keras.Input(shape=(4,))
     model = tf.keras.Model(image, tf.keras.layers.Lambda(lambda x: tf.math.lgamma(x + 2.0))(image))
@@ -247,7 +247,7 @@ def _summary():
 
 
 def test_a_budget_between_the_1_bit_and_int8_files_picks_the_one_that_fits():
-    from stages.lib.budgets import budget_line, picks
+    from stages.lib.analysis.budgets import budget_line, picks
 
     chosen = {budget: ranked["variant"].iloc[0] if len(ranked) else None
               for budget, ranked in picks(_summary(), [16, 64, 128, None])}
@@ -277,7 +277,7 @@ def _timings(int8_us=50.0, bnn_us=110.0, spread=0.02):
 
 
 def test_the_comparison_says_who_wins_each_figure_as_its_interval_allows():
-    from stages.lib.int8_tables import comparison_table, int8_findings, int8_line, readable_int8
+    from stages.lib.analysis.int8_tables import comparison_table, int8_findings, int8_line, readable_int8
 
     table = comparison_table(_summary(), _runs(), _timings(), "bnn", "fp32+int8", "bgemm+xnnpack", "AMD EPYC")
     assert list(table["threads"]) == [1, 2]
@@ -302,7 +302,7 @@ def test_the_comparison_says_who_wins_each_figure_as_its_interval_allows():
 
 
 def test_the_comparison_does_not_say_more_than_its_intervals():
-    from stages.lib.int8_tables import comparison_table, int8_verdicts, int8_winners
+    from stages.lib.analysis.int8_tables import comparison_table, int8_verdicts, int8_winners
 
     runs = _runs()
     runs.loc[runs["variant"] == "bnn", "test_accuracy"] = [0.9905, 0.9895, 0.9925]  # within the seeds' spread
@@ -318,7 +318,7 @@ def test_the_comparison_does_not_say_more_than_its_intervals():
 
 
 def test_the_comparison_is_empty_without_either_network():
-    from stages.lib.int8_tables import comparison_table
+    from stages.lib.analysis.int8_tables import comparison_table
 
     summary = _summary()[lambda s: s["variant"] != "fp32+int8"]
     assert comparison_table(summary, _runs(), _timings(), "bnn", "fp32+int8", "bgemm+xnnpack", "cpu").empty
@@ -327,8 +327,8 @@ def test_the_comparison_is_empty_without_either_network():
 @pytest.mark.slow
 def test_int8_robustness_answers_every_corrupted_image_against_its_keras_model(trained_fp32, study_params, mnist_dir):
     from stages.corrupt import corrupt_dataset
-    from stages.lib.robustness import corrupt_slice
-    from stages.lib.robustness_tables import gap_table, load_evaluations
+    from stages.lib.data.robustness import corrupt_slice
+    from stages.lib.analysis.robustness_tables import gap_table, load_evaluations
     from stages.quantize import quantize_run
     from stages.robustness import evaluate_run
     from stages.robustness_int8 import evaluate_int8

@@ -3,7 +3,7 @@ import copy
 import pytest
 
 from stages.lib.common import StudyError
-from stages.lib.networks import build_model, quantizer_names, variant_from_params
+from stages.lib.training.networks import build_model, quantizer_names, variant_from_params
 from stages.profile import profile_figures, summary_text
 
 import tensorflow as tf  # after stages: Keras 2 is selected first

@@ -54,7 +54,7 @@ def _widened(tables, datasets):
     import yaml
 
     from conftest import REPO
-    from stages.lib.recipe_effects import training_table
+    from stages.lib.analysis.recipe_effects import training_table
 
     written = write_synthetic_tables(tables, datasets)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -87,9 +87,9 @@ def _widened(tables, datasets):
 def test_every_figure_reads_at_2_and_13_variants(tmp_path, variants):
     """No two legend entries share colour and marker, every legend sits
     outside every panel, and no accuracy axis passes 100%."""
-    from stages.lib.figures import variant_styles
+    from stages.lib.reporting.figures import variant_styles
     from stages.plots import figures
-    from stages.lib.tables import read_table
+    from stages.lib.analysis.tables import read_table
 
     tables = tmp_path / "tables"
     datasets = ("mnist", "fashion_mnist")

@@ -7,14 +7,14 @@ import pytest
 from conftest import (
     synthetic_latency, synthetic_predictions, synthetic_profiles, synthetic_runs, write_synthetic_tables,
 )
-from stages.lib.accuracy import summary_table
-from stages.lib.article import article_table
-from stages.lib.accuracy import readable_summary
-from stages.lib.budgets import budget_picks
-from stages.lib.wording import interval, pct, points
-from stages.lib.article import article_findings
-from stages.lib.deployment import deployment_findings
-from stages.lib.speed import speed_findings
+from stages.lib.analysis.accuracy import summary_table
+from stages.lib.analysis.article import article_table
+from stages.lib.analysis.accuracy import readable_summary
+from stages.lib.analysis.budgets import budget_picks
+from stages.lib.reporting.wording import interval, pct, points
+from stages.lib.analysis.article import article_findings
+from stages.lib.analysis.deployment import deployment_findings
+from stages.lib.analysis.speed import speed_findings
 from stages.report import render
 
 
@@ -169,7 +169,7 @@ def test_the_answer_fits_one_screen_and_reads_the_tables(tmp_path, datasets):
 
 
 def test_the_answer_is_about_the_article_s_1_bit_network_or_the_most_binarized():
-    from stages.lib.answer import headline_variant
+    from stages.lib.reporting.answer import headline_variant
 
     summary = pd.DataFrame({"variant": ["fp32", "bwn", "bnn_full", "bnn"],
                             "binarized_mac_fraction": [0.0, 0.0, 1.0, 0.93], "test_accuracy_mean": [0.99] * 4})
@@ -179,7 +179,7 @@ def test_the_answer_is_about_the_article_s_1_bit_network_or_the_most_binarized()
 
 
 def test_the_error_ratio_is_paired_by_seed_on_the_log_scale():
-    from stages.lib.stats import error_ratio
+    from stages.lib.analysis.stats import error_ratio
 
     # 1,000 images: 10 and 20 wrong, 12 and 18, 8 and 22 on three seeds
     first, second = [0.990, 0.988, 0.992], [0.980, 0.982, 0.978]
@@ -219,8 +219,8 @@ def test_a_table_missing_a_column_is_one_line(tmp_path):
 
 
 def test_class_findings_say_no_class_stands_out_unless_holm_says_so():
-    from stages.lib.classes import paired_images_table, per_class_table
-    from stages.lib.classes import class_findings
+    from stages.lib.analysis.classes import paired_images_table, per_class_table
+    from stages.lib.analysis.classes import class_findings
 
     predictions = synthetic_predictions()
     per_class = per_class_table(predictions, ["fp32", "bnn"], "fp32", tuple("0123456789"))
@@ -241,7 +241,7 @@ def test_class_findings_say_no_class_stands_out_unless_holm_says_so():
 
 
 def test_a_study_without_pairs_to_test_renders(tmp_path):
-    from stages.lib.classes import paired_images_table
+    from stages.lib.analysis.classes import paired_images_table
 
     tables = write_synthetic_tables(tmp_path)
     # the baseline alone: the paired-images table has its columns and no rows
@@ -290,8 +290,8 @@ def test_a_study_without_mnist_says_the_article_is_not_compared(tmp_path):
 def _with_a_recipe_variant(tmp_path):
     """The synthetic study plus `bnn_cosine`: bnn trained with a cosine
     recipe, 0.5 pp better than bnn on every seed, in three times the time."""
-    from stages.lib.accuracy import summary_table
-    from stages.lib.recipe_effects import recipe_table
+    from stages.lib.analysis.accuracy import summary_table
+    from stages.lib.analysis.recipe_effects import recipe_table
     from conftest import synthetic_runs_of
 
     runs = synthetic_runs_of("mnist")
@@ -308,7 +308,7 @@ def _with_a_recipe_variant(tmp_path):
 
 
 def test_recipe_findings_give_the_effect_and_the_share_recovered(tmp_path):
-    from stages.lib.recipe_effects import recipe_findings
+    from stages.lib.analysis.recipe_effects import recipe_findings
 
     _, _, recipes = _with_a_recipe_variant(tmp_path)
     # bnn_cosine is 0.5 pp above bnn on every seed; bnn's gap (-0.90 pp) is told from zero, so a share is given
@@ -320,7 +320,7 @@ def test_recipe_findings_give_the_effect_and_the_share_recovered(tmp_path):
 
 
 def test_a_recipe_share_is_left_out_where_the_base_gap_is_noise(tmp_path):
-    from stages.lib.recipe_effects import recipe_findings
+    from stages.lib.analysis.recipe_effects import recipe_findings
 
     _, _, recipes = _with_a_recipe_variant(tmp_path)
     noisy = recipes.assign(recovered_fraction=math.nan, article_recipe_gap_ci95_high=0.001,
@@ -349,14 +349,14 @@ def _random_study(rng, tmp_path):
     five seeds, mean accuracies anywhere from chance to perfect, spreads
     from none to wild; predictions on 40 test images drawn to match."""
     from conftest import synthetic_curves
-    from stages.lib.accuracy import summary_table, tax_change_table, tax_table
-    from stages.lib.article import article_table
-    from stages.lib.classes import confusion_table, paired_images_table, per_class_table
-    from stages.lib.recipe_effects import recipe_table
-    from stages.lib.robustness_tables import accuracy_table as robustness_accuracy
-    from stages.lib.robustness_tables import gap_table, mce_table
-    from stages.lib.datasets import DATASETS
-    from stages.lib.tables import of_dataset, per_dataset
+    from stages.lib.analysis.accuracy import summary_table, tax_change_table, tax_table
+    from stages.lib.analysis.article import article_table
+    from stages.lib.analysis.classes import confusion_table, paired_images_table, per_class_table
+    from stages.lib.analysis.recipe_effects import recipe_table
+    from stages.lib.analysis.robustness_tables import accuracy_table as robustness_accuracy
+    from stages.lib.analysis.robustness_tables import gap_table, mce_table
+    from stages.lib.data.datasets import DATASETS
+    from stages.lib.analysis.tables import of_dataset, per_dataset
 
     seeds = list(range(int(rng.integers(1, 6))))
     datasets = ("mnist",) if rng.random() < 0.5 else ("mnist", "fashion_mnist")
@@ -421,7 +421,7 @@ def _random_int8(rng, summary, runs):
     fp32's off by a random amount per seed, its latency a random multiple
     of fp32's with a random spread per block."""
     from conftest import synthetic_timings
-    from stages.lib.int8_tables import comparison_table
+    from stages.lib.analysis.int8_tables import comparison_table
 
     base = summary[summary["variant"] == "fp32"]
     fp32 = runs[runs["variant"] == "fp32"]

@@ -10,11 +10,11 @@ import pytest
 from scipy import stats
 
 from conftest import synthetic_evaluations, write_synthetic_tables
-from stages.lib.robustness_tables import (
+from stages.lib.analysis.robustness_tables import (
     accuracy_table, checked_images, gap_table, mce_table, readable_accuracy, robustness_findings,
     robustness_line,
 )
-from stages.lib.wording import title
+from stages.lib.reporting.wording import title
 
 
 def test_the_accuracy_table_gives_each_corruption_its_drop_from_clean():
@@ -162,7 +162,7 @@ def test_evaluations_of_other_corruptions_than_the_rest_are_refused(tmp_path):
     import json
 
     from stages.lib.common import StudyError
-    from stages.lib.robustness_tables import load_evaluations
+    from stages.lib.analysis.robustness_tables import load_evaluations
 
     for seed, names in ((0, ["fog", "stripe"]), (1, ["fog"])):
         folder = tmp_path / f"mnist-bnn-{seed}" / "evaluation"
@@ -179,7 +179,7 @@ def test_evaluations_of_other_corruptions_than_the_rest_are_refused(tmp_path):
 
 def _corrupt_params(study_params, corruptions, test_limit):
     from stages.check import check_all
-    from stages.lib.robustness import corrupt_slice
+    from stages.lib.data.robustness import corrupt_slice
 
     from conftest import with_param
 
@@ -194,8 +194,8 @@ def test_the_corrupt_stage_writes_every_corruption_with_its_manifest_and_the_sam
     import json
 
     from stages.corrupt import corrupt_dataset
-    from stages.lib.datasets import read_idx, sha256_of
-    from stages.lib.robustness import read_manifest
+    from stages.lib.data.datasets import read_idx, sha256_of
+    from stages.lib.data.robustness import read_manifest
 
     params = _corrupt_params(study_params, ["fog", "stripe", "shot_noise"], 300)
     manifest = corrupt_dataset(params, mnist_dir, tmp_path / "first")
@@ -243,7 +243,7 @@ def test_a_corrupt_stage_that_fails_leaves_no_folder_and_keeps_the_finished_one(
 def test_a_damaged_manifest_is_one_line(study_params, mnist_dir, tmp_path, damage, message):
     from stages.corrupt import corrupt_dataset
     from stages.lib.common import StudyError
-    from stages.lib.robustness import read_manifest
+    from stages.lib.data.robustness import read_manifest
 
     corrupt_dataset(_corrupt_params(study_params, ["stripe"], 20), mnist_dir, tmp_path)
     damage(tmp_path / "corruptions.json")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from stages.lib.stats import (
+from stages.lib.analysis.stats import (
     accuracy_interval, direction, fieller_ratio, holm, image_sign_test, mean_interval, rerun_interval,
     paired_difference, prediction_interval, seeds_needed, welch_difference,
 )

@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from conftest import REPO, with_param
-from stages.lib.networks import variant_from_params
+from stages.lib.training.networks import variant_from_params
 from stages.lib.params import TrainSettings
-from stages.lib.recipes import recipe_from_params
-from stages.lib.trained import load_model
+from stages.lib.training.recipes import recipe_from_params
+from stages.lib.training.trained import load_model
 from stages.train import train_run
 
 TINY = TrainSettings(steps_per_execution=8)
@@ -66,7 +66,7 @@ def test_run_learns_and_logs_its_metrics(bnn_run):
 def test_run_records_every_test_image_s_answer(mnist_dir, bnn_run):
     import pandas as pd
 
-    from stages.lib.datasets import load_split
+    from stages.lib.data.datasets import load_split
 
     out, result = bnn_run
     predictions = pd.read_csv(out / "live" / "predictions.csv")
@@ -77,7 +77,7 @@ def test_run_records_every_test_image_s_answer(mnist_dir, bnn_run):
 
 
 def test_model_round_trip_gives_the_same_predictions(study_params, mnist_dir, bnn_run):
-    from stages.lib.datasets import load_split, scale_images
+    from stages.lib.data.datasets import load_split, scale_images
 
     out, result = bnn_run
     model = load_model(out / "model")

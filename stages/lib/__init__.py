@@ -1,12 +1,16 @@
-"""The library the stage command lines share: one concept a module.
+"""The library the stage command lines share, one concept a module, grouped
+by what the study does with it:
 
-- ``common``: errors, logging, atomic writes, the command-line wrapper;
-- ``params``: the checks every params.yaml section goes through;
-- ``datasets``: the registry of datasets (files, checksums, classes) and
-  loading them;
-- ``networks``: the article's two networks and the precision variants;
-- ``lce``: model surgery and conversion for Larq Compute Engine;
-- ``graph``: what a converted ``.tflite`` graph holds (operators, MACs,
-  flash and RAM);
-- ``stats``: the intervals and tests every table uses.
+- here, what every stage uses: ``common`` (errors, logging, atomic writes,
+  the command-line wrapper), ``params`` (the checks of params.yaml and their
+  shared rules), ``spec`` (the slice of params.yaml each stage reads) and
+  ``layout`` (where each output lives; no name reaches outside);
+- ``data``: the datasets, the corruptions of their test images, and the
+  robustness evaluation on them;
+- ``training``: the precision variants and their network, the recipes, a
+  trained model on disk;
+- ``forms``: the deployed forms (LCE's conversion, int8 quantization), what
+  they share, and what a converted graph holds;
+- ``analysis``: the statistics, and each table `aggregate` writes;
+- ``reporting``: wording, figures and the report's answer.
 """

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stages.lib.common import StudyError
-from stages.lib.datasets import DATASETS, dataset
+from stages.lib.data.datasets import DATASETS, dataset
 
 # Every section and key params.yaml may hold: a misspelt key (`-S
 # recipes.article.epoch=3`) would otherwise be added silently and change nothing.

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.lib.common import StudyError, write_text_atomic
-from stages.lib.recipes import DEFAULT_RECIPE
+from stages.lib.training.recipes import DEFAULT_RECIPE
 
 SPEC_DIR = "data/spec"
 # What a run keeps of the training slice it was trained with, beside its

@@ -1,6 +1,6 @@
 """The robustness figures the `plots` stage draws: one test image under
 every corruption, and the heatmap of each variant's robustness gap against
-the baseline (:mod:`stages.lib.robustness_tables` makes their tables)."""
+the baseline (:mod:`stages.lib.analysis.robustness_tables` makes their tables)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from stages.lib.figures import title  # noqa: E402
+from stages.lib.reporting.figures import title  # noqa: E402
 
 
 def corruption_examples(examples: pd.DataFrame):

@@ -20,7 +20,7 @@ import seaborn as sns  # noqa: E402
 from adjustText import adjust_text  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from stages.lib.datasets import DATASETS  # noqa: E402
+from stages.lib.data.datasets import DATASETS  # noqa: E402
 
 DPI = 110
 # Filled markers that stay distinct at 8 points; a recipe takes the next one.

@@ -14,9 +14,9 @@ import pandas as pd
 
 from stages.lib.common import StudyError
 from stages.lib.params import OPTION_SETS
-from stages.lib.stats import ALPHA, Estimate, direction, holm, rerun_interval
-from stages.lib.tables import MAPPING, OVERHEAD, TEXT, read_json
-from stages.lib.wording import cell, holm_clause, interval, p_cell, times, title, with_interval
+from stages.lib.analysis.stats import ALPHA, Estimate, direction, holm, rerun_interval
+from stages.lib.analysis.tables import MAPPING, OVERHEAD, TEXT, read_json
+from stages.lib.reporting.wording import cell, holm_clause, interval, p_cell, times, title, with_interval
 
 
 TIMING_COLUMNS = ("process", "round", "model", "variant", "seed", "options", "threads", "latency_us")
@@ -58,7 +58,7 @@ def latency_table(timings: pd.DataFrame, variants: Sequence[str], baseline: str,
     over the variant's in the same round. Each process contributes the
     median of its rounds; latencies and speedups are geometric means across
     processes with the 95% interval a rerun of the benchmark on this machine
-    would land in (:func:`stages.lib.stats.rerun_interval`, on the log
+    would land in (:func:`stages.lib.analysis.stats.rerun_interval`, on the log
     scale, so that no interval reaches below zero). The speed verdicts of one dataset are one family: the
     speedups' p-values (that the ratio is 1) are Holm-adjusted together."""
     per_round = timings.groupby(["variant", "options", "threads", "process", "round"])["latency_us"].mean()

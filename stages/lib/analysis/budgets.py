@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from stages.lib.stats import paired_difference
-from stages.lib.wording import gap_direction, interval, pct, points
+from stages.lib.analysis.stats import paired_difference
+from stages.lib.reporting.wording import gap_direction, interval, pct, points
 
 
 def candidates(summary: pd.DataFrame) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """Deployment with Larq Compute Engine: what each deployed file holds
 (flash, weights, peak activation RAM, operators, the share of work in
 binary operators) against Larq's theoretical count; and their sentences.
-How fast the files run: stages/lib/speed.py."""
+How fast the files run: stages/lib/analysis/speed.py."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.lib.tables import COUNT, COUNTS, FRACTION, POSITIVE, POSITIVE_COUNT, Runs, read_json
+from stages.lib.analysis.tables import COUNT, COUNTS, FRACTION, POSITIVE, POSITIVE_COUNT, Runs, read_json
 from stages.lib.layout import DEPLOY_RECORDS, output, run_name
-from stages.lib.wording import pct, title
+from stages.lib.reporting.wording import pct, title
 
 
 DEPLOY_FIGURES = {

@@ -8,7 +8,7 @@ would retrain every run of the study (and miss every run DVC has cached)
 for a change that evaluates them only.
 
 The tables `aggregate` makes of the evaluations, and what the report says of
-them: :mod:`stages.lib.robustness_tables`.
+them: :mod:`stages.lib.analysis.robustness_tables`.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from stages.lib.common import StudyError, atomic_directory, log, write_json_atomic
-from stages.lib.corruptions import CORRUPTIONS
-from stages.lib.datasets import read_idx
+from stages.lib.data.corruptions import CORRUPTIONS
+from stages.lib.data.datasets import read_idx
 from stages.lib.params import name_list, section
 
 SECTION = "robustness"

@@ -1,7 +1,7 @@
 """The int8 forms in the tables, and the comparison a practitioner asks
 for: the 1-bit network against the int8 post-training quantized baseline.
 
-An int8 form (``<variant>+int8``, see :mod:`stages.lib.int8`) joins the
+An int8 form (``<variant>+int8``, see :mod:`stages.lib.forms.int8`) joins the
 tables as one more deployed network: its runs are its source variant's
 runs, converted; its test accuracy is the int8 model's on the whole test set
 under the headline interpreter option set (what its speed is measured
@@ -22,11 +22,11 @@ import pandas as pd
 
 from stages.lib.common import StudyError
 from stages.lib.layout import DEPLOY_RECORDS, output, run_name
-from stages.lib.int8 import source_variant
-from stages.lib.speed import latency_table, threads_label
-from stages.lib.stats import ALPHA, at_chance, direction, holm, paired_difference
-from stages.lib.tables import MAPPING, POSITIVE_COUNT, Runs, read_json
-from stages.lib.wording import cell, gap_direction, interval, pct, points, times, with_interval
+from stages.lib.forms.int8 import source_variant
+from stages.lib.analysis.speed import latency_table, threads_label
+from stages.lib.analysis.stats import ALPHA, at_chance, direction, holm, paired_difference
+from stages.lib.analysis.tables import MAPPING, POSITIVE_COUNT, Runs, read_json
+from stages.lib.reporting.wording import cell, gap_direction, interval, pct, points, times, with_interval
 
 
 def load_int8_runs(deploy_dir: str | Path, int8_study: Runs, runs: pd.DataFrame, headline: str) -> pd.DataFrame:

@@ -12,7 +12,7 @@ benchmark times the forms beside the other deployed models, and the tables
 treat each form as one more deployed network.
 
 The section is checked here rather than in :mod:`stages.lib.params`, for
-the reason :mod:`stages.lib.robustness` gives: every training run depends
+the reason :mod:`stages.lib.data.robustness` gives: every training run depends
 on that module's file.
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from stages.lib.common import StudyError
-from stages.lib.datasets import dataset
+from stages.lib.data.datasets import dataset
 from stages.lib.params import is_int, is_number, name_list, section, study_datasets, study_runs, study_variants
 from stages.lib.spec import aggregate_slice, benchmark_slice
 
@@ -173,7 +173,7 @@ def quantize(model, representative: np.ndarray, io: str, source: str = "the mode
 
 
 def accept(settings: Int8Settings, variant: str, calibration_images: int, source: str):
-    """int8's rule for a converted model (see :data:`stages.lib.deployed.Accept`):
+    """int8's rule for a converted model (see :data:`stages.lib.forms.deployed.Accept`):
     quantization changes some answers, so agreement is reported, not
     required; a test accuracy more than ``max_accuracy_drop_pp`` below
     Keras's under any option set refuses the conversion in one line.

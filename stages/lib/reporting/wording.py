@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from stages.lib.datasets import DATASETS
-from stages.lib.stats import ALPHA, direction
+from stages.lib.data.datasets import DATASETS
+from stages.lib.analysis.stats import ALPHA, direction
 
 
 def pct(fraction: float, digits: int = 2) -> str:
@@ -35,7 +35,7 @@ def interval(low: float, high: float, fmt=pct, n: int | None = None, unit: str =
 
 def gap_direction(low: float, high: float) -> int:
     """The sign of a gap's interval as :func:`points` prints it (see
-    :func:`stages.lib.stats.direction`)."""
+    :func:`stages.lib.analysis.stats.direction`)."""
     return direction(100 * low, 100 * high, "{:+.2f}")
 
 

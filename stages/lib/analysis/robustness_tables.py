@@ -1,7 +1,7 @@
 """What the robustness evaluations say: the tables `aggregate` makes of
 every run's ``robustness.json`` and the corrupted images, and the report's
 sentences about them. (The section's settings, slices and file layout are
-:mod:`stages.lib.robustness`, which the corrupt and evaluation stages
+:mod:`stages.lib.data.robustness`, which the corrupt and evaluation stages
 import; these are kept apart so that rewording a sentence reruns no
 evaluation.)
 
@@ -40,12 +40,12 @@ import pandas as pd
 from stages.lib.common import StudyError
 from stages.lib.layout import ROBUSTNESS, output, run_name
 from stages.lib.layout import corrupted_dir as corrupted_dir_of
-from stages.lib.robustness import (
+from stages.lib.data.robustness import (
     CLEAN, EVALUATION_FILE, EXAMPLE_IMAGE, corrupted_file, read_manifest,
 )
-from stages.lib.stats import ALPHA, accuracy_interval, direction, holm, mean_interval, paired_difference
-from stages.lib.tables import FRACTION, MAPPING, POSITIVE_COUNT, TEXT, Runs, read_json
-from stages.lib.wording import cell, p_cell, pct, points, times, with_interval
+from stages.lib.analysis.stats import ALPHA, accuracy_interval, direction, holm, mean_interval, paired_difference
+from stages.lib.analysis.tables import FRACTION, MAPPING, POSITIVE_COUNT, TEXT, Runs, read_json
+from stages.lib.reporting.wording import cell, p_cell, pct, points, times, with_interval
 
 EVALUATION_FIELDS = {"clean_accuracy": FRACTION, "test_images": POSITIVE_COUNT, "options": TEXT,
                      "corruptions": MAPPING}
@@ -175,7 +175,7 @@ def mce_table(evaluations: pd.DataFrame, variants: Sequence[str], baseline: str)
 def examples_table(corrupted_dir: str | Path, datasets: Sequence[str]) -> pd.DataFrame:
     """The first test image of each dataset under every corruption it was
     corrupted with, as 784 space-separated pixels in row order."""
-    from stages.lib.datasets import read_idx
+    from stages.lib.data.datasets import read_idx
 
     rows = []
     for dataset in datasets:

@@ -14,10 +14,10 @@ import pandas as pd
 
 from stages.lib.common import StudyError
 from stages.lib.layout import RUNS, output, run_name
-from stages.lib.datasets import dataset as registered_dataset
-from stages.lib.stats import ALPHA, accuracy_interval, holm, image_sign_test, paired_difference
-from stages.lib.tables import Runs
-from stages.lib.wording import gap_direction, holm_clause, interval, p_text, pct, points
+from stages.lib.data.datasets import dataset as registered_dataset
+from stages.lib.analysis.stats import ALPHA, accuracy_interval, holm, image_sign_test, paired_difference
+from stages.lib.analysis.tables import Runs
+from stages.lib.reporting.wording import gap_direction, holm_clause, interval, p_text, pct, points
 
 
 def load_predictions(runs_dir: str | Path, study: Runs) -> pd.DataFrame:
@@ -97,7 +97,7 @@ def paired_images_table(predictions: pd.DataFrame, variants: Sequence[str], base
     """One row per variant other than the baseline: on the same test
     images, all seeds at once, how many images the variant's seeds get right
     more often than the baseline's and how many less, and the exact sign
-    test of the two (:func:`stages.lib.stats.image_sign_test`; McNemar's
+    test of the two (:func:`stages.lib.analysis.stats.image_sign_test`; McNemar's
     test when there is one seed), Holm-adjusted over the variants."""
     correct = predictions.assign(correct=predictions["label"] == predictions["predicted"])
     right = correct.pivot_table(index=["seed", "image"], columns="variant", values="correct", aggfunc="sum")

@@ -8,7 +8,7 @@ reshaped, not retrained), which LCE does bitpack. Ternary quantizers are
 rewritten too, in a form LCE does not mistake for binarization. Other
 quantized variants (k-bit DoReFa, binary weights with float activations)
 convert as float graphs: LCE has no kernels for them, and the file stores
-their weights as 32-bit floats (:mod:`stages.lib.graph` shows it).
+their weights as 32-bit floats (:mod:`stages.lib.forms.graph` shows it).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def deploy_slice(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def accept(settings: DeploySettings, source: str):
-    """LCE's rule for a converted model (see :data:`stages.lib.deployed.Accept`):
+    """LCE's rule for a converted model (see :data:`stages.lib.forms.deployed.Accept`):
     the option sets under which it disagrees with Keras on at most
     ``max_disagreement_pct`` of the test images are timed; with none, the
     conversion is refused in one line."""

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from stages.lib.stats import (
+from stages.lib.analysis.stats import (
     ALPHA, accuracy_interval, holm, paired_difference, prediction_interval, seeds_needed, welch_difference,
 )
-from stages.lib.tables import of_dataset
-from stages.lib.wording import (
+from stages.lib.analysis.tables import of_dataset
+from stages.lib.reporting.wording import (
     cell, ci_cells, gap_direction, gap_verdict, gap_word, holm_clause, interval, p_cell, pct, points, title,
 )
 

@@ -1,9 +1,9 @@
 """A deployed form: a trained run made into a ``.tflite`` file that a
 runtime answers images with. Two forms today, each one module that says
 how a trained Keras model becomes its file and which of its test results
-it accepts: Larq Compute Engine's conversion (:mod:`stages.lib.lce`, the
+it accepts: Larq Compute Engine's conversion (:mod:`stages.lib.forms.lce`, the
 `deploy` stage; named as its run) and int8 post-training quantization
-(:mod:`stages.lib.int8`, the `quantize` stage; named ``<variant>+int8``).
+(:mod:`stages.lib.forms.int8`, the `quantize` stage; named ``<variant>+int8``).
 
 Everything else a form needs is the same for every form and lives here:
 
@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 
 from stages.lib.common import StudyError, atomic_directory, log, write_json_atomic
-from stages.lib.datasets import load_split, scale_images
-from stages.lib.graph import analyse
-from stages.lib.lce import INTERPRETER_OPTIONS, SAMPLE_FILE, SAMPLE_IMAGES, TFLITE_FILE, interpreter, strip_names
-from stages.lib.trained import EVAL_BATCH_SIZE, load_model
+from stages.lib.data.datasets import load_split, scale_images
+from stages.lib.forms.graph import analyse
+from stages.lib.forms.lce import INTERPRETER_OPTIONS, SAMPLE_FILE, SAMPLE_IMAGES, TFLITE_FILE, interpreter, strip_names
+from stages.lib.training.trained import EVAL_BATCH_SIZE, load_model
 
 RECORD_FILE = "deploy.json"
 Checks = dict[str, dict[str, float]]

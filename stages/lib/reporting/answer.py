@@ -14,14 +14,14 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from stages.lib.budgets import budget_line
-from stages.lib.int8_tables import int8_line
-from stages.lib.recipes import DEFAULT_RECIPE
-from stages.lib.robustness_tables import robustness_line
-from stages.lib.speed import speed_word, threads_label
-from stages.lib.stats import error_ratio
-from stages.lib.tables import ARTICLE_ONE_BIT, of_dataset
-from stages.lib.wording import cell, gap_word, pct, points, span, times, title, with_interval
+from stages.lib.analysis.budgets import budget_line
+from stages.lib.analysis.int8_tables import int8_line
+from stages.lib.training.recipes import DEFAULT_RECIPE
+from stages.lib.analysis.robustness_tables import robustness_line
+from stages.lib.analysis.speed import speed_word, threads_label
+from stages.lib.analysis.stats import error_ratio
+from stages.lib.analysis.tables import ARTICLE_ONE_BIT, of_dataset
+from stages.lib.reporting.wording import cell, gap_word, pct, points, span, times, title, with_interval
 
 
 def headline_variant(summary: pd.DataFrame, baseline: str) -> str | None:

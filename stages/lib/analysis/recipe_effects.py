@@ -11,9 +11,9 @@ from typing import Any
 
 import pandas as pd
 
-from stages.lib.recipes import DEFAULT_RECIPE
-from stages.lib.stats import ALPHA, fieller_ratio, holm, paired_difference
-from stages.lib.wording import (
+from stages.lib.training.recipes import DEFAULT_RECIPE
+from stages.lib.analysis.stats import ALPHA, fieller_ratio, holm, paired_difference
+from stages.lib.reporting.wording import (
     gap_direction, holm_clause, interval, p_cell, pct, points, title, whole_pct, with_interval,
 )
 

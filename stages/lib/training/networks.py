@@ -23,7 +23,7 @@ import tensorflow as tf
 import larq as lq
 from stages.lib.common import StudyError
 from stages.lib.params import check_name, is_int, is_number
-from stages.lib.recipes import DEFAULT_RECIPE
+from stages.lib.training.recipes import DEFAULT_RECIPE
 
 # Larq's quantized variables are opaque to AutoGraph, which says so at length
 # on every model; the fallback it takes is the right one.

@@ -1,0 +1,3 @@
+"""Wording, figures and the report's answer: how numbers and verdicts are
+said, and drawn.
+"""
