@@ -15,7 +15,6 @@ is refused with one line, and nothing is written.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,8 @@ from typing import Any
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import load_params, run_cli
 from stages.lib.data.datasets import load_split, scale_images
-from stages.lib.forms.deployed import deploy
+from stages.lib.forms.deployed import command_line, deploy, trained_run
 from stages.lib.forms.int8 import Int8Settings, accept, conversion_settings, quantize, representative_indices
-from stages.lib.training.networks import variant_from_params
-from stages.lib.params import data_limits
-from stages.lib.spec import run_spec_path
 
 
 def quantize_run(model_dir: str | Path, data_dir: str | Path, variant: str, input_range: tuple[float, float],
@@ -45,18 +41,11 @@ def quantize_run(model_dir: str | Path, data_dir: str | Path, variant: str, inpu
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stages.quantize", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variant", required=True, help="the trained run's variant (a float network)")
-    parser.add_argument("--params", required=True, help="the slice of params.yaml it reads (data/spec/quantize.json)")
-    parser.add_argument("--data", required=True, help="folder of the run's dataset")
-    parser.add_argument("--model", required=True, help="folder of the trained model")
-    parser.add_argument("--model-out", required=True, help="folder for the int8 .tflite file")
-    parser.add_argument("--report-out", required=True, help="folder for its deploy.json")
-    args = parser.parse_args(argv)
+    args = command_line("python -m stages.quantize", __doc__, argv,
+                        ("--model-out", True, "folder for the int8 .tflite file"),
+                        ("--report-out", True, "folder for its record (deploy.json)"))
     settings = conversion_settings(load_params(args.params), (args.variant,))
-    run = load_params(run_spec_path(args.model))
-    variant = variant_from_params(args.variant, run.get("variants"))
-    train_limit, test_limit = data_limits(run)
+    variant, train_limit, test_limit = trained_run(args.model, args.variant)
     quantize_run(args.model, args.data, args.variant, variant.input_range, settings, args.model_out, args.report_out,
                  train_limit=train_limit, test_limit=test_limit)
 

@@ -331,7 +331,7 @@ def test_int8_robustness_answers_every_corrupted_image_against_its_keras_model(t
     from stages.lib.analysis.robustness_tables import gap_table, load_evaluations
     from stages.quantize import quantize_run
     from stages.robustness import evaluate_run
-    from stages.robustness_int8 import evaluate_int8
+    from stages.robustness import evaluate_form
 
     tmp_path, _ = trained_fp32
     params = with_param(with_param(study_params, "robustness.corruptions", ["stripe", "fog"]), "data.test_limit", 2000)
@@ -342,7 +342,7 @@ def test_int8_robustness_answers_every_corrupted_image_against_its_keras_model(t
                  "bgemm+xnnpack", source, test_limit=2000)
     quantize_run(tmp_path / "model", mnist_dir, "fp32", (0.0, 1.0), SETTINGS, tmp_path / "int8-model",
                  tmp_path / "int8-report", train_limit=10000, test_limit=2000)
-    evaluation = evaluate_int8(tmp_path / "int8-model", tmp_path / "int8-report", source, mnist_dir,
+    evaluation = evaluate_form(tmp_path / "int8-model", tmp_path / "int8-report", source, mnist_dir,
                                tmp_path / "corrupted", (0.0, 1.0), "bgemm+xnnpack",
                                tmp_path / "robustness" / "mnist-fp32+int8-0" / "evaluation", test_limit=2000)
     assert list(evaluation["corruptions"]) == ["stripe", "fog"] and evaluation["test_images"] == 2000
@@ -362,6 +362,6 @@ def test_int8_robustness_answers_every_corrupted_image_against_its_keras_model(t
     # the source's answers without one of the corruptions: one line
     keras.drop(columns="fog").to_csv(source / "predictions.csv", index=False)
     with pytest.raises(StudyError, match=r"predictions.csv lacks fog: rerun `dvc repro --force robustness@mnist-fp32-0`"):
-        evaluate_int8(tmp_path / "int8-model", tmp_path / "int8-report", source, mnist_dir,
+        evaluate_form(tmp_path / "int8-model", tmp_path / "int8-report", source, mnist_dir,
                       tmp_path / "corrupted", (0.0, 1.0), "bgemm+xnnpack", tmp_path / "elsewhere", test_limit=2000)
     assert not (tmp_path / "elsewhere").exists()

@@ -25,17 +25,21 @@ and its params section.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stages.lib.common import StudyError, atomic_directory, log, write_json_atomic
+from stages.lib.common import StudyError, atomic_directory, load_params, log, write_json_atomic
 from stages.lib.data.datasets import load_split, scale_images
 from stages.lib.forms.graph import analyse
 from stages.lib.forms.lce import INTERPRETER_OPTIONS, SAMPLE_FILE, SAMPLE_IMAGES, TFLITE_FILE, interpreter, strip_names
+from stages.lib.params import data_limits
+from stages.lib.spec import run_spec_path
+from stages.lib.training.networks import Variant, variant_from_params
 from stages.lib.training.trained import EVAL_BATCH_SIZE, load_model
 
 RECORD_FILE = "deploy.json"
@@ -165,3 +169,26 @@ def read(model_dir: str | Path, record_dir: str | Path, stage: str) -> tuple[byt
                          f"({len(flatbuffer)} bytes): it was damaged; `dvc checkout` restores it, or rerun "
                          f"`dvc repro --force {stage}`")
     return flatbuffer, record
+
+
+def command_line(prog: str, doc: str, argv: Sequence[str] | None,
+                 *arguments: tuple[str, bool, str]) -> argparse.Namespace:
+    """The arguments of a stage that reads one trained run: ``--variant``,
+    ``--params`` (its slice), ``--data``, ``--model``, then ``arguments``
+    as (flag, required, help)."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
+    parser.add_argument("--variant", required=True, help="the trained run's variant")
+    parser.add_argument("--params", required=True, help="the slice of params.yaml it reads (data/spec/...)")
+    parser.add_argument("--data", required=True, help="folder of the run's dataset")
+    parser.add_argument("--model", required=True, help="folder of the trained model")
+    for flag, required, help_ in arguments:
+        parser.add_argument(flag, required=required, help=help_)
+    return parser.parse_args(argv)
+
+
+def trained_run(model_dir: str | Path, variant: str) -> tuple[Variant, int | None, int | None]:
+    """A trained run's variant and its training and test limits, as the
+    record it keeps beside its model says it was trained."""
+    record = load_params(run_spec_path(model_dir))
+    train_limit, test_limit = data_limits(record)
+    return variant_from_params(variant, record.get("variants")), train_limit, test_limit
