@@ -120,7 +120,8 @@ def study_repo(tmp_path_factory):
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
                            cwd=REPO, capture_output=True, check=True).stdout.decode().split("\0")
     for name in filter(None, files):
-        if not (REPO / name).exists() or name in ("dvc.lock",) or name.startswith(("reports/", "data/models/")):
+        if not (REPO / name).exists() or name == "dvc.lock" or (name.startswith("reports/")
+                                                                 and name != "reports/.gitignore"):
             continue
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, repo / name)
@@ -415,6 +416,11 @@ def test_a_bad_value_deletes_no_finished_output(study_repo):
         ("aggregate.baseline=fp64", "error: aggregate.baseline must name a variant of study.variants"),
         ("robustness.corruptions=[fog,snow]", "error: robustness.corruptions: unknown corruption 'snow'; known corruptions: "),
         ("robustness.severities.fog=9", "error: robustness.severities.fog must be a level from 1 to 5, got 9"),
+        # what the int8 conversion cannot do is refused before any conversion replaces a finished one
+        ("int8.variants=[fp32,bnn]", "error: int8.variants: bnn is not a float network"),
+        ("int8.representative_images=2001", "error: int8.representative_images is 2001, more than the 2000 training "
+                                            "images the runs use"),
+        ("deploy.max_disagreement_pct=101", "error: deploy.max_disagreement_pct must be a percentage from 0 to 100"),
     ):
         result = _dvc(repo, "exp", "run", "-S", setting, check=False)
         _restore_params(repo)
@@ -564,6 +570,7 @@ def test_adding_a_dataset_trains_only_its_runs(study_repo):
     import pandas as pd
 
     repo, _ = study_repo
+    timings = (repo / "reports" / "benchmark" / "timings.csv").read_bytes()
     result = _dvc(repo, "exp", "run", "-S", "study.datasets=[mnist,fashion_mnist]", "--name", "two-datasets")
     try:
         assert _ran(result) == {"check", "download@fashion_mnist", "corrupt@fashion_mnist",
@@ -581,6 +588,15 @@ def test_adding_a_dataset_trains_only_its_runs(study_repo):
         assert re.search(r"^\| Fashion-MNIST test accuracy \(1 seed: no interval\) +\|", report, re.MULTILINE), report
         assert "## Fashion-MNIST: per class" in (repo / "reports" / "details.md").read_text()
         assert set(json.loads((repo / "reports" / "metrics.json").read_text())) == {"mnist", "fashion_mnist"}
+        # back to the defaults: `check` takes the Fashion-MNIST folders out of the workspace (they stay in the
+        # cache) and their entries out of dvc.lock, so the table stages come back from the run cache, not re-timed
+        back = _experiment(repo, "-S", "study.datasets=[mnist]")
+        assert _ran(back) == {"check"}, back.stdout
+        assert {"benchmark", "aggregate", "plots", "report"} <= _restored(back), back.stdout
+        assert (repo / "reports" / "benchmark" / "timings.csv").read_bytes() == timings
+        assert "fashion_mnist" not in (repo / "dvc.lock").read_text()
+        assert not [path for root in ("reports/runs", "data/deployed", "data/corrupted")
+                    for path in (repo / root).iterdir() if "fashion" in path.name]
     finally:  # a failure here must not leave the next tests on the two-dataset study
         _back_to_the_committed_study(repo)
 
