@@ -44,7 +44,8 @@ def fit_once(path: str, variant_name: str, params_path: str, data: str, images: 
 
     from stages.lib.common import load_params
     from stages.lib.data.datasets import load_split, scale_images
-    from stages.lib.training.networks import build_model, variant_from_params
+    from stages.lib.training.networks import build_model
+    from stages.lib.training.variants import variant_from_params
     from stages.lib.params import train_settings
     from stages.lib.training.recipes import recipe_from_params
     from stages.lib.training.trained import without_autograph

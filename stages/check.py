@@ -23,7 +23,7 @@ from typing import Any
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli, write_text_atomic
-from stages.lib.training.networks import variant_from_params
+from stages.lib.training.variants import variant_from_params
 from stages.lib.training.recipes import recipe_from_params
 from stages.lib.params import (
     SECTIONS, baseline, benchmark_settings, check_keys, data_limits, download_settings, extended_variants, headline_options,

@@ -24,7 +24,8 @@ from typing import Any
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import atomic_directory, load_params, log, run_cli, write_json_atomic
-from stages.lib.training.networks import build_model, variant_from_params
+from stages.lib.training.networks import build_model
+from stages.lib.training.variants import variant_from_params
 
 BITS_PER_KIB = 8 * 1024
 

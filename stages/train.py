@@ -34,7 +34,8 @@ import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf
 from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli
 from stages.lib.data.datasets import dataset, load_split, scale_images
-from stages.lib.training.networks import Variant, build_model, variant_from_params
+from stages.lib.training.networks import build_model
+from stages.lib.training.variants import Variant, variant_from_params
 from stages.lib.params import TrainSettings, data_limits, train_settings
 from stages.lib.training.recipes import Recipe, make_optimizer, recipe_from_params
 from stages.lib.spec import write_run_spec

@@ -8,7 +8,8 @@ import pytest
 from conftest import randomized
 from stages.deploy import deploy_run
 from stages.lib.forms.lce import convert, interpreter, lce_ready, strip_names
-from stages.lib.training.networks import build_model, variant_from_params
+from stages.lib.training.networks import build_model
+from stages.lib.training.variants import variant_from_params
 from stages.lib.params import TrainSettings
 from stages.lib.training.recipes import recipe_from_params
 from stages.train import train_run

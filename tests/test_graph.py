@@ -4,7 +4,8 @@ from conftest import randomized
 from stages.lib.common import StudyError
 from stages.lib.forms.graph import Graph, Operator, Tensor, analyse, live_bytes, operator_macs, read_graph, weights_bytes
 from stages.lib.forms.lce import convert, strip_names
-from stages.lib.training.networks import build_model, variant_from_params
+from stages.lib.training.networks import build_model
+from stages.lib.training.variants import variant_from_params
 
 
 def _float(*shape, constant=False):

@@ -124,7 +124,7 @@ def trained_fp32(study_params, mnist_dir, tmp_path_factory):
     batch-norm statistics leave it near chance at test time, and its int8
     conversion's drop is noise), and its float deployment."""
     from stages.deploy import deploy_run
-    from stages.lib.training.networks import variant_from_params
+    from stages.lib.training.variants import variant_from_params
     from stages.lib.params import TrainSettings
     from stages.lib.training.recipes import recipe_from_params
     from stages.train import train_run

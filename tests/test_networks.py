@@ -3,7 +3,8 @@ import copy
 import pytest
 
 from stages.lib.common import StudyError
-from stages.lib.training.networks import build_model, quantizer_names, variant_from_params
+from stages.lib.training.networks import build_model, constraint_names, make_quantizer, quantizer_names
+from stages.lib.training.variants import ACTIVATIONS, CONSTRAINTS, LARQ_QUANTIZERS, variant_from_params
 from stages.profile import profile_figures, summary_text
 
 import tensorflow as tf  # after stages: Keras 2 is selected first
@@ -82,6 +83,37 @@ def test_known_quantizer_names():
     names = quantizer_names()
     for name in ("ste_sign", "approx_sign", "ste_tern", "dorefa_quantizer", "swish_sign"):
         assert name in names
+
+
+def test_the_names_check_knows_are_those_of_the_installed_larq_and_keras():
+    # `check` validates variants without loading TensorFlow (about a second
+    # instead of six): its written-out tables must be what Larq and Keras accept
+    import inspect
+
+    import tensorflow as tf
+
+    assert list(LARQ_QUANTIZERS) == quantizer_names()
+    for name, arguments in LARQ_QUANTIZERS.items():
+        cls = tf.keras.utils.get_custom_objects()[name]
+        own = [p for p in inspect.signature(cls.__init__).parameters.values()
+               if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name not in ("self", "metrics")]
+        assert tuple(p.name for p in own) == arguments, name
+    assert list(CONSTRAINTS) == constraint_names()
+    keras = {name for name in dir(tf.keras.activations) if not name.startswith("_")
+             and name not in ("get", "serialize", "deserialize") and callable(getattr(tf.keras.activations, name))}
+    assert set(ACTIVATIONS) == keras
+    for name in ACTIVATIONS:
+        tf.keras.activations.get(name)
+
+
+def test_a_checked_quantizer_builds_in_larq(study_params):
+    # every argument the check lets through is one Larq's constructor takes
+    for name, arguments in LARQ_QUANTIZERS.items():
+        values = {"k_bit": 2, "mode": "weights", "clip_value": 1.0, "threshold_value": 0.05,
+                  "ternary_weight_networks": False, "beta": 5.0}
+        variants = copy.deepcopy(study_params["variants"])
+        variants["bnn"]["kernel_quantizer"] = {"name": name, **{a: values[a] for a in arguments}, "metrics": []}
+        make_quantizer(variant_from_params("bnn", variants).kernel_quantizer)
 
 
 @pytest.mark.parametrize(

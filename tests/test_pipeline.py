@@ -570,6 +570,7 @@ def test_adding_a_dataset_trains_only_its_runs(study_repo):
     import pandas as pd
 
     repo, _ = study_repo
+    timings = (repo / "reports" / "benchmark" / "timings.csv").read_bytes()
     result = _dvc(repo, "exp", "run", "-S", "study.datasets=[mnist,fashion_mnist]", "--name", "two-datasets")
     try:
         assert _ran(result) == {"check", "download@fashion_mnist", "corrupt@fashion_mnist",
@@ -587,6 +588,16 @@ def test_adding_a_dataset_trains_only_its_runs(study_repo):
         assert re.search(r"^\| Fashion-MNIST test accuracy \(1 seed: no interval\) +\|", report, re.MULTILINE), report
         assert "## Fashion-MNIST: per class" in (repo / "reports" / "details.md").read_text()
         assert set(json.loads((repo / "reports" / "metrics.json").read_text())) == {"mnist", "fashion_mnist"}
+        # back to the defaults: `check` takes the Fashion-MNIST folders out of the workspace (they stay in the
+        # cache) and their entries out of dvc.lock, so the table stages come back from the run cache, not re-timed
+        back = _experiment(repo, "-S", "study.datasets=[mnist]")
+        assert _ran(back) == {"check"}, back.stdout
+        assert {"benchmark", "aggregate", "plots", "report"} <= _restored(back), back.stdout
+        assert (repo / "reports" / "benchmark" / "timings.csv").read_bytes() == timings
+        # (check's own params still list every dataset's sources)
+        assert not [stage for stage in yaml.safe_load((repo / "dvc.lock").read_text())["stages"] if "fashion" in stage]
+        assert not [path for root in ("reports/runs", "data/deployed", "data/corrupted")
+                    for path in (repo / root).iterdir() if "fashion" in path.name]
     finally:  # a failure here must not leave the next tests on the two-dataset study
         _back_to_the_committed_study(repo)
 

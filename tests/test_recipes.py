@@ -49,7 +49,7 @@ def test_the_params_recipes_are_valid_and_the_article_s_is_unchanged(study_param
 
 
 def test_recipe_variants_keep_their_base_s_architecture(study_params):
-    from stages.lib.training.networks import variant_from_params
+    from stages.lib.training.variants import variant_from_params
 
     variants = study_params["variants"]
     for name in ("fp32_cosine", "bnn_bop", "bnn_cosine", "bnn_fp_edges_bop", "bnn_fp_edges_cosine"):
@@ -125,7 +125,7 @@ def test_without_bop_the_optimizer_is_keras_s_own():
 def test_a_tiny_run_under_each_recipe_is_deterministic_bit_for_bit(study_params, mnist_dir, tmp_path, recipe):
     from test_train import TINY, tiny_recipe
 
-    from stages.lib.training.networks import variant_from_params
+    from stages.lib.training.variants import variant_from_params
     from stages.train import train_run
 
     variant = variant_from_params("bnn", study_params["variants"])

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from conftest import REPO, with_param
-from stages.lib.training.networks import variant_from_params
+from stages.lib.training.variants import variant_from_params
 from stages.lib.params import TrainSettings
 from stages.lib.training.recipes import recipe_from_params
 from stages.lib.training.trained import load_model

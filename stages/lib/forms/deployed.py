@@ -39,7 +39,7 @@ from stages.lib.forms.graph import analyse
 from stages.lib.forms.lce import INTERPRETER_OPTIONS, SAMPLE_FILE, SAMPLE_IMAGES, TFLITE_FILE, interpreter, strip_names
 from stages.lib.params import data_limits
 from stages.lib.spec import run_spec_path
-from stages.lib.training.networks import Variant, variant_from_params
+from stages.lib.training.variants import Variant, variant_from_params
 from stages.lib.training.trained import EVAL_BATCH_SIZE, load_model
 
 RECORD_FILE = "deploy.json"

@@ -19,8 +19,6 @@ from typing import Any
 import numpy as np
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-import larq as lq
-import tensorflow as tf
 from stages.lib.common import StudyError
 from stages.lib.params import is_number, section
 
@@ -88,7 +86,13 @@ INTERPRETER_OPTIONS = {
 }
 
 
+# TensorFlow and Larq load where a conversion needs them, not on import:
+# `check` reads this module's settings and should start in about a second.
+
+
 def _is_binary_dense(layer) -> bool:
+    import larq as lq
+
     return isinstance(layer, lq.layers.QuantDense) and getattr(layer.kernel_quantizer, "precision", None) == 1
 
 
@@ -99,6 +103,9 @@ def ternary_without_sign(quantizer):
     zeros would become +1. The comparison form computes exactly the same
     values (x >= t: +1, x <= -t: -1, else 0) without ``tf.sign``. Other
     quantizers come back as they are."""
+    import larq as lq
+    import tensorflow as tf
+
     if not isinstance(quantizer, lq.quantizers.SteTern):
         return quantizer
     threshold_value, weight_networks = quantizer.threshold_value, quantizer.ternary_weight_networks
@@ -114,6 +121,8 @@ def ternary_without_sign(quantizer):
 
 
 def _has_ternary(layer) -> bool:
+    import larq as lq
+
     return any(isinstance(getattr(layer, name, None), lq.quantizers.SteTern)
                for name in ("input_quantizer", "kernel_quantizer"))
 
@@ -128,6 +137,9 @@ def lce_ready(model):
     - every ternary quantizer takes the form :func:`ternary_without_sign`.
 
     Models with neither come back unchanged."""
+    import larq as lq
+    import tensorflow as tf
+
     binary_dense = any(_is_binary_dense(layer) for layer in model.layers)
     if not binary_dense and not any(_has_ternary(layer) for layer in model.layers):
         return model
