@@ -512,11 +512,27 @@ def study(study_template, tmp_path):
 
 
 def pytest_collection_modifyitems(config, items):
-    """The DVC tests first, then the other slow ones, then the rest (each
-    group in file order): pytest-xdist's work stealing splits the collection
-    in halves and takes from the end of a worker's queue, so the long tests
-    start early and the short ones fill in at the end."""
+    """The DVC tests first (those that run whole pipelines, marked `heavy`,
+    before the others), then the other slow ones, then the rest (each group
+    in file order): pytest-xdist's work stealing splits the collection in
+    halves and takes from the end of a worker's queue, so the long tests
+    start early and the short ones fill in at the end, when the two workers
+    finish together."""
     def rank(item):
-        return 0 if item.get_closest_marker("dvc") else 1 if item.get_closest_marker("slow") else 2
+        if item.get_closest_marker("dvc"):
+            return 0 if item.get_closest_marker("heavy") else 1
+        return 2 if item.get_closest_marker("slow") else 3
 
     items.sort(key=rank)  # stable: file order within a group
+
+
+def pytest_collection_finish(session):
+    """Once the test modules are imported (TensorFlow with some of them),
+    what they made is put out of the garbage collector's sight
+    (``gc.freeze``): a full collection otherwise walks every object
+    TensorFlow made, about 0.2 s each, and statsmodels's Holm adjustment
+    asks for one on every call."""
+    import gc
+
+    gc.collect()
+    gc.freeze()

@@ -215,6 +215,7 @@ def test_two_clones_share_finished_runs_through_a_remote(study, tmp_path):
         assert (clone / "reports" / "tables" / table).read_bytes() == (repo / "reports" / "tables" / table).read_bytes()
 
 
+@pytest.mark.heavy
 def test_changing_an_architecture_key_and_back_trains_nothing_again(study):
     repo = study
     before = _finished_outputs(repo)
@@ -237,6 +238,7 @@ def test_a_recipe_no_variant_of_the_study_uses_reruns_only_the_check(study):
     assert _ran(result) == {"check"}, result.stdout
 
 
+@pytest.mark.heavy
 def test_the_readme_s_recipe_line_retrains_only_that_variant_s_runs(study):
     repo = study
     profile = (repo / "reports" / "profiles" / "bnn" / "profile" / "profile.json").read_bytes()
@@ -387,6 +389,7 @@ def test_stale_temporaries_of_a_killed_run_change_nothing_and_go(study):
 
 # -- int8 -------------------------------------------------------------------
 
+@pytest.mark.heavy
 def test_an_int8_breach_deletes_nothing_and_int8_settings_convert_again(study):
     import pandas as pd
 
@@ -457,6 +460,7 @@ def _wait_for_queue(repo, timeout_s=900):
     raise AssertionError(f"the queue did not finish in {timeout_s} s:\n{status}")
 
 
+@pytest.mark.heavy
 def test_seeds_queued_in_parallel_slices_then_the_whole_study_train_nothing_twice(study):
     repo = study
     for seed in (1, 2):
@@ -475,6 +479,7 @@ def test_seeds_queued_in_parallel_slices_then_the_whole_study_train_nothing_twic
     assert summary["mnist"]["bnn"]["seeds"] == 3
 
 
+@pytest.mark.heavy
 def test_adding_a_dataset_trains_only_its_runs_and_back_restores_the_tables(study):
     import pandas as pd
 
@@ -526,6 +531,7 @@ def test_an_experiment_is_listed_with_its_metrics_and_applied(study):
     assert _ran(again) == {"check"}, again.stdout
 
 
+@pytest.mark.heavy
 def test_a_learning_rate_that_leaves_every_variant_at_chance_still_reports(study):
     result = _dvc(study, "exp", "run", "-S", "recipes.article.learning_rate=1e6", check=False)
     assert result.returncode == 0, result.stdout + result.stderr

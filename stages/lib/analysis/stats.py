@@ -25,6 +25,7 @@ neither offers) are the only formulas written here.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -129,9 +130,11 @@ def welch_difference(second: Sequence[float], first: Sequence[float], limit: flo
     return Estimate(value, max(float(ci.low), -limit), min(float(ci.high), limit), n, float(result.pvalue))
 
 
+@functools.lru_cache(maxsize=None)
 def _t_quantile(n: int) -> float:
     """The two-sided 95% Student-t quantile for ``n`` values (n - 1
-    degrees of freedom)."""
+    degrees of freedom); kept per ``n`` (scipy's ``ppf`` takes about 4 ms
+    a call, and the tables ask for a handful of ``n`` thousands of times)."""
     from scipy import stats
 
     return float(stats.t.ppf((1 + CONFIDENCE) / 2, n - 1))
