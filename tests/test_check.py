@@ -314,3 +314,19 @@ def test_tidy_removes_only_folders_found_in_dvc_s_cache(tmp_path, monkeypatch):
     (runs / "handmade" / "live").rmdir()
     assert tidy({"reports/runs": {"mnist-bnn-0", "handmade"}}) == [Path("reports/runs/fashion_mnist-bnn-0")]
     assert sorted(path.name for path in runs.iterdir()) == [".mnist-bnn-1.k1ll3d00.tmp", "handmade", "mnist-bnn-0"]
+
+
+def test_checking_params_loads_neither_tensorflow_nor_larq(tmp_path):
+    """`check` runs before every `dvc repro` and `dvc exp run`: it validates
+    variants from tables written out in stages/lib/training/variants.py
+    (pinned against the installed Larq and Keras in test_networks.py), so a
+    user waits about a second, not TensorFlow's start."""
+    probe = ("import sys\n"
+             "from stages.check import main\n"
+             f"main(['--params', {str(REPO / 'params.yaml')!r}, '--out', {str(tmp_path / 'spec')!r}])\n"
+             "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'larq', 'keras', 'tf_keras', "
+             "'larq_compute_engine'})\n"
+             "assert not heavy, heavy\n")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "spec" / "training" / "bnn.json").is_file()
