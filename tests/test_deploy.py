@@ -122,11 +122,11 @@ def test_benchmark_times_every_combination_in_shuffled_rounds(deployed_bnn, stud
     assert subjects[0].dataset == "mnist" and subjects[0].images.shape == (64, 1, 28, 28, 1)
     # timed on the run's own test images, scaled as it was trained
     np.testing.assert_array_equal(subjects[0].images[:, 0], scale_images(load_split(mnist_dir, "test", 64)[0]))
-    settings = BenchmarkSettings(threads=(1, 2), processes=3, rounds=4, calls_per_block=20, warmup_calls=5, seed=0)
+    settings = BenchmarkSettings(threads=(1, 2), processes=2, rounds=3, calls_per_block=10, warmup_calls=3, seed=0)
     timings = run_benchmark(subjects, settings, progress=False)
-    assert len(timings) == 3 * 4 * 2 * 4 * 2  # processes x rounds x models x option sets x threads
-    assert (timings.groupby(["model", "options", "threads"]).size() == 3 * 4).all()
-    assert sorted(timings["process"].unique()) == [0, 1, 2] and (timings["latency_us"] > 0).all()
+    assert len(timings) == 2 * 3 * 2 * 4 * 2  # processes x rounds x models x option sets x threads
+    assert (timings.groupby(["model", "options", "threads"]).size() == 2 * 3).all()
+    assert sorted(timings["process"].unique()) == [0, 1] and (timings["latency_us"] > 0).all()
     order = ["process", "round", "position", "model", "options", "threads"]
     orders = timings.sort_values(order).groupby(["process", "round"])[["model", "options", "threads"]].apply(
         lambda block: tuple(map(tuple, block.to_numpy())))
@@ -135,7 +135,7 @@ def test_benchmark_times_every_combination_in_shuffled_rounds(deployed_bnn, stud
     import os
 
     pids = timings.groupby("process")["pid"].unique()
-    assert all(len(p) == 1 for p in pids) and len({p[0] for p in pids}) == 3 and os.getpid() not in timings["pid"].values
+    assert all(len(p) == 1 for p in pids) and len({p[0] for p in pids}) == 2 and os.getpid() not in timings["pid"].values
     again = run_benchmark(subjects, settings, progress=False)
     assert again[order].equals(timings[order])  # the same order from the same seed
     # the trivial model is far cheaper than the network: it measures the binding's overhead

@@ -399,7 +399,7 @@ def test_an_int8_breach_deletes_nothing_and_int8_settings_convert_again(study):
     result = _dvc(repo, "exp", "run", "-S", "int8.representative_images=1", "-S", "int8.max_accuracy_drop_pp=0",
                   check=False)
     _restore_params(repo)
-    _git(repo, "checkout", "dvc.lock")
+    _git(repo, "checkout", "HEAD", "--", "dvc.lock")
     assert result.returncode != 0
     ours = _errors(result)
     assert len(ours) == 1 and ours[0].startswith("error: the int8 model of data/models/mnist-fp32-0/keras loses "), \
