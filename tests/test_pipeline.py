@@ -473,14 +473,13 @@ def test_seeds_queued_in_parallel_slices_then_the_whole_study_train_nothing_twic
     finally:
         _stop_lingering_workers(repo)
     assert status.count("Success") == 2, status
-    whole = _dvc(repo, "exp", "run", "-S", "study.seeds=[0,1,2]", "--name", "whole")
-    assert not {s for s in _ran(whole) if s.startswith("train@")}, whole.stdout
+    # the whole study's trainings (what follows them, for new runs, is the
+    # adding-a-dataset test's): both slices' come back from the run cache
+    whole = _dvc(repo, "exp", "run", "-S", "study.seeds=[0,1,2]", "--name", "whole", "train")
+    assert _ran(whole) == {"check"}, whole.stdout
     assert {f"train@mnist-{v}-{s}" for v in ("fp32", "bnn") for s in (1, 2)} <= _restored(whole)
-    # seed 0's runs untouched; the new ones converted and evaluated once
-    assert not {s for s in _ran(whole) if s.endswith("-0")}, whole.stdout
-    assert {f"deploy@mnist-{v}-{s}" for v in ("fp32", "bnn") for s in (1, 2)} <= _ran(whole)
-    summary = json.loads((repo / "reports" / "metrics.json").read_text())
-    assert summary["mnist"]["bnn"]["seeds"] == 3
+    for run in (f"mnist-{v}-{s}" for v in ("fp32", "bnn") for s in (0, 1, 2)):
+        assert (repo / "data" / "models" / run / "keras" / "model.keras").is_file(), run
 
 
 @pytest.mark.heavy
@@ -537,20 +536,15 @@ def test_an_experiment_is_listed_with_its_metrics_and_applied(study):
 
 @pytest.mark.heavy
 def test_a_learning_rate_that_leaves_every_variant_at_chance_still_reports(study):
-    result = _dvc(study, "exp", "run", "-S", "recipes.article.learning_rate=1e6", check=False)
+    result = _dvc(study, "exp", "run", "-S", "recipes.article.learning_rate=1e6", "-S", "int8.variants=[]", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     import pandas as pd
 
     summary = pd.read_csv(study / "reports" / "tables" / "summary.csv").set_index("variant")
-    assert summary.loc[["fp32", "bnn"], "runs_at_chance"].tolist() == [1, 1], summary
+    assert summary["runs_at_chance"].to_dict() == {"fp32": 1, "bnn": 1}, summary
     report = (study / "reports" / "report.md").read_text()
-    # the int8 form of an fp32 at chance is measured on its own: at chance too, or not
-    if (summary["runs_at_chance"] > 0).all():
-        assert not summary["on_pareto_frontier"].any()
-        assert "Every variant of this study has runs at chance level, so no variant is picked" in report
-    else:
-        assert not summary.loc[["fp32", "bnn"], "on_pareto_frontier"].any()
-        assert "Never picked, because some of their runs learned nothing" in report
+    assert not summary["on_pareto_frontier"].any()
+    assert "Every variant of this study has runs at chance level, so no variant is picked" in report
 
 
 def test_fewer_corruptions_evaluate_again_and_train_nothing(study):
