@@ -430,7 +430,7 @@ TINY_PARAMS = {
     "data.train_limit": 2000, "data.test_limit": 2000, "recipes.article.epochs": 1, "study.seeds": [0],
     "data.sources.mnist": ["data/mnist-shipped"], "data.sources.fashion_mnist": ["data/fashion_mnist-shipped"],
     "robustness.corruptions": ["fog", "stripe", "rotate"],
-    "benchmark.processes": 2, "benchmark.rounds": 2, "benchmark.calls_per_block": 10, "benchmark.warmup_calls": 2,
+    "benchmark.processes": 3, "benchmark.rounds": 2, "benchmark.calls_per_block": 10, "benchmark.warmup_calls": 2,
     # one epoch on 2,000 images leaves fp32's batch-norm statistics far from converged (about 18% test
     # accuracy): its int8 conversion's drop is noise that size
     "int8.max_accuracy_drop_pp": 5.0,
