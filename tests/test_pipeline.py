@@ -463,8 +463,7 @@ def _wait_for_queue(repo, timeout_s=900):
 @pytest.mark.heavy
 def test_seeds_queued_in_parallel_slices_then_the_whole_study_train_nothing_twice(study):
     repo = study
-    # the README's lines: each slice trains its seed's runs (target `train`);
-    # the whole study then converts, evaluates and times them in one run
+    # the README's lines: each slice trains its seed's runs (target `train`)
     for seed in (1, 2):
         _dvc(repo, "exp", "run", "--queue", "-S", f"study.seeds=[{seed}]", "--name", f"slice-{seed}", "train")
     _start_queue(repo, 2)
