@@ -77,7 +77,8 @@ from typing import Any
 
 import pandas as pd
 
-from stages.lib.analysis.accuracy import summary_table, tax_change_table, tax_table
+from stages.lib.analysis.accuracy import summary_table, tax_change_table
+from stages.lib.analysis.judged import judge_tables
 from stages.lib.analysis.article import article_table
 from stages.lib.analysis.classes import confusion_table, load_predictions, paired_images_table, per_class_table
 from stages.lib.common import (
@@ -92,6 +93,7 @@ from stages.lib.analysis.int8_tables import (
     comparison_table, int8_profiles, int8_training, load_int8_runs,
 )
 from stages.lib.params import baseline as checked_baseline
+from stages.lib.params import primary as checked_primary
 from stages.lib.params import headline_options, study_datasets, study_runs, study_variants
 from stages.lib.analysis.recipe_effects import recipe_table, training_table
 from stages.lib.analysis.robustness_tables import accuracy_table as robustness_table
@@ -278,15 +280,16 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
         "mce": per_dataset(datasets, lambda dataset: mce_table(of_dataset(evaluations, dataset), deployed, baseline)),
         "corruption_examples": examples_table(corrupted_dir, datasets),
     }
-    write_tables({"runs": runs, "summary": summary, "latency": latency, "per_class": per_class,
-                  "confusion": confusion, "paired_images": paired_images, "tax": tax_table(summary, paired_images, baseline),
-                  "tax_change": tax_change_table(runs, datasets, deployed, baseline),
-                  "recipes": recipes,
-                  "article": article_table(summary), "curves": curves, "int8": int8, **robustness}, tables_dir)
+    tables = judge_tables({"runs": runs, "summary": summary, "latency": latency, "per_class": per_class,
+                           "confusion": confusion, "paired_images": paired_images,
+                           "tax_change": tax_change_table(runs, datasets, deployed, baseline),
+                           "recipes": recipes, "int8": int8, **robustness}, baseline, checked_primary(params))
+    summary = tables["summary"]
+    write_tables({**tables, "article": article_table(summary), "curves": curves}, tables_dir)
     with atomic_directory(curves_dir) as tmp:
         for name, frame in mean_curves(curves).items():
             frame.to_csv(tmp / f"{name}.csv", index=False)
-    write_json_atomic(metrics_path, dvc_metrics(summary, robustness["mce"]))
+    write_json_atomic(metrics_path, dvc_metrics(summary, tables["mce"]))
     for row in summary.to_dict("records"):
         log.info("%s %s: %d seeds, test accuracy %.2f%% (95%% CI %.2f-%.2f%%), %.2f KiB; deployed %.2f KiB flash, "
                  "%.2f KiB RAM, %.1f µs", row["dataset"], row["variant"], row["seeds"],

@@ -11,8 +11,8 @@ markers and bars are (stages/lib/reporting/figures.py).
   fraction of multiply-accumulates that are binarized;
 - ``accuracy_vs_latency.png``: the same against the deployed model's
   batch-1 latency in Larq Compute Engine's interpreter (the benchmark's
-  headline option set and first thread count), with the 95% interval a
-  rerun of the benchmark would land in;
+  headline option set and first thread count) on the CPU it names, with the
+  95% interval across the benchmark's processes;
 - ``flash_vs_ram.png``: per variant, the deployed file's size (flash)
   against the peak RAM its activations need, beside Larq's theoretical
   weight memory;
@@ -20,26 +20,31 @@ markers and bars are (stages/lib/reporting/figures.py).
   test sets, mean across seeds with the same 95% intervals as the tables
   (accuracy: Student t on the logit scale, never beyond 0-100%; loss:
   Student t), no band for a single seed;
-- ``accuracy_by_variant.png``: test accuracy per variant across seeds;
+- ``accuracy_by_variant.png``: test accuracy per variant, each seed a dot,
+  a line joining each seed's runs across the variants (the pairs every gap
+  is computed from), each variant's mean with its 95% interval;
 - ``confusion_difference.png``: per (dataset, variant), its confusion matrix
-  minus the baseline's (test images, mean over seeds): where binarizing
-  moves the answers;
-- ``accuracy_vs_training_time.png``: per dataset, every run's test accuracy
-  against its training time, each variant's mean with its 95% interval: what
-  a better recipe costs to train;
+  minus the baseline's (test images, mean over seeds), classes by name, one
+  colour scale per dataset: where binarizing moves the answers;
 - ``tax_by_dataset.png``: the 1-bit tax by dataset: every variant's paired
-  accuracy gap to the baseline with its 95% interval, datasets side by side;
+  accuracy gap to the baseline with the interval its verdict is read from
+  (95% for a primary comparison, simultaneous for an exploratory one),
+  datasets side by side;
 - ``corruption_examples.png``: one test image per dataset, clean and under
   every corruption the study evaluates;
 - ``robustness_gaps.png``: a heatmap per dataset of each variant's
   robustness gap against the baseline on each corruption (extra accuracy
-  drop in percentage points; a star where Holm's adjustment over the
-  variant's corruptions leaves p < 0.05).
+  drop in percentage points, ± the half-width of its simultaneous interval
+  over the variant's corruptions; a star where that interval excludes zero).
+
+Wall-clock training times are not drawn: they follow the machine's load as
+much as the recipe (the details file lists them per run).
 """
 
 from __future__ import annotations
 
 import argparse
+import textwrap
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,7 +65,10 @@ from stages.lib.reporting.figures import (  # noqa: E402
 )
 from stages.lib.reporting.robustness_figures import corruption_examples, robustness_gaps  # noqa: E402
 from stages.lib.analysis.stats import accuracy_interval, mean_interval  # noqa: E402
+from stages.lib.analysis.judged import test_images  # noqa: E402
+from stages.lib.data.datasets import DATASETS  # noqa: E402
 from stages.lib.analysis.tables import read_table, table_errors  # noqa: E402
+from stages.lib.analysis.verdicts import ROBUSTNESS_GAP, judge  # noqa: E402
 
 # seaborn 0.13's boxplot still passes matplotlib 3.11 the deprecated `vert`.
 warnings.filterwarnings("ignore", category=matplotlib.MatplotlibDeprecationWarning, module="seaborn")
@@ -127,13 +135,14 @@ def accuracy_vs_binarized(runs, summary):
                              "binarized multiply-accumulates (% of all MACs)", x_scale=100.0)
 
 
-def accuracy_vs_latency(runs, summary):
+def accuracy_vs_latency(runs, summary, cpu: str):
     first = summary.dropna(subset=["latency_threads"]).iloc[0]
     threads = f"{int(first['latency_threads'])} thread" + ("" if int(first["latency_threads"]) == 1 else "s")
-    return _accuracy_scatter(runs, summary, "latency_median_us",
-                             f"deployed latency (µs; geometric mean across benchmark processes, 95% rerun "
-                             f"interval)\nLCE interpreter, batch 1, {threads}, options {first['latency_options']}",
-                             x_interval=("latency_rerun95_low", "latency_rerun95_high"))
+    fig = _accuracy_scatter(runs, summary, "latency_median_us", f"latency (µs, batch 1, {threads})",
+                            x_interval=("latency_rerun95_low", "latency_rerun95_high"))
+    fig.suptitle(f"Deployed latency on {cpu} (LCE interpreter, options {first['latency_options']}; geometric mean "
+                 "and 95% interval across the benchmark's processes)", fontsize=9)
+    return fig
 
 
 def flash_vs_ram(summary: pd.DataFrame):
@@ -220,27 +229,41 @@ def training_curves(curves: pd.DataFrame, summary: pd.DataFrame, images: dict[tu
 
 
 def accuracy_by_variant(runs: pd.DataFrame, summary: pd.DataFrame):
-    """Per dataset, each variant's seeds as dots over a box; the x axis names
-    the variants, so no legend."""
+    """Per dataset, each variant's seeds as dots, a thin line joining each
+    seed's runs across the variants (every gap pairs them so), and each
+    variant's mean with its 95% interval; the x axis names the variants, so
+    no legend."""
     styles = variant_styles(summary)
     datasets = _datasets(summary)
     variants = list(styles)
     fig, axes = figure(len(datasets), width=max(5.0, 0.55 * len(variants) + 2.0), height=4.2)
-    palette = {v: styles[v].color for v in variants}
     for ax, dataset in zip(axes.flat, datasets, strict=True):
         data = runs[runs["dataset"] == dataset]
-        data = data.assign(accuracy_pct=100 * data["test_accuracy"])
         order = [v for v in variants if v in set(data["variant"])]
-        sns.boxplot(data=data, x="variant", y="accuracy_pct", order=order, hue="variant", hue_order=order,
-                    palette=palette, width=0.5, fliersize=0, boxprops={"alpha": 0.35}, ax=ax, legend=False)
-        sns.stripplot(data=data, x="variant", y="accuracy_pct", order=order, hue="variant", hue_order=order,
-                      palette=palette, size=6, jitter=0.08, edgecolor="black", linewidth=0.6, ax=ax, legend=False)
+        position = {v: i for i, v in enumerate(order)}
+        for _, seed in data.groupby("seed"):
+            seed = seed.assign(x=seed["variant"].map(position)).sort_values("x")
+            ax.plot(seed["x"], 100 * seed["test_accuracy"], color="grey", linewidth=0.7, alpha=0.6, zorder=1)
+        for variant in order:
+            of_variant = data[data["variant"] == variant]
+            ax.scatter([position[variant]] * len(of_variant), 100 * of_variant["test_accuracy"],
+                       color=styles[variant].color, s=22, edgecolor="black", linewidth=0.5, zorder=2)
+            row = summary[(summary["dataset"] == dataset) & (summary["variant"] == variant)].iloc[0]
+            mean, low, high = (100 * row[c] for c in ("test_accuracy_mean", "test_accuracy_ci95_low",
+                                                       "test_accuracy_ci95_high"))
+            ax.errorbar(position[variant] + 0.18, mean, yerr=[[mean - low], [high - mean]] if pd.notna(low) else None,
+                        fmt=styles[variant].marker, ms=7, capsize=3, color=styles[variant].color,
+                        markeredgecolor="black", zorder=3)
+        ax.set_xticks(range(len(order)), order)
+        ax.set_xlim(-0.5, len(order) - 0.3)
         ax.set_xlabel("")
-        ax.set_ylabel("test accuracy (%, logit scale), one dot per seed")
+        ax.set_ylabel("test accuracy (%, logit scale)")
         ax.set_title(title(dataset))
         ax.tick_params(axis="x", labelrotation=45 if len(order) > 4 else 0)
         ax.grid(True, axis="y", alpha=0.3)
         accuracy_axis(ax)
+    fig.suptitle(textwrap.fill("Dots: one per seed, grey lines joining a seed's runs; marker: the mean and its 95% "
+                               "CI", int(fig.get_figwidth() * 13)), fontsize=9)
     return fig
 
 
@@ -251,66 +274,41 @@ def confusion_difference(confusion: pd.DataFrame, summary: pd.DataFrame):
     baseline = baseline.iloc[0] if len(baseline) else None
     panels = []
     for dataset in _datasets(summary):
+        names = list(DATASETS[dataset].class_names) if dataset in DATASETS else None
         of_dataset = confusion[confusion["dataset"] == dataset]
         matrix = {v: g.pivot(index="label", columns="predicted", values="images")
                   for v, g in of_dataset.groupby("variant")}
         variants = list(summary.loc[summary["dataset"] == dataset, "variant"])
         others = [v for v in variants if v != baseline]
         if baseline in matrix and others:
-            panels.append([(f"{title(dataset)}: {v} minus {baseline}", matrix[v] - matrix[baseline]) for v in others])
+            row = [(f"{title(dataset)}: {v} minus {baseline}", matrix[v] - matrix[baseline]) for v in others]
         else:  # nothing to compare: the first variant's own matrix
-            panels.append([(f"{title(dataset)}: {variants[0]}", matrix[variants[0]])])
+            row = [(f"{title(dataset)}: {variants[0]}", matrix[variants[0]])]
+        if names:
+            row = [(name, diff.rename(index=dict(enumerate(names)), columns=dict(enumerate(names))))
+                   for name, diff in row]
+        panels.append(row)
     columns = min(max(len(row) for row in panels), 3)
     rows = sum(-(-len(row) // columns) for row in panels)
     fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 4.6 * rows), squeeze=False,
                              layout="constrained")
     slots = iter(range(rows))
     for row_panels in panels:
+        # one colour scale per dataset, its bar beside the dataset's last panel
+        limit = max(1.0, max(float(np.abs(diff.to_numpy()).max()) for _, diff in row_panels))
         for start in range(0, len(row_panels), columns):
             axis_row = axes[next(slots)]
             for ax, (name, diff) in zip(axis_row, row_panels[start:start + columns], strict=False):
-                limit = max(1.0, float(np.abs(diff.to_numpy()).max()))
+                last = name == row_panels[-1][0]
                 sns.heatmap(diff, ax=ax, cmap="RdBu_r", vmin=-limit, vmax=limit, center=0, annot=True, fmt=".1f",
-                            annot_kws={"fontsize": 6}, cbar_kws={"label": "test images (mean over seeds)"},
-                            square=True)
+                            annot_kws={"fontsize": 6}, cbar=last,
+                            cbar_kws={"label": "test images (mean over seeds)"} if last else None, square=True)
+                ax.tick_params(labelsize=7)
                 ax.set_title(name, fontsize=10)
                 ax.set_xlabel("predicted class")
                 ax.set_ylabel("true class")
             for ax in axis_row[len(row_panels[start:start + columns]):]:
                 ax.axis("off")
-    return fig
-
-
-def accuracy_vs_training_time(runs: pd.DataFrame, summary: pd.DataFrame):
-    """Per dataset, every run's test accuracy against its training time, each
-    variant's mean with its 95% interval: what a better recipe costs."""
-    styles = variant_styles(summary)
-    datasets = _datasets(summary)
-    fig, axes = figure(len(datasets))
-    for ax, dataset in zip(axes.flat, datasets, strict=True):
-        of_runs = runs[runs["dataset"] == dataset]
-        rows = summary[summary["dataset"] == dataset]
-        for row in rows.to_dict("records"):
-            style = styles[row["variant"]]
-            seeds = of_runs[of_runs["variant"] == row["variant"]]
-            ax.scatter(seeds["train_time_s"], 100 * seeds["test_accuracy"], color=style.color, s=14, alpha=0.5,
-                       linewidths=0)
-            mean = 100 * row["test_accuracy_mean"]
-            low, high = 100 * row["test_accuracy_ci95_low"], 100 * row["test_accuracy_ci95_high"]
-            ax.errorbar(row["train_time_s_mean"], mean, yerr=[[mean - low], [high - mean]] if pd.notna(low) else None,
-                        fmt=style.marker, ms=8, capsize=4, color=style.color, markeredgecolor="black")
-        log2_x(ax)
-        ax.margins(x=0.15, y=0.08)
-        accuracy_axis(ax)
-        ax.set_xlabel("training time per run (s, log scale)")
-        ax.set_ylabel("test accuracy (%, logit scale)")
-        ax.set_title(title(dataset))
-        ax.grid(True, which="both", alpha=0.3)
-        label_points(ax, list(rows["train_time_s_mean"]), list(100 * rows["test_accuracy_mean"]),
-                     [f"{v} ({r}, {e} ep.)" for v, r, e in zip(rows["variant"], rows["recipe"], rows["epochs"],
-                                                               strict=True)])
-    legend_outside(fig, variant_handles(styles, list(styles)),
-                   f"variant (colour: network,\nmarker: recipe): mean and\n95% CI over {seeds_caption(summary)}")
     return fig
 
 
@@ -322,14 +320,17 @@ def tax_by_dataset(tax: pd.DataFrame):
     colors = dict(zip(datasets, sns.color_palette("dark", len(datasets)), strict=False))
     markers = dict(zip(datasets, ("D", "o", "s", "^"), strict=False))
     width = 0.7 / max(len(datasets), 1)
+    # the interval each verdict is read from; tables written before the verdicts: the unadjusted 95% one, said so
+    judged = "accuracy_gap_adj_low" in tax
+    bounds = ("adj_low", "adj_high") if judged else ("ci95_low", "ci95_high")
     fig, axes = figure(1, width=max(5.0, 0.8 * len(variants) + 2.0))
     ax = axes[0, 0]
     for index, dataset in enumerate(datasets):
         rows = tax[tax["dataset"] == dataset].set_index("variant").reindex(variants)
         x = np.arange(len(variants)) - 0.35 + width * (index + 0.5)
         gap = 100 * rows["accuracy_gap_vs_baseline"].to_numpy()
-        low = 100 * rows["accuracy_gap_ci95_low"].to_numpy()
-        high = 100 * rows["accuracy_gap_ci95_high"].to_numpy()
+        low = 100 * rows[f"accuracy_gap_{bounds[0]}"].to_numpy()
+        high = 100 * rows[f"accuracy_gap_{bounds[1]}"].to_numpy()
         yerr = np.vstack([gap - low, high - gap])
         ax.bar(x, gap, width=width * 0.9, color=colors[dataset], alpha=0.35)
         ax.errorbar(x, gap, yerr=np.where(np.isnan(yerr), 0, yerr), fmt=markers.get(dataset, "D"),
@@ -344,7 +345,9 @@ def tax_by_dataset(tax: pd.DataFrame):
     ax.grid(True, axis="y", alpha=0.3)
     seeds = int(tax["seeds"].max()) if len(tax) else 0
     legend_outside(fig, ax.get_legend_handles_labels()[0],
-                   f"dataset: mean gap and\n95% CI over {seeds} seed" + ("" if seeds == 1 else "s"))
+                   f"dataset: mean gap over {seeds} seed" + ("" if seeds == 1 else "s")
+                   + ("\nand the interval of its verdict\n(95% if primary, simultaneous\nif exploratory)" if judged
+                      else "\nand its 95% CI (unadjusted)"))
     return fig
 
 
@@ -358,6 +361,10 @@ def figures(tables_dir: str | Path) -> dict[str, object]:
     tax = read_table(tables_dir, "tax", may_be_empty=True)
     examples = read_table(tables_dir, "corruption_examples", may_be_empty=True)
     gaps = read_table(tables_dir, "robustness_gap", may_be_empty=True)
+    latency = read_table(tables_dir, "latency")
+    cpu = str(latency["cpu"].iloc[0])
+    if "robustness_gap_verdict" not in gaps:   # tables written before the verdicts: judged as the report judges them
+        gaps = judge(gaps, ROBUSTNESS_GAP, gaps["dataset"].map(test_images(runs)).astype(float))
     sns.set_theme(style="whitegrid", context="notebook")
     # seaborn's strip jitter draws from NumPy's global generator: seeded, the
     # same tables give the same PNG bytes anywhere.
@@ -369,12 +376,11 @@ def figures(tables_dir: str | Path) -> dict[str, object]:
     drawn = {
         "accuracy_vs_memory.png": lambda: accuracy_vs_memory(runs, summary),
         "accuracy_vs_binarized_macs.png": lambda: accuracy_vs_binarized(runs, summary),
-        "accuracy_vs_latency.png": lambda: accuracy_vs_latency(runs, summary),
+        "accuracy_vs_latency.png": lambda: accuracy_vs_latency(runs, summary, cpu),
         "flash_vs_ram.png": lambda: flash_vs_ram(summary),
         "training_curves.png": lambda: training_curves(curves, trained, images),
         "accuracy_by_variant.png": lambda: accuracy_by_variant(runs, summary),
         "confusion_difference.png": lambda: confusion_difference(confusion, trained),
-        "accuracy_vs_training_time.png": lambda: accuracy_vs_training_time(runs, trained),
     }
     if not tax.empty:
         drawn["tax_by_dataset.png"] = lambda: tax_by_dataset(tax)

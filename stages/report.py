@@ -28,6 +28,9 @@ from stages.lib.analysis.deployment import (
 )
 from stages.lib.params import baseline as checked_baseline
 from stages.lib.params import memory_budgets
+from stages.lib.params import primary as checked_primary
+from stages.lib.analysis.judged import judge_tables
+from stages.lib.analysis.verdicts import PRIMARY
 from stages.lib.analysis.recipe_effects import readable_recipes, recipe_findings, recipe_summary
 from stages.lib.analysis.robustness_tables import checked_images, readable_accuracy, readable_robustness, robustness_findings
 from stages.lib.analysis.speed import (
@@ -56,6 +59,7 @@ def report_context(tables: dict[str, pd.DataFrame], plots_rel: str, baseline: st
     on_article_dataset = summary[summary["dataset"] == ARTICLE_DATASET]
     return {
         "baseline": baseline,
+        "primary_line": primary_line(summary, baseline),
         "headline": headline,
         "answer": answer(tables, baseline, budgets_kib),
         "several_datasets": len(datasets) > 1,
@@ -96,6 +100,18 @@ def report_context(tables: dict[str, pd.DataFrame], plots_rel: str, baseline: st
         "plots_rel": plots_rel,
         "tables_path": tables_path,
     }
+
+
+def primary_line(summary: pd.DataFrame, baseline: str) -> str:
+    """Which comparisons are primary and which exploratory, in one line."""
+    primary = list(dict.fromkeys(summary.loc[summary["accuracy_gap_family"] == PRIMARY, "variant"]))
+    if not primary:
+        return (f"No primary comparison is in this study: every gap to `{baseline}` is exploratory, adjusted over the "
+                "variants of its dataset (Bonferroni)")
+    named = ", ".join(f"`{name}`" for name in primary)
+    return (f"Primary: {named} against `{baseline}` on each dataset, each tested alone at 5% (named in params before "
+            "the data, so adding variants cannot change its verdict); every other comparison is exploratory, "
+            "adjusted within its family (Bonferroni)")
 
 
 def corruption_context(robustness: pd.DataFrame) -> dict:
@@ -153,12 +169,13 @@ def _environment():
 
 
 def render(tables_dir: str | Path, plots_rel: str, baseline: str, budgets_kib: Sequence[float | None],
-           details_name: str = "details.md") -> tuple[str, str]:
+           details_name: str = "details.md", primary: Sequence[str] = ()) -> tuple[str, str]:
     """The report and its details file, from the tables in ``tables_dir``."""
     tables_dir = Path(tables_dir)
     tables = {name: read_table(tables_dir, name, may_be_empty=name in MAY_BE_EMPTY) for name in TABLES}
     environment = _environment()
     with table_errors(tables_dir):
+        tables = judge_tables(tables, baseline, primary)
         report = environment.get_template("report.md.j2").render(
             report_context(tables, plots_rel, baseline, budgets_kib, tables_dir.as_posix()), details=details_name)
         details = environment.get_template("details.md.j2").render(
@@ -175,12 +192,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--details", default=None, help="the details file (default: details.md beside --out)")
     args = parser.parse_args(argv)
     params = load_params(args.params)
-    baseline, budgets = checked_baseline(params), memory_budgets(params)
+    baseline, budgets, primary = checked_baseline(params), memory_budgets(params), checked_primary(params)
     out = Path(args.out)
     details = Path(args.details) if args.details else out.with_name("details.md")
     plots_rel = Path(os.path.relpath(Path(args.plots).resolve(), out.resolve().parent))
     details_rel = Path(os.path.relpath(details.resolve(), out.resolve().parent))
-    report, details_text = render(args.tables, plots_rel.as_posix(), baseline, budgets, details_rel.as_posix())
+    report, details_text = render(args.tables, plots_rel.as_posix(), baseline, budgets, details_rel.as_posix(),
+                                  primary)
     write_text_atomic(details, details_text)
     write_text_atomic(out, report)
     log.info("report written to %s, details to %s", out, details)

@@ -238,8 +238,9 @@ def synthetic_int8_comparison(summary, runs):
 def write_synthetic_tables(tables, datasets=("mnist",)):
     """Every table the plots and report stages read, from the synthetic
     runs, profiles, timings and predictions, for each of ``datasets``."""
-    from stages.lib.analysis.accuracy import summary_table, tax_change_table, tax_table
+    from stages.lib.analysis.accuracy import summary_table, tax_change_table
     from stages.lib.analysis.article import article_table
+    from stages.lib.analysis.judged import judge_tables
     from stages.lib.analysis.classes import confusion_table, paired_images_table, per_class_table
     from stages.lib.analysis.recipe_effects import recipe_table
     from stages.lib.analysis.robustness_tables import accuracy_table as robustness_accuracy
@@ -263,7 +264,6 @@ def write_synthetic_tables(tables, datasets=("mnist",)):
                                                                      DATASETS[d].class_names)),
         "confusion": per_dataset(datasets, lambda d: confusion_table(predictions, variants)),
         "paired_images": paired_images,
-        "tax": tax_table(summary, paired_images, "fp32"),
         "tax_change": tax_change_table(runs, list(datasets), variants, "fp32"),
         "recipes": per_dataset(datasets, lambda d: recipe_table(of_dataset(summary, d),
                                                                 synthetic_runs_of(d), "fp32")),
@@ -278,6 +278,7 @@ def write_synthetic_tables(tables, datasets=("mnist",)):
              "pixels": " ".join(str((i * (k + 3)) % 256) for i in range(784))}
             for d in datasets for k, (name, level) in enumerate((("clean", None), ("fog", 5), ("stripe", None)))]),
     }
+    written = judge_tables(written, "fp32", ["bnn"])   # as aggregate writes them
     for name, table in written.items():
         table.to_csv(tables / f"{name}.csv", index=False)
     return written

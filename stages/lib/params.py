@@ -22,7 +22,7 @@ SECTIONS: dict[str, tuple[str, ...] | None] = {
     "recipes": None,  # names of the user's choosing, checked one by one
     "variants": None,
     "benchmark": ("threads", "processes", "rounds", "calls_per_block", "warmup_calls", "seed", "headline_options"),
-    "aggregate": ("baseline",),
+    "aggregate": ("baseline", "primary"),
     "report": ("memory_budgets_kib",),
 }
 
@@ -255,6 +255,23 @@ def baseline(params: dict[str, Any]) -> str:
         raise StudyError(f"aggregate.baseline must name a variant of study.variants ({', '.join(variants)}), "
                          f"got {name!r}")
     return name
+
+
+def primary(params: dict[str, Any]) -> list[str]:
+    """``aggregate.primary``: the variants whose gap to the baseline is a
+    primary comparison (tested alone at 5%, per dataset; every other
+    comparison is exploratory). Each must be a defined variant other than
+    the baseline; one the study does not run is simply not compared."""
+    names = section(params, "aggregate").get("primary")
+    defined = section(params, "variants") if "variants" in params else None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names) or len(set(names)) != len(names):
+        raise StudyError(f"aggregate.primary must be a list of distinct variant names, got {names!r}")
+    unknown = [name for name in names if defined is not None and name not in defined]
+    if unknown:
+        raise StudyError(f"aggregate.primary names {', '.join(unknown)}, not defined under variants")
+    if section(params, "aggregate").get("baseline") in names:
+        raise StudyError("aggregate.primary must not hold the baseline: its gap to itself is zero")
+    return names
 
 
 def memory_budgets(params: dict[str, Any]) -> list[float | None]:

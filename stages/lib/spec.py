@@ -25,10 +25,11 @@ The slices (paths relative to the spec folder, ``data/spec``):
   as its record, which `deploy` reads);
 - ``benchmark.json``: the study's runs and the benchmark's settings but the
   headline option set (chosen after timing, by `aggregate`);
-- ``aggregate.json``: the study, the baseline, the headline option set, and
-  each of the study's variants with its recipe's epochs;
-- ``report.json``: the study's datasets and variants, the baseline and the
-  report's budgets.
+- ``aggregate.json``: the study, the baseline and the primary comparisons,
+  the headline option set, and each of the study's variants with its
+  recipe's epochs;
+- ``report.json``: the study's datasets and variants, the baseline, the
+  primary comparisons and the report's budgets.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def aggregate_slice(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def report_slice(params: dict[str, Any]) -> dict[str, Any]:
-    return {"study": _study(params, "datasets", "variants"), "aggregate": {"baseline": params["aggregate"]["baseline"]},
+    return {"study": _study(params, "datasets", "variants"), "aggregate": params["aggregate"],
             "report": params["report"]}
 
 

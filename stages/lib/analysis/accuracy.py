@@ -1,8 +1,8 @@
 """The accuracy cost: per (dataset, variant) the summary (accuracy with its
-logit-scale interval, the seed-paired gap to the baseline, Holm over the
-variants, sizes, Pareto flags), the 1-bit tax by dataset and its change
-from one dataset to another (a difference, never a ratio); and the
-sentences that read them, the budget picks among them."""
+logit-scale interval, the seed-paired gap to the baseline, sizes, Pareto
+flags), the 1-bit tax by dataset and its change from one dataset to another
+(a difference, never a ratio); and the sentences that read them. Which gap
+is primary and how each is adjusted: :mod:`stages.lib.analysis.verdicts`."""
 
 from __future__ import annotations
 
@@ -11,12 +11,11 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from stages.lib.analysis.stats import (
-    ALPHA, accuracy_interval, holm, paired_difference, prediction_interval, seeds_needed, welch_difference,
-)
+from stages.lib.analysis.stats import accuracy_interval, paired_difference, prediction_interval, welch_difference
 from stages.lib.analysis.tables import of_dataset
+from stages.lib.analysis.verdicts import HIGHER, LOWER, NO_SPREAD, PRIMARY, family_clause, interval_label
 from stages.lib.reporting.wording import (
-    cell, ci_cells, gap_direction, gap_verdict, gap_word, holm_clause, interval, p_cell, pct, points, title,
+    adjusted_cell, cell, ci_cells, gap_verdict, gap_word, interval, p_cell, pct, points, title,
 )
 
 
@@ -60,8 +59,6 @@ def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str,
             "accuracy_gap_ci95_low": math.nan,
             "accuracy_gap_ci95_high": math.nan,
             "accuracy_gap_p_value": math.nan,
-            "accuracy_gap_p_holm": math.nan,
-            "accuracy_gap_seeds_needed": math.nan,
             "train_images_per_s_mean": float(group["train_images_per_s"].mean()),
             "train_time_s_mean": float(group["train_time_s"].mean()),
             "tflite_kib": float(group["tflite_kib"].max()),
@@ -83,10 +80,7 @@ def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str,
             row.update(accuracy_gap_vs_baseline=gap.value, accuracy_gap_ci95_low=gap.low,
                        accuracy_gap_ci95_high=gap.high)
             if variant != baseline:
-                # what more seeds would buy, asked only where these cannot tell the gap from zero
-                needed = seeds_needed(by_seed[variant] - by_seed[baseline]) if not gap.p_value < ALPHA else None
-                row.update(accuracy_gap_p_value=gap.p_value,
-                           accuracy_gap_seeds_needed=math.nan if needed is None else needed)
+                row["accuracy_gap_p_value"] = gap.p_value
         if latency is not None and not latency.empty:
             headline = latency[latency["headline"] & (latency["variant"] == variant)
                                & (latency["threads"] == latency["threads"].iloc[0])]
@@ -96,7 +90,6 @@ def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str,
                            latency_threads=int(first["threads"]), latency_options=first["options"])
         rows.append(row)
     summary = pd.DataFrame(rows)
-    summary["accuracy_gap_p_holm"] = holm(summary["accuracy_gap_p_value"])
     summary["is_baseline"] = summary["variant"] == baseline
     sound = summary["runs_at_chance"] == 0
     for column, size in (("on_pareto_frontier", "memory_kib"), ("on_deployed_pareto_frontier", "tflite_kib")):
@@ -118,15 +111,17 @@ def pareto_frontier(memory: Sequence[float], accuracy: Sequence[float]) -> list[
 
 
 TAX_COLUMNS = ("dataset", "variant", "baseline", "seeds", "baseline_accuracy_mean", "test_accuracy_mean",
-               "accuracy_gap_vs_baseline", "accuracy_gap_ci95_low", "accuracy_gap_ci95_high", "accuracy_gap_p_holm",
-               "accuracy_gap_seeds_needed", "images", "variant_ahead", "baseline_ahead", "images_p_holm")
+               "accuracy_gap_vs_baseline", "accuracy_gap_ci95_low", "accuracy_gap_ci95_high", "accuracy_gap_p_value",
+               "accuracy_gap_family", "accuracy_gap_family_size", "accuracy_gap_level", "accuracy_gap_p_adjusted",
+               "accuracy_gap_adj_low", "accuracy_gap_adj_high", "accuracy_gap_verdict", "accuracy_gap_seeds_needed",
+               "images", "variant_ahead", "baseline_ahead", "images_p_holm")
 
 
 def tax_table(summary: pd.DataFrame, paired_images: pd.DataFrame, baseline: str) -> pd.DataFrame:
-    """The 1-bit tax by dataset, see the module doc: from the summary (the
-    seed-paired gap, its interval and Holm-adjusted p-value) and the paired
-    images table (the sign test over the same test images, all seeds at
-    once, Holm-adjusted over the variants)."""
+    """The 1-bit tax by dataset, see the module doc: from the judged summary
+    (the seed-paired gap, its intervals and verdict) and the paired images
+    table (the sign test over the same test images, all seeds at once, Holm
+    over the variants)."""
     rows = []
     for dataset, group in summary.groupby("dataset", sort=False):
         base = group[group["variant"] == baseline]
@@ -138,7 +133,7 @@ def tax_table(summary: pd.DataFrame, paired_images: pd.DataFrame, baseline: str)
             rows.append({
                 "dataset": dataset, "variant": row["variant"], "baseline": baseline, "seeds": row["seeds"],
                 "baseline_accuracy_mean": float(base["test_accuracy_mean"].iloc[0]),
-                **{column: row[column] for column in TAX_COLUMNS[5:11]},
+                **{column: row[column] for column in TAX_COLUMNS[5:18]},
                 "images": math.nan if test is None else int(test["images"]),
                 "variant_ahead": math.nan if test is None else int(test["variant_ahead"]),
                 "baseline_ahead": math.nan if test is None else int(test["baseline_ahead"]),
@@ -148,7 +143,7 @@ def tax_table(summary: pd.DataFrame, paired_images: pd.DataFrame, baseline: str)
 
 
 TAX_CHANGE_COLUMNS = ("dataset", "variant", "baseline", "reference_dataset", "gap_change", "gap_change_ci95_low",
-                      "gap_change_ci95_high", "gap_change_p_value", "gap_change_p_holm", "seeds")
+                      "gap_change_ci95_high", "gap_change_p_value", "seeds")
 
 
 def tax_change_table(runs: pd.DataFrame, datasets: Sequence[str], variants: Sequence[str],
@@ -158,11 +153,12 @@ def tax_change_table(runs: pd.DataFrame, datasets: Sequence[str], variants: Sequ
     gaps, in accuracy, with Welch's interval (the seeds of two datasets are
     separate runs, not pairs), one row per (later dataset, variant). A
     difference, never a ratio: a ratio of two gaps depends on the scale and
-    explodes near a zero gap. The changes of one dataset are one family
-    (Holm)."""
+    explodes near a zero gap. Exploratory: the changes of one dataset are one
+    family."""
     rows = []
+    columns = list(TAX_CHANGE_COLUMNS)
     if baseline not in variants or len(datasets) < 2:
-        return pd.DataFrame(rows, columns=TAX_CHANGE_COLUMNS)
+        return pd.DataFrame(rows, columns=columns)
 
     def gaps(dataset: str, variant: str) -> pd.Series:
         by_seed = of_dataset(runs, dataset).pivot(index="seed", columns="variant", values="test_accuracy")
@@ -170,7 +166,6 @@ def tax_change_table(runs: pd.DataFrame, datasets: Sequence[str], variants: Sequ
 
     reference = datasets[0]
     for dataset in datasets[1:]:
-        family = []
         for variant in variants:
             if variant == baseline:
                 continue
@@ -178,11 +173,8 @@ def tax_change_table(runs: pd.DataFrame, datasets: Sequence[str], variants: Sequ
             rows.append({"dataset": dataset, "variant": variant, "baseline": baseline,
                          "reference_dataset": reference, "gap_change": change.value,
                          "gap_change_ci95_low": change.low, "gap_change_ci95_high": change.high,
-                         "gap_change_p_value": change.p_value, "gap_change_p_holm": math.nan, "seeds": change.n})
-            family.append(len(rows) - 1)
-        for i, p_holm in zip(family, holm([rows[i]["gap_change_p_value"] for i in family]), strict=True):
-            rows[i]["gap_change_p_holm"] = p_holm
-    return pd.DataFrame(rows, columns=TAX_CHANGE_COLUMNS)
+                         "gap_change_p_value": change.p_value, "seeds": change.n})
+    return pd.DataFrame(rows, columns=columns)
 
 
 def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:
@@ -203,27 +195,36 @@ def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:
         "binarized MACs": summary["binarized_mac_fraction"].map(pct),
         "accuracy gap (paired)": ["baseline" if is_base else points(gap) for is_base, gap in
                                   zip(summary["is_baseline"], summary["accuracy_gap_vs_baseline"], strict=True)],
-        "gap 95% CI": ["" if is_base else interval(lo, hi, points).removeprefix("95% CI ") for is_base, lo, hi in
-                       zip(summary["is_baseline"], summary["accuracy_gap_ci95_low"], summary["accuracy_gap_ci95_high"],
-                           strict=True)],
-        "gap p (Holm)": summary["accuracy_gap_p_holm"].map(p_cell),
+        "gap (CI of its verdict)": ["" if row["is_baseline"] else adjusted_cell(row, "accuracy_gap")
+                                    for row in summary.to_dict("records")],
+        "tested": ["" if row["is_baseline"] else _tested(row) for row in summary.to_dict("records")],
+        "gap p (adjusted)": summary["accuracy_gap_p_adjusted"].map(p_cell),
         "runs at chance": summary["runs_at_chance"].map(str),
         "Pareto": summary["on_pareto_frontier"].map({True: "yes", False: ""}),
     })
 
 
+def _tested(row: dict) -> str:
+    """``primary, alone`` or ``exploratory, 1 of 12``: how a gap was tested."""
+    if row["accuracy_gap_family"] == PRIMARY:
+        return "primary, alone"
+    return f"exploratory, 1 of {int(row['accuracy_gap_family_size'])}"
+
+
 def change_clause(row: dict) -> str:
     """How a variant's gap changes from the reference dataset to
-    ``row['dataset']``: a difference with Welch's interval, larger or
-    smaller only when the printed interval and the Holm-adjusted test say
-    so."""
-    side = gap_direction(row["gap_change_ci95_low"], row["gap_change_ci95_high"])
-    significant = side and row["gap_change_p_holm"] < ALPHA
-    what = (f"the gap is {'wider' if side < 0 else 'narrower'} on {title(row['dataset'])}" if significant else
-            "the seeds cannot tell the gap's change from zero")
+    ``row['dataset']``: a difference with Welch's interval (simultaneous
+    over the dataset's variants where there are several), wider or narrower
+    only on its verdict."""
+    verdict = row["gap_change_verdict"]
+    what = (f"the gap is {'wider' if verdict == LOWER else 'narrower'} on {title(row['dataset'])}"
+            if verdict in (LOWER, HIGHER) else "the seeds cannot tell the gap's change from zero")
+    bounds = (interval(row["gap_change_adj_low"], row["gap_change_adj_high"], points, int(row["seeds"]),
+                       label=f"Welch {interval_label(row, 'gap_change')}")
+              if row["gap_change_verdict"] != NO_SPREAD else "the same on every seed")
     return (f"from {title(row['reference_dataset'])} to {title(row['dataset'])} the gap changes by "
-            f"{points(row['gap_change'])} ({interval(row['gap_change_ci95_low'], row['gap_change_ci95_high'], points, int(row['seeds']))}, "
-            f"Welch; {holm_clause(row['gap_change_p_holm'], row['family'], 'variants')}): {what}")
+            f"{points(row['gap_change'])} ({bounds}; {family_clause(row, 'gap_change', 'variants')}, "
+            f"p {p_cell(row['gap_change_p_adjusted'])}): {what}")
 
 
 def _counted(names: list[str]) -> str:
@@ -231,27 +232,29 @@ def _counted(names: list[str]) -> str:
 
 
 def cost_findings(tax: pd.DataFrame, tax_change: pd.DataFrame, headline: str | None) -> list[str]:
-    """Per dataset: the headline variant's seed-paired gap to the baseline
-    with its verdict, then how many of the other variants cost accuracy,
-    gain it or cannot be told from the baseline (Holm over the dataset's
-    variants); per later dataset, the headline variant's gap change
-    (Welch) and the variants whose gap changes significantly."""
+    """Per dataset: each primary variant's seed-paired gap to the baseline
+    with its verdict (tested alone), then how many of the other variants
+    cost accuracy, gain it or cannot be told from the baseline (exploratory,
+    adjusted over them); per later dataset, the headline variant's gap change
+    (Welch) and the variants whose gap changes on their verdicts."""
     sentences = []
     for dataset, group in tax.groupby("dataset", sort=False):
-        family = int(group["accuracy_gap_p_holm"].count())
         rows = {row["variant"]: row for row in group.to_dict("records")}
-        if headline in rows:
-            row = rows[headline]
-            verdict = gap_verdict(row["accuracy_gap_vs_baseline"], row["accuracy_gap_ci95_low"],
-                                  row["accuracy_gap_ci95_high"], row["accuracy_gap_p_holm"], family,
-                                  int(row["seeds"]), row["accuracy_gap_seeds_needed"])
+        primary = [name for name, row in rows.items() if row["accuracy_gap_family"] == PRIMARY]
+        leading = primary or ([headline] if headline in rows else [])
+        for name in leading:
+            row = rows[name]
+            verdict = gap_verdict(row, "accuracy_gap", "variants")
             sentences.append(
-                f"On {title(dataset)}, `{headline}` scores {points(row['accuracy_gap_vs_baseline'])} against "
-                f"`{row['baseline']}`, paired by seed ({interval(row['accuracy_gap_ci95_low'], row['accuracy_gap_ci95_high'], points, int(row['seeds']))})"
+                f"On {title(dataset)}, `{name}` scores {points(row['accuracy_gap_vs_baseline'])} against "
+                f"`{row['baseline']}`, paired by seed ({interval(row['accuracy_gap_adj_low'], row['accuracy_gap_adj_high'], points, int(row['seeds']), label=interval_label(row, 'accuracy_gap'))})"
                 + (f": {verdict}" if verdict else "") + ".")
-        others = {name: gap_word(row["accuracy_gap_ci95_low"], row["accuracy_gap_ci95_high"], row["accuracy_gap_p_holm"])
-                  for name, row in rows.items() if name != headline}
+        others = {name: gap_word(row, "accuracy_gap") for name, row in rows.items() if name not in leading}
         if others:
+            exploratory = [row for name, row in rows.items() if name not in leading]
+            size = int(exploratory[0]["accuracy_gap_family_size"])
+            how = (f"exploratory, each gap's simultaneous interval and p Bonferroni-adjusted over the {size} of them"
+                   if size > 1 else "exploratory, one test")
             costs = [name for name, word in others.items() if word == "a cost"]
             gains = [name for name, word in others.items() if word == "a gain"]
             rest = len(others) - len(costs) - len(gains)
@@ -262,57 +265,55 @@ def cost_findings(tax: pd.DataFrame, tax_change: pd.DataFrame, headline: str | N
                 (name, word), = others.items()
                 what = {"a cost": "costs accuracy", "a gain": "gains accuracy"}.get(
                     word, f"cannot be told from `{group['baseline'].iloc[0]}` with these seeds")
-                sentences.append(f"The {'other ' if headline in rows else ''}variant on {title(dataset)}, `{name}`, "
-                                 f"{what} (its gap's 95% interval and Holm-adjusted p over the {family} variants).")
+                sentences.append(f"The {'other ' if leading else ''}variant on {title(dataset)}, `{name}`, "
+                                 f"{what} ({how}).")
             else:
-                sentences.append(f"Of the {'other ' if headline in rows else ''}{len(others)} variants on "
-                                 f"{title(dataset)}, " + "; ".join(parts)
-                                 + f" (each gap's 95% interval and Holm-adjusted p over the {family} variants).")
+                sentences.append(f"Of the {'other ' if leading else ''}{len(others)} variants on "
+                                 f"{title(dataset)}, " + "; ".join(parts) + f" ({how}).")
     for dataset, group in tax_change.groupby("dataset", sort=False):
-        family = int(group["gap_change_p_value"].count())
         rows = {row["variant"]: row for row in group.to_dict("records")}
         if headline in rows:
-            clause = change_clause({**rows[headline], "family": family})
-            sentences.append(f"For `{headline}`, " + clause + ".")
+            sentences.append(f"For `{headline}`, " + change_clause(rows[headline]) + ".")
         if set(rows) == {headline}:
             continue
-        moved = [name for name, row in rows.items()
-                 if gap_word(row["gap_change_ci95_low"], row["gap_change_ci95_high"], row["gap_change_p_holm"])
-                 in ("a cost", "a gain")]
+        moved = [name for name, row in rows.items() if row["gap_change_verdict"] in (LOWER, HIGHER)]
         sentences.append(
             (f"The gap changes from {title(group['reference_dataset'].iloc[0])} to {title(dataset)} beyond what the "
              f"seeds can explain for {len(moved)} of {len(rows)} variants ({_counted(moved)})" if moved else
              f"For none of the {len(rows)} variants can the seeds tell the gap's change from "
              f"{title(group['reference_dataset'].iloc[0])} to {title(dataset)} from zero")
-            + " (Welch's interval, Holm over the variants): datasets are compared by the difference of their gaps, "
-              "never by a ratio.")
+            + " (Welch's interval, Bonferroni over the variants): datasets are compared by the difference of their "
+              "gaps, never by a ratio.")
     return sentences
 
 
 def readable_cost(summary: pd.DataFrame, tax_change: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """One row per variant: per dataset its accuracy with its interval and
-    its seed-paired gap to the baseline with its interval and Holm p; per
-    later dataset the gap's change (Welch)."""
+    its seed-paired gap to the baseline with the interval its verdict is
+    read from and its adjusted p; per later dataset the gap's change
+    (Welch)."""
     variants = list(dict.fromkeys(summary["variant"]))
     table = pd.DataFrame({"variant": variants})
     table["recipe"] = table["variant"].map(summary.drop_duplicates("variant").set_index("variant")["recipe"])
+    first = summary.drop_duplicates("variant").set_index("variant")
+    table["tested"] = ["baseline" if v == baseline else _tested(first.loc[v].to_dict()) for v in variants]
     for dataset, group in summary.groupby("dataset", sort=False):
         rows = group.set_index("variant").reindex(variants)
         name = title(dataset)
         table[f"{name} accuracy (95% CI)"] = [
             "" if pd.isna(v) else cell(v, lo, hi, pct) for v, lo, hi in
             zip(rows["test_accuracy_mean"], rows["test_accuracy_ci95_low"], rows["test_accuracy_ci95_high"], strict=True)]
-        table[f"{name} gap (95% CI)"] = [
-            "baseline" if v == baseline else "" if pd.isna(g) else cell(g, lo, hi, points)
-            for v, g, lo, hi in zip(variants, rows["accuracy_gap_vs_baseline"], rows["accuracy_gap_ci95_low"],
-                                    rows["accuracy_gap_ci95_high"], strict=True)]
-        table[f"{name} p (Holm)"] = rows["accuracy_gap_p_holm"].map(p_cell).to_numpy()
+        table[f"{name} gap (CI of its verdict)"] = [
+            "baseline" if v == baseline else "" if pd.isna(row["accuracy_gap_vs_baseline"])
+            else adjusted_cell(row, "accuracy_gap") for v, row in zip(variants, rows.to_dict("records"), strict=True)]
+        table[f"{name} p (adjusted)"] = rows["accuracy_gap_p_adjusted"].map(p_cell).to_numpy()
+        table[f"{name} seeds needed"] = ["" if pd.isna(n) else str(int(n)) for n in rows["accuracy_gap_seeds_needed"]]
     for dataset, group in tax_change.groupby("dataset", sort=False):
         rows = group.set_index("variant").reindex(variants)
-        label = f"change {title(group['reference_dataset'].iloc[0])} to {title(dataset)} (Welch 95% CI)"
-        table[label] = ["" if pd.isna(g) else cell(g, lo, hi, points) for g, lo, hi in
-                        zip(rows["gap_change"], rows["gap_change_ci95_low"], rows["gap_change_ci95_high"], strict=True)]
-        table[f"change p (Holm), {title(dataset)}"] = rows["gap_change_p_holm"].map(p_cell).to_numpy()
+        label = f"change {title(group['reference_dataset'].iloc[0])} to {title(dataset)} (Welch, CI of its verdict)"
+        table[label] = ["" if pd.isna(row["gap_change"]) else adjusted_cell(row, "gap_change")
+                        for row in rows.to_dict("records")]
+        table[f"change p (adjusted), {title(dataset)}"] = rows["gap_change_p_adjusted"].map(p_cell).to_numpy()
     return table
 
 
@@ -323,9 +324,9 @@ def readable_tax(tax: pd.DataFrame) -> pd.DataFrame:
         "seeds": tax["seeds"],
         "baseline accuracy": tax["baseline_accuracy_mean"].map(pct),
         "variant accuracy": tax["test_accuracy_mean"].map(pct),
-        "gap (paired)": tax["accuracy_gap_vs_baseline"].map(points),
-        "gap 95% CI": ci_cells(tax["accuracy_gap_ci95_low"], tax["accuracy_gap_ci95_high"]),
-        "gap p (Holm)": tax["accuracy_gap_p_holm"].map(p_cell),
+        "gap (paired; CI of its verdict)": [adjusted_cell(row, "accuracy_gap") for row in tax.to_dict("records")],
+        "tested": [_tested(row) for row in tax.to_dict("records")],
+        "gap p (adjusted)": tax["accuracy_gap_p_adjusted"].map(p_cell),
         "images leaning baseline / variant": [f"{int(b):,} / {int(v):,}" if not pd.isna(b) else "n/a" for b, v in
                                               zip(tax["baseline_ahead"], tax["variant_ahead"], strict=True)],
         "sign test p (Holm)": tax["images_p_holm"].map(p_cell),

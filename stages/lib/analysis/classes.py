@@ -1,5 +1,5 @@
 """Per class and per image: every run's test predictions, the accuracy on
-each class with its gap to the baseline (Holm over the classes), the mean
+each class with its gap to the baseline (exploratory: the classes of a variant one family), the mean
 confusion matrices, and the exact sign test over images of two networks
 (McNemar's test generalized to several seeds); and their sentences."""
 
@@ -17,7 +17,8 @@ from stages.lib.layout import RUNS, output, run_name
 from stages.lib.data.datasets import dataset as registered_dataset
 from stages.lib.analysis.stats import ALPHA, accuracy_interval, holm, image_sign_test, paired_difference
 from stages.lib.analysis.tables import Runs
-from stages.lib.reporting.wording import gap_direction, holm_clause, interval, p_text, pct, points
+from stages.lib.analysis.verdicts import HIGHER, LOWER
+from stages.lib.reporting.wording import adjusted_cell, holm_clause, p_text, pct, points
 
 
 def load_predictions(runs_dir: str | Path, study: Runs) -> pd.DataFrame:
@@ -55,7 +56,6 @@ def per_class_table(predictions: pd.DataFrame, variants: Sequence[str], baseline
     images = correct[correct["seed"] == correct["seed"].iloc[0]].groupby(["variant", "label"]).size()
     rows = []
     for variant in variants:
-        family = []
         for label in sorted(correct["label"].unique()):
             by_seed = accuracy.loc[(variant, label)]
             count = int(images.loc[(variant, label)])
@@ -64,17 +64,13 @@ def per_class_table(predictions: pd.DataFrame, variants: Sequence[str], baseline
                    "class_name": class_names[label] if label < len(class_names) else str(label),
                    "images": count, "seeds": mean.n, "accuracy_mean": mean.value, "accuracy_ci95_low": mean.low,
                    "accuracy_ci95_high": mean.high, "gap_vs_baseline": math.nan, "gap_ci95_low": math.nan,
-                   "gap_ci95_high": math.nan, "gap_p_value": math.nan, "gap_p_holm": math.nan}
+                   "gap_ci95_high": math.nan, "gap_p_value": math.nan}
             if baseline in variants and variant != baseline:
                 base = accuracy.loc[(baseline, label)].reindex(by_seed.index)
                 gap = paired_difference(by_seed, base)
                 row.update(gap_vs_baseline=gap.value, gap_ci95_low=gap.low, gap_ci95_high=gap.high,
                            gap_p_value=gap.p_value)
             rows.append(row)
-            family.append(len(rows) - 1)
-        adjusted = holm([rows[i]["gap_p_value"] for i in family])
-        for i, p_holm in zip(family, adjusted, strict=True):
-            rows[i]["gap_p_holm"] = p_holm
     return pd.DataFrame(rows)
 
 
@@ -132,28 +128,25 @@ def images_clause(test: dict, variant: str, baseline: str, family: int) -> str:
 
 def class_findings(per_class: pd.DataFrame, paired_images: pd.DataFrame, baseline: str) -> list[str]:
     """Per variant other than the baseline: the classes whose seed-paired
-    gap to the baseline is significant once Holm-adjusted over the
-    variant's classes (losses first, largest first), or that no class
-    stands out; then the paired-images test on the same test images."""
+    gap to the baseline is told from zero (exploratory, Bonferroni over the
+    variant's classes, simultaneous intervals; losses first, largest
+    first), or that no class stands out; then the paired-images test on the
+    same test images."""
     sentences = []
     tests = paired_images.set_index("variant")
     for variant, group in per_class.groupby("variant", sort=False):
         if variant == baseline or group["gap_vs_baseline"].isna().all():
             continue
-        significant = group[(group["gap_p_holm"] < ALPHA)].sort_values("gap_vs_baseline")
-        shown = [row for row in significant.to_dict("records")
-                 if gap_direction(row["gap_ci95_low"], row["gap_ci95_high"])]
+        shown = group[group["gap_verdict"].isin([LOWER, HIGHER])].sort_values("gap_vs_baseline").to_dict("records")
         seeds = int(group["seeds"].max())
         if shown:
             parts = [f"{row['class_name']} ({'loses' if row['gap_vs_baseline'] < 0 else 'gains'} "
-                     f"{points(abs(row['gap_vs_baseline'])).lstrip('+')}, "
-                     f"{interval(row['gap_ci95_low'], row['gap_ci95_high'], points, seeds)})"
-                     for row in shown]
-            sentence = (f"The classes on which `{variant}` differs from `{baseline}` once Holm-adjusted over its "
-                        f"{len(group)} classes: " + ", ".join(parts))
+                     f"{adjusted_cell(row, 'gap')})" for row in shown]
+            sentence = (f"The classes on which `{variant}` differs from `{baseline}` (Bonferroni over its "
+                        f"{len(group)} classes, simultaneous intervals): " + ", ".join(parts))
         else:
             sentence = (f"No class stands out for `{variant}` against `{baseline}`: none of its {len(group)} "
-                        f"per-class gaps is significant once Holm-adjusted over the classes ({seeds} seeds each)")
+                        f"per-class gaps is told from zero once adjusted over the classes ({seeds} seeds each)")
         if variant in tests.index:
             sentence += "; " + images_clause({**tests.loc[variant].to_dict(), "variant": variant}, variant, baseline,
                                              len(tests))
@@ -175,7 +168,7 @@ def readable_per_class(per_class: pd.DataFrame) -> pd.DataFrame:
 
 def class_summary(per_class: pd.DataFrame, paired_images: pd.DataFrame, dataset_title: str) -> str:
     """One dataset in one sentence: which variants have classes whose gap
-    is significant once Holm-adjusted over their classes (or that none
+    is told from zero once adjusted over their classes (or that none
     has), and for how many variants the sign test over images tells the
     trained networks apart (Holm over the variants)."""
     flagged, compared = [], []
@@ -183,8 +176,7 @@ def class_summary(per_class: pd.DataFrame, paired_images: pd.DataFrame, dataset_
         if group["gap_vs_baseline"].isna().all() or (group["gap_vs_baseline"] == 0).all():
             continue
         compared.append(variant)
-        shown = group[(group["gap_p_holm"] < ALPHA)]
-        shown = [row for row in shown.to_dict("records") if gap_direction(row["gap_ci95_low"], row["gap_ci95_high"])]
+        shown = group[group["gap_verdict"].isin([LOWER, HIGHER])].to_dict("records")
         if shown:
             named = ", ".join(f"{'class ' if str(row['class_name']).isdigit() else ''}{row['class_name']}: "
                               f"{points(row['gap_vs_baseline'])}" for row in shown)
@@ -192,9 +184,9 @@ def class_summary(per_class: pd.DataFrame, paired_images: pd.DataFrame, dataset_
     if not compared:
         return ""
     which = f"`{compared[0]}`" if len(compared) == 1 else f"any of the {len(compared)} variants"
-    classes = (f"on {dataset_title}, classes whose gap to the baseline survives Holm's adjustment over the "
-               f"variant's classes: {'; '.join(flagged)}" if flagged else
-               f"on {dataset_title}, no class stands out for {which} once Holm-adjusted over its classes")
+    classes = (f"on {dataset_title}, classes whose gap to the baseline is told from zero once adjusted over the "
+               f"variant's classes (Bonferroni): {'; '.join(flagged)}" if flagged else
+               f"on {dataset_title}, no class stands out for {which} once adjusted over its classes (Bonferroni)")
     if paired_images.empty:
         return classes[0].upper() + classes[1:] + "."
     apart = paired_images[paired_images["p_holm"] < ALPHA]

@@ -1,7 +1,11 @@
-"""The recipe's share of the cost: each variant trained with another recipe
-against its network under the article's recipe (paired by seed, Holm over
-the recipe variants, Fieller's interval for the share recovered) and
-against the baseline trained with the same recipe; and their sentences."""
+"""What the recipe changes: each variant trained with another recipe
+against its network under the article's recipe (paired by seed; exploratory,
+the recipe variants of a dataset one family, see
+:mod:`stages.lib.analysis.verdicts`) and against the baseline trained with
+the same recipe; and their sentences. The effect is said in percentage
+points with its interval, never as a share of a gap (a ratio of two noisy
+gaps); recipes are compared by their epochs, not by wall-clock training
+time, which follows the machine's load as much as the recipe."""
 
 from __future__ import annotations
 
@@ -12,9 +16,10 @@ from typing import Any
 import pandas as pd
 
 from stages.lib.training.recipes import DEFAULT_RECIPE
-from stages.lib.analysis.stats import ALPHA, fieller_ratio, holm, paired_difference
+from stages.lib.analysis.stats import paired_difference
+from stages.lib.analysis.verdicts import HIGHER, LOWER
 from stages.lib.reporting.wording import (
-    gap_direction, holm_clause, interval, p_cell, pct, points, title, whole_pct, with_interval,
+    adjusted_cell, gap_verdict, interval, p_cell, pct, points, title, with_interval,
 )
 
 
@@ -40,28 +45,22 @@ def training_table(variants_section: dict[str, Any], recipes_section: dict[str, 
 
 
 RECIPE_COLUMNS = ("variant", "architecture", "recipe", "epochs", "seeds", "test_accuracy_mean",
-                  "accuracy_gap_vs_baseline", "accuracy_gap_ci95_low", "accuracy_gap_ci95_high", "train_time_s_mean",
-                  "time_vs_article_recipe", "article_recipe_variant", "article_recipe_gap",
+                  "accuracy_gap_vs_baseline", "accuracy_gap_ci95_low", "accuracy_gap_ci95_high",
+                  "article_recipe_variant", "article_recipe_epochs", "article_recipe_gap",
                   "article_recipe_gap_ci95_low", "article_recipe_gap_ci95_high", "effect", "effect_ci95_low",
-                  "effect_ci95_high", "effect_p_value", "effect_p_holm", "recovered_fraction", "recovered_ci95_low",
-                  "recovered_ci95_high", "matched_baseline", "matched_gap", "matched_gap_ci95_low",
+                  "effect_ci95_high", "effect_p_value", "matched_baseline", "matched_gap", "matched_gap_ci95_low",
                   "matched_gap_ci95_high")
 
 
 def recipe_table(summary: pd.DataFrame, runs: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """The recipe's share of the cost on one dataset: one row per variant
-    other than the baseline, with its recipe and epochs, mean accuracy, the
-    seed-paired gap to the baseline, mean training time (and as a multiple of
-    the same architecture's time under the article's recipe), and:
+    other than the baseline, with its recipe and epochs (and those of the
+    same architecture under the article's recipe), mean accuracy, the
+    seed-paired gap to the baseline, and:
 
     - the recipe's effect: its gap minus the gap of the same architecture
       trained with the article's recipe, paired by seed (the baseline's
-      accuracy cancels: the seed-paired difference of the two variants),
-      Holm-adjusted over the recipe variants of the dataset;
-    - the share of that architecture's article-recipe gap the effect
-      recovers, only where that gap is a cost whose interval excludes zero,
-      with Fieller's interval (the gap in the denominator is as noisy as
-      the effect); NaN bounds when it cannot be bounded;
+      accuracy cancels: the seed-paired difference of the two variants);
     - the gap under matched recipes: against the baseline's architecture
       trained with the same recipe (the baseline itself for the article's),
       paired by seed, when the study has it."""
@@ -76,74 +75,48 @@ def recipe_table(summary: pd.DataFrame, runs: pd.DataFrame, baseline: str) -> pd
         twins = info[(info["architecture"] == row["architecture"]) & (info["recipe"] == DEFAULT_RECIPE)].index
         matched = info[(info["architecture"] == info.at[baseline, "architecture"])
                        & (info["recipe"] == row["recipe"]) & (info.index != name)].index
-        out = {"variant": name, **{column: row[column] for column in RECIPE_COLUMNS[1:10]},
-               **{column: math.nan for column in RECIPE_COLUMNS[10:]},
+        out = {"variant": name, **{column: row[column] for column in RECIPE_COLUMNS[1:9]},
+               **{column: math.nan for column in RECIPE_COLUMNS[9:]},
                "article_recipe_variant": twins[0] if len(twins) else "",
                "matched_baseline": matched[0] if len(matched) else ""}
         if len(twins):
             twin = twins[0]
-            out["time_vs_article_recipe"] = row["train_time_s_mean"] / info.at[twin, "train_time_s_mean"]
-            out.update(article_recipe_gap=info.at[twin, "accuracy_gap_vs_baseline"],
+            out.update(article_recipe_epochs=int(info.at[twin, "epochs"]),
+                       article_recipe_gap=info.at[twin, "accuracy_gap_vs_baseline"],
                        article_recipe_gap_ci95_low=info.at[twin, "accuracy_gap_ci95_low"],
                        article_recipe_gap_ci95_high=info.at[twin, "accuracy_gap_ci95_high"])
             if twin != name:
                 effect = paired_difference(by_seed[name], by_seed[twin])
                 out.update(effect=effect.value, effect_ci95_low=effect.low, effect_ci95_high=effect.high,
                            effect_p_value=effect.p_value)
-                if info.at[twin, "accuracy_gap_ci95_high"] < 0:  # a cost the seeds tell from zero
-                    share = fieller_ratio(by_seed[name] - by_seed[twin], by_seed[baseline] - by_seed[twin])
-                    out.update(recovered_fraction=share.value,
-                               recovered_ci95_low=share.low if math.isfinite(share.low) else math.nan,
-                               recovered_ci95_high=share.high if math.isfinite(share.high) else math.nan)
         if len(matched):
             gap = paired_difference(by_seed[name], by_seed[matched[0]])
             out.update(matched_gap=gap.value, matched_gap_ci95_low=gap.low, matched_gap_ci95_high=gap.high)
         rows.append(out)
-    table = pd.DataFrame(rows, columns=RECIPE_COLUMNS)
-    table["effect_p_holm"] = holm(table["effect_p_value"])
-    return table
+    return pd.DataFrame(rows, columns=RECIPE_COLUMNS)
 
 
 def recipe_findings(recipes: pd.DataFrame, baseline: str) -> list[str]:
     """Per variant trained with another recipe than the article's: its
     accuracy and gap, its effect against its architecture under the
-    article's recipe (paired by seed, Holm over the recipe variants), the
-    share of that gap it recovers where the gap is told from zero (Fieller's
-    interval), at what training cost, and the gap under matched
-    recipes."""
+    article's recipe (paired by seed, in percentage points, with the
+    interval its verdict is read from), the epochs each recipe trains, and
+    the gap under matched recipes."""
     sentences = []
-    others = recipes[recipes["recipe"] != "article"]
-    family = int(others["effect_p_value"].notna().sum())
-    for row in others.to_dict("records"):
+    for row in recipes[recipes["recipe"] != DEFAULT_RECIPE].to_dict("records"):
         seeds = int(row["seeds"])
         twin = row["article_recipe_variant"]
         sentence = (f"`{row['variant']}` (`{row['architecture']}` trained with recipe {row['recipe']}, "
-                    f"{row['epochs']} epochs")
-        if not pd.isna(row["time_vs_article_recipe"]):
-            sentence += f", {row['time_vs_article_recipe']:.1f}x the training time of `{twin}`"
-        sentence += (f"): {pct(row['test_accuracy_mean'])}, {points(row['accuracy_gap_vs_baseline'])} against "
-                     f"`{baseline}` ({interval(row['accuracy_gap_ci95_low'], row['accuracy_gap_ci95_high'], points, seeds)})")
+                    f"{row['epochs']} epochs"
+                    + (f" against `{twin}`'s {int(row['article_recipe_epochs'])}"
+                       if not pd.isna(row["article_recipe_epochs"]) else "")
+                    + f"): {pct(row['test_accuracy_mean'])}, {points(row['accuracy_gap_vs_baseline'])} against "
+                    f"`{baseline}` ({interval(row['accuracy_gap_ci95_low'], row['accuracy_gap_ci95_high'], points, seeds)})")
         if not pd.isna(row["effect"]):
-            side = gap_direction(row["effect_ci95_low"], row["effect_ci95_high"])
-            significant = side and row["effect_p_holm"] < ALPHA
-            word = ("raises" if side > 0 else "lowers") if significant else "changes"
+            word = {HIGHER: "raises", LOWER: "lowers"}.get(row["effect_verdict"], "changes")
             sentence += (f"; against `{twin}` (the article's recipe, same seeds) the recipe {word} accuracy by "
-                         f"{points(row['effect'])} ({interval(row['effect_ci95_low'], row['effect_ci95_high'], points, seeds)}; "
-                         f"{holm_clause(row['effect_p_holm'], family, 'recipe variants')})")
-            if not significant:
-                sentence += (", whose interval excludes zero but not once Holm-adjusted" if side else
-                             ", which these seeds cannot tell from zero")
-        if not pd.isna(row["recovered_fraction"]):
-            if pd.isna(row["recovered_ci95_low"]):
-                share = "an interval that cannot be bounded with these seeds"
-            else:
-                share = f"95% CI {whole_pct(row['recovered_ci95_low'])} to {whole_pct(row['recovered_ci95_high'])}, Fieller"
-            sentence += (f"; that is {whole_pct(row['recovered_fraction'])} of `{twin}`'s "
-                         f"{points(row['article_recipe_gap'])} gap recovered ({share})")
-        elif not pd.isna(row["effect"]) and not pd.isna(row["article_recipe_gap"]):
-            sentence += (f"; no share of `{twin}`'s gap is given: that gap ({points(row['article_recipe_gap'])}, "
-                         f"{interval(row['article_recipe_gap_ci95_low'], row['article_recipe_gap_ci95_high'], points, seeds)}) "
-                         "is not a cost these seeds tell from zero")
+                         f"{adjusted_cell(row, 'effect')}: "
+                         + gap_verdict(row, "effect", "recipe variants").replace("a cost", "a loss"))
         if isinstance(row["matched_baseline"], str) and row["matched_baseline"]:
             sentence += (f"; against `{row['matched_baseline']}`, trained with the same recipe, the gap is "
                          f"{points(row['matched_gap'])} "
@@ -169,15 +142,10 @@ def readable_recipes(recipes: pd.DataFrame) -> pd.DataFrame:
         "accuracy": recipes["test_accuracy_mean"].map(pct),
         "gap to baseline (95% CI)": with_intervals(recipes["accuracy_gap_vs_baseline"], recipes["accuracy_gap_ci95_low"],
                                                   recipes["accuracy_gap_ci95_high"], points),
-        "training time (s)": recipes["train_time_s_mean"].map("{:.0f}".format),
-        "effect of the recipe (95% CI)": with_intervals(recipes["effect"], recipes["effect_ci95_low"],
-                                                       recipes["effect_ci95_high"], points),
-        "effect p (Holm)": recipes["effect_p_holm"].map(p_cell),
-        "of the article recipe's gap recovered (Fieller 95% CI)": [
-            "" if pd.isna(v) else whole_pct(v) + (" (unbounded)" if pd.isna(lo) else
-                                                  f" ({whole_pct(lo)} to {whole_pct(hi)})")
-            for v, lo, hi in zip(recipes["recovered_fraction"], recipes["recovered_ci95_low"],
-                                 recipes["recovered_ci95_high"], strict=True)],
+        "effect of the recipe (simultaneous CI)": ["" if pd.isna(row["effect"]) else adjusted_cell(row, "effect")
+                                                   for row in recipes.to_dict("records")],
+        "effect p (adjusted)": recipes["effect_p_adjusted"].map(p_cell),
+        "seeds needed": ["" if pd.isna(v) else str(int(v)) for v in recipes["effect_seeds_needed"]],
         "matched baseline": recipes["matched_baseline"].fillna(""),
         "gap under matched recipes (95% CI)": with_intervals(recipes["matched_gap"], recipes["matched_gap_ci95_low"],
                                                             recipes["matched_gap_ci95_high"], points),
@@ -187,21 +155,20 @@ def readable_recipes(recipes: pd.DataFrame) -> pd.DataFrame:
 def recipe_summary(recipes: pd.DataFrame, dataset_title: str) -> str:
     """One dataset in one sentence: for how many recipe variants the recipe
     raises or lowers accuracy against the same network under the article's
-    recipe (printed interval and Holm over the recipe variants), naming
-    them with their effect."""
+    recipe (the verdicts of :mod:`stages.lib.analysis.verdicts`), naming them
+    with their effect and its simultaneous interval."""
     others = recipes[(recipes["recipe"] != DEFAULT_RECIPE) & recipes["effect"].notna()]
     if others.empty:
         return ""
     moved = {"raises": [], "lowers": []}
     for row in others.to_dict("records"):
-        side = gap_direction(row["effect_ci95_low"], row["effect_ci95_high"])
-        if side and row["effect_p_holm"] < ALPHA:
-            moved["raises" if side > 0 else "lowers"].append(
-                f"`{row['variant']}` {points(row['effect'])} "
-                f"({interval(row['effect_ci95_low'], row['effect_ci95_high'], points, int(row['seeds']))})")
+        if row["effect_verdict"] in (HIGHER, LOWER):
+            moved["raises" if row["effect_verdict"] == HIGHER else "lowers"].append(
+                f"`{row['variant']}` {adjusted_cell(row, 'effect')}")
     rest = len(others) - len(moved["raises"]) - len(moved["lowers"])
     parts = [f"raises accuracy for {', '.join(moved['raises'])}"] if moved["raises"] else []
     parts += [f"lowers it for {', '.join(moved['lowers'])}"] if moved["lowers"] else []
     parts += [f"for {'the other' if parts else 'all'} {rest} it cannot be told from zero with these seeds"] if rest else []
-    return (f"On {dataset_title}, against the same network under the article's recipe (paired by seed, Holm over "
-            f"the {len(others)} recipe variants), the recipe " + "; ".join(parts) + ".")
+    return (f"On {dataset_title}, against the same network under the article's recipe (paired by seed; exploratory, "
+            f"Bonferroni over the {len(others)} recipe variants, simultaneous intervals), the recipe "
+            + "; ".join(parts) + ".")

@@ -16,12 +16,14 @@ The tables (per dataset; the baseline is ``aggregate.baseline``):
 - ``robustness_gap``: one row per (variant other than the baseline,
   corruption): the robustness gap, the variant's drop minus the baseline's
   drop on the same corruption, paired by seed (positive: the variant loses
-  more than the baseline beyond their clean gap), with its interval,
-  p-value and Holm-adjusted p-value over the variant's corruptions.
+  more than the baseline beyond their clean gap), with its interval and
+  p-value; exploratory, each variant's corruptions one family
+  (:mod:`stages.lib.analysis.verdicts` adds the adjusted columns).
 - ``mce``: one row per variant other than the baseline: Hendrycks and
-  Dietterich's mean corruption error, the variant's error over the
-  baseline's on each corruption averaged over the corruptions, per seed
-  (paired), with its interval over seeds.
+  Dietterich's mean corruption error on the log scale (the geometric mean
+  over corruptions of the variant's error over the baseline's), per seed
+  (paired), with its interval over seeds; exploratory, a dataset's
+  variants one family.
 - ``corruption_examples``: the first test image of each dataset, clean and
   under every corruption (784 pixels), for the figure that shows what was
   done.
@@ -43,8 +45,11 @@ from stages.lib.layout import corrupted_dir as corrupted_dir_of
 from stages.lib.data.robustness import (
     CLEAN, EVALUATION_FILE, EXAMPLE_IMAGE, corrupted_file, read_manifest,
 )
-from stages.lib.analysis.stats import ALPHA, accuracy_interval, direction, holm, mean_interval, paired_difference
+from stages.lib.analysis.stats import accuracy_interval, mean_interval, paired_difference
 from stages.lib.analysis.tables import FRACTION, MAPPING, POSITIVE_COUNT, TEXT, Runs, read_json
+from stages.lib.analysis.verdicts import (
+    HIGHER, LOWER, NO_SPREAD, NOT_TESTED, family_clause, interval_label, needed_clause,
+)
 from stages.lib.reporting.wording import cell, p_cell, pct, points, times, with_interval
 
 EVALUATION_FIELDS = {"clean_accuracy": FRACTION, "test_images": POSITIVE_COUNT, "options": TEXT,
@@ -110,8 +115,8 @@ def accuracy_table(evaluations: pd.DataFrame, variants: Sequence[str]) -> pd.Dat
 
 def gap_table(evaluations: pd.DataFrame, variants: Sequence[str], baseline: str) -> pd.DataFrame:
     """One row per (variant other than the baseline, corruption) of one
-    dataset: the variant's drop minus the baseline's, paired by seed, each
-    variant's corruptions one Holm family."""
+    dataset: the variant's drop minus the baseline's, paired by seed (each
+    variant's corruptions are one family of the verdicts)."""
     drops = evaluations.assign(drop=evaluations["clean_accuracy"] - evaluations["accuracy"])
     corruptions = list(dict.fromkeys(drops["corruption"]))
     rows = []
@@ -127,49 +132,44 @@ def gap_table(evaluations: pd.DataFrame, variants: Sequence[str], baseline: str)
             family.append({"variant": variant, "baseline": baseline, "corruption": corruption, "seeds": gap.n,
                            "robustness_gap": gap.value, "robustness_gap_ci95_low": gap.low,
                            "robustness_gap_ci95_high": gap.high, "robustness_gap_p_value": gap.p_value})
-        adjusted = holm([row["robustness_gap_p_value"] for row in family])
-        for row, p in zip(family, adjusted, strict=True):
-            row["robustness_gap_p_holm"] = p
         rows.extend(family)
     return pd.DataFrame(rows, columns=["variant", "baseline", "corruption", "seeds", "robustness_gap",
                                        "robustness_gap_ci95_low",
-                                       "robustness_gap_ci95_high", "robustness_gap_p_value",
-                                       "robustness_gap_p_holm"])
+                                       "robustness_gap_ci95_high", "robustness_gap_p_value"])
 
 
 def mce_table(evaluations: pd.DataFrame, variants: Sequence[str], baseline: str) -> pd.DataFrame:
-    """One row per variant other than the baseline of one dataset: per seed,
-    the mean over corruptions of the variant's error over the baseline's
-    error on that corruption (its corruption error, CE); the mean CE over
-    seeds with its Student-t interval, cut at 0 (a ratio of errors is never
-    negative). With one severity per corruption,
-    Hendrycks and Dietterich's CE (errors summed over severities) is this
-    ratio. A corruption on which a baseline run makes no error has no CE;
-    it is left out of that seed's mean and counted."""
-    errors = evaluations.assign(error=1 - evaluations["accuracy"])
-    corruptions = list(dict.fromkeys(errors["corruption"]))
+    """One row per variant other than the baseline of one dataset: its mean
+    corruption error (mCE) against the baseline on the log scale. Per seed,
+    the mean over corruptions of log(variant's error / baseline's error),
+    each error as (wrong + 1/2) / (images + 1) so that no corruption divides
+    by zero; across seeds, the mean of those logs with its Student-t interval
+    and the p-value of the test that it is zero, all mapped back: the mCE is
+    the geometric mean of the corruption errors (CE), its interval stays
+    above zero, and a corruption the baseline handles almost perfectly
+    cannot dominate it as it would a mean of ratios. With one severity per
+    corruption, Hendrycks and Dietterich's CE (errors summed over
+    severities) is this ratio."""
+    logs = evaluations.assign(log_error=np.log(((1 - evaluations["accuracy"]) * evaluations["test_images"] + 0.5)
+                                               / (evaluations["test_images"] + 1)))
+    corruptions = list(dict.fromkeys(logs["corruption"]))
     rows = []
     for variant in variants:
         if variant == baseline:
             continue
-        per_seed, undefined = [], 0
-        for seed in sorted(set(errors.loc[errors["variant"] == variant, "seed"])):
-            ratios = []
-            for corruption in corruptions:
-                mine = _seed_series(errors, variant, corruption, "error").get(seed, math.nan)
-                theirs = _seed_series(errors, baseline, corruption, "error").get(seed, math.nan)
-                if theirs > 0 and not math.isnan(mine):
-                    ratios.append(mine / theirs)
-                else:
-                    undefined += 1
-            if ratios:
-                per_seed.append(float(np.mean(ratios)))
+        per_seed = []
+        for seed in sorted(set(logs.loc[logs["variant"] == variant, "seed"])):
+            differences = [_seed_series(logs, variant, corruption, "log_error").get(seed, math.nan)
+                           - _seed_series(logs, baseline, corruption, "log_error").get(seed, math.nan)
+                           for corruption in corruptions]
+            if not any(math.isnan(d) for d in differences):
+                per_seed.append(float(np.mean(differences)))
         mce = mean_interval(per_seed)
-        rows.append({"variant": variant, "seeds": mce.n, "corruptions": len(corruptions), "mce": mce.value,
-                     "mce_ci95_low": max(mce.low, 0.0) if mce.bounded else mce.low, "mce_ci95_high": mce.high,
-                     "ce_undefined": undefined})
+        back = (lambda v: math.nan if math.isnan(v) else math.exp(v))
+        rows.append({"variant": variant, "seeds": mce.n, "corruptions": len(corruptions), "mce": back(mce.value),
+                     "mce_ci95_low": back(mce.low), "mce_ci95_high": back(mce.high), "mce_p_value": mce.p_value})
     return pd.DataFrame(rows, columns=["variant", "seeds", "corruptions", "mce", "mce_ci95_low", "mce_ci95_high",
-                                       "ce_undefined"])
+                                       "mce_p_value"])
 
 
 def examples_table(corrupted_dir: str | Path, datasets: Sequence[str]) -> pd.DataFrame:
@@ -194,10 +194,14 @@ def examples_table(corrupted_dir: str | Path, datasets: Sequence[str]) -> pd.Dat
 
 def _told(row: dict[str, Any]) -> int:
     """+1 when the variant's extra drop is told above zero (it loses more
-    than the baseline), -1 below (it loses less), 0 otherwise: the printed
-    interval wholly on one side and the Holm-adjusted p below 0.05."""
-    side = direction(100 * row["robustness_gap_ci95_low"], 100 * row["robustness_gap_ci95_high"], "{:+.1f}")
-    return side if side and row["robustness_gap_p_holm"] < ALPHA else 0
+    than the baseline), -1 below (it loses less), 0 otherwise: the verdict
+    of its simultaneous interval and adjusted p (:mod:`verdicts`)."""
+    return {HIGHER: 1, LOWER: -1}.get(row["robustness_gap_verdict"], 0)
+
+
+def _needed(row: dict[str, Any]) -> str:
+    """What the row's comparison would need, or that its spread is zero."""
+    return needed_clause(row, "robustness_gap") or "no seed count estimable"
 
 
 def _named(rows: Sequence[dict[str, Any]]) -> str:
@@ -205,17 +209,35 @@ def _named(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def _gap_cell(row: dict[str, Any]) -> str:
-    return cell(row["robustness_gap"], row["robustness_gap_ci95_low"], row["robustness_gap_ci95_high"],
+    """The extra drop with its simultaneous interval (the one its verdict is
+    read from), or "the same on every seed" where it has no spread."""
+    if row["robustness_gap_verdict"] == NO_SPREAD:
+        return f"{points(row['robustness_gap'], 1)} (the same on every seed)"
+    return cell(row["robustness_gap"], row["robustness_gap_adj_low"], row["robustness_gap_adj_high"],
                 lambda v: points(v, 1))
 
 
+def _mce_told(row: dict[str, Any]) -> int:
+    return {HIGHER: 1, LOWER: -1}.get(row["mce_verdict"], 0)
+
+
+def _mce_ratio(row: dict[str, Any]) -> str:
+    if row["mce_verdict"] == NOT_TESTED:  # tables written before the log-scale mCE: a mean of ratios, not judged
+        return f"{times(row['mce'])} (a mean of ratios from older tables, not tested)"
+    return with_interval(row["mce"], row["mce_adj_low"], row["mce_adj_high"], times)
+
+
 def _mce_clause(row: dict[str, Any], baseline: str, short: bool = False) -> str:
-    told = direction(row["mce_ci95_low"], row["mce_ci95_high"], "{:.2f}", reference=1.0)
-    ratio = with_interval(row["mce"], row["mce_ci95_low"], row["mce_ci95_high"], times)
+    told = _mce_told(row)
+    ratio = _mce_ratio(row)
+    if row["mce_verdict"] == NOT_TESTED:
+        return f"mCE {ratio}" if short else f"mean corruption error (mCE) is {ratio} `{baseline}`'s"
     if short:
         return f"mCE {ratio}, " + {1: "more errors", -1: "fewer errors", 0: "not told from 1.00x"}[told]
     verdict = {1: "more errors than", -1: "fewer errors than", 0: "not told apart from"}[told]
-    return f"mean corruption error (mCE) is {ratio} `{baseline}`'s: {verdict} `{baseline}` across the corruptions"
+    return (f"mean corruption error (mCE, the geometric mean over corruptions of its error over `{baseline}`'s) is "
+            f"{ratio} ({interval_label(row, 'mce')}, {family_clause(row, 'mce', 'variants')}): {verdict} "
+            f"`{baseline}` across the corruptions" + (f"; {needed}" if (needed := needed_clause(row, "mce")) else ""))
 
 
 def checked_images(accuracy: pd.DataFrame, noun: str = "") -> str:
@@ -260,16 +282,17 @@ def robustness_findings(gaps: pd.DataFrame, mce: pd.DataFrame, accuracy: pd.Data
                     ([f"less on {len(better)} ({_named(better)})"] if better else []) + \
                     ([f"on the other {rest} the difference cannot be told from zero with {seeds} seeds"] if rest else [])
                 sentence = (f"On {dataset_title(dataset)}, under {family} corruptions, `{headline}` " + "; ".join(parts)
-                            + f" (Holm over the {family} corruptions).")
+                            + f" (Bonferroni over the {family} corruptions, simultaneous intervals).")
             else:
                 sentence = (f"On {dataset_title(dataset)}, under {family} corruptions, `{headline}`'s extra accuracy drop "
                             f"against `{baseline}` (its drop from clean minus `{baseline}`'s, paired by seed) cannot be "
-                            f"told from zero on any of them with {seeds} seeds (Holm over the {family} corruptions).")
+                            f"told from zero on any of them with {seeds} seeds (Bonferroni over the {family} corruptions).")
             if not worse:
                 largest = sorted(mine, key=lambda row: -row["robustness_gap"])[:3]
                 largest = [row for row in largest if row["robustness_gap"] > 0]
                 if largest:
-                    sentence += f" Its largest extra drops, none told from zero once Holm-adjusted: {_named(largest)}."
+                    sentence += (f" Its largest extra drops, none told from zero (simultaneous intervals): "
+                                 f"{_named(largest)}; {_needed(largest[0])}.")
             sentences.append(sentence)
             if headline in mces and not pd.isna(mces[headline]["mce"]):
                 sentences.append(f"`{headline}`'s {_mce_clause(mces[headline], baseline)}.")
@@ -307,17 +330,18 @@ def _others_sentence(others: Sequence[str], rows: dict[str, list[dict[str, Any]]
     if told:
         sentence += (f"{len(told)} lose{'s' if len(told) == 1 else ''} more or less than `{baseline}` beyond the clean "
                      f"gap on some corruptions ({'; '.join(told)}); for the other {len(others) - len(told)} no "
-                     f"extra drop is told from zero (Holm over the {family} corruptions each).")
+                     f"extra drop is told from zero (Bonferroni over the {family} corruptions each).")
     else:
-        sentence += (f"none has an extra drop told from zero (Holm over the {family} corruptions each)."
-                     if len(others) > 1 else f"no extra drop is told from zero (Holm over the {family} corruptions).")
+        sentence += (f"none has an extra drop told from zero (Bonferroni over the {family} corruptions each)."
+                     if len(others) > 1 else
+                     f"no extra drop is told from zero (Bonferroni over the {family} corruptions).")
     by_side = {1: [], -1: []}
     for variant in others:
         row = mces.get(variant)
         if row is not None and not pd.isna(row["mce"]):
-            side = direction(row["mce_ci95_low"], row["mce_ci95_high"], "{:.2f}", reference=1.0)
+            side = _mce_told(row)
             if side:
-                by_side[side].append(f"`{variant}` {with_interval(row['mce'], row['mce_ci95_low'], row['mce_ci95_high'], times)}")
+                by_side[side].append(f"`{variant}` {_mce_ratio(row)}")
     parts = ([f"above 1.00x for {', '.join(by_side[1])}"] if by_side[1] else []) + \
         ([f"below for {', '.join(by_side[-1])}"] if by_side[-1] else [])
     rest = len(others) - len(by_side[1]) - len(by_side[-1])
@@ -325,8 +349,7 @@ def _others_sentence(others: Sequence[str], rows: dict[str, list[dict[str, Any]]
         row = mces.get(others[0])
         if row is not None and not pd.isna(row["mce"]):
             told = "is told above" if by_side[1] else "is told below" if by_side[-1] else "is not told from"
-            sentence += (f" Its mCE, {with_interval(row['mce'], row['mce_ci95_low'], row['mce_ci95_high'], times)}, "
-                         f"{told} 1.00x.")
+            sentence += f" Its mCE, {_mce_ratio(row)}, {told} 1.00x."
         return sentence
     sentence += (" Their mCE is " + "; ".join(parts) + (f"; not told from 1.00x for the other {rest}" if rest else "")
                  + "." if parts else " No mCE of theirs is told from 1.00x.")
@@ -352,7 +375,7 @@ def robustness_line(gaps: pd.DataFrame, mce: pd.DataFrame, headline: str, datase
         else:
             largest = max(rows, key=lambda row: row["robustness_gap"])
             part = (f"{dataset_title(dataset)}: on none of {len(rows)} corruptions is the extra drop told from zero "
-                    f"with {seeds} seeds (largest: {_named([largest])})")
+                    f"with {seeds} seeds (largest: {_named([largest])}, simultaneous interval; {_needed(largest)})")
         row = mce[(mce["dataset"] == dataset) & (mce["variant"] == headline)]
         if len(row) and not pd.isna(row["mce"].iloc[0]):
             part += "; " + _mce_clause(row.iloc[0].to_dict(), str(group["baseline"].iloc[0]), short=True)
@@ -363,7 +386,7 @@ def robustness_line(gaps: pd.DataFrame, mce: pd.DataFrame, headline: str, datase
 def readable_robustness(accuracy: pd.DataFrame, gaps: pd.DataFrame, variant: str, baseline: str) -> pd.DataFrame:
     """Per corruption, for one dataset: the baseline's and the variant's
     accuracy with their intervals, the variant's extra drop with its
-    interval and Holm-adjusted p."""
+    simultaneous interval and adjusted p (Bonferroni over the corruptions)."""
     by = accuracy.set_index(["variant", "corruption"])
     gap = gaps[gaps["variant"] == variant].set_index("corruption")
     rows = []
@@ -376,8 +399,10 @@ def readable_robustness(accuracy: pd.DataFrame, gaps: pd.DataFrame, variant: str
                                            pct),
             f"`{variant}` accuracy": cell(mine["accuracy_mean"], mine["accuracy_ci95_low"],
                                           mine["accuracy_ci95_high"], pct),
-            "extra drop": _gap_cell(row.to_dict()),
-            "Holm p": p_cell(row["robustness_gap_p_holm"]),
+            "extra drop (simultaneous CI)": _gap_cell(row.to_dict()),
+            "adjusted p": p_cell(row["robustness_gap_p_adjusted"]),
+            "seeds needed": "" if pd.isna(row["robustness_gap_seeds_needed"]) else
+            str(int(row["robustness_gap_seeds_needed"])),
         })
     return pd.DataFrame(rows)
 

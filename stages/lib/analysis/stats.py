@@ -7,20 +7,23 @@ them into words. Every interval is two-sided at 95%.
   (:func:`paired_difference`), cut at the possible [-1, +1]; a difference of
   two such gaps measured on different datasets, whose seeds are not paired:
   Welch's t (:func:`welch_difference`).
-- A ratio of two seed-paired means whose denominator is noisy: Fieller's
-  interval (:func:`fieller_ratio`), unbounded when the denominator cannot be
-  told from zero; the ratio of two networks' error rates, paired by seed, on
-  the log scale (:func:`error_ratio`).
+- The ratio of two networks' error rates, paired by seed, on the log scale
+  (:func:`error_ratio`); never a ratio of two gaps (their difference says it).
 - Two networks' answers on the same test images, all seeds at once: the
   exact sign test over images (:func:`image_sign_test`).
 - Speeds: each benchmark process gives one figure; ratios and latencies are
   averaged on the log scale across processes, with the interval a rerun of
   the benchmark would land in (:func:`rerun_interval`).
-- A family of tests feeding one conclusion: Holm's adjustment (:func:`holm`).
+- A family of tests printed without intervals (the sign test over images,
+  speed verdicts): Holm's adjustment (:func:`holm`). Which comparisons are
+  primary, and the adjusted intervals and verdicts of the others:
+  :mod:`stages.lib.analysis.verdicts`.
+- No spread across seeds: no t-test, the exact sign-flip test
+  (:func:`sign_flip_p`).
 
-scipy and statsmodels compute what they offer; Fieller's interval, the
-logit back-transform and the rerun interval (a prediction interval, which
-neither offers) are the only formulas written here.
+scipy and statsmodels compute what they offer; the logit back-transform and
+the rerun interval (a prediction interval, which neither offers) are the only
+formulas written here.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import numpy as np
 CONFIDENCE = 0.95
 ALPHA = 1 - CONFIDENCE
 CHANCE_P_VALUE = 0.01
-POWER = 0.8  # the power a "seeds needed" estimate aims at
+POWER = 0.8  # the power a "seeds needed" estimate aims at (stages.lib.analysis.verdicts)
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,14 @@ def _t_test(values: np.ndarray):
         return stats.ttest_1samp(values, 0.0)
 
 
+def sign_flip_p(value: float, n: int) -> float:
+    """The exact two-sided sign-flip test over ``n`` seeds whose differences
+    are all equal to ``value``: each of the 2^n sign patterns is as likely
+    under no difference, and only the two with every sign alike are as
+    extreme, so p = 2 / 2^n (0.25 with 3 seeds: never a verdict)."""
+    return 1.0 if value == 0 or n < 1 else min(1.0, 2.0 / 2 ** n)
+
+
 def mean_interval(values: Sequence[float]) -> Estimate:
     """Mean of ``values`` and its Student-t interval
     (``scipy.stats.ttest_1samp(...).confidence_interval()``), with the
@@ -83,8 +94,8 @@ def mean_interval(values: Sequence[float]) -> Estimate:
     mean = float(values.mean())
     if len(values) < 2:
         return Estimate(mean, math.nan, math.nan, 1)
-    if np.ptp(values) == 0:  # no spread: the interval is the value, and the test rejects zero unless it is zero
-        return Estimate(mean, mean, mean, len(values), 1.0 if mean == 0 else 0.0)
+    if np.ptp(values) == 0:  # no spread: the interval is the value; no t-test, the exact sign-flip one
+        return Estimate(mean, mean, mean, len(values), sign_flip_p(mean, len(values)))
     result = _t_test(values)
     ci = result.confidence_interval(CONFIDENCE)
     return Estimate(mean, float(ci.low), float(ci.high), len(values), float(result.pvalue))
@@ -121,8 +132,8 @@ def welch_difference(second: Sequence[float], first: Sequence[float], limit: flo
     n = min(len(second), len(first))
     if n < 2:
         return Estimate(value, math.nan, math.nan, n)
-    if np.ptp(second) == 0 and np.ptp(first) == 0:
-        return Estimate(value, value, value, n, 1.0 if value == 0 else 0.0)
+    if np.ptp(second) == 0 and np.ptp(first) == 0:  # no spread: no t-test; every split of the values is as extreme
+        return Estimate(value, value, value, n, 1.0 if value == 0 else math.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         result = stats.ttest_ind(second, first, equal_var=False)
@@ -182,36 +193,6 @@ def prediction_interval(accuracies: Sequence[float], images: int) -> tuple[float
     logits = _logits(values, images)
     half = _t_quantile(len(values)) * float(logits.std(ddof=1)) * math.sqrt(1 + 1 / len(values))
     return _expit(float(logits.mean()) - half), _expit(float(logits.mean()) + half)
-
-
-def fieller_ratio(numerators: Sequence[float], denominators: Sequence[float]) -> Estimate:
-    """The ratio of two means measured on the same seeds,
-    mean(numerators) / mean(denominators), with Fieller's 95% interval,
-    which accounts for the noise of the denominator and for the two being
-    correlated: the set of ratios r for which mean(x) - r mean(y) cannot be
-    told from zero by a t-test on the paired values x - r y. When the
-    denominator itself cannot be told from zero at the same level, that set
-    is unbounded: the bounds are then infinite (``bounded`` is still True,
-    the interval is the whole line or two half-lines)."""
-    x, y = np.asarray(numerators, dtype=float), np.asarray(denominators, dtype=float)
-    keep = ~(np.isnan(x) | np.isnan(y))
-    x, y = x[keep], y[keep]
-    n = len(x)
-    if n == 0 or y.mean() == 0:
-        return Estimate(math.nan, math.nan, math.nan, n)
-    ratio = float(x.mean() / y.mean())
-    if n < 2:
-        return Estimate(ratio, math.nan, math.nan, n)
-    t2 = _t_quantile(n) ** 2
-    covariance = np.cov(x, y, ddof=1) / n  # of the two means
-    a = y.mean() ** 2 - t2 * covariance[1, 1]
-    b = -2 * (x.mean() * y.mean() - t2 * covariance[0, 1])
-    c = x.mean() ** 2 - t2 * covariance[0, 0]
-    discriminant = b * b - 4 * a * c
-    if a <= 0 or discriminant < 0:
-        return Estimate(ratio, -math.inf, math.inf, n)
-    root = math.sqrt(discriminant)
-    return Estimate(ratio, float((-b - root) / (2 * a)), float((-b + root) / (2 * a)), n)
 
 
 def rerun_interval(values: Sequence[float]) -> Estimate:
@@ -286,28 +267,6 @@ def image_sign_test(variant_right: Sequence[int], baseline_right: Sequence[int])
     if ahead + behind == 0:
         return ahead, behind, 1.0
     return ahead, behind, float(stats.binomtest(ahead, ahead + behind, 0.5).pvalue)
-
-
-def seeds_needed(differences: Sequence[float], power: float = POWER) -> int | None:
-    """How many seeds a paired comparison would need to tell a true
-    difference as large as the measured mean from zero with ``power``, at
-    the measured spread (statsmodels' ``TTestPower``, two-sided, 5%). None
-    when the mean is zero or the spread cannot be estimated."""
-    from statsmodels.stats.power import TTestPower
-
-    values = _clean(differences)
-    if len(values) < 2 or values.std(ddof=1) == 0 or values.mean() == 0:
-        return None
-    effect = abs(float(values.mean())) / float(values.std(ddof=1))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            needed = TTestPower().solve_power(effect_size=effect, alpha=ALPHA, power=power,
-                                              alternative="two-sided")
-        except (ValueError, RuntimeError):
-            return None
-    needed = float(np.asarray(needed).item())
-    return max(2, math.ceil(needed)) if math.isfinite(needed) else None
 
 
 def at_chance(accuracy: float, chance_accuracy: float, images: int) -> bool:

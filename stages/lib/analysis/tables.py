@@ -133,7 +133,7 @@ COLUMN_KINDS: dict[str, ColumnKind] = {
                      "epochs", "params_total", "params_1bit", "params_32bit", "macs_total", "macs_1bit", "macs_32bit",
                      "seeds", "threads", "rounds", "processes", "cpu_cores", "class", "label", "predicted",
                      "runs_at_chance"), _COUNT),
-    **dict.fromkeys(("variant_ahead", "baseline_ahead", "accuracy_gap_seeds_needed"),
+    **dict.fromkeys(("variant_ahead", "baseline_ahead", "article_recipe_epochs"),
                     ColumnKind("number", 0, whole=True, nullable=True)),
     "test_loss": _MAYBE_AMOUNT,  # not measured for an int8 form (its test accuracy is the int8 model's)
     "images": _MAYBE_AMOUNT,  # the tax table's images test: none for an int8 form (no per-image answers kept)
@@ -163,12 +163,20 @@ def column_kind(column: str) -> ColumnKind | None:
     """What ``column`` holds in whichever table has it; an interval's or a
     spread's bounds (``..._ci95_low``, ``..._pi95_high``) may fall outside
     the range of what they bound, and are empty where there is no interval; a
-    p-value (``..._p_value``, ``..._p_holm``) is empty where no test
-    applies."""
+    p-value (``..._p_value``, ``..._p_holm``, ``..._p_adjusted``) is empty
+    where no test applies; the verdict columns are named by their suffixes."""
     if column in COLUMN_KINDS:
         return COLUMN_KINDS[column]
-    if column.endswith(("p_value", "p_holm")):
+    if column.endswith(("p_value", "p_holm", "_p_adjusted", "_level")):
         return _P_VALUE
+    if column.endswith(("_family", "_verdict")):  # the verdicts' (stages.lib.analysis.verdicts)
+        return _TEXT
+    if column.endswith("_family_size"):
+        return _COUNT
+    if column.endswith("_seeds_needed"):
+        return ColumnKind("number", 0, whole=True, nullable=True)
+    if column.endswith(("_adj_low", "_adj_high")):
+        return _ANY
     for suffix in ("_ci95_low", "_ci95_high", "_pi95_low", "_pi95_high"):
         if column.endswith(suffix):
             return _ANY

@@ -21,7 +21,8 @@ from stages.lib.analysis.robustness_tables import robustness_line
 from stages.lib.analysis.speed import speed_word, threads_label
 from stages.lib.analysis.stats import error_ratio
 from stages.lib.analysis.tables import ARTICLE_ONE_BIT, of_dataset
-from stages.lib.reporting.wording import cell, gap_word, pct, points, span, times, title, with_interval
+from stages.lib.analysis.verdicts import needed_clause
+from stages.lib.reporting.wording import adjusted_cell, cell, gap_word, pct, points, span, times, title, with_interval
 
 
 def headline_variant(summary: pd.DataFrame, baseline: str) -> str | None:
@@ -37,6 +38,10 @@ def headline_variant(summary: pd.DataFrame, baseline: str) -> str | None:
         return ARTICLE_ONE_BIT
     ranked = others.sort_values(["binarized_mac_fraction", "test_accuracy_mean"], ascending=False, kind="stable")
     return str(ranked["variant"].iloc[0])
+
+
+def _needed(row) -> str:
+    return needed_clause(row, "accuracy_gap")
 
 
 def _accuracy(row: pd.Series) -> str:
@@ -61,10 +66,9 @@ def answer_table(tables: dict[str, pd.DataFrame], baseline: str, variant: str) -
         by_seed = of_dataset(runs, dataset).pivot(index="seed", columns="variant", values="test_accuracy")
         images = int(of_dataset(runs, dataset)["test_images"].max())
         errors = error_ratio(by_seed[variant], by_seed[baseline], images)
-        gap = (f"{points(one['accuracy_gap_vs_baseline'])} "
-               f"({span(one['accuracy_gap_ci95_low'], one['accuracy_gap_ci95_high'], points)}): "
-               f"{gap_word(one['accuracy_gap_ci95_low'], one['accuracy_gap_ci95_high'], one['accuracy_gap_p_holm'])}"
-               f"; {with_interval(errors.value, errors.low, errors.high, times)} the errors")
+        gap = (f"{adjusted_cell(one, 'accuracy_gap')}: {gap_word(one, 'accuracy_gap')}"
+               + (f" ({_needed(one)})" if _needed(one) else "")
+               + f"; {with_interval(errors.value, errors.low, errors.high, times)} the errors")
         seeds = int(one["seeds"])
         label = f"(95% CI, {seeds} seeds)" if seeds > 1 else "(1 seed: no interval)"
         rows.append((f"{title(dataset)} test accuracy {label}", _accuracy(base),
@@ -111,8 +115,7 @@ def recipe_line(recipes: pd.DataFrame, variant: str) -> str:
     for dataset, group in own.groupby("dataset", sort=False):
         for row in group.to_dict("records"):
             part = (f"{title(dataset)}, `{row['variant']}` ({row['recipe']}, {row['epochs']} epochs): effect "
-                    f"{points(row['effect'])} ({span(row['effect_ci95_low'], row['effect_ci95_high'], points)}, "
-                    f"{gap_word(row['effect_ci95_low'], row['effect_ci95_high'], row['effect_p_holm']).replace('cost', 'loss')})")
+                    f"{adjusted_cell(row, 'effect')}, {gap_word(row, 'effect').replace('cost', 'loss')}")
             if pd.notna(row["matched_gap"]):
                 part += (f", gap to `{row['matched_baseline']}` under the same recipe {points(row['matched_gap'])} "
                          f"({span(row['matched_gap_ci95_low'], row['matched_gap_ci95_high'], points)})")
@@ -130,8 +133,7 @@ def answer(tables: dict[str, pd.DataFrame], baseline: str, budgets_kib: Sequence
     seeds = sorted({int(s) for s in summary["seeds"]})
     first = latency.iloc[0] if not latency.empty else None
     undecided = summary[(summary["variant"] != baseline)].apply(
-        lambda row: gap_word(row["accuracy_gap_ci95_low"], row["accuracy_gap_ci95_high"], row["accuracy_gap_p_holm"])
-        not in ("a cost", "a gain"), axis=1)
+        lambda row: gap_word(row, "accuracy_gap") not in ("a cost", "a gain"), axis=1)
     chance = summary[summary["runs_at_chance"] > 0]
     return {
         "variant": variant,

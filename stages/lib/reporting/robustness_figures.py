@@ -4,6 +4,8 @@ the baseline (:mod:`stages.lib.analysis.robustness_tables` makes their tables)."
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -12,6 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from stages.lib.analysis.verdicts import HIGHER, LOWER  # noqa: E402
 from stages.lib.reporting.figures import title  # noqa: E402
 
 
@@ -44,32 +47,39 @@ def corruption_examples(examples: pd.DataFrame):
 def robustness_gaps(gaps: pd.DataFrame):
     """One panel per dataset: each variant's robustness gap against the
     baseline on each corruption (its accuracy drop minus the baseline's, in
-    percentage points, mean over seeds); a star marks a gap whose interval
-    excludes zero and whose Holm-adjusted p-value is below 0.05."""
+    percentage points, mean over seeds) and below it the half-width of its
+    simultaneous interval (Bonferroni over the variant's corruptions); a star
+    marks a gap whose verdict tells it from zero. The colour scale spans the
+    largest gap, so none saturates."""
     datasets = list(dict.fromkeys(gaps["dataset"]))
     corruptions = list(dict.fromkeys(gaps["corruption"]))
     variants = list(dict.fromkeys(gaps["variant"]))
     limit = max(1.0, float(np.nanmax(np.abs(100 * gaps["robustness_gap"]))))
-    fig, axes = plt.subplots(len(datasets), 1, figsize=(0.62 * len(corruptions) + 3.2, 0.55 * len(variants) + 1.9),
+    fig, axes = plt.subplots(len(datasets), 1, figsize=(0.7 * len(corruptions) + 3.6, 0.62 * len(variants) + 2.2),
                              squeeze=False, layout="constrained")
     for ax, dataset in zip(axes[:, 0], datasets, strict=True):
-        rows = gaps[gaps["dataset"] == dataset]
-        values = rows.pivot(index="variant", columns="corruption", values="robustness_gap").loc[variants, corruptions]
-        told = rows.assign(told=(rows["robustness_gap_p_holm"] < 0.05)
-                           & ((rows["robustness_gap_ci95_low"] > 0) | (rows["robustness_gap_ci95_high"] < 0)))
-        stars = told.pivot(index="variant", columns="corruption", values="told").loc[variants, corruptions]
-        labels = [[f"{int(round(100 * v)):+d}" + ("*" if star else "") for v, star in zip(vrow, srow, strict=True)]
-                  for vrow, srow in zip(values.to_numpy(), stars.to_numpy(), strict=True)]
-        sns.heatmap(100 * values, ax=ax, cmap="RdBu_r", vmin=-limit, vmax=limit, center=0, annot=np.array(labels),
-                    fmt="", annot_kws={"fontsize": 7},
-                    cbar_kws={"label": "extra drop (pp)", "shrink": 0.9})
+        rows = gaps[gaps["dataset"] == dataset].assign(
+            told=lambda frame: frame["robustness_gap_verdict"].isin([HIGHER, LOWER]),
+            half=lambda frame: 100 * (frame["robustness_gap_adj_high"] - frame["robustness_gap_adj_low"]) / 2)
+        grid = {column: rows.pivot(index="variant", columns="corruption", values=column).loc[variants, corruptions]
+                for column in ("robustness_gap", "told", "half")}
+        labels = [[f"{round(100 * v):+d}{'*' if star else ''}" + ("" if np.isnan(h) else f"\n±{h:.0f}")
+                   for v, star, h in zip(vrow, srow, hrow, strict=True)]
+                  for vrow, srow, hrow in zip(*(grid[c].to_numpy() for c in ("robustness_gap", "told", "half")),
+                                              strict=True)]
+        sns.heatmap(100 * grid["robustness_gap"], ax=ax, cmap="RdBu_r", vmin=-limit, vmax=limit, center=0,
+                    annot=np.array(labels), fmt="", annot_kws={"fontsize": 6.5},
+                    cbar_kws={"label": "pp", "shrink": 0.9})
         ax.set_xticklabels([c.replace("_", " ") for c in corruptions], rotation=45, ha="right", fontsize=8)
         ax.set_yticklabels(variants, rotation=0, fontsize=8)
         ax.set_xlabel("")
         ax.set_ylabel("")
         seeds = int(rows["seeds"].max())
-        ax.set_title(f"{title(dataset)}: accuracy drop from clean minus {_baseline_of(gaps)}'s, paired by seed "
-                     f"({seeds} seed{'s' if seeds != 1 else ''}); red: loses more; * Holm p < 0.05", fontsize=9)
+        ax.set_title(f"{title(dataset)} ({seeds} seed{'s' if seeds != 1 else ''})", fontsize=9)
+    fig.suptitle(textwrap.fill(
+        f"Extra accuracy drop against {_baseline_of(gaps)} (pp, paired by seed; red: loses more), ± the half-width of "
+        "its simultaneous interval over the variant's corruptions; * told from zero", int(fig.get_figwidth() * 13)),
+        fontsize=8.5)
     return fig
 
 

@@ -1,14 +1,16 @@
 """How the report writes numbers and verdicts: percentages, percentage
 points, intervals with their n, p-values, and the words a gap may earn
-(a cost or a gain only when its printed interval and its Holm-adjusted test
-agree)."""
+(a cost or a gain only as :mod:`stages.lib.analysis.verdicts` judges it)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from stages.lib.data.datasets import DATASETS
-from stages.lib.analysis.stats import ALPHA, direction
+from stages.lib.analysis.stats import direction
+from stages.lib.analysis.verdicts import (
+    HIGHER, LOWER, NO_SPREAD, NONE, family_clause, interval_label, needed_clause,
+)
 
 
 def pct(fraction: float, digits: int = 2) -> str:
@@ -55,49 +57,57 @@ def ci_cells(lows: pd.Series, highs: pd.Series, fmt=points) -> list[str]:
 
 
 def holm_clause(p_holm: float, family: int, what: str) -> str:
-    """``Holm-adjusted p = 0.012 over the 3 <what>``."""
+    """``Holm-adjusted p = 0.012 over the 3 <what>`` (tests printed without
+    an interval: the sign test over images, speed verdicts)."""
     if pd.isna(p_holm):
         return ""
     return f"Holm-adjusted p {p_text(p_holm)} over the {family} {what}" if family > 1 else f"p {p_text(p_holm)}"
 
 
-def gap_verdict(gap: float, low: float, high: float, p_holm: float, family: int, seeds: int,
-                needed: float = float("nan")) -> str:
-    """What a seed-paired gap says, in words that follow its sign, its
-    printed bounds and its Holm-adjusted p-value: a cost or a gain only when
-    the printed interval lies wholly on one side of zero and the adjusted
-    test agrees; otherwise that these seeds cannot tell it from zero, with
-    how many seeds a gap this size would need, where that can be
-    estimated."""
-    if pd.isna(gap) or pd.isna(low):
-        return ""
-    side = gap_direction(low, high)
-    adjusted = holm_clause(p_holm, family, "variants compared")
-    if side and (pd.isna(p_holm) or p_holm < ALPHA):
-        word = "a cost" if side < 0 else "a gain"
-        where = "below" if side < 0 else "above"
-        return f"{word}, its whole interval {where} zero" + (f" ({adjusted})" if family > 1 else "")
-    if side:
-        return (f"its interval excludes zero, but not once Holm-adjusted over the {family} variants compared "
-                f"(p {p_text(p_holm)}): no verdict")
-    sentence = f"with {seeds} seeds it cannot be told from zero"
-    if not pd.isna(needed):
-        sentence += f" (a true gap this size would need about {int(needed)} seeds at the measured spread, 80% power)"
-    return sentence
+def adjusted_cell(row, prefix: str, fmt=points) -> str:
+    """``value (low to high)`` with the interval its verdict is read from
+    (simultaneous within an exploratory family; see
+    :mod:`stages.lib.analysis.verdicts`), or the value and "the same on every
+    seed" where the seeds show no spread."""
+    value = row[VALUE_COLUMN.get(prefix, prefix)]
+    if row[f"{prefix}_verdict"] == NO_SPREAD:
+        return f"{fmt(value)} (the same on every seed)"
+    return cell(value, row[f"{prefix}_adj_low"], row[f"{prefix}_adj_high"], fmt)
+
+
+# the estimate's column where it is not named like its prefix
+VALUE_COLUMN = {"accuracy_gap": "accuracy_gap_vs_baseline", "gap": "gap_vs_baseline"}
+
+
+def gap_verdict(row, prefix: str, members: str) -> str:
+    """What a comparison says, in words that follow its verdict
+    (:mod:`stages.lib.analysis.verdicts`): a cost or a gain with how it was
+    tested, or that these seeds cannot tell it from zero and what more seeds
+    would do."""
+    verdict = row[f"{prefix}_verdict"]
+    how = family_clause(row, prefix, members)
+    if verdict in (LOWER, HIGHER):
+        word, where = ("a cost", "below") if verdict == LOWER else ("a gain", "above")
+        return f"{word}, its whole {interval_label(row, prefix)} {where} zero ({how})"
+    if verdict == NO_SPREAD:
+        return (f"the same number of images on every seed: no spread for a t-test, and the exact sign-flip test "
+                f"over {int(row['seeds'])} seeds gives p {p_text(row[f'{prefix}_p_adjusted'])} ({how})"
+                + (f"; {needed}" if (needed := needed_clause(row, prefix)) else ""))
+    if verdict == NONE:
+        return (f"with {int(row['seeds'])} seeds it cannot be told from zero ({how})"
+                + (f"; {needed}" if (needed := needed_clause(row, prefix)) else ""))
+    return ""
 
 
 def title(dataset: str) -> str:
     return DATASETS[dataset].title if dataset in DATASETS else dataset
 
 
-def gap_word(low: float, high: float, p_holm: float) -> str:
-    """A gap's verdict in a few words, on the rule of :func:`gap_verdict`."""
-    if pd.isna(low):
-        return "no interval"
-    side = gap_direction(low, high)
-    if side and (pd.isna(p_holm) or p_holm < ALPHA):
-        return "a cost" if side < 0 else "a gain"
-    return "no verdict once Holm-adjusted" if side else "not told from zero"
+def gap_word(row, prefix: str) -> str:
+    """A comparison's verdict in a few words, on the rule of
+    :func:`gap_verdict`."""
+    return {LOWER: "a cost", HIGHER: "a gain", NO_SPREAD: "no spread across seeds",
+            NONE: "not told from zero"}.get(row[f"{prefix}_verdict"], "no interval")
 
 
 def span(low: float, high: float, fmt) -> str:

@@ -1,0 +1,139 @@
+"""The verdict rules: primary comparisons alone, exploratory ones adjusted
+within their family with the interval they are read from, no verdict from a
+spread of zero, and the seeds a comparison without a verdict would need."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages.lib.analysis.accuracy import summary_table
+from stages.lib.analysis.stats import paired_difference
+from stages.lib.analysis.verdicts import (
+    GAP, HIGHER, LOWER, NO_SPREAD, NONE, ROBUSTNESS_GAP, judge, seeds_for,
+)
+
+IMAGES = 10000
+
+
+def _gaps(differences: dict[str, list[float]], primary=("bnn",)) -> pd.DataFrame:
+    """A summary-like table: one row per variant, its seed-paired gap to
+    the baseline from the given per-seed differences."""
+    rows = []
+    for variant, values in differences.items():
+        gap = paired_difference(np.asarray(values), np.zeros(len(values)))
+        rows.append({"dataset": "mnist", "variant": variant, "seeds": gap.n, "accuracy_gap_vs_baseline": gap.value,
+                     "accuracy_gap_ci95_low": gap.low, "accuracy_gap_ci95_high": gap.high,
+                     "accuracy_gap_p_value": gap.p_value})
+    table = pd.DataFrame(rows)
+    return judge(table, GAP, IMAGES, primary=table["variant"].isin(primary))
+
+
+# the committed default study's per-seed MNIST gap of bnn (AMD EPYC): -0.80, -0.73, -1.17 pp
+BNN = [-0.0080, -0.0073, -0.0117]
+
+
+def test_a_primary_verdict_does_not_change_when_ten_variants_are_added():
+    alone = _gaps({"bnn": BNN}).set_index("variant").loc["bnn"]
+    rng = np.random.default_rng(3)
+    crowd = {f"v{i}": list(rng.normal(rng.uniform(-0.01, 0.01), 0.003, 3)) for i in range(10)}
+    crowded = _gaps({"bnn": BNN, **crowd}).set_index("variant")
+    assert alone["accuracy_gap_verdict"] == LOWER and alone["accuracy_gap_family"] == "primary"
+    for column in ("accuracy_gap_verdict", "accuracy_gap_p_adjusted", "accuracy_gap_adj_low", "accuracy_gap_adj_high"):
+        assert crowded.at["bnn", column] == alone[column], column
+    # the same gap, exploratory among the eleven, is adjusted: Bonferroni p and a simultaneous 99.5% interval
+    demoted = _gaps({"bnn": BNN, **crowd}, primary=()).set_index("variant").loc["bnn"]
+    assert demoted["accuracy_gap_family_size"] == 11
+    assert demoted["accuracy_gap_p_adjusted"] == pytest.approx(min(1, 11 * alone["accuracy_gap_p_value"]))
+    assert demoted["accuracy_gap_adj_low"] < alone["accuracy_gap_adj_low"]
+    assert demoted["accuracy_gap_verdict"] == NONE and demoted["accuracy_gap_seeds_needed"] > 3
+
+
+def test_the_interval_printed_is_the_one_the_verdict_is_read_from():
+    rng = np.random.default_rng(7)
+    for _ in range(30):
+        m = int(rng.integers(1, 8))
+        table = _gaps({f"v{i}": list(rng.normal(rng.uniform(-0.01, 0.01), rng.uniform(0.0005, 0.01),
+                                                int(rng.integers(2, 7)))) for i in range(m)}, primary=())
+        for row in table.to_dict("records"):
+            told = row["accuracy_gap_adj_high"] < 0 or row["accuracy_gap_adj_low"] > 0
+            adjusted = row["accuracy_gap_p_adjusted"] < 0.05
+            if row["accuracy_gap_verdict"] in (LOWER, HIGHER):
+                assert told and adjusted
+            elif told and adjusted:  # only rounding of the printed bounds may withhold a verdict
+                assert abs(row["accuracy_gap_adj_high"] if row["accuracy_gap_adj_high"] < 0
+                           else row["accuracy_gap_adj_low"]) < 5e-5
+            # Bonferroni's interval and its p agree (both from the same t)
+            if m > 1 and row["accuracy_gap_verdict"] != NO_SPREAD:
+                assert told == adjusted or abs(row["accuracy_gap_p_adjusted"] - 0.05) < 1e-6
+
+
+def test_no_verdict_comes_from_a_spread_of_zero():
+    rng = np.random.default_rng(11)
+    for _ in range(50):
+        seeds = int(rng.integers(2, 6))
+        images = int(rng.integers(-300, 300))
+        same = [images / IMAGES] * seeds                         # the same count of images on every seed
+        jitter = [images / IMAGES + float(rng.normal(0, 1e-8)) for _ in range(seeds)]  # float32 noise of it
+        table = _gaps({"same": same, "jitter": jitter}, primary=("same", "jitter")).set_index("variant")
+        for name in ("same", "jitter"):
+            row = table.loc[name]
+            assert row["accuracy_gap_verdict"] in (NO_SPREAD, NONE), (name, seeds, images)
+            if images:
+                # the exact sign-flip test over seeds: 2 / 2^n, and what it would take to reach 5%
+                assert row["accuracy_gap_p_adjusted"] == pytest.approx(2 / 2 ** seeds)
+                assert row["accuracy_gap_seeds_needed"] == 6
+                assert math.isnan(row["accuracy_gap_adj_low"])
+    # dorefa8's class 0 in the extended snapshot: one image more on each of three seeds (p was 1.3e-27)
+    table = _gaps({"dorefa8": [0.001, 0.001, 0.001 + 1e-9]}, primary=("dorefa8",))
+    assert table["accuracy_gap_verdict"].iloc[0] == NO_SPREAD
+
+
+def test_every_comparison_without_a_verdict_says_how_many_seeds_it_would_take():
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        table = _gaps({f"v{i}": list(rng.normal(rng.uniform(-0.01, 0.01), 0.004, 3)) for i in range(6)}, primary=())
+        undecided = table[table["accuracy_gap_verdict"].isin([NONE, NO_SPREAD])]
+        assert undecided["accuracy_gap_seeds_needed"].notna().all()
+        assert (undecided["accuracy_gap_seeds_needed"] >= 2).all()
+        decided = table[table["accuracy_gap_verdict"].isin([LOWER, HIGHER])]
+        assert decided["accuracy_gap_seeds_needed"].isna().all()
+
+
+def test_seeds_needed_are_statsmodels_power_at_the_family_s_level():
+    from statsmodels.stats.power import TTestPower
+
+    # the EPYC's MNIST gap of bnn: mean -0.90 pp, s = 0.236 pp: effect 3.81
+    effect = 0.009 / float(np.std(BNN, ddof=1))
+    assert seeds_for(effect, 0.05, "paired") == 3
+    assert TTestPower().power(effect, 2, 0.05) < 0.8 <= TTestPower().power(effect, 3, 0.05)
+    # exploratory among 12: 5, as the issue found (4 seeds give 56%)
+    assert seeds_for(effect, 0.05 / 12, "paired") == 5
+    assert seeds_for(0.5, 0.05, "welch") == 64  # the textbook figure for a medium effect
+    assert seeds_for(math.inf, 0.05, "paired") == 6 and seeds_for(math.inf, 0.05 / 17, "paired") == 10
+    assert math.isnan(seeds_for(0.0, 0.05, "paired"))
+
+
+def test_a_family_is_each_variant_s_corruptions():
+    rows = []
+    for variant, shift in (("bnn", 0.2), ("bwn", 0.0)):
+        for corruption in ("fog", "stripe", "rotate"):
+            gap = paired_difference(np.array([shift, shift + 0.01, shift - 0.005]) if corruption == "stripe"
+                                    else np.array([0.01, -0.02, 0.004]), np.zeros(3), limit=2.0)
+            rows.append({"dataset": "mnist", "variant": variant, "baseline": "fp32", "corruption": corruption,
+                         "seeds": 3, "robustness_gap": gap.value, "robustness_gap_ci95_low": gap.low,
+                         "robustness_gap_ci95_high": gap.high, "robustness_gap_p_value": gap.p_value})
+    table = judge(pd.DataFrame(rows), ROBUSTNESS_GAP, IMAGES).set_index(["variant", "corruption"])
+    assert (table["robustness_gap_family_size"] == 3).all()
+    assert table.at[("bnn", "stripe"), "robustness_gap_verdict"] == HIGHER
+    assert table.at[("bwn", "fog"), "robustness_gap_verdict"] == NONE
+
+
+def test_the_summary_carries_raw_tests_and_the_verdicts_add_the_rest():
+    from conftest import synthetic_profiles, synthetic_runs
+
+    summary = summary_table(synthetic_runs(), synthetic_profiles(), "fp32").assign(dataset="mnist")
+    judged = judge(summary, GAP, IMAGES, primary=summary["variant"] == "bnn").set_index("variant")
+    assert judged.at["bnn", "accuracy_gap_family"] == "primary" and judged.at["bnn", "accuracy_gap_verdict"] == LOWER
+    assert judged.at["fp32", "accuracy_gap_verdict"] == "not tested"  # the baseline against itself
