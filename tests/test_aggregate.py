@@ -106,7 +106,7 @@ def test_corrupt_run_metrics_are_reported(tmp_path):
 
 
 def test_failed_aggregate_writes_nothing(tmp_path):
-    params = {"study": {"variants": ["bnn"], "seeds": [0]}, "aggregate": {"baseline": "bnn"}}
+    params = {"study": {"variants": ["bnn"], "seeds": [0]}, "aggregate": {"baseline": "bnn", "primary": ["bnn"]}}
     (tmp_path / "profiles" / "bnn" / "profile").mkdir(parents=True)
     profile = {k: 1 for k in synthetic_profiles().columns} | {"params_by_bitwidth": {"1": 1}, "macs_by_precision": {"1": 1}}
     (tmp_path / "profiles" / "bnn" / "profile" / "profile.json").write_text(json.dumps(profile))

@@ -60,6 +60,8 @@ def test_valid_params_pass_and_each_slice_changes_only_with_what_it_holds(study_
     assert after("study.seeds", [0, 1, 2, 3]) == ["aggregate.json", "benchmark.json"]
     assert after("benchmark.headline_options", "bgemm") == ["aggregate.json", "robustness.json"]
     assert after("report.memory_budgets_kib", [32, None]) == ["report.json"]
+    # the primary comparisons: what the tables and the report judge, nothing else
+    assert after("aggregate.primary", ["bnn", "bwn"]) == ["aggregate.json", "report.json"]
     assert after("data.train_limit", 1000) == [f"training/{name}.json" for name in variants]
     corrupt = ["corrupt/fashion_mnist.json", "corrupt/mnist.json"]
     assert after("data.test_limit", 1000) == corrupt + [f"training/{name}.json" for name in variants]
@@ -211,6 +213,8 @@ BAD_PARAMS = [
     ("aggregate.baseline", "fp64", "aggregate.baseline must name a variant of study.variants (fp32, bnn), "
                                    "got 'fp64'"),
     ("report.memory_budgets_kib", [16, -1], "report.memory_budgets_kib must be a non-empty list of positive KiB"),
+    ("aggregate.primary", "bnn", "aggregate.primary must be a list of distinct variant names, got 'bnn'"),
+    ("aggregate.primary", ["bnn", "bnn_x"], "aggregate.primary names bnn_x, not defined under variants"),
     ("robustness.corruptions", ["fog", "snow"], "robustness.corruptions: unknown corruption 'snow'; known corruptions: shot_noise, "
                                                 "impulse_noise, glass_blur"),
     ("robustness.corruptions", ["fog", "../x"], "robustness.corruptions: unknown corruption '../x'"),

@@ -96,7 +96,7 @@ def test_the_aggregate_stage_names_a_damaged_field_in_one_line(tmp_path, capsys)
     (tmp_path / "runs" / "mnist-bnn-0" / "live" / "metrics.json").write_text(json.dumps({**RUN, "test_accuracy": None}))
     params = tmp_path / "aggregate.json"
     params.write_text(json.dumps({"study": {"datasets": ["mnist"], "variants": ["bnn"], "seeds": [0]},
-                                  "aggregate": {"baseline": "bnn"}, "benchmark": {"headline_options": "default"},
+                                  "aggregate": {"baseline": "bnn", "primary": ["bnn"]}, "benchmark": {"headline_options": "default"},
                                   "variants": {"bnn": {"recipe": "article"}}, "recipes": {"article": {"epochs": 6}}}))
     (tmp_path / "profiles" / "bnn" / "profile").mkdir(parents=True)
     profile = {**synthetic_profiles().loc["bnn"].to_dict(), "params_by_bitwidth": {"1": 93088, "32": 468},
@@ -135,7 +135,8 @@ def test_a_damaged_cell_stops_plots_and_report_in_one_line(tmp_path, capsys, tab
     frame.to_csv(tables / f"{table}.csv", index=False)
     params = tmp_path / "report.json"
     params.write_text(json.dumps({"study": {"datasets": ["mnist"], "variants": ["fp32", "bnn"]},
-                                  "aggregate": {"baseline": "fp32"}, "report": {"memory_budgets_kib": [16, None]}}))
+                                  "aggregate": {"baseline": "fp32", "primary": ["bnn"]},
+                                  "report": {"memory_budgets_kib": [16, None]}}))
     stages = [(report, ["--params", str(params), "--tables", str(tables), "--plots", str(tmp_path / "plots"),
                         "--out", str(tmp_path / "report.md")])] if table in REPORT_READS else []
     if table in PLOTS_READS:

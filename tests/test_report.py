@@ -102,8 +102,31 @@ def test_budget_pick_prefers_the_smaller_on_a_tie_and_says_when_seeds_cannot_tel
     assert budget_picks(summary, [None], runs) == [
         "With no memory limit, pick `dorefa4`: 99.00% mean test accuracy (95% CI 98.62% to 99.38%, n = 3 seeds) in a "
         "47.28 KiB file needing 100.00 KiB of "
-        f"RAM (next best `dorefa8`, 99.00% in 92.73 KiB; paired by seed +0.00 pp (95% CI {-100 * half:+.2f} pp to "
+        f"RAM (a tie within one test image with `dorefa8`, 99.00% in 92.73 KiB, the smaller file picked; paired by "
+        f"seed +0.00 pp (95% CI {-100 * half:+.2f} pp to "
         f"{100 * half:+.2f} pp, n = 3 seeds): the seeds cannot tell them apart)."]
+
+
+def test_accuracies_within_one_test_image_are_a_tie_and_the_smaller_file_is_picked():
+    from stages.lib.analysis.budgets import budget_line
+
+    # the committed default study: fp32 ahead of its int8 form by 5e-9, a float rounding, not an image
+    summary = pd.DataFrame({
+        "variant": ["fp32", "fp32+int8", "bnn"], "tflite_kib": [368.87, 100.87, 18.80], "ram_kib": [105.6, 26.4, 105.6],
+        "test_accuracy_mean": [0.9903333383, 0.9903333333, 0.9813], "test_accuracy_ci95_low": [0.988, 0.988, 0.976],
+        "test_accuracy_ci95_high": [0.9916, 0.9916, 0.9855], "seeds": [3, 3, 3], "runs_at_chance": [0, 0, 0],
+        "architecture": ["fp32", "fp32+int8", "bnn"], "recipe": ["article"] * 3, "epochs": [6] * 3,
+    })
+    assert budget_picks(summary, [None], images=10000)[0].startswith(
+        "With no memory limit, pick `fp32+int8`: 99.03% mean test accuracy")
+    assert "(a tie within one test image with `fp32`, 99.03% in 368.87 KiB, the smaller file picked)" in \
+        budget_picks(summary, [None], images=10000)[0]
+    assert budget_line(summary, [64, None], 10000) == (
+        "≤ 64 KiB: `bnn` (98.13%, 18.80 KiB); no limit: `fp32+int8` (99.03%, 100.87 KiB; a tie with `fp32`, the "
+        "smaller picked)")
+    # one image apart is no longer a tie
+    ahead = summary.assign(test_accuracy_mean=[0.9904333, 0.9903333, 0.9813])
+    assert budget_picks(ahead, [None], images=10000)[0].startswith("With no memory limit, pick `fp32`:")
 
 
 def test_budget_pick_says_nothing_of_seeds_when_the_paired_gap_excludes_zero():

@@ -260,8 +260,8 @@ def baseline(params: dict[str, Any]) -> str:
 def primary(params: dict[str, Any]) -> list[str]:
     """``aggregate.primary``: the variants whose gap to the baseline is a
     primary comparison (tested alone at 5%, per dataset; every other
-    comparison is exploratory). Each must be a defined variant other than
-    the baseline; one the study does not run is simply not compared."""
+    comparison is exploratory). Each must be a defined variant; one the
+    study does not run, or the baseline itself, is simply not compared."""
     names = section(params, "aggregate").get("primary")
     defined = section(params, "variants") if "variants" in params else None
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names) or len(set(names)) != len(names):
@@ -269,8 +269,6 @@ def primary(params: dict[str, Any]) -> list[str]:
     unknown = [name for name in names if defined is not None and name not in defined]
     if unknown:
         raise StudyError(f"aggregate.primary names {', '.join(unknown)}, not defined under variants")
-    if section(params, "aggregate").get("baseline") in names:
-        raise StudyError("aggregate.primary must not hold the baseline: its gap to itself is zero")
     return names
 
 

@@ -1,6 +1,8 @@
 """Which variant under a memory budget: per budget on the deployed file (what
 a device stores), the most accurate network that fits, each network once
 with its best recipe; a variant with a run at chance level is never picked.
+Mean accuracies within one test image of the best are a tie (a difference
+the test set cannot show), and a tie goes to the smaller file.
 """
 
 from __future__ import annotations
@@ -22,12 +24,25 @@ def candidates(summary: pd.DataFrame) -> pd.DataFrame:
     return best.drop_duplicates("architecture").sort_index()
 
 
-def picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None]) -> list[tuple[float | None, pd.DataFrame]]:
-    """Per budget (None: unlimited), the fitting candidates, best first (the
-    best mean test accuracy, the smaller file on a tie)."""
+def ranked(fitting: pd.DataFrame, images: int | None) -> pd.DataFrame:
+    """``fitting`` best first: those within one of ``images`` test images of
+    the best mean accuracy (a tie), smallest file first, then the rest by
+    accuracy. ``tied`` marks the tie."""
+    ordered = fitting.sort_values(["test_accuracy_mean", "tflite_kib"], ascending=[False, True])
+    if ordered.empty:
+        return ordered.assign(tied=pd.Series(dtype=bool))
+    resolution = 1 / images if images else 0.0
+    tied = ordered["test_accuracy_mean"] >= ordered["test_accuracy_mean"].iloc[0] - resolution * (1 - 1e-9)
+    ordered = ordered.assign(tied=tied)
+    return pd.concat([ordered[tied].sort_values("tflite_kib"), ordered[~tied]])
+
+
+def picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None],
+          images: int | None = None) -> list[tuple[float | None, pd.DataFrame]]:
+    """Per budget (None: unlimited), the fitting candidates, best first (see
+    :func:`ranked`; ``images``: the test images each accuracy counts)."""
     pool = candidates(summary)
-    return [(budget, (pool if budget is None else pool[pool["tflite_kib"] <= budget])
-             .sort_values(["test_accuracy_mean", "tflite_kib"], ascending=[False, True]))
+    return [(budget, ranked(pool if budget is None else pool[pool["tflite_kib"] <= budget], images))
             for budget in budgets_kib]
 
 
@@ -35,22 +50,25 @@ def budget_label(budget: float | None) -> str:
     return "no limit" if budget is None else f"≤ {budget:g} KiB"
 
 
-def budget_line(summary: pd.DataFrame, budgets_kib: Sequence[float | None]) -> str:
+def budget_line(summary: pd.DataFrame, budgets_kib: Sequence[float | None], images: int | None = None) -> str:
     """The picks in one line: ``≤ 16 KiB: none fits; ≤ 64 KiB: `bnn`
     (98.13%); no limit: `fp32` (99.03%)``."""
     if candidates(summary).empty:
         return "no variant is picked: every variant has runs at chance level"
     parts = []
-    for budget, ranked in picks(summary, budgets_kib):
-        pick = ranked.iloc[0] if len(ranked) else None
+    for budget, order in picks(summary, budgets_kib, images):
+        pick = order.iloc[0] if len(order) else None
+        tie = [] if pick is None else list(order["variant"].iloc[1:][order["tied"].iloc[1:]])
         parts.append(f"{budget_label(budget)}: " + ("none fits" if pick is None else
                                                     f"`{pick['variant']}` ({pct(pick['test_accuracy_mean'])}, "
-                                                    f"{pick['tflite_kib']:.2f} KiB)"))
+                                                    f"{pick['tflite_kib']:.2f} KiB"
+                                                    + "".join(f"; a tie with `{v}`, the smaller picked" for v in tie)
+                                                    + ")"))
     return "; ".join(parts)
 
 
 def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None],
-                 runs: pd.DataFrame | None = None) -> list[str]:
+                 runs: pd.DataFrame | None = None, images: int | None = None) -> list[str]:
     """For each memory budget, the pick (see :func:`picks`) with its
     accuracy, file and RAM, and whether the next best can be told apart from
     it with these seeds (from the seed-paired difference of the two, given
@@ -76,19 +94,20 @@ def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None],
             f"`{architecture}` as `{chosen.at[architecture, 'variant']}` (recipe {chosen.at[architecture, 'recipe']}, "
             f"{chosen.at[architecture, 'epochs']} epochs)" for architecture in several if architecture in chosen.index)
             + ".")
-    for budget, ranked in picks(summary, budgets_kib):
+    for budget, order in picks(summary, budgets_kib, images):
         label = "With no memory limit" if budget is None else f"Within {budget:g} KiB of deployed file"
-        if ranked.empty:
+        if order.empty:
             sentences.append(f"{label}, no variant of this study fits.")
             continue
-        pick = ranked.iloc[0]
+        pick = order.iloc[0]
         sentence = (f"{label}, pick `{pick['variant']}`: {pct(pick['test_accuracy_mean'])} mean test accuracy "
                     f"({interval(pick['test_accuracy_ci95_low'], pick['test_accuracy_ci95_high'], n=pick['seeds'])}) "
                     f"in a {pick['tflite_kib']:.2f} KiB file needing {pick['ram_kib']:.2f} KiB of RAM")
-        if len(ranked) > 1:
-            runner_up = ranked.iloc[1]
-            sentence += (f" (next best `{runner_up['variant']}`, {pct(runner_up['test_accuracy_mean'])} in "
-                         f"{runner_up['tflite_kib']:.2f} KiB")
+        if len(order) > 1:
+            runner_up = order.iloc[1]
+            sentence += (f" ({'a tie within one test image with' if runner_up['tied'] else 'next best'} "
+                         f"`{runner_up['variant']}`, {pct(runner_up['test_accuracy_mean'])} in "
+                         f"{runner_up['tflite_kib']:.2f} KiB" + (", the smaller file picked" if runner_up["tied"] else ""))
             if runs is not None:
                 by_seed = runs.pivot_table(index="seed", columns="variant", values="test_accuracy")
                 gap = paired_difference(by_seed[runner_up["variant"]], by_seed[pick["variant"]])

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from stages.lib.analysis.budgets import budget_line
+from stages.lib.analysis.judged import test_images
 from stages.lib.analysis.int8_tables import int8_line
 from stages.lib.training.recipes import DEFAULT_RECIPE
 from stages.lib.analysis.robustness_tables import robustness_line
@@ -140,7 +141,8 @@ def answer(tables: dict[str, pd.DataFrame], baseline: str, budgets_kib: Sequence
         "at_chance": ", ".join(f"`{row['variant']}` on {title(row['dataset'])} ({row['runs_at_chance']} of "
                                f"{row['seeds']} runs)" for row in chance.to_dict("records")),
         "table": answer_table(tables, baseline, variant),
-        "budgets": [(title(dataset), budget_line(of_dataset(summary, dataset), budgets_kib)) for dataset in datasets],
+        "budgets": [(title(dataset), budget_line(of_dataset(summary, dataset), budgets_kib,
+                                                 test_images(tables["runs"]).get(dataset))) for dataset in datasets],
         "recipes": recipe_line(tables["recipes"], variant),
         "int8": int8_line(tables["int8"], title) if "int8" in tables else "",
         "robustness": (robustness_line(tables["robustness_gap"], tables["mce"], variant, title)
