@@ -29,9 +29,9 @@ summaries, Pareto flags, per-class figures and tests are per dataset.
   threads), the overhead model included. The replication unit is the
   benchmark process (a fresh interpreter): each gives its median across
   its rounds; the latency and the speedup against the baseline (paired
-  within each round) are geometric means across processes with the 95%
-  interval a rerun of the benchmark on this machine would land in (a
-  prediction interval on the log scale); the same minus the binding's overhead
+  within each round) are geometric means across processes with their 95%
+  interval within this run of the benchmark (a prediction interval on the
+  log scale for another as many processes of the same run); the same minus the binding's overhead
   measured in the same rounds; effective multiply-accumulates per second;
   the speedups' p-values Holm-adjusted over the dataset's family of speed
   verdicts.
@@ -198,18 +198,21 @@ def mean_curves(curves: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 def dvc_metrics(summary: pd.DataFrame, mce: pd.DataFrame | None = None) -> dict[str, Any]:
     """What `dvc metrics show` and `dvc exp show` list, per dataset and
-    variant; with the mean corruption error of each variant but the
-    baseline when ``mce`` is given."""
+    variant (with the gap's verdict interval, adjusted p and the seeds it
+    would need); with the mean corruption error of each variant but the
+    baseline and its interval when ``mce`` is given."""
     keep = ("seeds", "test_accuracy_mean", "test_accuracy_ci95_low", "test_accuracy_ci95_high", "memory_kib",
             "compression_vs_baseline", "binarized_mac_fraction", "accuracy_gap_vs_baseline", "tflite_kib",
             "converted_accuracy_mean", "ram_kib", "binary_mac_fraction_deployed", "latency_median_us",
-            "speedup_vs_baseline")
+            "speedup_vs_baseline", "accuracy_gap_adj_low", "accuracy_gap_adj_high", "accuracy_gap_p_adjusted",
+            "accuracy_gap_seeds_needed")
     metrics: dict[str, Any] = {}
     for row in summary.to_dict("records"):
         metrics.setdefault(row["dataset"], {})[row["variant"]] = {
-            k: (None if isinstance(row[k], float) and math.isnan(row[k]) else row[k]) for k in keep}
+            k: (None if isinstance(row.get(k), float) and math.isnan(row[k]) else row.get(k)) for k in keep}
     for row in ([] if mce is None else mce.to_dict("records")):
-        metrics[row["dataset"]][row["variant"]]["mce"] = None if math.isnan(row["mce"]) else row["mce"]
+        metrics[row["dataset"]][row["variant"]].update(
+            {k: None if math.isnan(row[k]) else row[k] for k in ("mce", "mce_adj_low", "mce_adj_high")})
     return metrics
 
 

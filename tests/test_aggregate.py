@@ -362,6 +362,10 @@ def test_summary_pareto_and_metrics_are_per_dataset():
     assert metrics["fashion_mnist"]["bnn"]["test_accuracy_mean"] == pytest.approx(0.982 - 0.14)
     # the mean corruption error of each variant but the baseline
     assert metrics["mnist"]["bnn"]["mce"] == pytest.approx(written["mce"]["mce"].iloc[0])
+    # the primary gap with the interval and p its verdict is read from
+    bnn = summary[(summary["dataset"] == "mnist") & (summary["variant"] == "bnn")].iloc[0]
+    assert metrics["mnist"]["bnn"]["accuracy_gap_adj_low"] == pytest.approx(bnn["accuracy_gap_ci95_low"])
+    assert metrics["mnist"]["bnn"]["accuracy_gap_p_adjusted"] == pytest.approx(bnn["accuracy_gap_p_value"])
     assert "mce" not in metrics["mnist"]["fp32"]
 
 

@@ -53,12 +53,12 @@ def _errors(result):
     return [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("error:")]
 
 
-# The README's line that restores the committed params.yaml after a refused experiment.
+# The documentation's line (docs/pipeline.md) that restores the committed params.yaml after a refused experiment.
 RESTORE_PARAMS = "git show HEAD:params.yaml > params.yaml"
 
 
 def _restore_params(repo):
-    assert RESTORE_PARAMS in " ".join((REPO / "README.md").read_text().split())
+    assert RESTORE_PARAMS in " ".join((REPO / "docs" / "pipeline.md").read_text().split())
     subprocess.run(RESTORE_PARAMS, shell=True, cwd=repo, check=True)
     assert (repo / "params.yaml").read_bytes() == subprocess.run(
         ["git", "show", "HEAD:params.yaml"], cwd=repo, capture_output=True, check=True).stdout

@@ -42,7 +42,7 @@ def test_sentences_fill_in_the_numbers():
             "105.62 KiB of RAM at peak; 93.03% of its multiply-accumulates run in LCE's binary convolution, the other "
             "6.97% in float operators (CONV_2D 1)") in text
     assert ("`bnn` on this machine's CPU: one image takes 58.4 µs against `fp32`'s 116.7 µs (1 thread, options "
-            "bgemm+xnnpack): 2.00x the baseline's speed, paired by round (95% interval for a rerun: 2.00x to 2.00x, n = 4 processes), "
+            "bgemm+xnnpack): 2.00x the baseline's speed, paired by round (95% interval within this benchmark run: 2.00x to 2.00x, n = 4 processes), "
             "not told apart from the baseline's speed once adjusted for the family of speed verdicts.") in text
     # the synthetic ratio is 2.00x in every process: no spread, so no t-test (the exact sign-flip test gives p = 2/2^4)
     assert "`bnn`'s profile matches on 5 of 5 figures" in text
@@ -54,7 +54,7 @@ def test_speed_sentences_give_every_thread_count():
     summary = _summary()
     text = " ".join(speed_findings(summary, "fp32", synthetic_latency()))
     assert ("`bnn` on a test CPU: one image takes 58.4 µs against `fp32`'s 116.7 µs (1 thread, options bgemm+xnnpack): "
-            "2.00x the baseline's speed, paired by round (95% interval for a rerun: 2.00x to 2.00x, n = 4 processes; Holm-adjusted p "
+            "2.00x the baseline's speed, paired by round (95% interval within this benchmark run: 2.00x to 2.00x, n = 4 processes; Holm-adjusted p "
             "= 0.5 over the 4 speed verdicts), not told apart from the baseline's speed once adjusted for the family of speed "
             "verdicts; at 2 threads, 58.4 µs against 116.7 µs: 2.00x the "
             "baseline's speed") in text
@@ -151,7 +151,7 @@ def test_readable_summary_and_render(tmp_path):
     assert "![Test accuracy against the memory the weights take](plots/accuracy_vs_memory.png)" in report
     assert "## Speed on a test CPU\n\nMeasured on a test CPU (popcount: scalar POPCNT; LCE: portable reference kernels" \
         in report
-    assert "4 fresh processes\nof 5 rounds each" in report
+    assert "4 fresh processes of 5\nrounds each, one after another" in report
     assert "the binding's overhead (1.0 µs at 1 thread, 1.0 µs at 2 threads)" in report
     assert "At 2 threads on this 2-core machine the interpreter uses every core" in report
     assert "| bnn | 2.00x (2.00x to 2.00x) | 2.00x (2.00x to 2.00x) |" in " ".join(report.split())

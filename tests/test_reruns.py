@@ -96,9 +96,14 @@ ROWS = {
 }
 
 
+def _documentation() -> str:
+    """The README and every page of docs/: what a user reads."""
+    return "\n\n".join(path.read_text() for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))])
+
+
 def _readme_table():
-    """The README's rows: change -> what it says reruns."""
-    text = (REPO / "README.md").read_text()
+    """The documentation's rows (docs/pipeline.md): change -> what it says reruns."""
+    text = _documentation()
     table = text[text.index("| change | reruns |"):].split("\n\n")[0].splitlines()[2:]
     return dict(re.match(r"\| (.*?) \| (.*) \|$", row).groups() for row in table)
 
@@ -159,10 +164,10 @@ def test_what_each_change_reruns(tmp_path, row, before, change, expected):
 
 
 def _readme_experiments():
-    """Every `dvc exp run` command of the README, as a user types it: its
-    arguments after `dvc exp run`."""
+    """Every `dvc exp run` command of the README and docs/, as a user types
+    it: its arguments after `dvc exp run`."""
     commands = []
-    for line in (REPO / "README.md").read_text().splitlines():
+    for line in _documentation().splitlines():
         for command in line.split("&&"):
             if command.strip().startswith("dvc exp run "):
                 commands.append(shlex.split(command, comments=True)[3:])

@@ -99,8 +99,8 @@ def comparison_table(summary: pd.DataFrame, runs: pd.DataFrame, timings: pd.Data
     mean test accuracy of each with its interval and their difference paired
     by seed, the worst agreement with Keras, and the latency of each under
     ``headline`` with int8's speedup over the 1-bit network, paired within
-    rounds, with the interval a rerun of the benchmark on this machine
-    (``cpu``) would land in. Empty when the study lacks either."""
+    rounds, with the 95% interval within the benchmark run on this machine
+    (``cpu``). Empty when the study lacks either."""
     rows = summary.set_index("variant")
     if one_bit not in rows.index or int8 not in rows.index:
         return pd.DataFrame(columns=COMPARISON_COLUMNS)
@@ -137,7 +137,7 @@ def comparison_table(summary: pd.DataFrame, runs: pd.DataFrame, timings: pd.Data
 
 def _faster(row: dict) -> int:
     """+1 where int8 is told faster than the 1-bit network, -1 slower, 0
-    not told apart: the printed rerun interval wholly on one side of 1.00x
+    not told apart: the printed interval wholly on one side of 1.00x
     and the Holm-adjusted test (over the dataset's thread counts) agreeing."""
     side = direction(row["int8_speedup_rerun95_low"], row["int8_speedup_rerun95_high"], "{:.2f}", reference=1.0)
     return side if side and (pd.isna(row["int8_speedup_p_holm"]) or row["int8_speedup_p_holm"] < ALPHA) else 0
@@ -252,7 +252,7 @@ def readable_int8(table: pd.DataFrame) -> pd.DataFrame:
             table["one_bit_agreement_min"], table["int8_agreement_min"], strict=True)],
         "latency (µs): 1-bit / int8": [f"{a:.1f} / {b:.1f}" for a, b in
                                        zip(table["one_bit_latency_us"], table["int8_latency_us"], strict=True)],
-        "int8's speed over 1-bit (rerun interval)": [with_interval(v, lo, hi, times) for v, lo, hi in zip(
+        "int8's speed over 1-bit (95% within the run)": [with_interval(v, lo, hi, times) for v, lo, hi in zip(
             table["int8_speedup_vs_one_bit"], table["int8_speedup_rerun95_low"], table["int8_speedup_rerun95_high"],
             strict=True)],
     })

@@ -1,7 +1,9 @@
 """How fast the deployed models run: latency and the paired speedup
-against the baseline per benchmark process, with the 95% interval a rerun
-would land in and Holm over the speed verdicts, always named with the CPU
-they were measured on; and their sentences."""
+against the baseline per benchmark process, with the 95% interval across
+the processes of one run of the benchmark (process-to-process noise; another
+run of the stage, later on a shared host, can move more) and Holm over the
+speed verdicts, always named with the CPU they were measured on; and their
+sentences."""
 
 from __future__ import annotations
 
@@ -57,9 +59,12 @@ def latency_table(timings: pd.DataFrame, variants: Sequence[str], baseline: str,
     same round, options and threads; the speedup is the baseline's latency
     over the variant's in the same round. Each process contributes the
     median of its rounds; latencies and speedups are geometric means across
-    processes with the 95% interval a rerun of the benchmark on this machine
-    would land in (:func:`stages.lib.analysis.stats.rerun_interval`, on the log
-    scale, so that no interval reaches below zero). The speed verdicts of one dataset are one family: the
+    processes with the 95% interval across them: where another set of as
+    many processes in the same run would land
+    (:func:`stages.lib.analysis.stats.rerun_interval`, on the log scale, so
+    that no interval reaches below zero); separate runs of the stage on one
+    host have moved by more, which is why the report names it "within one
+    benchmark run". The speed verdicts of one dataset are one family: the
     speedups' p-values (that the ratio is 1) are Holm-adjusted together."""
     per_round = timings.groupby(["variant", "options", "threads", "process", "round"])["latency_us"].mean()
     combos = per_round.index.droplevel(["process", "round"])
@@ -121,7 +126,7 @@ def readable_latency(latency: pd.DataFrame, baseline: str) -> pd.DataFrame:
     return pd.DataFrame({
         "variant": rows["variant"],
         "threads": rows["threads"],
-        "latency (95% rerun interval) µs": [with_interval(v, lo, hi, "{:.1f}".format) for v, lo, hi in
+        "latency (95% interval within the run) µs": [with_interval(v, lo, hi, "{:.1f}".format) for v, lo, hi in
                                 zip(rows["latency_median_us"], rows["latency_rerun95_low"], rows["latency_rerun95_high"],
                                     strict=True)],
         "minus overhead (µs)": [with_interval(v, lo, hi, "{:.1f}".format) for v, lo, hi in
@@ -144,7 +149,7 @@ def latency_by_options(latency: pd.DataFrame) -> pd.DataFrame:
 
 
 def speed_word(row: dict) -> str:
-    """faster or slower only when the printed rerun interval lies wholly on
+    """faster or slower only when the printed interval lies wholly on
     one side of 1.00x and the Holm-adjusted test agrees."""
     side = direction(row["speedup_rerun95_low"], row["speedup_rerun95_high"], "{:.2f}", reference=1.0)
     p_holm = row.get("speedup_p_holm", math.nan)
@@ -166,7 +171,7 @@ def _speed(row: dict, family: int) -> str:
                    if direction(low, high, "{:.2f}", reference=1.0) else "not told apart from the baseline's speed")
     processes = row.get("processes")
     shown = interval(low, high, times, None if pd.isna(processes) else int(processes), "processes",
-                     label="95% interval for a rerun:")
+                     label="95% interval within this benchmark run:")
     adjusted = holm_clause(p_holm, family, "speed verdicts")
     return (f"{times(speed)} the baseline's speed, paired by round ({shown}"
             + (f"; {adjusted}" if adjusted and family > 1 else "") + f"), {verdict}")
@@ -244,7 +249,7 @@ def benchmark_context(latency: pd.DataFrame) -> dict:
 
 def readable_speeds(latency: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """Per variant, its paired speedup against the baseline with the 95%
-    interval a rerun would land in, under the headline option set, one
+    interval within the benchmark run, under the headline option set, one
     column per (dataset, threads)."""
     rows = latency[latency["headline"] & (latency["variant"] != OVERHEAD)]
     several = rows["dataset"].nunique() > 1

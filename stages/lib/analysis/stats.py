@@ -12,8 +12,9 @@ them into words. Every interval is two-sided at 95%.
 - Two networks' answers on the same test images, all seeds at once: the
   exact sign test over images (:func:`image_sign_test`).
 - Speeds: each benchmark process gives one figure; ratios and latencies are
-  averaged on the log scale across processes, with the interval a rerun of
-  the benchmark would land in (:func:`rerun_interval`).
+  averaged on the log scale across processes, with the interval another as
+  many processes of the same benchmark run would land in
+  (:func:`rerun_interval`; separate runs of the stage move more).
 - A family of tests printed without intervals (the sign test over images,
   speed verdicts): Holm's adjustment (:func:`holm`). Which comparisons are
   primary, and the adjusted intervals and verdicts of the others:
@@ -197,11 +198,13 @@ def prediction_interval(accuracies: Sequence[float], images: int) -> tuple[float
 
 def rerun_interval(values: Sequence[float]) -> Estimate:
     """Geometric mean of positive ``values`` (one per benchmark process)
-    and the 95% interval for what a rerun of the benchmark on the same
-    machine would give: the prediction interval for the log mean of another
-    as many processes, log mean +/- t(n-1) * s * sqrt(1/n + 1/n), mapped
-    back. It is wider than the interval of the mean by sqrt(2): it covers
-    this run's error and the rerun's. The p-value is the one-sample t-test
+    and the 95% interval for what another as many processes would give
+    under the same conditions: the prediction interval for the log mean of
+    another as many processes, log mean +/- t(n-1) * s * sqrt(1/n + 1/n),
+    mapped back. It is wider than the interval of the mean by sqrt(2): it
+    covers this set's error and the next's. It holds process-to-process
+    noise only; a later run of the benchmark on a shared host can move by
+    more (the report says "within this benchmark run"). The p-value is the one-sample t-test
     that the log mean is zero (for a ratio: that it is 1)."""
     values = _clean(values)
     if len(values) == 0 or (values <= 0).any():
