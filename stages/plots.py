@@ -56,6 +56,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.colors import SymLogNorm  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from stages.lib.common import atomic_directory, log, run_cli  # noqa: E402
@@ -300,9 +301,11 @@ def confusion_difference(confusion: pd.DataFrame, summary: pd.DataFrame):
             axis_row = axes[next(slots)]
             for ax, (name, diff) in zip(axis_row, row_panels[start:start + columns], strict=False):
                 last = name == row_panels[-1][0]
-                sns.heatmap(diff, ax=ax, cmap="RdBu_r", vmin=-limit, vmax=limit, center=0, annot=True, fmt=".1f",
-                            annot_kws={"fontsize": 6}, cbar=last,
-                            cbar_kws={"label": "test images (mean over seeds)"} if last else None, square=True)
+                # symmetric-log colours: one variant's hundreds of images do not wash out another's few
+                sns.heatmap(diff, ax=ax, cmap="RdBu_r", norm=SymLogNorm(linthresh=1.0, vmin=-limit, vmax=limit),
+                            annot=True, fmt=".1f", annot_kws={"fontsize": 6}, cbar=last,
+                            cbar_kws={"label": "test images (mean over seeds; symmetric log scale)"} if last else None,
+                            square=True)
                 ax.tick_params(labelsize=7)
                 ax.set_title(name, fontsize=10)
                 ax.set_xlabel("predicted class")

@@ -22,7 +22,7 @@ from stages.lib.analysis.robustness_tables import robustness_line
 from stages.lib.analysis.speed import speed_word, threads_label
 from stages.lib.analysis.stats import error_ratio
 from stages.lib.analysis.tables import ARTICLE_ONE_BIT, of_dataset
-from stages.lib.analysis.verdicts import needed_clause
+from stages.lib.analysis.verdicts import PRIMARY, needed_clause
 from stages.lib.reporting.wording import adjusted_cell, cell, gap_word, pct, points, span, times, title, with_interval
 
 
@@ -124,6 +124,24 @@ def recipe_line(recipes: pd.DataFrame, variant: str) -> str:
     return "; ".join(parts)
 
 
+def caveat(undecided: pd.Series, primary: pd.Series, seeds: int) -> str:
+    """How many gaps the seeds leave without a verdict, primary ones and
+    exploratory ones apart."""
+    if not undecided.any():
+        return f"every accuracy gap of this study is told from zero with {seeds} seeds"
+    parts = []
+    for label, rows in (("primary", primary), ("exploratory", ~primary)):
+        count, left = int(rows.sum()), int((undecided & rows).sum())
+        plural = count > 1
+        if not count:
+            continue
+        parts.append(f"the {label} accuracy gap{'s' if plural else ''} {'are' if plural else 'is'} told from zero"
+                     if not left else
+                     f"{left} of {count} {label} accuracy gap{'s' if plural else ''} cannot be told from zero with "
+                     "these seeds (the cost section gives the seeds each would take)")
+    return "; ".join(parts)
+
+
 def answer(tables: dict[str, pd.DataFrame], baseline: str, budgets_kib: Sequence[float | None]) -> dict | None:
     """The opening screen's parts, or None when there is nothing to compare."""
     summary, latency = tables["summary"], tables["latency"]
@@ -133,8 +151,9 @@ def answer(tables: dict[str, pd.DataFrame], baseline: str, budgets_kib: Sequence
     datasets = list(dict.fromkeys(summary["dataset"]))
     seeds = sorted({int(s) for s in summary["seeds"]})
     first = latency.iloc[0] if not latency.empty else None
-    undecided = summary[(summary["variant"] != baseline)].apply(
-        lambda row: gap_word(row, "accuracy_gap") not in ("a cost", "a gain"), axis=1)
+    compared = summary[summary["variant"] != baseline]
+    undecided = compared.apply(lambda row: gap_word(row, "accuracy_gap") not in ("a cost", "a gain"), axis=1)
+    primary = compared["accuracy_gap_family"] == PRIMARY
     chance = summary[summary["runs_at_chance"] > 0]
     return {
         "variant": variant,
@@ -148,9 +167,7 @@ def answer(tables: dict[str, pd.DataFrame], baseline: str, budgets_kib: Sequence
         "robustness": (robustness_line(tables["robustness_gap"], tables["mce"], variant, title)
                        if "robustness_gap" in tables else ""),
         "seeds": str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]} to {seeds[-1]}",
-        "caveat": (f"every accuracy gap of this study is told from zero with {seeds[-1]} seeds" if not undecided.any()
-                   else f"{int(undecided.sum())} of the {len(undecided)} accuracy gaps of this study cannot be told "
-                        f"from zero with these seeds"),
+        "caveat": caveat(undecided, primary, seeds[-1]),
         "cpu": None if first is None else first["cpu"],
         "kernels": None if first is None else first["lce_kernels"],
     }
