@@ -13,7 +13,9 @@ import pandas as pd
 
 from stages.lib.analysis.stats import accuracy_interval, paired_difference, prediction_interval, welch_difference
 from stages.lib.analysis.tables import of_dataset
-from stages.lib.analysis.verdicts import HIGHER, LOWER, NO_SPREAD, PRIMARY, family_clause, interval_label
+from stages.lib.analysis.verdicts import (
+    HIGHER, LOWER, NO_SPREAD, PRIMARY, family_clause, interval_label, needed_clause,
+)
 from stages.lib.reporting.wording import (
     adjusted_cell, cell, ci_cells, gap_verdict, gap_word, interval, p_cell, pct, points, title,
 )
@@ -217,8 +219,10 @@ def change_clause(row: dict) -> str:
     over the dataset's variants where there are several), wider or narrower
     only on its verdict."""
     verdict = row["gap_change_verdict"]
+    needed = needed_clause(row, "gap_change")
     what = (f"the gap is {'wider' if verdict == LOWER else 'narrower'} on {title(row['dataset'])}"
-            if verdict in (LOWER, HIGHER) else "the seeds cannot tell the gap's change from zero")
+            if verdict in (LOWER, HIGHER) else
+            "the seeds cannot tell the gap's change from zero" + (f" ({needed}, per dataset)" if needed else ""))
     bounds = (interval(row["gap_change_adj_low"], row["gap_change_adj_high"], points, int(row["seeds"]),
                        label=f"Welch {interval_label(row, 'gap_change')}")
               if row["gap_change_verdict"] != NO_SPREAD else "the same on every seed")
