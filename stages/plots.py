@@ -141,8 +141,10 @@ def accuracy_vs_latency(runs, summary, cpu: str):
     threads = f"{int(first['latency_threads'])} thread" + ("" if int(first["latency_threads"]) == 1 else "s")
     fig = _accuracy_scatter(runs, summary, "latency_median_us", f"latency (µs, batch 1, {threads})",
                             x_interval=("latency_rerun95_low", "latency_rerun95_high"))
-    fig.suptitle(f"Deployed latency on {cpu} (LCE interpreter, options {first['latency_options']}; geometric mean "
-                 "and 95% interval across the benchmark's processes)", fontsize=9)
+    # wrapped to the panels' width: the legend sits beside them, at the top right
+    fig.suptitle(textwrap.fill(f"Deployed latency on {cpu} (LCE interpreter, options {first['latency_options']}; "
+                               "geometric mean and 95% interval across the processes of one benchmark run)",
+                               int(fig.get_figwidth() * 9)), fontsize=9)
     return fig
 
 
