@@ -43,6 +43,8 @@ EXPLORATORY = "exploratory"
 # the verdict column's values
 LOWER, HIGHER, NONE, NO_SPREAD, NO_INTERVAL, NOT_TESTED = (
     "lower", "higher", "no verdict", "no spread", "no interval", "not tested")
+# what judge() adds to a table, each after the comparison's prefix
+COLUMNS = ("family", "family_size", "level", "p_adjusted", "adj_low", "adj_high", "verdict", "seeds_needed")
 # below this many images of standard deviation, per-seed differences are the same count of images on every seed
 SPREAD_IMAGES = 0.05
 
@@ -157,8 +159,7 @@ def judge(frame: pd.DataFrame, comparison: Comparison, images: pd.Series | float
     p = comparison.prefix
     frame = frame.drop(columns=[c for c in frame.columns if c in (f"{p}_p_holm", f"{p}_seeds_needed")]).copy()
     if frame.empty:
-        for column in ("family", "family_size", "level", "p_adjusted", "adj_low", "adj_high", "verdict",
-                       "seeds_needed"):
+        for column in COLUMNS:
             frame[f"{p}_{column}"] = pd.Series(dtype=object if column in ("family", "verdict") else float)
         return frame
     primary = pd.Series(False, index=frame.index) if primary is None else primary.reindex(frame.index).fillna(False)
@@ -168,65 +169,49 @@ def judge(frame: pd.DataFrame, comparison: Comparison, images: pd.Series | float
     family_of = frame[list(comparison.family)].astype(str).agg("\x1f".join, axis=1) if comparison.family else \
         pd.Series("", index=frame.index)
     sizes = family_of[tested & ~primary].value_counts()
-    out = {name: [] for name in ("family", "family_size", "level", "p_adjusted", "adj_low", "adj_high", "verdict",
-                                 "seeds_needed")}
+    rows = []
     for index, row in frame.iterrows():
-        is_primary = bool(primary[index])
-        size = 1 if is_primary else int(sizes.get(family_of[index], 0))
+        size = 1 if primary[index] else int(sizes.get(family_of[index], 0))
         level = ALPHA / max(size, 1)
-        out["family"].append(PRIMARY if is_primary else EXPLORATORY)
-        out["family_size"].append(size)
-        out["level"].append(level)
+        judged = {"family": PRIMARY if primary[index] else EXPLORATORY, "family_size": size, "level": level,
+                  "p_adjusted": math.nan, "adj_low": math.nan, "adj_high": math.nan, "seeds_needed": math.nan}
         if not tested[index]:
-            out["p_adjusted"].append(math.nan)
-            out["adj_low"].append(math.nan)
-            out["adj_high"].append(math.nan)
-            out["verdict"].append(NOT_TESTED if not pd.isna(row[comparison.value]) and row[comparison.n] >= 2
-                                  else NO_INTERVAL)
-            out["seeds_needed"].append(math.nan)
-            continue
-        row = row.to_dict()
-        n, value, raw_p = int(row[comparison.n]), float(row[comparison.value]), float(row[comparison.p])
-        sd = spread(row, comparison)
-        counted = resolution is not None and not pd.isna(resolution[index])
-        no_spread = n >= 2 and not math.isnan(sd) and (
-            sd == 0 or (counted and comparison.design != "log" and sd * float(resolution[index]) < SPREAD_IMAGES))
-        if no_spread:
-            exact = sign_flip_p(value, n)
-            out["p_adjusted"].append(min(1.0, exact * size))
-            out["adj_low"].append(math.nan)
-            out["adj_high"].append(math.nan)
-            out["verdict"].append(NO_SPREAD if value != 0 else NONE)
-            out["seeds_needed"].append(seeds_for(math.inf, level, comparison.design) if value != 0 else math.nan)
-            continue
-        adjusted_p = min(1.0, raw_p * size)
-        if math.isnan(sd):
-            out["p_adjusted"].append(adjusted_p)
-            out["adj_low"].append(math.nan)
-            out["adj_high"].append(math.nan)
-            out["verdict"].append(NO_INTERVAL)
-            out["seeds_needed"].append(math.nan)
-            continue
-        df = _df(comparison.design, n)
-        half = sd / math.sqrt(n / 2 if comparison.design == "welch" else n) * _t(df, level)
-        if comparison.design == "log":
-            centre = math.log(value)
-            low, high = math.exp(centre - half), math.exp(centre + half)
-            effect = abs(centre) / sd
-            side = direction(low, high, "{:.2f}", 1.0)
+            judged["verdict"] = (NOT_TESTED if not pd.isna(row[comparison.value]) and row[comparison.n] >= 2
+                                 else NO_INTERVAL)
         else:
-            low, high = max(value - half, -comparison.limit), min(value + half, comparison.limit)
-            effect = abs(value) / sd
-            side = direction(100 * low, 100 * high, "{:+.2f}")
-        verdict = (HIGHER if side > 0 else LOWER) if side and adjusted_p < ALPHA else NONE
-        out["p_adjusted"].append(adjusted_p)
-        out["adj_low"].append(low)
-        out["adj_high"].append(high)
-        out["verdict"].append(verdict)
-        out["seeds_needed"].append(seeds_for(effect, level, comparison.design) if verdict == NONE else math.nan)
-    for name, values in out.items():
-        frame[f"{p}_{name}"] = values
+            images_per_seed = None if resolution is None or pd.isna(resolution[index]) else float(resolution[index])
+            judged.update(_verdict(row.to_dict(), comparison, size, level, images_per_seed))
+        rows.append(judged)
+    out = pd.DataFrame(rows, index=frame.index)
+    for name in COLUMNS:
+        frame[f"{p}_{name}"] = out[name]
     return frame
+
+
+def _verdict(row: dict, comparison: Comparison, size: int, level: float, images: float | None) -> dict:
+    """One tested comparison's adjusted p, the interval its verdict is read
+    from, the verdict, and the seeds it would need (see :func:`judge`)."""
+    n, value, raw_p = int(row[comparison.n]), float(row[comparison.value]), float(row[comparison.p])
+    sd = spread(row, comparison)
+    if n >= 2 and not math.isnan(sd) and (
+            sd == 0 or (images is not None and comparison.design != "log" and sd * images < SPREAD_IMAGES)):
+        return {"p_adjusted": min(1.0, sign_flip_p(value, n) * size), "verdict": NO_SPREAD if value != 0 else NONE,
+                "seeds_needed": seeds_for(math.inf, level, comparison.design) if value != 0 else math.nan}
+    adjusted_p = min(1.0, raw_p * size)
+    if math.isnan(sd):
+        return {"p_adjusted": adjusted_p, "verdict": NO_INTERVAL}
+    half = sd / math.sqrt(n / 2 if comparison.design == "welch" else n) * _t(_df(comparison.design, n), level)
+    if comparison.design == "log":
+        centre = math.log(value)
+        low, high, effect = math.exp(centre - half), math.exp(centre + half), abs(centre) / sd
+        side = direction(low, high, "{:.2f}", 1.0)
+    else:
+        low, high = max(value - half, -comparison.limit), min(value + half, comparison.limit)
+        effect = abs(value) / sd
+        side = direction(100 * low, 100 * high, "{:+.2f}")
+    verdict = (HIGHER if side > 0 else LOWER) if side and adjusted_p < ALPHA else NONE
+    return {"p_adjusted": adjusted_p, "adj_low": low, "adj_high": high, "verdict": verdict,
+            "seeds_needed": seeds_for(effect, level, comparison.design) if verdict == NONE else math.nan}
 
 
 def family_clause(row: dict | pd.Series, prefix: str, members: str) -> str:
