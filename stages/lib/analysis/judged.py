@@ -18,7 +18,7 @@ from stages.lib.analysis.verdicts import (
 # columns of older tables that today's rules replace
 OBSOLETE = ("time_vs_article_recipe", "recovered_fraction", "recovered_ci95_low", "recovered_ci95_high",
             "effect_p_holm", "gap_change_p_holm", "robustness_gap_p_holm", "gap_p_holm", "accuracy_gap_p_holm",
-            "ce_undefined")
+            "accuracy_gap_seeds_needed", "ce_undefined")
 
 
 def test_images(runs: pd.DataFrame) -> dict[str, int]:

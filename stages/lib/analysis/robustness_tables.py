@@ -48,7 +48,7 @@ from stages.lib.data.robustness import (
 from stages.lib.analysis.stats import accuracy_interval, mean_interval, paired_difference
 from stages.lib.analysis.tables import FRACTION, MAPPING, POSITIVE_COUNT, TEXT, Runs, read_json
 from stages.lib.analysis.verdicts import (
-    HIGHER, LOWER, NO_SPREAD, NOT_TESTED, family_clause, interval_label, needed_clause,
+    NO_SPREAD, NOT_TESTED, family_clause, interval_label, needed_clause, side,
 )
 from stages.lib.reporting.wording import cell, p_cell, pct, points, times, with_interval
 
@@ -192,13 +192,6 @@ def examples_table(corrupted_dir: str | Path, datasets: Sequence[str]) -> pd.Dat
 
 # -- what the report says ----------------------------------------------------
 
-def _told(row: dict[str, Any]) -> int:
-    """+1 when the variant's extra drop is told above zero (it loses more
-    than the baseline), -1 below (it loses less), 0 otherwise: the verdict
-    of its simultaneous interval and adjusted p (:mod:`verdicts`)."""
-    return {HIGHER: 1, LOWER: -1}.get(row["robustness_gap_verdict"], 0)
-
-
 def _needed(row: dict[str, Any]) -> str:
     """What the row's comparison would need, or that its spread is zero."""
     return needed_clause(row, "robustness_gap") or "no seed count estimable"
@@ -217,10 +210,6 @@ def _gap_cell(row: dict[str, Any]) -> str:
                 lambda v: points(v, 1))
 
 
-def _mce_told(row: dict[str, Any]) -> int:
-    return {HIGHER: 1, LOWER: -1}.get(row["mce_verdict"], 0)
-
-
 def _mce_ratio(row: dict[str, Any]) -> str:
     if row["mce_verdict"] == NOT_TESTED:  # tables written before the log-scale mCE: a mean of ratios, not judged
         return f"{times(row['mce'])} (a mean of ratios from older tables, not tested)"
@@ -228,7 +217,7 @@ def _mce_ratio(row: dict[str, Any]) -> str:
 
 
 def _mce_clause(row: dict[str, Any], baseline: str, short: bool = False) -> str:
-    told = _mce_told(row)
+    told = side(row, "mce")
     ratio = _mce_ratio(row)
     if row["mce_verdict"] == NOT_TESTED:
         return f"mCE {ratio}" if short else f"mean corruption error (mCE) is {ratio} `{baseline}`'s"
@@ -273,8 +262,8 @@ def robustness_findings(gaps: pd.DataFrame, mce: pd.DataFrame, accuracy: pd.Data
         mces = {row["variant"]: row for row in mce[mce["dataset"] == dataset].to_dict("records")}
         if headline in rows:
             mine = rows[headline]
-            worse = [row for row in mine if _told(row) > 0]
-            better = [row for row in mine if _told(row) < 0]
+            worse = [row for row in mine if side(row, "robustness_gap") > 0]
+            better = [row for row in mine if side(row, "robustness_gap") < 0]
             rest = family - len(worse) - len(better)
             if worse or better:
                 parts = ([f"loses more accuracy than `{baseline}` beyond their clean gap on {len(worse)} "
@@ -320,8 +309,8 @@ def _others_sentence(others: Sequence[str], rows: dict[str, list[dict[str, Any]]
     below 1; how many of the rest."""
     told = []
     for variant in others:
-        worse = [row["corruption"].replace("_", " ") for row in rows[variant] if _told(row) > 0]
-        better = [row["corruption"].replace("_", " ") for row in rows[variant] if _told(row) < 0]
+        worse = [row["corruption"].replace("_", " ") for row in rows[variant] if side(row, "robustness_gap") > 0]
+        better = [row["corruption"].replace("_", " ") for row in rows[variant] if side(row, "robustness_gap") < 0]
         if worse or better:
             told.append(f"`{variant}`" + (f" more on {', '.join(worse)}" if worse else "")
                         + (" and" if worse and better else "") + (f" less on {', '.join(better)}" if better else ""))
@@ -339,9 +328,9 @@ def _others_sentence(others: Sequence[str], rows: dict[str, list[dict[str, Any]]
     for variant in others:
         row = mces.get(variant)
         if row is not None and not pd.isna(row["mce"]):
-            side = _mce_told(row)
-            if side:
-                by_side[side].append(f"`{variant}` {_mce_ratio(row)}")
+            above = side(row, "mce")
+            if above:
+                by_side[above].append(f"`{variant}` {_mce_ratio(row)}")
     parts = ([f"above 1.00x for {', '.join(by_side[1])}"] if by_side[1] else []) + \
         ([f"below for {', '.join(by_side[-1])}"] if by_side[-1] else [])
     rest = len(others) - len(by_side[1]) - len(by_side[-1])
@@ -364,8 +353,8 @@ def robustness_line(gaps: pd.DataFrame, mce: pd.DataFrame, headline: str, datase
     parts = []
     for dataset, group in gaps[gaps["variant"] == headline].groupby("dataset", sort=False):
         rows = group.to_dict("records")
-        worse = [row for row in rows if _told(row) > 0]
-        better = [row for row in rows if _told(row) < 0]
+        worse = [row for row in rows if side(row, "robustness_gap") > 0]
+        better = [row for row in rows if side(row, "robustness_gap") < 0]
         seeds = int(group["seeds"].max())
         if worse or better:
             part = (f"{dataset_title(dataset)}: loses more on {len(worse)} of {len(rows)} corruptions"

@@ -152,12 +152,12 @@ def judge(frame: pd.DataFrame, comparison: Comparison, images: pd.Series | float
           primary: pd.Series | None = None) -> pd.DataFrame:
     """``frame`` with its verdict columns (``<prefix>_family``, ``_family_size``,
     ``_level``, ``_p_adjusted``, ``_adj_low``, ``_adj_high``, ``_verdict``,
-    ``_seeds_needed``) computed anew, any older adjusted column dropped.
+    ``_seeds_needed``) computed anew (written over any older ones).
     ``images``: per row, the images each seed's figure counts (the
     resolution that tells a real spread from none; None for ratios);
     ``primary``: per row, whether it is a primary comparison (tested alone)."""
     p = comparison.prefix
-    frame = frame.drop(columns=[c for c in frame.columns if c in (f"{p}_p_holm", f"{p}_seeds_needed")]).copy()
+    frame = frame.copy()
     if frame.empty:
         for column in COLUMNS:
             frame[f"{p}_{column}"] = pd.Series(dtype=object if column in ("family", "verdict") else float)
@@ -212,6 +212,12 @@ def _verdict(row: dict, comparison: Comparison, size: int, level: float, images:
     verdict = (HIGHER if side > 0 else LOWER) if side and adjusted_p < ALPHA else NONE
     return {"p_adjusted": adjusted_p, "adj_low": low, "adj_high": high, "verdict": verdict,
             "seeds_needed": seeds_for(effect, level, comparison.design) if verdict == NONE else math.nan}
+
+
+def side(row: dict | pd.Series, prefix: str) -> int:
+    """+1 where the comparison's verdict is higher (a gain, more errors),
+    -1 lower, 0 without a verdict."""
+    return {HIGHER: 1, LOWER: -1}.get(row[f"{prefix}_verdict"], 0)
 
 
 def family_clause(row: dict | pd.Series, prefix: str, members: str) -> str:

@@ -41,10 +41,6 @@ def headline_variant(summary: pd.DataFrame, baseline: str) -> str | None:
     return str(ranked["variant"].iloc[0])
 
 
-def _needed(row) -> str:
-    return needed_clause(row, "accuracy_gap")
-
-
 def _accuracy(row: pd.Series) -> str:
     return cell(row["test_accuracy_mean"], row["test_accuracy_ci95_low"], row["test_accuracy_ci95_high"], pct)
 
@@ -67,8 +63,9 @@ def answer_table(tables: dict[str, pd.DataFrame], baseline: str, variant: str) -
         by_seed = of_dataset(runs, dataset).pivot(index="seed", columns="variant", values="test_accuracy")
         images = int(of_dataset(runs, dataset)["test_images"].max())
         errors = error_ratio(by_seed[variant], by_seed[baseline], images)
+        needed = needed_clause(one, "accuracy_gap")
         gap = (f"{adjusted_cell(one, 'accuracy_gap')}: {gap_word(one, 'accuracy_gap')}"
-               + (f" ({_needed(one)})" if _needed(one) else "")
+               + (f" ({needed})" if needed else "")
                + f"; {with_interval(errors.value, errors.low, errors.high, times)} the errors")
         seeds = int(one["seeds"])
         label = f"(95% CI, {seeds} seeds)" if seeds > 1 else "(1 seed: no interval)"
