@@ -23,7 +23,7 @@ from typing import Any
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli, write_text_atomic
-from stages.lib.training.variants import variant_from_params
+from stages.lib.training.variants import variant_from_params, with_widths
 from stages.lib.training.recipes import recipe_from_params
 from stages.lib.params import (
     SECTIONS, baseline, benchmark_settings, check_keys, data_limits, download_settings, extended_variants, headline_options,
@@ -43,7 +43,9 @@ from stages.lib.spec import SPEC_DIR, dumps, write_slices
 def check_all(params: dict[str, Any]) -> list[str]:
     """Check every section of params.yaml, every dataset's sources, every
     recipe and every variant it defines, whether or not the study runs it
-    now; return the study's variants."""
+    now, and every other width of a variant it names (``fp32_w0.25``);
+    return the study's variants."""
+    params = with_widths(params)
     # `deploy`, `robustness` and `int8` are checked by their own modules:
     # every run depends on stages/lib/params.py, so naming them there would
     # retrain them all.
@@ -150,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params(args.params)
     variants = check_all(params)
+    params = with_widths(params)
     with atomic_directory(args.out) as tmp:
         written = write_slices(params, tmp)
         # the int8 section's slices extend the benchmark's and aggregate's

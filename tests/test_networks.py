@@ -225,3 +225,75 @@ def test_the_recipe_s_batchnorm_momentum_reaches_every_batch_norm(study_params):
     assert momenta == {0.9}
     assert {layer.momentum for layer in build_model(variant).layers
             if isinstance(layer, tf.keras.layers.BatchNormalization)} == {0.99}
+
+
+def _at(study_params, name):
+    from stages.lib.training.variants import with_widths
+
+    params = copy.deepcopy(study_params)
+    params["study"]["variants"] = [name]
+    return variant_from_params(name, with_widths(params)["variants"])
+
+
+@pytest.mark.parametrize("name", ["fp32", "bnn"])
+def test_width_1_is_the_article_s_network_weight_for_weight(study_params, name):
+    """A variant read from a slice that spells width 1 out builds the
+    article's network, and a seed draws the same initial weights as the
+    width-less build (training from them is the same computation)."""
+    plain = variant_from_params(name, study_params["variants"])
+    spelled = {name: {**study_params["variants"][name], "width": 1.0}}
+    explicit = variant_from_params(name, spelled)
+    assert plain.width == explicit.width == 1.0 and plain == explicit
+    weights = []
+    for variant in (plain, explicit):
+        tf.keras.utils.set_random_seed(7)
+        weights.append(build_model(variant).get_weights())
+    assert [w.shape for w in weights[0]] == [w.shape for w in weights[1]]
+    assert all((a == b).all() for a, b in zip(*weights, strict=True))
+    assert profile_figures(build_model(explicit))["params_total"] == {"fp32": 93770, "bnn": 93556}[name]
+
+
+def test_a_quarter_width_network_s_layers(study_params):
+    from stages.lib.training.networks import hidden_units
+
+    assert hidden_units(0.25) == (8, 16, 16, 16) and hidden_units(0.125) == (4, 8, 8, 8)
+    assert hidden_units(2) == (64, 128, 128, 128) and hidden_units(0.01) == (1, 1, 1, 1)
+    model = build_model(_at(study_params, "fp32_w0.25"))
+    shapes = [tuple(layer.output_shape[1:]) for layer in model.layers]
+    assert shapes == [(26, 26, 8), (13, 13, 8), (13, 13, 8), (11, 11, 16), (5, 5, 16), (5, 5, 16),
+                      (3, 3, 16), (3, 3, 16), (144,), (16,), (16,), (10,), (10,)]
+    # conv 3*3*1*8+8, its batch norm's 2*8 trained values (Larq counts no moving statistics), conv 3*3*8*16+16,
+    # 2*16, conv 3*3*16*16+16, 2*16, dense 144*16+16, 2*16, dense 16*10+10
+    expected = (80 + 16) + (1168 + 32) + (2320 + 32) + (2320 + 32) + 170
+    assert profile_figures(model)["params_total"] == expected
+    wide = profile_figures(build_model(_at(study_params, "bnn_w2")))
+    assert wide["params_1bit"] == 3 * 3 * 64 + 3 * 3 * 64 * 128 + 3 * 3 * 128 * 128 + 1152 * 128 + 128 * 10
+
+
+@pytest.mark.parametrize("name, message", [
+    ("fp32_w1", "width 1 is the article's network; call it fp32"),
+    ("fp32_w0.50", r"write the width as 0.5 \(fp32_w0.5\)"),
+    ("bnn_w0", "a width must be above 0"),
+    ("bnn_w17", "at most 16"),
+    ("bnm_w2", r"unknown variant 'bnm' \(in bnm_w2\)"),
+])
+def test_bad_widths_are_one_line_naming_the_name_to_use(study_params, name, message):
+    from stages.check import check_all
+
+    params = copy.deepcopy(study_params)
+    params["study"]["variants"] = ["fp32", name]
+    with pytest.raises(StudyError, match=message):
+        check_all(params)
+
+
+def test_a_width_is_written_in_the_name_never_as_a_key(study_params):
+    from stages.check import check_all
+
+    params = copy.deepcopy(study_params)
+    params["variants"]["fp32"]["width"] = 0.5
+    with pytest.raises(StudyError, match=r"write fp32_w0.5 in study.variants rather than variants.fp32.width"):
+        check_all(params)
+    params = copy.deepcopy(study_params)
+    params["variants"]["bnn_w2"] = dict(params["variants"]["bnn"])
+    with pytest.raises(StudyError, match=r"variants.bnn_w2.width must be 2"):
+        check_all(params)

@@ -8,9 +8,16 @@ to BNNs with Larq", which shows only the 1-bit one):
     Conv(32, 3x3) -> MaxPool -> BN -> Conv(64, 3x3) -> MaxPool -> BN ->
     Conv(64, 3x3) -> BN -> Flatten -> Dense(64) -> BN -> Dense(10)
     [-> BN] -> softmax
+
+A variant's width multiplies the hidden layers' channels and units
+(:func:`hidden_units`); at width 1 the network is the article's, layer for
+layer, so a seed trains the same weights.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf
@@ -54,6 +61,16 @@ def make_quantizer(spec: QuantizerSpec):
     return lq.quantizers.get(_keras_identifier(spec))
 
 
+# The article's channels (conv1, conv2, conv3) and dense units (dense1).
+ARTICLE_UNITS = (32, 64, 64, 64)
+
+
+def hidden_units(width: float) -> tuple[int, ...]:
+    """The hidden layers' channels and units at ``width``: the article's
+    times the width, rounded half up, at least one."""
+    return tuple(max(1, math.floor(units * width + 0.5)) for units in ARTICLE_UNITS)
+
+
 def build_model(variant: Variant, batchnorm_momentum: float = 0.99):
     """The article's network with ``variant``'s quantizers, uncompiled;
     ``batchnorm_momentum`` is the recipe's (Keras's default, 0.99, in the
@@ -72,21 +89,22 @@ def build_model(variant: Variant, batchnorm_momentum: float = 0.99):
         return tf.keras.layers.BatchNormalization(momentum=batchnorm_momentum, scale=variant.batchnorm_scale,
                                                   name=name)
 
+    conv1, conv2, conv3, dense1 = hidden_units(variant.width)
     layers = [
         tf.keras.Input(shape=(28, 28, 1), name="image"),
         lq.layers.QuantConv2D(
-            32, (3, 3), activation=variant.activation, name="conv1",
+            conv1, (3, 3), activation=variant.activation, name="conv1",
             **quantized(variant.first_kernel_quantizer, variant.first_input_quantizer),
         ),
         tf.keras.layers.MaxPooling2D((2, 2), name="pool1"),
         bn("bn1"),
-        lq.layers.QuantConv2D(64, (3, 3), activation=variant.activation, name="conv2", **hidden),
+        lq.layers.QuantConv2D(conv2, (3, 3), activation=variant.activation, name="conv2", **hidden),
         tf.keras.layers.MaxPooling2D((2, 2), name="pool2"),
         bn("bn2"),
-        lq.layers.QuantConv2D(64, (3, 3), activation=variant.activation, name="conv3", **hidden),
+        lq.layers.QuantConv2D(conv3, (3, 3), activation=variant.activation, name="conv3", **hidden),
         bn("bn3"),
         tf.keras.layers.Flatten(name="flatten"),
-        lq.layers.QuantDense(64, activation=variant.activation, name="dense1", **hidden),
+        lq.layers.QuantDense(dense1, activation=variant.activation, name="dense1", **hidden),
         bn("bn4"),
         lq.layers.QuantDense(
             10, name="dense2", **quantized(variant.last_kernel_quantizer, variant.last_input_quantizer)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from stages.lib.common import StudyError
-from stages.lib.params import check_name, is_int, is_number
+from stages.lib.params import WIDTH_NAME, check_name, is_int, is_number, split_width, width_name
 from stages.lib.training.recipes import DEFAULT_RECIPE
 
 QuantizerSpec = str | dict[str, Any] | None
@@ -30,7 +30,11 @@ class Variant:
     k_bit: 4, mode: weights}``); ``None`` keeps 32-bit floats. The
     ``first_*`` and ``last_*`` keys apply to the first convolution and the
     last dense layer, the others to the hidden layers in between. The kernel
-    constraint applies wherever the kernel is quantized.
+    constraint applies wherever the kernel is quantized. ``width`` scales
+    the hidden layers' channels and units (the article's 32-64-64
+    convolutions and 64-unit dense layer; the 10-way classifier stays):
+    never written in params.yaml, it comes from the name
+    (``fp32_w0.25``, :func:`stages.lib.params.split_width`).
     """
 
     name: str
@@ -47,6 +51,7 @@ class Variant:
     batchnorm_scale: bool
     final_batchnorm: bool
     recipe: str = "article"
+    width: float = 1.0
 
     def architecture(self) -> tuple:
         """Everything that shapes the network, not how it is trained: two
@@ -55,9 +60,10 @@ class Variant:
 
 
 VARIANT_KEYS = tuple(f.name for f in fields(Variant) if f.name != "name")
-# A variant that names no recipe trains with the article's.
-OPTIONAL_KEYS = ("recipe",)
-ARCHITECTURE_KEYS = tuple(key for key in VARIANT_KEYS if key not in OPTIONAL_KEYS)
+# A variant that names no recipe trains with the article's; one whose name
+# names no width is at width 1.
+OPTIONAL_KEYS = ("recipe", "width")
+ARCHITECTURE_KEYS = tuple(key for key in VARIANT_KEYS if key != "recipe")
 QUANTIZER_KEYS = (
     "kernel_quantizer",
     "input_quantizer",
@@ -136,14 +142,17 @@ def variant_from_params(name: str, variants_section: Any) -> Variant:
         raise StudyError("params.yaml has no `variants` section describing the precision variants")
     check_name("variants", name)
     if name not in variants_section:
+        base = split_width(name)[0]
         raise StudyError(
-            f"unknown variant {name!r}: params.yaml defines {', '.join(sorted(variants_section))} under `variants`"
+            f"unknown variant {base!r}{f' (in {name})' if base != name else ''}: params.yaml defines "
+            f"{', '.join(sorted(n for n in variants_section if not WIDTH_NAME.fullmatch(n)))} under `variants`"
         )
     spec = variants_section[name]
     where = f"variants.{name}"
     if not isinstance(spec, dict):
         raise StudyError(f"{where} must be a mapping of {', '.join(ARCHITECTURE_KEYS)} (and optionally recipe)")
     missing = [k for k in VARIANT_KEYS if k not in spec and k not in OPTIONAL_KEYS]
+    base, width = split_width(name)
     unknown = [k for k in spec if k not in VARIANT_KEYS]
     if missing:
         raise StudyError(f"{where} lacks {', '.join(missing)}")
@@ -165,11 +174,42 @@ def variant_from_params(name: str, variants_section: Any) -> Variant:
         or not low_high[0] < low_high[1]
     ):
         raise StudyError(f"{where}.input_range must be [low, high] with low < high, got {low_high!r}")
+    if spec.get("width", 1) != width:
+        raise StudyError(f"{where}: a width comes from the name alone: write {width_name(base, spec['width'])} "
+                         f"in study.variants rather than {where}.width"
+                         if is_number(spec.get("width")) and base == name else
+                         f"{where}.width must be {width:g}, the width its name says, got {spec.get('width')!r}")
     recipe = spec.get("recipe", DEFAULT_RECIPE)
     check_name(f"{where}.recipe", recipe)
     return Variant(
         name=name,
         input_range=(float(low_high[0]), float(low_high[1])),
         recipe=recipe,
-        **{k: spec[k] for k in ARCHITECTURE_KEYS if k != "input_range"},
+        width=float(width),
+        **{k: spec[k] for k in ARCHITECTURE_KEYS if k not in ("input_range", "width")},
     )
+
+
+def with_widths(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with every ``<variant>_w<width>`` the study names
+    (``study.variants``, ``study.extended``, ``int8.variants``,
+    ``aggregate.primary``) defined under ``variants``: its base variant's
+    keys and its width, so that every stage reads a width variant as it
+    reads any other. A name whose base is not defined is left for the
+    checks to refuse."""
+    defined = params.get("variants")
+    if not isinstance(defined, dict):
+        return params
+    named = []
+    for section_name, key in (("study", "variants"), ("study", "extended"), ("int8", "variants"),
+                              ("aggregate", "primary")):
+        found = (params.get(section_name) or {}).get(key) if isinstance(params.get(section_name), dict) else None
+        named += [name for name in found if isinstance(name, str)] if isinstance(found, list) else []
+    added = {}
+    for name in named:
+        if name in defined or not WIDTH_NAME.fullmatch(name):
+            continue
+        base, width = split_width(name)
+        if isinstance(defined.get(base), dict):
+            added[name] = {**defined[base], "width": width}
+    return {**params, "variants": {**defined, **added}} if added else params
