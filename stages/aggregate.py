@@ -94,6 +94,7 @@ from stages.lib.analysis.int8_tables import (
 )
 from stages.lib.params import baseline as checked_baseline
 from stages.lib.params import primary as checked_primary
+from stages.lib.params import same_flash
 from stages.lib.params import headline_options, study_datasets, study_runs, study_variants
 from stages.lib.analysis.recipe_effects import recipe_table, training_table
 from stages.lib.analysis.robustness_tables import accuracy_table as robustness_table
@@ -286,7 +287,8 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
     tables = judge_tables({"runs": runs, "summary": summary, "latency": latency, "per_class": per_class,
                            "confusion": confusion, "paired_images": paired_images,
                            "tax_change": tax_change_table(runs, datasets, deployed, baseline),
-                           "recipes": recipes, "int8": int8, **robustness}, baseline, checked_primary(params))
+                           "recipes": recipes, "int8": int8, **robustness}, baseline, checked_primary(params),
+                          same_flash(params))
     summary = tables["summary"]
     write_tables({**tables, "article": article_table(summary), "curves": curves}, tables_dir)
     with atomic_directory(curves_dir) as tmp:

@@ -27,7 +27,7 @@ from stages.lib.training.variants import variant_from_params, with_widths
 from stages.lib.training.recipes import recipe_from_params
 from stages.lib.params import (
     SECTIONS, baseline, benchmark_settings, check_keys, data_limits, download_settings, extended_variants, headline_options,
-    memory_budgets, primary, study_datasets, study_runs, study_seeds, study_variants, train_settings,
+    memory_budgets, primary, same_flash, study_datasets, study_runs, study_seeds, study_variants, train_settings,
 )
 from stages.lib.forms.int8 import SECTION as INT8
 from stages.lib.forms.int8 import int8_runs, int8_settings
@@ -74,6 +74,7 @@ def check_all(params: dict[str, Any]) -> list[str]:
     headline_options(params)
     baseline(params)
     primary(params)
+    same_flash(params)
     memory_budgets(params)
     deploy_settings(params)
     robustness_settings(params)

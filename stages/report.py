@@ -23,12 +23,14 @@ from stages.lib.analysis.budgets import budget_picks, frontier
 from stages.lib.analysis.classes import class_findings, class_summary, readable_per_class
 from stages.lib.common import load_params, log, run_cli, write_text_atomic
 from stages.lib.analysis.int8_tables import int8_findings, readable_int8
+from stages.lib.analysis.iso_size import readable_frontier, size_sentences, width_match_sentence
 from stages.lib.analysis.deployment import (
     deployment_findings, readable_deployment, readable_savings, same_files_sentence, savings_findings,
 )
 from stages.lib.params import baseline as checked_baseline
 from stages.lib.params import memory_budgets
 from stages.lib.params import primary as checked_primary
+from stages.lib.params import same_flash as checked_same_flash
 from stages.lib.analysis.judged import judge_tables, test_images
 from stages.lib.analysis.verdicts import PRIMARY
 from stages.lib.analysis.recipe_effects import readable_recipes, recipe_findings, recipe_summary
@@ -100,9 +102,22 @@ def report_context(tables: dict[str, pd.DataFrame], plots_rel: str, baseline: st
         "article_dataset": title(ARTICLE_DATASET),
         "article_findings": (article_findings(on_article_dataset, tables["article"])
                              if not tables["article"].empty else []),
+        "iso": iso_context(tables, baseline),
         "plots_rel": plots_rel,
         "tables_path": tables_path,
     }
+
+
+def iso_context(tables: dict[str, pd.DataFrame], baseline: str) -> dict:
+    """The section across widths: only when some family has more than one
+    width (a study of one width has nothing to say there)."""
+    frontier = tables.get("frontier", pd.DataFrame(columns=["family", "width"]))
+    if frontier.empty or not (frontier.groupby("family")["width"].nunique() > 1).any():
+        return {"table": ""}
+    return {"table": _markdown(readable_frontier(frontier, title)),
+            "width_match": [width_match_sentence(row, baseline, title)
+                            for row in tables["width_match"].to_dict("records")],
+            "sizes": size_sentences(frontier)}
 
 
 def primary_line(summary: pd.DataFrame, baseline: str) -> str:
@@ -172,7 +187,8 @@ def _environment():
 
 
 def render(tables_dir: str | Path, plots_rel: str, baseline: str, budgets_kib: Sequence[float | None],
-           details_name: str = "details.md", primary: Sequence[str] = ()) -> tuple[str, str]:
+           details_name: str = "details.md", primary: Sequence[str] = (),
+           same_flash: Sequence[str] = ()) -> tuple[str, str]:
     """The report and its details file, from the tables in ``tables_dir``."""
     tables_dir = Path(tables_dir)
     tables = {name: read_table(tables_dir, name, may_be_empty=name in MAY_BE_EMPTY)
@@ -180,7 +196,7 @@ def render(tables_dir: str | Path, plots_rel: str, baseline: str, budgets_kib: S
               for name in TABLES}
     environment = _environment()
     with table_errors(tables_dir):
-        tables = judge_tables(tables, baseline, primary)
+        tables = judge_tables(tables, baseline, primary, same_flash)
         report = environment.get_template("report.md.j2").render(
             report_context(tables, plots_rel, baseline, budgets_kib, tables_dir.as_posix()), details=details_name)
         details = environment.get_template("details.md.j2").render(
@@ -203,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     plots_rel = Path(os.path.relpath(Path(args.plots).resolve(), out.resolve().parent))
     details_rel = Path(os.path.relpath(details.resolve(), out.resolve().parent))
     report, details_text = render(args.tables, plots_rel.as_posix(), baseline, budgets, details_rel.as_posix(),
-                                  primary)
+                                  primary, checked_same_flash(params))
     write_text_atomic(details, details_text)
     write_text_atomic(out, report)
     log.info("report written to %s, details to %s", out, details)

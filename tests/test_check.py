@@ -39,7 +39,7 @@ def test_valid_params_pass_and_each_slice_changes_only_with_what_it_holds(study_
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     before = _slices(out)
-    variants = sorted(study_params["variants"])
+    variants = sorted([*study_params["variants"], "fp32_w0.25"])
     assert sorted(before) == sorted(
         ["aggregate.json", "benchmark.json", "deploy.json", "quantize.json", "report.json", "robustness.json"]
         + [f"{kind}/{name}.json" for kind in ("download", "corrupt") for name in ("mnist", "fashion_mnist")]
@@ -50,7 +50,8 @@ def test_valid_params_pass_and_each_slice_changes_only_with_what_it_holds(study_
                        "--out", str(out)])
         return _changed(before, _slices(out))
 
-    cosine = sorted(f"training/{name}.json" for name in variants if study_params["variants"][name]["recipe"] == "cosine")
+    cosine = sorted(f"training/{name}.json" for name in variants
+                    if study_params["variants"][name.split("_w")[0]]["recipe"] == "cosine")
     assert len(cosine) == 3 and after("recipes.cosine.learning_rate", 0.002) == cosine
     assert after("recipes.bop.bop", {"threshold": 1e-7, "gamma": 1e-3}) == ["training/bnn_bop.json",
                                                                             "training/bnn_fp_edges_bop.json"]
@@ -62,6 +63,7 @@ def test_valid_params_pass_and_each_slice_changes_only_with_what_it_holds(study_
     assert after("report.memory_budgets_kib", [32, None]) == ["report.json"]
     # the primary comparisons: what the tables and the report judge, nothing else
     assert after("aggregate.primary", ["bnn", "bwn"]) == ["aggregate.json", "report.json"]
+    assert after("aggregate.same_flash", ["bnn", "bnn_fp_edges"]) == ["aggregate.json", "report.json"]
     assert after("data.train_limit", 1000) == [f"training/{name}.json" for name in variants]
     corrupt = ["corrupt/fashion_mnist.json", "corrupt/mnist.json"]
     assert after("data.test_limit", 1000) == corrupt + [f"training/{name}.json" for name in variants]
@@ -118,7 +120,8 @@ def test_every_stage_reads_its_slice_through_the_same_checked_views(study_params
     assert memory_budgets(load_params(out / "report.json")) == [16, 64, 128, None]
     from stages.lib.forms.int8 import conversion_settings, int8_runs
 
-    assert int8_runs(bench) == int8_runs(table) == [("mnist", "fp32+int8", seed) for seed in (0, 1, 2)]
+    assert int8_runs(bench) == int8_runs(table) == [("mnist", name, seed) for name in ("fp32+int8", "fp32_w0.25+int8")
+                                                    for seed in (0, 1, 2)]
     assert conversion_settings(load_params(out / "quantize.json")).representative_images == 500
 
 
@@ -210,7 +213,7 @@ BAD_PARAMS = [
     ("benchmark.headline_options", "fastest",
      "benchmark.headline_options must be one of default, bgemm, xnnpack, bgemm+xnnpack, got 'fastest'"),
     ("benchmark.timed_inferences", 1000, "benchmark has unknown keys timed_inferences"),
-    ("aggregate.baseline", "fp64", "aggregate.baseline must name a variant of study.variants (fp32, bnn), "
+    ("aggregate.baseline", "fp64", "aggregate.baseline must name a variant of study.variants (fp32, bnn, fp32_w0.25), "
                                    "got 'fp64'"),
     ("report.memory_budgets_kib", [16, -1], "report.memory_budgets_kib must be a non-empty list of positive KiB"),
     ("aggregate.primary", "bnn", "aggregate.primary must be a list of distinct variant names, got 'bnn'"),

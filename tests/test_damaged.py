@@ -188,7 +188,7 @@ def test_every_cell_of_every_table_is_checked_against_its_column(tmp_path):
     written = write_synthetic_tables(tables, ("mnist", "fashion_mnist"))
     checked = 0
     for name, table in written.items():
-        for column in table.columns:
+        for column in table.columns if not table.empty else ():   # a study of one width compares none across
             kind = column_kind(column)
             if kind.kind == "text":
                 continue  # any text is a name

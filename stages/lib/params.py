@@ -22,7 +22,7 @@ SECTIONS: dict[str, tuple[str, ...] | None] = {
     "recipes": None,  # names of the user's choosing, checked one by one
     "variants": None,
     "benchmark": ("threads", "processes", "rounds", "calls_per_block", "warmup_calls", "seed", "headline_options"),
-    "aggregate": ("baseline", "primary"),
+    "aggregate": ("baseline", "primary", "same_flash"),
     "report": ("memory_budgets_kib",),
 }
 
@@ -303,6 +303,22 @@ def primary(params: dict[str, Any]) -> list[str]:
     unknown = [name for name in names if defined is not None and name not in defined]
     if unknown:
         raise StudyError(f"aggregate.primary names {', '.join(unknown)}, not defined under variants")
+    return names
+
+
+def same_flash(params: dict[str, Any]) -> list[str]:
+    """``aggregate.same_flash``: the networks (a 1-bit one, typically) each
+    set against the most accurate float or int8 network of the study, of the
+    same recipe, whose deployed file is no larger; a primary comparison per
+    dataset. Each must be a defined variant (a width of one included); one
+    the study does not run is not compared. Absent (older snapshots): none."""
+    names = section(params, "aggregate").get("same_flash", [])
+    defined = section(params, "variants") if "variants" in params else None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names) or len(set(names)) != len(names):
+        raise StudyError(f"aggregate.same_flash must be a list of distinct variant names, got {names!r}")
+    unknown = [name for name in names if defined is not None and name not in defined]
+    if unknown:
+        raise StudyError(f"aggregate.same_flash names {', '.join(unknown)}, not defined under variants")
     return names
 
 

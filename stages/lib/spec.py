@@ -40,6 +40,7 @@ from typing import Any
 
 from stages.lib.common import StudyError, write_text_atomic
 from stages.lib.training.recipes import DEFAULT_RECIPE
+from stages.lib.training.variants import with_widths
 
 SPEC_DIR = "data/spec"
 # What a run keeps of the training slice it was trained with, beside its
@@ -47,13 +48,18 @@ SPEC_DIR = "data/spec"
 RUN_SPEC_FILE = "spec.json"
 
 
+def _defined(params: dict[str, Any], name: str) -> dict[str, Any]:
+    """``variants.<name>``, a width of a defined variant included."""
+    return with_widths(params)["variants"][name]
+
+
 def _variant(params: dict[str, Any], name: str) -> dict[str, Any]:
     """``variants.<name>`` with its recipe spelled out."""
-    return {**params["variants"][name], "recipe": params["variants"][name].get("recipe", DEFAULT_RECIPE)}
+    return {**_defined(params, name), "recipe": _defined(params, name).get("recipe", DEFAULT_RECIPE)}
 
 
 def architecture_slice(params: dict[str, Any], name: str) -> dict[str, Any]:
-    return {"variants": {name: {k: v for k, v in params["variants"][name].items() if k != "recipe"}}}
+    return {"variants": {name: {k: v for k, v in _defined(params, name).items() if k != "recipe"}}}
 
 
 def training_slice(params: dict[str, Any], name: str) -> dict[str, Any]:
@@ -103,7 +109,9 @@ def slices(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every slice file of a checked params.yaml, by its path in the spec
     folder: one per dataset with sources, two per variant defined (whether
     or not the study runs it now, so that `dvc exp run -S
-    study.variants=[...]` finds its slices), one per table stage."""
+    study.variants=[...]` finds its slices) and per other width the study
+    names (``fp32_w0.25``), one per table stage."""
+    params = with_widths(params)
     files = {f"download/{name}.json": download_slice(params, name) for name in params["data"]["sources"]}
     for name in params["variants"]:
         files[f"architecture/{name}.json"] = architecture_slice(params, name)

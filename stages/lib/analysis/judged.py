@@ -11,8 +11,9 @@ from collections.abc import Sequence
 import pandas as pd
 
 from stages.lib.analysis.accuracy import tax_table
+from stages.lib.analysis.iso_size import frontier_table, same_flash_table, width_match_table
 from stages.lib.analysis.verdicts import (
-    CLASS_GAP, GAP, GAP_CHANGE, MCE, RECIPE_EFFECT, ROBUSTNESS_GAP, judge,
+    CLASS_GAP, GAP, GAP_CHANGE, MCE, RECIPE_EFFECT, ROBUSTNESS_GAP, SAME_FLASH, judge,
 )
 
 # columns of older tables that today's rules replace
@@ -30,17 +31,27 @@ def _images_of(frame: pd.DataFrame, images: dict[str, int]) -> pd.Series:
     return frame["dataset"].map(images).astype(float) if "dataset" in frame else pd.Series(dtype=float)
 
 
-def judge_tables(tables: dict[str, pd.DataFrame], baseline: str, primary: Sequence[str]) -> dict[str, pd.DataFrame]:
+def judge_tables(tables: dict[str, pd.DataFrame], baseline: str, primary: Sequence[str],
+                 same_flash: Sequence[str] = ()) -> dict[str, pd.DataFrame]:
     """``tables`` (by name, as ``aggregate`` writes them) with every
     comparison judged: the accuracy gaps (the ``primary`` variants' alone,
     the others within their dataset), the gap changes between datasets, the
     robustness gaps, the per-class gaps, the recipe effects and the mCE; the
-    tax table rebuilt from the judged summary."""
+    tax table rebuilt from the judged summary; and the networks across widths
+    (:mod:`stages.lib.analysis.iso_size`: the frontier, the same-flash
+    comparison of each of ``same_flash``, primary, and the width at which a
+    1-bit family's gap is no longer told)."""
     tables = {name: table.drop(columns=[c for c in OBSOLETE if c in table.columns]) for name, table in tables.items()}
     images = test_images(tables["runs"])
     summary = tables["summary"]
     tables["summary"] = judge(summary, GAP, _images_of(summary, images),
                               primary=summary["variant"].isin(list(primary)) & (summary["variant"] != baseline))
+    if "latency" in tables:
+        frontier = frontier_table(tables["summary"], tables["latency"])
+        same = same_flash_table(frontier, tables["runs"], same_flash, images)
+        tables.update({"frontier": frontier, "width_match": width_match_table(frontier, tables["summary"]),
+                       "same_flash": judge(same, SAME_FLASH, _images_of(same, images),
+                                           primary=pd.Series(True, index=same.index))})
     if "recipes" in tables:
         recipes = tables["recipes"]
         if "article_recipe_epochs" not in recipes.columns:  # older tables: the twin's epochs from the summary

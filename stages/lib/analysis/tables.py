@@ -155,6 +155,17 @@ COLUMN_KINDS: dict[str, ColumnKind] = {
     **dict.fromkeys(("accuracy_gap_vs_baseline", "gap_vs_baseline", "matched_gap", "article_recipe_gap", "effect"),
                     _GAP),
     "gap_change": ColumnKind("number", -2, 2, nullable=True),
+    # networks across widths (stages.lib.analysis.iso_size)
+    **dict.fromkeys(("family", "precision", "widths"), _TEXT),
+    **dict.fromkeys(("candidates", "pick", "tied", "matching_variant", "int8_variant"),
+                    ColumnKind("text", nullable=True)),
+    "width": ColumnKind("number", 0, 16, nullable=True),
+    "larq_kib": _AMOUNT,
+    "one_bit_kib": _AMOUNT,
+    **dict.fromkeys(("pick_accuracy_mean", "matching_accuracy_mean", "int8_match_accuracy_mean"),
+                    ColumnKind("number", 0, 1, nullable=True)),
+    **dict.fromkeys(("pick_kib", "matching_tflite_kib", "matching_ram_kib", "matching_latency_us",
+                     "int8_match_tflite_kib", "int8_match_ram_kib", "int8_match_latency_us"), _MAYBE_AMOUNT),
     **dict.fromkeys(("difference", "recovered_fraction", "recovered_ci95_low", "recovered_ci95_high"), _ANY),
 }
 

@@ -5,9 +5,11 @@ tables it reads (so that a snapshot's committed tables are judged by the
 rules of the code that reads them).
 
 - **Primary comparisons** are named in params (``aggregate.primary``: the
-  variants whose gap to the baseline the study exists to measure). Each is
-  tested alone at the 5% level, per dataset: adding variants to a study
-  never changes its verdict.
+  variants whose gap to the baseline the study exists to measure;
+  ``aggregate.same_flash``: the networks set against the most accurate
+  float or int8 network within their flash). Each is tested alone at the 5%
+  level, per dataset: adding variants to a study never changes the level
+  it is tested at.
 - **Exploratory comparisons** (every other gap, corruption, class, recipe,
   change of gap between datasets, mean corruption error) are adjusted within
   their family (a dataset's variants; a variant's corruptions or classes)
@@ -80,6 +82,9 @@ CLASS_GAP = Comparison("gap", "gap_vs_baseline", "gap_ci95_low", "gap_ci95_high"
                        ("dataset", "variant"), "classes")
 RECIPE_EFFECT = Comparison("effect", "effect", "effect_ci95_low", "effect_ci95_high", "seeds", "effect_p_value",
                            ("dataset",), "recipe variants")
+# the most accurate float or int8 network within a 1-bit network's flash, against it (separate runs)
+SAME_FLASH = Comparison("same_flash", "difference", "difference_ci95_low", "difference_ci95_high", "seeds",
+                        "difference_p_value", ("dataset",), "networks", design="welch")
 MCE = Comparison("mce", "mce", "mce_ci95_low", "mce_ci95_high", "seeds", "mce_p_value", ("dataset",), "variants",
                  design="log")
 

@@ -26,7 +26,9 @@ import numpy as np
 
 from stages.lib.common import StudyError
 from stages.lib.data.datasets import dataset
-from stages.lib.params import is_int, is_number, name_list, section, study_datasets, study_runs, study_variants
+from stages.lib.params import (
+    is_int, is_number, name_list, section, split_width, study_datasets, study_runs, study_variants,
+)
 from stages.lib.spec import aggregate_slice, benchmark_slice
 
 SECTION = "int8"
@@ -81,7 +83,8 @@ def int8_settings(params: dict[str, Any]) -> Int8Settings:
             raise StudyError(f"{SECTION}.variants names {name}, which study.variants ({', '.join(study)}) leaves "
                              f"out: add it there or remove it here")
     for name in variants:
-        quantized = [key for key, value in params["variants"][name].items() if key.endswith("quantizer") and value]
+        defined = params["variants"].get(name) or params["variants"].get(split_width(name)[0], {})
+        quantized = [key for key, value in defined.items() if key.endswith("quantizer") and value]
         if quantized:
             raise StudyError(f"{SECTION}.variants: {name} is not a float network ({', '.join(quantized)} set): "
                              "int8 post-training quantization applies to float networks; remove it")

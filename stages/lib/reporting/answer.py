@@ -1,5 +1,7 @@
-"""The answer first: the report's opening screen. For the 1-bit network
-against the baseline, per dataset: the accuracy cost (gap, interval, the
+"""The answer first: the report's opening screen. At the same flash, the
+most accurate float or int8 network against each network named for it
+(:mod:`stages.lib.analysis.iso_size`); then for the 1-bit network
+against the baseline of the same width, per dataset: the accuracy cost (gap, interval, the
 ratio of their error rates); what it saves (the deployed file) and what it
 does not (RAM); its speed on the CPU measured; the best variant under each
 memory budget; what a better recipe changes; whether it breaks sooner on
@@ -17,6 +19,7 @@ import pandas as pd
 from stages.lib.analysis.budgets import budget_line
 from stages.lib.analysis.judged import test_images
 from stages.lib.analysis.int8_tables import int8_line
+from stages.lib.analysis.iso_size import same_flash_sentence
 from stages.lib.training.recipes import DEFAULT_RECIPE
 from stages.lib.analysis.robustness_tables import robustness_line
 from stages.lib.analysis.speed import speed_word, threads_label
@@ -152,8 +155,10 @@ def answer(tables: dict[str, pd.DataFrame], baseline: str, budgets_kib: Sequence
     undecided = compared.apply(lambda row: gap_word(row, "accuracy_gap") not in ("a cost", "a gain"), axis=1)
     primary = compared["accuracy_gap_family"] == PRIMARY
     chance = summary[summary["runs_at_chance"] > 0]
+    same_flash = tables.get("same_flash", pd.DataFrame())
     return {
         "variant": variant,
+        "same_flash": [same_flash_sentence(row, title) for row in same_flash.to_dict("records")],
         "at_chance": ", ".join(f"`{row['variant']}` on {title(row['dataset'])} ({row['runs_at_chance']} of "
                                f"{row['seeds']} runs)" for row in chance.to_dict("records")),
         "table": answer_table(tables, baseline, variant),

@@ -193,7 +193,7 @@ def variant_from_params(name: str, variants_section: Any) -> Variant:
 def with_widths(params: dict[str, Any]) -> dict[str, Any]:
     """``params`` with every ``<variant>_w<width>`` the study names
     (``study.variants``, ``study.extended``, ``int8.variants``,
-    ``aggregate.primary``) defined under ``variants``: its base variant's
+    ``aggregate.primary``, ``aggregate.same_flash``) defined under ``variants``: its base variant's
     keys and its width, so that every stage reads a width variant as it
     reads any other. A name whose base is not defined is left for the
     checks to refuse."""
@@ -202,7 +202,7 @@ def with_widths(params: dict[str, Any]) -> dict[str, Any]:
         return params
     named = []
     for section_name, key in (("study", "variants"), ("study", "extended"), ("int8", "variants"),
-                              ("aggregate", "primary")):
+                              ("aggregate", "primary"), ("aggregate", "same_flash")):
         found = (params.get(section_name) or {}).get(key) if isinstance(params.get(section_name), dict) else None
         named += [name for name in found if isinstance(name, str)] if isinstance(found, list) else []
     added = {}
