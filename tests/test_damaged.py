@@ -200,7 +200,7 @@ def test_every_cell_of_every_table_is_checked_against_its_column(tmp_path):
                     read_table(tables, name)
                 checked += 1
         table.to_csv(tables / f"{name}.csv", index=False)
-        assert read_table(tables, name).shape == table.shape
+        assert read_table(tables, name, may_be_empty=table.empty).shape == table.shape
     assert checked > 300
 
 
