@@ -217,7 +217,9 @@ def frontier_figure(frontier: pd.DataFrame, cpu: str):
                             xerr=xerr, fmt=f"{style.marker}-", ms=7, capsize=3, color=style.color,
                             markeredgecolor="black", linewidth=1.2)
             ax.set_xscale("log")
+            ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
             ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.margins(x=0.12, y=0.08)
             accuracy_axis(ax)
             ax.set_xlabel(label)

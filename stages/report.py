@@ -63,7 +63,7 @@ def report_context(tables: dict[str, pd.DataFrame], plots_rel: str, baseline: st
     on_article_dataset = summary[summary["dataset"] == ARTICLE_DATASET]
     return {
         "baseline": baseline,
-        "primary_line": primary_line(summary, baseline),
+        "primary_line": primary_line(summary, baseline, tables.get("same_flash")),
         "headline": headline,
         "answer": answer(tables, baseline, budgets_kib),
         "several_datasets": len(datasets) > 1,
@@ -120,15 +120,22 @@ def iso_context(tables: dict[str, pd.DataFrame], baseline: str) -> dict:
             "sizes": size_sentences(frontier)}
 
 
-def primary_line(summary: pd.DataFrame, baseline: str) -> str:
+def primary_line(summary: pd.DataFrame, baseline: str, same_flash: pd.DataFrame | None = None) -> str:
     """Which comparisons are primary and which exploratory, in one line."""
     primary = list(dict.fromkeys(summary.loc[summary["accuracy_gap_family"] == PRIMARY, "variant"]))
-    if not primary:
+    flash = [] if same_flash is None or same_flash.empty else list(dict.fromkeys(
+        same_flash.loc[same_flash["pick"].notna(), "one_bit"]))
+    if not primary and not flash:
         return (f"No primary comparison is in this study: every gap to `{baseline}` is exploratory, adjusted over the "
                 "variants of its dataset (Bonferroni)")
-    named = ", ".join(f"`{name}`" for name in primary)
-    return (f"Primary: {named} against `{baseline}` on each dataset, each tested alone at 5% (named in params before "
-            "the data, so adding variants cannot change its verdict); every other comparison is exploratory, "
+    parts = []
+    if flash:
+        parts.append(", ".join(f"`{name}`" for name in flash) + " against the best float or int8 network within its "
+                     "flash")
+    if primary:
+        parts.append(", ".join(f"`{name}`" for name in primary) + f" against `{baseline}`")
+    return (f"Primary: {'; '.join(parts)}, on each dataset, each tested alone at 5% (named in params before the data, "
+            "so adding variants cannot change the level it is tested at); every other comparison is exploratory, "
             "adjusted within its family (Bonferroni)")
 
 

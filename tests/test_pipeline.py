@@ -70,7 +70,7 @@ TABLE_STAGES = ("benchmark", "aggregate", "plots", "report")
 
 
 # The variants whose runs get an int8 form (params.yaml's int8.variants).
-INT8_VARIANTS = ("fp32",)
+INT8_VARIANTS = ("fp32", "fp32_w0.25", "fp32_w0.5")
 
 
 def _run_stages(*runs):
@@ -230,6 +230,24 @@ def test_changing_an_architecture_key_and_back_trains_nothing_again(study):
     assert _ran(changed) - {"check"} <= _restored(back), back.stdout
     assert _finished_outputs(repo) == before
     assert _git(repo, "status", "--porcelain") == ""
+
+
+@pytest.mark.heavy
+def test_another_width_trains_only_that_width_s_runs_and_back_trains_nothing(study):
+    repo = study
+    before = _finished_outputs(repo)
+    result = _experiment(repo, "-S", "study.variants=[fp32,bnn,fp32_w0.5]", "-S", "int8.variants=[fp32,fp32_w0.5]")
+    assert _ran(result) == {"check", "profile@fp32_w0.5", *_run_stages("mnist-fp32_w0.5-0"), *TABLE_STAGES}, \
+        result.stdout
+    record = json.loads((repo / "reports" / "runs" / "mnist-fp32_w0.5-0" / "live" / "spec.json").read_text())
+    assert record["variants"]["fp32_w0.5"]["width"] == 0.5
+    profile = json.loads((repo / "reports" / "profiles" / "fp32_w0.5" / "profile" / "profile.json").read_text())
+    assert profile["params_total"] == 23_850   # conv 160+4640+9248, dense 9248+330, batch norms 2*(16+32+32+32)
+    assert not (repo / "reports" / "runs" / "mnist-fp32_w0.25-0").exists()   # another width: out of the study
+    _restore_params(repo)
+    back = _dvc(repo, "repro")
+    assert _ran(back) == {"check"}, back.stdout
+    assert _finished_outputs(repo) == before
 
 
 def test_a_recipe_no_variant_of_the_study_uses_reruns_only_the_check(study):

@@ -83,6 +83,44 @@ def _widened(tables, datasets):
     return extended
 
 
+def assert_readable(name, fig):
+    """No two legend entries share colour and marker, every legend sits
+    outside every panel, no accuracy axis passes 100%, every label and title
+    is whole inside the figure and no two axes' labels collide."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        for ax in fig.axes:
+            if ax.get_label() == "<colorbar>":
+                continue
+            assert not box.overlaps(ax.get_window_extent(renderer)), (name, ax.get_title())
+        pairs = [(str(h.get_color()), h.get_marker(), h.get_linestyle())
+                 for h in legend.legend_handles if hasattr(h, "get_marker")]
+        assert len(pairs) == len(set(pairs)), name
+    if name not in ("confusion_difference.png", "corruption_examples.png", "robustness_gaps.png"):  # colour bars
+        assert legends or name == "accuracy_by_variant.png", f"{name} has no legend"
+    for ax in fig.axes:
+        if "accuracy" in ax.get_ylabel():
+            assert ax.get_ylim()[1] <= 100, (name, ax.get_title())
+    # every label and title is whole inside the figure (a colour bar's label was cut), and no two axes'
+    # labels collide (the latency panels' were)
+    page = fig.bbox.expanded(1.01, 1.01)
+    labels = []
+    for ax in fig.axes:
+        for text in (ax.title, ax.xaxis.label, ax.yaxis.label):
+            if text.get_text():
+                box = text.get_window_extent(renderer)
+                assert page.contains(box.x0, box.y0) and page.contains(box.x1, box.y1), (name, text.get_text())
+                labels.append((ax, box, text.get_text()))
+    for i, (ax, box, text) in enumerate(labels):
+        for other, other_box, other_text in labels[i + 1:]:
+            assert other is ax or not box.overlaps(other_box), (name, text, other_text)
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
 @pytest.mark.parametrize("variants", [2, 13])
 def test_every_figure_reads_at_2_and_13_variants(tmp_path, variants):
     """No two legend entries share colour and marker, every legend sits
@@ -102,36 +140,34 @@ def test_every_figure_reads_at_2_and_13_variants(tmp_path, variants):
     styles = variant_styles(summary)
     assert len({(style.color, style.marker) for style in styles.values()}) == variants
     for name, draw in figures(tables).items():
-        fig = draw()
-        fig.canvas.draw()
-        renderer = fig.canvas.get_renderer()
-        legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
-        for legend in legends:
-            box = legend.get_window_extent(renderer)
-            for ax in fig.axes:
-                if ax.get_label() == "<colorbar>":
-                    continue
-                assert not box.overlaps(ax.get_window_extent(renderer)), (name, ax.get_title())
-            pairs = [(str(h.get_color()), h.get_marker(), h.get_linestyle())
-                     for h in legend.legend_handles if hasattr(h, "get_marker")]
-            assert len(pairs) == len(set(pairs)), name
-        if name not in ("confusion_difference.png", "corruption_examples.png", "robustness_gaps.png"):  # colour bars
-            assert legends or name == "accuracy_by_variant.png", f"{name} has no legend"
-        for ax in fig.axes:
-            if "accuracy" in ax.get_ylabel():
-                assert ax.get_ylim()[1] <= 100, (name, ax.get_title())
-        # every label and title is whole inside the figure (a colour bar's label was cut), and no two axes'
-        # labels collide (the latency panels' were)
-        page = fig.bbox.expanded(1.01, 1.01)
-        labels = []
-        for ax in fig.axes:
-            for text in (ax.title, ax.xaxis.label, ax.yaxis.label):
-                if text.get_text():
-                    box = text.get_window_extent(renderer)
-                    assert page.contains(box.x0, box.y0) and page.contains(box.x1, box.y1), (name, text.get_text())
-                    labels.append((ax, box, text.get_text()))
-        for i, (ax, box, text) in enumerate(labels):
-            for other, other_box, other_text in labels[i + 1:]:
-                assert other is ax or not box.overlaps(other_box), (name, text, other_text)
-        import matplotlib.pyplot as plt
-        plt.close(fig)
+        assert_readable(name, draw())
+
+
+
+def test_the_frontier_figure_reads_at_3_families_4_widths_2_datasets():
+    """Each family one line through its widths, no two families sharing a
+    colour and marker, on every panel of both datasets."""
+    import pandas as pd
+
+    from stages.plots import FRONTIER_AXES, family_styles, frontier_figure
+
+    rows = []
+    for dataset, shift in (("mnist", 0.0), ("fashion_mnist", -0.1)):
+        for family, size, accuracy in (("fp32", 360.0, 0.990), ("fp32+int8", 100.0, 0.989), ("bnn", 18.0, 0.980)):
+            for width in (0.25, 0.5, 1.0, 2.0):
+                mean = accuracy + shift - 0.01 * (2.0 - width)
+                rows.append({"dataset": dataset, "family": family, "width": width, "variant": f"{family}_w{width:g}",
+                             "seeds": 3, "test_accuracy_mean": mean, "test_accuracy_ci95_low": mean - 0.002,
+                             "test_accuracy_ci95_high": mean + 0.002, "tflite_kib": size * width ** 1.8 + 2,
+                             "ram_kib": 100 * width, "latency_median_us": 40 * width, "latency_rerun95_low": 39 * width,
+                             "latency_rerun95_high": 41 * width})
+    frontier = pd.DataFrame(rows)
+    styles = family_styles(frontier)
+    assert len({(style.color, style.marker) for style in styles.values()}) == 3
+    fig = frontier_figure(frontier, "a test CPU")
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert len(panels) == 2 * len(FRONTIER_AXES)
+    for ax in panels:
+        assert len(ax.lines) >= 3 and ax.get_xscale() == "log"
+    assert [text.get_text() for text in fig.legends[0].get_texts()] == ["fp32", "fp32+int8", "bnn"]
+    assert_readable("frontier.png", fig)

@@ -51,11 +51,15 @@ ROWS = {
         ([], ["recipes.bop.bop={threshold: 1.0e-7, gamma: 1.0e-3}"], set())],
     "a recipe (`-S recipes.bop.learning_rate=0.02`)": [
         (["variants.bnn.recipe=bop"], ["recipes.bop.learning_rate=0.02"], _every_run(["bnn"]) | TABLES),
-        (["variants.bnn.recipe=bop"], ["recipes.article.learning_rate=0.002"], _every_run(["fp32"]) | TABLES)],
+        (["variants.bnn.recipe=bop"], ["recipes.article.learning_rate=0.002"], _every_run(["fp32", "fp32_w0.25"]) | TABLES)],
     "a variant's recipe (`-S variants.bnn.recipe=bop`)": [
         ([], ["variants.bnn.recipe=bop"], _every_run(["bnn"]) | TABLES)],
     "an architecture key (`-S variants.bnn.kernel_quantizer=approx_sign`)": [
         ([], ["variants.bnn.kernel_quantizer=approx_sign"], {"profile@bnn"} | _every_run(["bnn"]) | TABLES)],
+    "another width (`-S 'study.variants=[fp32,bnn,fp32_w0.25,bnn_w2]'`)": [
+        ([], ["study.variants=[fp32,bnn,fp32_w0.25,bnn_w2]"], {"profile@bnn_w2"} | _every_run(["bnn_w2"]) | TABLES),
+        ([], ["study.variants=[fp32,bnn,fp32_w0.25,fp32_w0.5]", "int8.variants=[fp32,fp32_w0.25,fp32_w0.5]"],
+         {"profile@fp32_w0.5"} | _runs(RUN + INT8_RUN, ["fp32_w0.5"]) | TABLES)],
     "a seed or a dataset added (`-S 'study.seeds=[0,1,2,3]'`)": [
         ([], ["study.seeds=[0,1,2,3]"], _every_run(seeds=[3]) | TABLES),
         ([], ["study.datasets=[mnist,fashion_mnist]"],
@@ -87,8 +91,10 @@ ROWS = {
     "`benchmark.headline_options`": [
         ([], ["benchmark.headline_options=bgemm"],
          _runs(["robustness"]) | _runs(["robustness_int8"], INT8) | TABLES - {"benchmark"})],
-    "`aggregate.baseline`": [
-        ([], ["aggregate.baseline=bnn"], {"aggregate", "plots", "report"})],
+    "`aggregate.baseline`, `aggregate.primary`, `aggregate.same_flash`": [
+        ([], ["aggregate.baseline=bnn"], {"aggregate", "plots", "report"}),
+        ([], ["aggregate.primary=[]"], {"aggregate", "plots", "report"}),
+        ([], ["aggregate.same_flash=[bnn,fp32_w0.25]"], {"aggregate", "plots", "report"})],
     "`report.memory_budgets_kib`": [
         ([], ["report.memory_budgets_kib=[16,null]"], {"report"})],
     "`study.extended`, a comment": [

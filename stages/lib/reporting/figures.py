@@ -89,7 +89,7 @@ def label_points(ax, xs: Sequence[float], ys: Sequence[float], names: Sequence[s
 
 
 # Where an accuracy axis may put its ticks (percent); thinned to the range shown.
-ACCURACY_TICKS = (1, 2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 92, 94, 95, 96, 97, 97.5, 98, 98.5, 99, 99.25,
+ACCURACY_TICKS = (1, 2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 82, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 97.5, 98, 98.5, 99, 99.25,
                   99.5, 99.75, 99.9, 99.95, 99.99)
 
 
