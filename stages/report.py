@@ -19,7 +19,7 @@ import pandas as pd
 from stages.lib.analysis.accuracy import cost_findings, readable_cost, readable_summary, readable_tax
 from stages.lib.reporting.answer import answer, headline_variant
 from stages.lib.analysis.article import article_findings, readable_article
-from stages.lib.analysis.budgets import budget_picks, frontier
+from stages.lib.analysis.budgets import budget_picks, budget_sentences, frontier
 from stages.lib.analysis.classes import class_findings, class_summary, readable_per_class
 from stages.lib.common import load_params, log, run_cli, write_text_atomic
 from stages.lib.analysis.int8_tables import int8_findings, readable_int8
@@ -61,6 +61,7 @@ def report_context(tables: dict[str, pd.DataFrame], plots_rel: str, baseline: st
     headline = headline_variant(summary, baseline)
     first = of_dataset(summary, datasets[0])
     on_article_dataset = summary[summary["dataset"] == ARTICLE_DATASET]
+    limited = [budget for budget in budgets_kib if budget is not None]   # no limit on RAM: the file's pick again
     return {
         "baseline": baseline,
         "primary_line": primary_line(summary, baseline, tables.get("same_flash")),
@@ -77,6 +78,9 @@ def report_context(tables: dict[str, pd.DataFrame], plots_rel: str, baseline: st
         "budgets": [{"title": title(dataset),
                      "picks": budget_picks(of_dataset(summary, dataset), budgets_kib, of_dataset(tables["runs"], dataset),
                                            test_images(tables["runs"]).get(dataset)),
+                     "ram_picks": budget_sentences(of_dataset(summary, dataset), limited,
+                                                   of_dataset(tables["runs"], dataset),
+                                                   test_images(tables["runs"]).get(dataset), "ram_kib"),
                      "deployed_frontier": frontier(of_dataset(summary, dataset), "on_deployed_pareto_frontier"),
                      "larq_frontier": frontier(of_dataset(summary, dataset), "on_pareto_frontier")}
                     for dataset in datasets],

@@ -1,8 +1,10 @@
 """Which variant under a memory budget: per budget on the deployed file (what
-a device stores), the most accurate network that fits, each network once
-with its best recipe; a variant with a run at chance level is never picked.
-Mean accuracies within one test image of the best are a tie (a difference
-the test set cannot show), and a tie goes to the smaller file.
+a device stores) or on the peak RAM of its activations, the most accurate
+network that fits, each network once with its best recipe, every width the
+study trains competing; a variant with a run at chance level is never
+picked. Mean accuracies within one test image of the best are a tie (a
+difference the test set cannot show), and a tie goes to the smaller one (of
+what the budget is on, then the file).
 """
 
 from __future__ import annotations
@@ -24,25 +26,27 @@ def candidates(summary: pd.DataFrame) -> pd.DataFrame:
     return best.drop_duplicates("architecture").sort_index()
 
 
-def ranked(fitting: pd.DataFrame, images: int | None) -> pd.DataFrame:
+def ranked(fitting: pd.DataFrame, images: int | None, resource: str = "tflite_kib") -> pd.DataFrame:
     """``fitting`` best first: those within one of ``images`` test images of
-    the best mean accuracy (a tie), smallest file first, then the rest by
-    accuracy. ``tied`` marks the tie."""
-    ordered = fitting.sort_values(["test_accuracy_mean", "tflite_kib"], ascending=[False, True])
+    the best mean accuracy (a tie), smallest ``resource`` first (then
+    smallest file), then the rest by accuracy. ``tied`` marks the tie."""
+    by_size = list(dict.fromkeys([resource, "tflite_kib"]))
+    ordered = fitting.sort_values(["test_accuracy_mean", *by_size], ascending=[False] + [True] * len(by_size))
     if ordered.empty:
         return ordered.assign(tied=pd.Series(dtype=bool))
     resolution = 1 / images if images else 0.0
     tied = ordered["test_accuracy_mean"] >= ordered["test_accuracy_mean"].iloc[0] - resolution * (1 - 1e-9)
     ordered = ordered.assign(tied=tied)
-    return pd.concat([ordered[tied].sort_values("tflite_kib"), ordered[~tied]])
+    return pd.concat([ordered[tied].sort_values(by_size), ordered[~tied]])
 
 
-def picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None],
-          images: int | None = None) -> list[tuple[float | None, pd.DataFrame]]:
-    """Per budget (None: unlimited), the fitting candidates, best first (see
-    :func:`ranked`; ``images``: the test images each accuracy counts)."""
+def picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None], images: int | None = None,
+          resource: str = "tflite_kib") -> list[tuple[float | None, pd.DataFrame]]:
+    """Per budget (None: unlimited) on ``resource``, the fitting candidates,
+    best first (see :func:`ranked`; ``images``: the test images each
+    accuracy counts)."""
     pool = candidates(summary)
-    return [(budget, ranked(pool if budget is None else pool[pool["tflite_kib"] <= budget], images))
+    return [(budget, ranked(pool if budget is None else pool[pool[resource] <= budget], images, resource))
             for budget in budgets_kib]
 
 
@@ -50,25 +54,28 @@ def budget_label(budget: float | None) -> str:
     return "no limit" if budget is None else f"≤ {budget:g} KiB"
 
 
-def budget_line(summary: pd.DataFrame, budgets_kib: Sequence[float | None], images: int | None = None) -> str:
+def budget_line(summary: pd.DataFrame, budgets_kib: Sequence[float | None], images: int | None = None,
+                resource: str = "tflite_kib") -> str:
     """The picks in one line: ``≤ 16 KiB: none fits; ≤ 64 KiB: `bnn`
-    (98.13%); no limit: `fp32` (99.03%)``."""
+    (98.13%, 18.80 KiB); no limit: `fp32` (99.03%, 368.87 KiB)``, the size
+    being the budgeted ``resource``."""
     if candidates(summary).empty:
         return "no variant is picked: every variant has runs at chance level"
     parts = []
-    for budget, order in picks(summary, budgets_kib, images):
+    for budget, order in picks(summary, budgets_kib, images, resource):
         pick = order.iloc[0] if len(order) else None
         tie = [] if pick is None else list(order["variant"].iloc[1:][order["tied"].iloc[1:]])
         parts.append(f"{budget_label(budget)}: " + ("none fits" if pick is None else
                                                     f"`{pick['variant']}` ({pct(pick['test_accuracy_mean'])}, "
-                                                    f"{pick['tflite_kib']:.2f} KiB"
+                                                    f"{pick[resource]:.2f} KiB"
                                                     + "".join(f"; a tie with `{v}`, the smaller picked" for v in tie)
                                                     + ")"))
     return "; ".join(parts)
 
 
 def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None],
-                 runs: pd.DataFrame | None = None, images: int | None = None) -> list[str]:
+                 runs: pd.DataFrame | None = None, images: int | None = None,
+                 resource: str = "tflite_kib") -> list[str]:
     """For each memory budget, the pick (see :func:`picks`) with its
     accuracy, file and RAM, and whether the next best can be told apart from
     it with these seeds (from the seed-paired difference of the two, given
@@ -94,8 +101,20 @@ def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None],
             f"`{architecture}` as `{chosen.at[architecture, 'variant']}` (recipe {chosen.at[architecture, 'recipe']}, "
             f"{chosen.at[architecture, 'epochs']} epochs)" for architecture in several if architecture in chosen.index)
             + ".")
-    for budget, order in picks(summary, budgets_kib, images):
-        label = "With no memory limit" if budget is None else f"Within {budget:g} KiB of deployed file"
+    return sentences + budget_sentences(summary, budgets_kib, runs, images, resource)
+
+
+def budget_sentences(summary: pd.DataFrame, budgets_kib: Sequence[float | None], runs: pd.DataFrame | None = None,
+                     images: int | None = None, resource: str = "tflite_kib") -> list[str]:
+    """Per budget on ``resource``, the pick with its accuracy, file and RAM
+    and the next best (see :func:`budget_picks`)."""
+    sentences = []
+    if candidates(summary).empty:
+        return sentences
+    for budget, order in picks(summary, budgets_kib, images, resource):
+        label = ("With no memory limit" if budget is None else
+                 f"Within {budget:g} KiB of deployed file" if resource == "tflite_kib" else
+                 f"Within {budget:g} KiB of RAM")
         if order.empty:
             sentences.append(f"{label}, no variant of this study fits.")
             continue
@@ -107,7 +126,9 @@ def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None],
             runner_up = order.iloc[1]
             sentence += (f" ({'a tie within one test image with' if runner_up['tied'] else 'next best'} "
                          f"`{runner_up['variant']}`, {pct(runner_up['test_accuracy_mean'])} in "
-                         f"{runner_up['tflite_kib']:.2f} KiB" + (", the smaller file picked" if runner_up["tied"] else ""))
+                         f"{runner_up[resource]:.2f} KiB{' of RAM' if resource == 'ram_kib' else ''}"
+                         + ((", the smaller file picked" if resource == "tflite_kib" else ", the smaller picked")
+                            if runner_up["tied"] else ""))
             if runs is not None:
                 by_seed = runs.pivot_table(index="seed", columns="variant", values="test_accuracy")
                 gap = paired_difference(by_seed[runner_up["variant"]], by_seed[pick["variant"]])

@@ -156,6 +156,7 @@ def answer(tables: dict[str, pd.DataFrame], baseline: str, budgets_kib: Sequence
     primary = compared["accuracy_gap_family"] == PRIMARY
     chance = summary[summary["runs_at_chance"] > 0]
     same_flash = tables.get("same_flash", pd.DataFrame())
+    limited = [budget for budget in budgets_kib if budget is not None]   # no limit on RAM: the file's pick again
     return {
         "variant": variant,
         "same_flash": [same_flash_sentence(row, title) for row in same_flash.to_dict("records")],
@@ -164,6 +165,9 @@ def answer(tables: dict[str, pd.DataFrame], baseline: str, budgets_kib: Sequence
         "table": answer_table(tables, baseline, variant),
         "budgets": [(title(dataset), budget_line(of_dataset(summary, dataset), budgets_kib,
                                                  test_images(tables["runs"]).get(dataset))) for dataset in datasets],
+        "ram_budgets": [(title(dataset), budget_line(of_dataset(summary, dataset), limited,
+                                                     test_images(tables["runs"]).get(dataset), "ram_kib"))
+                        for dataset in datasets],
         "recipes": recipe_line(tables["recipes"], variant),
         "int8": int8_line(tables["int8"], title) if "int8" in tables else "",
         "robustness": (robustness_line(tables["robustness_gap"], tables["mce"], variant, title)
