@@ -197,11 +197,15 @@ def mean_curves(curves: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return result
 
 
-def dvc_metrics(summary: pd.DataFrame, mce: pd.DataFrame | None = None) -> dict[str, Any]:
+def dvc_metrics(summary: pd.DataFrame, mce: pd.DataFrame | None = None,
+                same_flash: pd.DataFrame | None = None) -> dict[str, Any]:
     """What `dvc metrics show` and `dvc exp show` list, per dataset and
     variant (with the gap's verdict interval, adjusted p and the seeds it
     would need); with the mean corruption error of each variant but the
-    baseline and its interval when ``mce`` is given."""
+    baseline and its interval when ``mce`` is given; and per dataset, under
+    ``same_flash``, each same-flash comparison (the network, the float or
+    int8 network picked within its flash, the difference with the interval
+    its verdict is read from)."""
     keep = ("seeds", "test_accuracy_mean", "test_accuracy_ci95_low", "test_accuracy_ci95_high", "memory_kib",
             "compression_vs_baseline", "binarized_mac_fraction", "accuracy_gap_vs_baseline", "tflite_kib",
             "converted_accuracy_mean", "ram_kib", "binary_mac_fraction_deployed", "latency_median_us",
@@ -214,6 +218,11 @@ def dvc_metrics(summary: pd.DataFrame, mce: pd.DataFrame | None = None) -> dict[
     for row in ([] if mce is None else mce.to_dict("records")):
         metrics[row["dataset"]][row["variant"]].update(
             {k: None if math.isnan(row[k]) else row[k] for k in ("mce", "mce_adj_low", "mce_adj_high")})
+    flash_keys = ("one_bit_kib", "pick", "pick_kib", "difference", "same_flash_adj_low", "same_flash_adj_high",
+                  "same_flash_p_adjusted", "same_flash_verdict", "same_flash_seeds_needed")
+    for row in ([] if same_flash is None else same_flash.to_dict("records")):
+        metrics[row["dataset"]].setdefault("same_flash", {})[row["one_bit"]] = {
+            k: None if not isinstance(row[k], str) and pd.isna(row[k]) else row[k] for k in flash_keys}
     return metrics
 
 
@@ -294,7 +303,7 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
     with atomic_directory(curves_dir) as tmp:
         for name, frame in mean_curves(curves).items():
             frame.to_csv(tmp / f"{name}.csv", index=False)
-    write_json_atomic(metrics_path, dvc_metrics(summary, tables["mce"]))
+    write_json_atomic(metrics_path, dvc_metrics(summary, tables["mce"], tables["same_flash"]))
     for row in summary.to_dict("records"):
         log.info("%s %s: %d seeds, test accuracy %.2f%% (95%% CI %.2f-%.2f%%), %.2f KiB; deployed %.2f KiB flash, "
                  "%.2f KiB RAM, %.1f µs", row["dataset"], row["variant"], row["seeds"],
