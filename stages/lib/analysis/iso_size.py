@@ -144,7 +144,7 @@ def same_flash_table(frontier: pd.DataFrame, runs: pd.DataFrame, named: Sequence
 
 
 def width_match_table(frontier: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset and 1-bit family: the widths tried, the narrowest whose
+    """Per dataset and 1-bit family of more than one width: the widths tried, the narrowest whose
     accuracy gap to the baseline (judged in ``summary``) is not a cost
     (``matching_*``; none: empty), and beside it the smallest int8 network
     whose mean accuracy is at least as high (``int8_match_*``: a point
@@ -155,6 +155,8 @@ def width_match_table(frontier: pd.DataFrame, summary: pd.DataFrame) -> pd.DataF
     for (dataset, name), group in frontier[frontier["precision"] == ONE_BIT].groupby(["dataset", "family"],
                                                                                       sort=False):
         group = group.sort_values("width")
+        if group["width"].nunique() < 2:   # one width: nothing to say across widths
+            continue
         row = {"dataset": dataset, "family": name, "widths": ", ".join(f"{w:g}" for w in group["width"])}
         verdicts = [judged.at[(dataset, variant), "accuracy_gap_verdict"] for variant in group["variant"]]
         matching = [candidate for candidate, verdict in zip(group.to_dict("records"), verdicts, strict=True)
