@@ -97,8 +97,9 @@ def frontier_table(summary: pd.DataFrame, latency: pd.DataFrame) -> pd.DataFrame
             "cpu": None if speed is None else speed["cpu"],
         })
     table = pd.DataFrame(rows, columns=FRONTIER_COLUMNS)
-    order = {name: i for i, name in enumerate(dict.fromkeys(table["family"]))}
-    return table.sort_values(["dataset", "family", "width"], key=lambda c: c.map(order) if c.name == "family" else c,
+    # datasets and families in the study's order, widths narrow to wide
+    order = {column: {name: i for i, name in enumerate(dict.fromkeys(table[column]))} for column in ("dataset", "family")}
+    return table.sort_values(["dataset", "family", "width"], key=lambda c: c.map(order[c.name]) if c.name in order else c,
                              kind="stable").reset_index(drop=True)
 
 
