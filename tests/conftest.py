@@ -422,12 +422,15 @@ def set_params(repo, **changes):
         round_trip.dump(params, out)
 
 
-# What the tiny study changes in params.yaml: 2,000 training and test images,
-# one epoch, one seed, three corruptions, a short benchmark. With fewer
+# What the tiny study changes in params.yaml: the article's two networks,
+# 2,000 training and test images, one epoch, one seed, three corruptions, a short benchmark. With fewer
 # training images, one epoch leaves Fashion-MNIST's 1-bit net with batch-norm
 # statistics so close to their start that LCE's conversion disagrees with
 # Keras on 0.8% of test images, and `deploy` rightly refuses it.
 TINY_PARAMS = {
+    # the article's two networks and fp32's int8 form: each mechanism is run once on the fewest runs (another
+    # width under `dvc exp run`: tests/test_pipeline.py; the default study's own composition: tests/test_reruns.py)
+    "study.variants": ["fp32", "bnn"], "int8.variants": ["fp32"],
     "data.train_limit": 2000, "data.test_limit": 2000, "recipes.article.epochs": 1, "study.seeds": [0],
     "data.sources.mnist": ["data/mnist-shipped"], "data.sources.fashion_mnist": ["data/fashion_mnist-shipped"],
     "robustness.corruptions": ["fog", "stripe", "rotate"],
