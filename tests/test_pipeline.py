@@ -172,8 +172,11 @@ def test_tables_plots_and_report(built):
     bnn = summary.set_index("variant").loc["bnn"]
     assert f"{100 * bnn['test_accuracy_mean']:.2f}%" in report
     metrics = json.loads((repo / "reports" / "metrics.json").read_text())
-    assert set(metrics) == {"mnist"} and set(metrics["mnist"]) == {"fp32", "bnn", "fp32+int8"}
+    assert set(metrics) == {"mnist"} and set(metrics["mnist"]) == {"fp32", "bnn", "fp32+int8", "same_flash"}
     assert "test_accuracy_mean" in metrics["mnist"]["bnn"]
+    # the article's two networks and fp32's int8 form: none fits in bnn's flash, and the answer says so
+    assert metrics["mnist"]["same_flash"]["bnn"]["pick"] is None
+    assert "no float or int8 network of this study trained with recipe article fits" in report
 
 
 def test_the_plots_page_draws_the_study_s_curves_offline(built, rendered_dom, tmp_path):
