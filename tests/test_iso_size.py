@@ -117,6 +117,9 @@ def test_the_width_at_which_a_1_bit_gap_is_no_longer_told():
     sentence = width_match_sentence(row, "fp32", title)
     assert "from width 2 (`bnn_w2`) its gap to `fp32` is -0.20 pp, not told from zero" in sentence
     assert "`fp32_w0.5+int8` (99.00%), needs 29.80 KiB" in sentence
+    # a narrow width whose wide interval merely holds zero, below one told to cost, is no match
+    summary["accuracy_gap_verdict"] = [NONE, LOWER, NONE]
+    assert width_match_table(frontier, summary).iloc[0]["matching_variant"] == "bnn_w2"
     summary["accuracy_gap_verdict"] = LOWER
     row = width_match_table(frontier, summary).iloc[0]
     assert pd.isna(row["matching_variant"]) and row["accuracy_gap_vs_baseline"] == -0.002

@@ -145,9 +145,9 @@ def same_flash_table(frontier: pd.DataFrame, runs: pd.DataFrame, named: Sequence
 
 
 def width_match_table(frontier: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset and 1-bit family of more than one width: the widths tried, the narrowest whose
-    accuracy gap to the baseline (judged in ``summary``) is not a cost
-    (``matching_*``; none: empty), and beside it the smallest int8 network
+    """Per dataset and 1-bit family of more than one width: the widths tried, the narrowest from
+    which on the accuracy gap to the baseline (judged in ``summary``) is a
+    cost at no width tried (``matching_*``; none: empty), and beside it the smallest int8 network
     whose mean accuracy is at least as high (``int8_match_*``: a point
     comparison, the int8 network of the same accuracy), with each one's
     flash, RAM and latency."""
@@ -160,8 +160,13 @@ def width_match_table(frontier: pd.DataFrame, summary: pd.DataFrame) -> pd.DataF
             continue
         row = {"dataset": dataset, "family": name, "widths": ", ".join(f"{w:g}" for w in group["width"])}
         verdicts = [judged.at[(dataset, variant), "accuracy_gap_verdict"] for variant in group["variant"]]
-        matching = [candidate for candidate, verdict in zip(group.to_dict("records"), verdicts, strict=True)
-                    if verdict != "lower"]
+        # the widths from which on no wider one is a cost: a narrow width whose wide interval merely holds zero,
+        # below a width told to cost, is no match
+        matching = []
+        for candidate, verdict in reversed(list(zip(group.to_dict("records"), verdicts, strict=True))):
+            if verdict == "lower":
+                break
+            matching.insert(0, candidate)
         shown = matching[0] if matching else group.iloc[-1].to_dict()
         row.update({"accuracy_gap_vs_baseline": judged.at[(dataset, shown["variant"]), "accuracy_gap_vs_baseline"],
                     "accuracy_gap_verdict": judged.at[(dataset, shown["variant"]), "accuracy_gap_verdict"]})
