@@ -148,7 +148,7 @@ def width_match_table(frontier: pd.DataFrame, summary: pd.DataFrame) -> pd.DataF
     """Per dataset and 1-bit family of more than one width: the widths tried, the narrowest from
     which on the accuracy gap to the baseline (judged in ``summary``) is a
     cost at no width tried (``matching_*``; none: empty), and beside it the smallest int8 network
-    whose mean accuracy is at least as high (``int8_match_*``: a point
+    trained with the same recipe whose mean accuracy is at least as high (``int8_match_*``: a point
     comparison, the int8 network of the same accuracy), with each one's
     flash, RAM and latency."""
     judged = summary.set_index(["dataset", "variant"])
@@ -176,6 +176,7 @@ def width_match_table(frontier: pd.DataFrame, summary: pd.DataFrame) -> pd.DataF
                         "matching_tflite_kib": shown["tflite_kib"], "matching_ram_kib": shown["ram_kib"],
                         "matching_latency_us": shown["latency_median_us"]})
             of = frontier[(frontier["dataset"] == dataset) & (frontier["precision"] == INT8)
+                          & (frontier["recipe"] == shown["recipe"])
                           & (frontier["test_accuracy_mean"] >= shown["test_accuracy_mean"])]
             if not of.empty:
                 match = of.sort_values("tflite_kib").iloc[0]
