@@ -149,7 +149,7 @@ def test_the_frontier_figure_reads_at_3_families_4_widths_2_datasets():
     colour and marker, on every panel of both datasets."""
     import pandas as pd
 
-    from stages.plots import FRONTIER_AXES, family_styles, frontier_figure
+    from stages.lib.reporting.width_figures import FRONTIER_AXES, family_styles, frontier_figure
 
     rows = []
     for dataset, shift in (("mnist", 0.0), ("fashion_mnist", -0.1)):
