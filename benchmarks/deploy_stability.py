@@ -29,7 +29,8 @@ SPIN = "while True: pass"
 
 def headline(timings, params, settings):
     from stages.lib.analysis.speed import latency_table
-    from stages.lib.params import baseline, headline_options, study_variants
+    from stages.lib.analysis.choices import baseline
+    from stages.lib.params import headline_options, study_variants
 
     variants = study_variants(params)
     macs = dict.fromkeys(variants, 1)

@@ -92,9 +92,9 @@ from stages.lib.forms.int8 import form, int8_runs, is_form
 from stages.lib.analysis.int8_tables import (
     comparison_table, int8_profiles, int8_training, load_int8_runs,
 )
-from stages.lib.params import baseline as checked_baseline
-from stages.lib.params import primary as checked_primary
-from stages.lib.params import same_flash
+from stages.lib.analysis.choices import baseline as checked_baseline
+from stages.lib.analysis.choices import primary as checked_primary
+from stages.lib.analysis.choices import same_flash
 from stages.lib.params import headline_options, study_datasets, study_runs, study_variants
 from stages.lib.analysis.recipe_effects import recipe_table, training_table
 from stages.lib.analysis.robustness_tables import accuracy_table as robustness_table

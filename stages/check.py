@@ -26,9 +26,10 @@ from stages.lib.common import StudyError, atomic_directory, load_params, log, ru
 from stages.lib.training.variants import variant_from_params, with_widths
 from stages.lib.training.recipes import recipe_from_params
 from stages.lib.params import (
-    SECTIONS, baseline, benchmark_settings, check_keys, data_limits, download_settings, extended_variants, headline_options,
-    memory_budgets, primary, same_flash, study_datasets, study_runs, study_seeds, study_variants, train_settings,
+    SECTIONS, benchmark_settings, check_keys, data_limits, download_settings, extended_variants, headline_options,
+    study_datasets, study_runs, study_seeds, study_variants, train_settings,
 )
+from stages.lib.analysis.choices import baseline, memory_budgets, primary, same_flash
 from stages.lib.forms.int8 import SECTION as INT8
 from stages.lib.forms.int8 import int8_runs, int8_settings
 from stages.lib.forms.int8 import slices as int8_slices

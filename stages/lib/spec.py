@@ -49,13 +49,16 @@ RUN_SPEC_FILE = "spec.json"
 
 
 def _defined(params: dict[str, Any], name: str) -> dict[str, Any]:
-    """``variants.<name>``, a width of a defined variant included."""
-    return with_widths(params)["variants"][name]
+    """``variants.<name>``, a width of a defined variant included (defined
+    from its base variant unless ``params`` already comes with its widths)."""
+    variants = params["variants"]
+    return variants[name] if name in variants else with_widths(params)["variants"][name]
 
 
 def _variant(params: dict[str, Any], name: str) -> dict[str, Any]:
     """``variants.<name>`` with its recipe spelled out."""
-    return {**_defined(params, name), "recipe": _defined(params, name).get("recipe", DEFAULT_RECIPE)}
+    variant = _defined(params, name)
+    return {**variant, "recipe": variant.get("recipe", DEFAULT_RECIPE)}
 
 
 def architecture_slice(params: dict[str, Any], name: str) -> dict[str, Any]:
