@@ -3,6 +3,7 @@ synthetic tables where int8 wins, where the 1-bit network wins, and where
 neither is told; which networks compete; where a 1-bit family's gap stops
 being told."""
 
+import math
 import pandas as pd
 
 from stages.lib.analysis.iso_size import (
@@ -110,12 +111,16 @@ def test_the_width_at_which_a_1_bit_gap_is_no_longer_told():
                            "bnn_w0.5": ("1-bit", 0.5, "article", 8.4, (0.9680, 0.9690, 0.9670))})
     summary = pd.DataFrame({"dataset": "mnist", "variant": ["bnn_w0.5", "bnn", "bnn_w2"],
                             "accuracy_gap_vs_baseline": [-0.022, -0.009, -0.002],
-                            "accuracy_gap_verdict": [LOWER, LOWER, NONE]})
+                            "accuracy_gap_verdict": [LOWER, LOWER, NONE], "accuracy_gap_family_size": 15,
+                            "accuracy_gap_adj_low": [-0.03, -0.015, -0.012], "accuracy_gap_adj_high": [-0.01, -0.003, 0.008],
+                            "accuracy_gap_seeds_needed": [math.nan, math.nan, 12]})
     row = width_match_table(frontier, summary).iloc[0]
     assert row["widths"] == "0.5, 1, 2" and row["width"] == 2 and row["matching_variant"] == "bnn_w2"
     assert row["int8_variant"] == "fp32_w0.5+int8" and row["int8_match_tflite_kib"] == 29.8
     sentence = width_match_sentence(row, "fp32", title)
-    assert "from width 2 (`bnn_w2`) its gap to `fp32` is -0.20 pp, not told from zero" in sentence
+    # the interval of its verdict and the seeds a verdict would take: "not told" over a wide interval says little
+    assert ("from width 2 (`bnn_w2`) its gap to `fp32` is -0.20 pp (simultaneous 99.67% CI -1.20 pp to +0.80 pp), "
+            "not told from zero; about 12 seeds would give 80% power at this level") in sentence
     assert "`fp32_w0.5+int8` (99.00%), needs 29.80 KiB" in sentence
     # a narrow width whose wide interval merely holds zero, below one told to cost, is no match
     summary["accuracy_gap_verdict"] = [NONE, LOWER, NONE]

@@ -47,8 +47,12 @@ SAME_FLASH_COLUMNS = (
     "pick_accuracy_ci95_high", "tied", "seeds", "difference", "difference_ci95_low", "difference_ci95_high",
     "difference_p_value",
 )
+# The gap of the width shown, as judged in the summary: its verdict's interval
+# and, without a verdict, the seeds that would give one.
+GAP_COLUMNS = ("accuracy_gap_vs_baseline", "accuracy_gap_verdict", "accuracy_gap_family_size", "accuracy_gap_adj_low",
+               "accuracy_gap_adj_high", "accuracy_gap_seeds_needed")
 WIDTH_MATCH_COLUMNS = (
-    "dataset", "family", "widths", "width", "matching_variant", "accuracy_gap_vs_baseline", "accuracy_gap_verdict",
+    "dataset", "family", "widths", "width", "matching_variant", *GAP_COLUMNS,
     "matching_accuracy_mean", "matching_tflite_kib", "matching_ram_kib", "matching_latency_us", "int8_variant",
     "int8_match_accuracy_mean", "int8_match_tflite_kib", "int8_match_ram_kib", "int8_match_latency_us",
 )
@@ -168,8 +172,7 @@ def width_match_table(frontier: pd.DataFrame, summary: pd.DataFrame) -> pd.DataF
                 break
             matching.insert(0, candidate)
         shown = matching[0] if matching else group.iloc[-1].to_dict()
-        row.update({"accuracy_gap_vs_baseline": judged.at[(dataset, shown["variant"]), "accuracy_gap_vs_baseline"],
-                    "accuracy_gap_verdict": judged.at[(dataset, shown["variant"]), "accuracy_gap_verdict"]})
+        row.update({column: judged.at[(dataset, shown["variant"]), column] for column in GAP_COLUMNS})
         if matching:
             row.update({"width": shown["width"], "matching_variant": shown["variant"],
                         "matching_accuracy_mean": shown["test_accuracy_mean"],
@@ -229,9 +232,13 @@ def width_match_sentence(row: dict | pd.Series, baseline: str, title) -> str:
         return (f"{start}: at every width tried its gap to `{baseline}` is a cost (the widest still "
                 f"{points(row['accuracy_gap_vs_baseline'])}); a wider network would be needed")
     told = "a gain" if row["accuracy_gap_verdict"] == HIGHER else "not told from zero"
+    needed = needed_clause(row, "accuracy_gap")
+    told += f"; {needed}" if needed else ""
+    gap = (f"{points(row['accuracy_gap_vs_baseline'])} ({interval_label(row, 'accuracy_gap')} "
+           f"{points(row['accuracy_gap_adj_low'])} to {points(row['accuracy_gap_adj_high'])})")
     latency = ("" if pd.isna(row["matching_latency_us"]) else f", {row['matching_latency_us']:.1f} µs at 1 thread")
     text = (f"{start}: from width {row['width']:g} (`{row['matching_variant']}`) its gap to `{baseline}` is "
-            f"{points(row['accuracy_gap_vs_baseline'])}, {told} (exploratory), in {_kib(row['matching_tflite_kib'])} "
+            f"{gap}, {told} (exploratory), in {_kib(row['matching_tflite_kib'])} "
             f"of flash, {_kib(row['matching_ram_kib'])} of RAM{latency}")
     if pd.isna(row["int8_variant"]):
         return text + "; no int8 network of this study is as accurate on average"
