@@ -120,7 +120,7 @@ def test_the_width_at_which_a_1_bit_gap_is_no_longer_told():
     sentence = width_match_sentence(row, "fp32", title)
     # the interval of its verdict and the seeds a verdict would take: "not told" over a wide interval says little
     assert ("from width 2 (`bnn_w2`) its gap to `fp32` is -0.20 pp (simultaneous 99.67% CI -1.20 pp to +0.80 pp), "
-            "not told from zero; about 12 seeds would give 80% power at this level") in sentence
+            "not told from zero (exploratory; about 12 seeds would give 80% power at this level") in sentence
     assert "`fp32_w0.5+int8` (99.00%), needs 29.80 KiB" in sentence
     # a narrow width whose wide interval merely holds zero, below one told to cost, is no match
     summary["accuracy_gap_verdict"] = [NONE, LOWER, NONE]

@@ -233,12 +233,12 @@ def width_match_sentence(row: dict | pd.Series, baseline: str, title) -> str:
                 f"{points(row['accuracy_gap_vs_baseline'])}); a wider network would be needed")
     told = "a gain" if row["accuracy_gap_verdict"] == HIGHER else "not told from zero"
     needed = needed_clause(row, "accuracy_gap")
-    told += f"; {needed}" if needed else ""
+    told += f" (exploratory; {needed})" if needed else " (exploratory)"
     gap = (f"{points(row['accuracy_gap_vs_baseline'])} ({interval_label(row, 'accuracy_gap')} "
            f"{points(row['accuracy_gap_adj_low'])} to {points(row['accuracy_gap_adj_high'])})")
     latency = ("" if pd.isna(row["matching_latency_us"]) else f", {row['matching_latency_us']:.1f} µs at 1 thread")
     text = (f"{start}: from width {row['width']:g} (`{row['matching_variant']}`) its gap to `{baseline}` is "
-            f"{gap}, {told} (exploratory), in {_kib(row['matching_tflite_kib'])} "
+            f"{gap}, {told}, in {_kib(row['matching_tflite_kib'])} "
             f"of flash, {_kib(row['matching_ram_kib'])} of RAM{latency}")
     if pd.isna(row["int8_variant"]):
         return text + "; no int8 network of this study is as accurate on average"
