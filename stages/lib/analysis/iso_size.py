@@ -33,7 +33,7 @@ from stages.lib.analysis.stats import welch_difference
 from stages.lib.analysis.verdicts import HIGHER, LOWER, family_clause, interval_label, needed_clause
 from stages.lib.forms.int8 import SUFFIX, is_form, source_variant
 from stages.lib.params import split_width
-from stages.lib.reporting.wording import cell, p_text, pct, points
+from stages.lib.reporting.wording import cell, gap_word, p_text, pct, points, span
 
 FLOAT, INT8, ONE_BIT, OTHER = "float", "int8", "1-bit", "other"
 FRONTIER_COLUMNS = (
@@ -164,13 +164,10 @@ def width_match_table(frontier: pd.DataFrame, summary: pd.DataFrame) -> pd.DataF
             continue
         row = {"dataset": dataset, "family": name, "widths": ", ".join(f"{w:g}" for w in group["width"])}
         verdicts = [judged.at[(dataset, variant), "accuracy_gap_verdict"] for variant in group["variant"]]
-        # the widths from which on no wider one is a cost: a narrow width whose wide interval merely holds zero,
+        # the widths above the widest told to cost: a narrow width whose wide interval merely holds zero,
         # below a width told to cost, is no match
-        matching = []
-        for candidate, verdict in reversed(list(zip(group.to_dict("records"), verdicts, strict=True))):
-            if verdict == "lower":
-                break
-            matching.insert(0, candidate)
+        widest_cost = max((i for i, verdict in enumerate(verdicts) if verdict == LOWER), default=-1)
+        matching = group.to_dict("records")[widest_cost + 1:]
         shown = matching[0] if matching else group.iloc[-1].to_dict()
         row.update({column: judged.at[(dataset, shown["variant"]), column] for column in GAP_COLUMNS})
         if matching:
@@ -231,11 +228,10 @@ def width_match_sentence(row: dict | pd.Series, baseline: str, title) -> str:
     if pd.isna(row["matching_variant"]):
         return (f"{start}: at every width tried its gap to `{baseline}` is a cost (the widest still "
                 f"{points(row['accuracy_gap_vs_baseline'])}); a wider network would be needed")
-    told = "a gain" if row["accuracy_gap_verdict"] == HIGHER else "not told from zero"
     needed = needed_clause(row, "accuracy_gap")
-    told += f" (exploratory; {needed})" if needed else " (exploratory)"
+    told = gap_word(row, "accuracy_gap") + (f" (exploratory; {needed})" if needed else " (exploratory)")
     gap = (f"{points(row['accuracy_gap_vs_baseline'])} ({interval_label(row, 'accuracy_gap')} "
-           f"{points(row['accuracy_gap_adj_low'])} to {points(row['accuracy_gap_adj_high'])})")
+           f"{span(row['accuracy_gap_adj_low'], row['accuracy_gap_adj_high'], points)})")
     latency = ("" if pd.isna(row["matching_latency_us"]) else f", {row['matching_latency_us']:.1f} µs at 1 thread")
     text = (f"{start}: from width {row['width']:g} (`{row['matching_variant']}`) its gap to `{baseline}` is "
             f"{gap}, {told}, in {_kib(row['matching_tflite_kib'])} "
