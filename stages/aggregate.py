@@ -94,7 +94,7 @@ from stages.lib.analysis.int8_tables import (
 )
 from stages.lib.analysis.choices import baseline as checked_baseline
 from stages.lib.analysis.choices import primary as checked_primary
-from stages.lib.analysis.choices import same_flash
+from stages.lib.analysis.choices import margins, twin_names
 from stages.lib.params import headline_options, study_datasets, study_runs, study_variants
 from stages.lib.analysis.recipe_effects import recipe_table, training_table
 from stages.lib.analysis.robustness_tables import accuracy_table as robustness_table
@@ -109,8 +109,9 @@ from stages.lib.analysis.tables import (
 
 # What each per-run file must hold, field by field.
 RUN_METRICS = {
-    "test_accuracy": FRACTION, "test_loss": NON_NEGATIVE, "chance_accuracy": FRACTION, "train_time_s": POSITIVE,
-    "train_images_per_s": POSITIVE, "train_images": POSITIVE_COUNT, "test_images": POSITIVE_COUNT,
+    "validation_accuracy": FRACTION, "test_accuracy": FRACTION, "test_loss": NON_NEGATIVE, "chance_accuracy": FRACTION, "train_time_s": POSITIVE,
+    "train_images_per_s": POSITIVE, "train_images": POSITIVE_COUNT, "validation_images": POSITIVE_COUNT,
+    "test_images": POSITIVE_COUNT,
 }
 PROFILE_FIGURES = {
     "params_total": POSITIVE_COUNT, "params_1bit": COUNT, "params_32bit": COUNT, "memory_kib": POSITIVE,
@@ -153,20 +154,29 @@ def load_profiles(profiles_dir: str | Path, variants: Sequence[str]) -> pd.DataF
 
 def load_curves(runs_dir: str | Path, study: Runs) -> pd.DataFrame:
     """Per-epoch accuracy and loss of every run, from DVCLive's logs: columns
-    dataset, variant, seed, epoch (from 1), split (train/test), accuracy,
-    loss."""
+    dataset, variant, seed, epoch (from 1), split (train/validation),
+    accuracy, loss. A missing, empty or damaged curve file is one line
+    naming it."""
     frames = []
     for dataset, variant, seed in study:
         base = output(runs_dir, run_name(dataset, variant, seed), RUNS) / "plots" / "metrics"
-        for split, folder in (("train", "train"), ("test", "eval")):
+        for split, folder in (("train", "train"), ("validation", "eval")):
             columns = {}
             for metric in ("accuracy", "loss"):
                 path = base / folder / f"{metric}.tsv"
+                redo = f"rerun its training (`dvc repro --force train@{run_name(dataset, variant, seed)}`)"
                 try:
-                    columns[metric] = pd.read_csv(path, sep="\t")[["step", metric]].set_index("step")[metric]
+                    read = pd.read_csv(path, sep="\t")[["step", metric]]
                 except FileNotFoundError:
                     raise StudyError(f"{path} is missing: run `dvc repro` to produce it") from None
-            frame = pd.DataFrame(columns).reset_index()
+                except (pd.errors.ParserError, pd.errors.EmptyDataError, KeyError, UnicodeDecodeError, ValueError):
+                    raise StudyError(f"{path} is damaged (no step and {metric} columns): {redo}") from None
+                values = pd.to_numeric(read[metric], errors="coerce")
+                steps = pd.to_numeric(read["step"], errors="coerce")
+                if read.empty or values.isna().any() or steps.isna().any() or steps.duplicated().any():
+                    raise StudyError(f"{path} is damaged (empty, or a step or {metric} that is not a number): {redo}")
+                columns[metric] = pd.Series(values.to_numpy(), index=steps.astype(int).to_numpy())
+            frame = pd.DataFrame(columns).rename_axis("step").reset_index()
             frame.insert(0, "split", split)
             frame.insert(0, "seed", seed)
             frame.insert(0, "variant", variant)
@@ -186,14 +196,14 @@ def runs_table(runs: pd.DataFrame, profiles: pd.DataFrame, deployments: pd.DataF
 def mean_curves(curves: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Per (dataset, variant), named ``<dataset>-<variant>``, the mean across
     seeds per epoch, one column per (split, metric): ``train_accuracy``,
-    ``test_accuracy``, ..."""
+    ``validation_accuracy``, ..."""
     means = curves.groupby(["dataset", "variant", "epoch", "split"], sort=False)[["accuracy", "loss"]].mean()
     result = {}
     for (dataset, variant), group in means.reset_index().groupby(["dataset", "variant"], sort=False):
         wide = group.pivot(index="epoch", columns="split", values=["accuracy", "loss"])
         wide.columns = [f"{split}_{metric}" for metric, split in wide.columns]
-        result[f"{dataset}-{variant}"] = wide.reset_index()[["epoch", "train_accuracy", "test_accuracy", "train_loss",
-                                                             "test_loss"]]
+        result[f"{dataset}-{variant}"] = wide.reset_index()[["epoch", "train_accuracy", "validation_accuracy",
+                                                             "train_loss", "validation_loss"]]
     return result
 
 
@@ -204,13 +214,14 @@ def dvc_metrics(summary: pd.DataFrame, mce: pd.DataFrame | None = None,
     would need); with the mean corruption error of each variant but the
     baseline and its interval when ``mce`` is given; and per dataset, under
     ``same_flash``, each same-flash comparison (the network, the float or
-    int8 network picked within its flash, the difference with the interval
-    its verdict is read from)."""
+    int8 twin of equal flash, the difference with the interval
+    its verdict is read from, its margin and the seeds the margin needs)."""
     keep = ("seeds", "test_accuracy_mean", "test_accuracy_ci95_low", "test_accuracy_ci95_high", "memory_kib",
             "compression_vs_baseline", "binarized_mac_fraction", "accuracy_gap_vs_baseline", "tflite_kib",
             "converted_accuracy_mean", "ram_kib", "binary_mac_fraction_deployed", "latency_median_us",
             "speedup_vs_baseline", "accuracy_gap_adj_low", "accuracy_gap_adj_high", "accuracy_gap_p_adjusted",
-            "accuracy_gap_seeds_needed")
+            "accuracy_gap_verdict", "accuracy_gap_detectable", "accuracy_gap_tost_p_adjusted",
+            "accuracy_gap_seeds_for_margin")
     metrics: dict[str, Any] = {}
     for row in summary.to_dict("records"):
         metrics.setdefault(row["dataset"], {})[row["variant"]] = {
@@ -218,8 +229,9 @@ def dvc_metrics(summary: pd.DataFrame, mce: pd.DataFrame | None = None,
     for row in ([] if mce is None else mce.to_dict("records")):
         metrics[row["dataset"]][row["variant"]].update(
             {k: None if math.isnan(row[k]) else row[k] for k in ("mce", "mce_adj_low", "mce_adj_high")})
-    flash_keys = ("one_bit_kib", "pick", "pick_kib", "difference", "same_flash_adj_low", "same_flash_adj_high",
-                  "same_flash_p_adjusted", "same_flash_verdict", "same_flash_seeds_needed")
+    flash_keys = ("one_bit_kib", "twin", "twin_kib", "difference", "same_flash_adj_low", "same_flash_adj_high",
+                  "same_flash_p_adjusted", "same_flash_verdict", "same_flash_detectable", "same_flash_margin",
+                  "same_flash_tost_p_adjusted", "same_flash_seeds_for_margin")
     for row in ([] if same_flash is None else same_flash.to_dict("records")):
         metrics[row["dataset"]].setdefault("same_flash", {})[row["one_bit"]] = {
             k: None if not isinstance(row[k], str) and pd.isna(row[k]) else row[k] for k in flash_keys}
@@ -297,7 +309,7 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
                            "confusion": confusion, "paired_images": paired_images,
                            "tax_change": tax_change_table(runs, datasets, deployed, baseline),
                            "recipes": recipes, "int8": int8, **robustness}, baseline, checked_primary(params),
-                          same_flash(params))
+                          twin_names(params), margins(params, required=False))
     summary = tables["summary"]
     write_tables({**tables, "article": article_table(summary), "curves": curves}, tables_dir)
     with atomic_directory(curves_dir) as tmp:

@@ -27,9 +27,9 @@ from stages.lib.training.variants import variant_from_params, with_widths
 from stages.lib.training.recipes import recipe_from_params
 from stages.lib.params import (
     SECTIONS, benchmark_settings, check_keys, data_limits, download_settings, extended_variants, headline_options,
-    study_datasets, study_runs, study_seeds, study_variants, train_settings,
+    study_datasets, study_runs, study_seeds, study_variants, train_settings, validation_settings,
 )
-from stages.lib.analysis.choices import baseline, memory_budgets, primary, same_flash
+from stages.lib.analysis.choices import baseline, margins, memory_budgets, primary, same_flash, twins
 from stages.lib.forms.int8 import SECTION as INT8
 from stages.lib.forms.int8 import int8_runs, int8_settings
 from stages.lib.forms.int8 import slices as int8_slices
@@ -61,6 +61,7 @@ def check_all(params: dict[str, Any]) -> list[str]:
     for name in datasets + [name for name in (sources if isinstance(sources, dict) else {}) if name not in datasets]:
         download_settings(params, name)
     data_limits(params)
+    validation_settings(params)
     names = study_variants(params)
     study_seeds(params)
     extended_variants(params)
@@ -76,6 +77,7 @@ def check_all(params: dict[str, Any]) -> list[str]:
     baseline(params)
     primary(params)
     same_flash(params)
+    margins(params)
     memory_budgets(params)
     deploy_settings(params)
     robustness_settings(params)
@@ -148,12 +150,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--out", default=SPEC_DIR, help="folder for the slice of params.yaml each stage reads")
+    parser.add_argument("--twins", default="data/twins/twins.json",
+                        help="the equal-flash twins the `twins` stage derived (needed when aggregate.same_flash names any)")
     parser.add_argument("--tidy", action="store_true",
                         help="remove from the workspace the folders of runs outside the study that the table "
                              "stages' folders hold, once found in DVC's cache (dvc.yaml passes it)")
     args = parser.parse_args(argv)
     params = load_params(args.params)
     variants = check_all(params)
+    if same_flash(params):
+        found = twins(with_widths(params), load_params(args.twins) if Path(args.twins).is_file() else {})
+        # the table stages read the twins with the rest of `aggregate` (a key params.yaml may not set)
+        params = {**params, "aggregate": {**params["aggregate"], "twins": found}}
     params = with_widths(params)
     with atomic_directory(args.out) as tmp:
         written = write_slices(params, tmp)

@@ -21,23 +21,25 @@ import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import load_params, run_cli
 from stages.lib.forms.deployed import command_line, deploy, trained_run
 from stages.lib.forms.lce import DeploySettings, accept, convert, deploy_settings
+from stages.lib.params import Validation
 
 
 def deploy_run(model_dir: str | Path, data_dir: str | Path, input_range: tuple[float, float],
                out_model_dir: str | Path, out_report_dir: str | Path, settings: DeploySettings = DeploySettings(0.1),
-               test_limit: int | None = None) -> dict[str, Any]:
+               test_limit: int | None = None, validation: tuple[int | None, Validation] | None = None
+               ) -> dict[str, Any]:
     """LCE's deployed form of one trained run; see :func:`stages.lib.forms.deployed.deploy`."""
     return deploy(model_dir, data_dir, input_range, convert, accept(settings, str(model_dir)), out_model_dir,
-                  out_report_dir, test_limit=test_limit)
+                  out_report_dir, test_limit=test_limit, validation=validation)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = command_line("python -m stages.deploy", __doc__, argv,
                         ("--model-out", True, "folder for the .tflite file"),
                         ("--report-out", True, "folder for its record (deploy.json)"))
-    variant, _, test_limit = trained_run(args.model, args.variant)
+    variant, train_limit, test_limit, validation = trained_run(args.model, args.variant)
     deploy_run(args.model, args.data, variant.input_range, args.model_out, args.report_out,
-               deploy_settings(load_params(args.params)), test_limit=test_limit)
+               deploy_settings(load_params(args.params)), test_limit=test_limit, validation=(train_limit, validation))
 
 
 if __name__ == "__main__":

@@ -192,7 +192,7 @@ def _band(values: pd.Series, metric: str, images: int) -> tuple[float, float]:
     return estimate.low, estimate.high
 
 
-SPLIT_LINES = {"test": "-", "train": "--"}
+SPLIT_LINES = {"validation": "-", "train": "--"}
 
 
 def training_curves(curves: pd.DataFrame, summary: pd.DataFrame, images: dict[tuple[str, str], int]):
@@ -230,7 +230,7 @@ def training_curves(curves: pd.DataFrame, summary: pd.DataFrame, images: dict[tu
             if metric == "accuracy":
                 accuracy_axis(ax)
     handles = variant_handles(styles, list(styles), linestyle="-")
-    handles += [Line2D([], [], color="black", linestyle=line, label=f"{split} set")
+    handles += [Line2D([], [], color="black", linestyle=line, label=f"{split} images")
                 for split, line in SPLIT_LINES.items()]
     legend_outside(fig, handles, f"variant: mean and 95% band\nover {seeds_caption(summary)}")
     return fig
@@ -380,7 +380,7 @@ def figures(tables_dir: str | Path) -> dict[str, object]:
     # same tables give the same PNG bytes anywhere.
     np.random.seed(0)
     images = {(row["dataset"], split): int(row[f"{split}_images"]) for row in runs.to_dict("records")
-              for split in ("train", "test")}
+              for split in ("train", "validation")}
     # the int8 forms are deployed, not trained: no curves, confusion or recipe of their own
     trained = summary[summary["variant"].isin(set(curves["variant"]))]
     drawn = {

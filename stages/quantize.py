@@ -24,11 +24,13 @@ from stages.lib.common import load_params, run_cli
 from stages.lib.data.datasets import load_split, scale_images
 from stages.lib.forms.deployed import command_line, deploy, trained_run
 from stages.lib.forms.int8 import Int8Settings, accept, conversion_settings, quantize, representative_indices
+from stages.lib.params import Validation
 
 
 def quantize_run(model_dir: str | Path, data_dir: str | Path, variant: str, input_range: tuple[float, float],
                  settings: Int8Settings, out_model_dir: str | Path, out_report_dir: str | Path,
-                 train_limit: int | None = None, test_limit: int | None = None) -> dict[str, Any]:
+                 train_limit: int | None = None, test_limit: int | None = None,
+                 validation: Validation | None = None) -> dict[str, Any]:
     """The int8 form of one trained run, calibrated on training images drawn
     by the settings' seed; see :func:`stages.lib.forms.deployed.deploy`."""
     x_train, _ = load_split(data_dir, "train", train_limit)
@@ -37,7 +39,8 @@ def quantize_run(model_dir: str | Path, data_dir: str | Path, variant: str, inpu
     return deploy(model_dir, data_dir, input_range,
                   lambda model: quantize(model, representative, settings.io, source=str(model_dir)),
                   accept(settings, variant, len(chosen), str(model_dir)), out_model_dir, out_report_dir,
-                  test_limit=test_limit, what="int8 model")
+                  test_limit=test_limit, what="int8 model",
+                  validation=None if validation is None else (train_limit, validation))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -45,9 +48,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                         ("--model-out", True, "folder for the int8 .tflite file"),
                         ("--report-out", True, "folder for its record (deploy.json)"))
     settings = conversion_settings(load_params(args.params), (args.variant,))
-    variant, train_limit, test_limit = trained_run(args.model, args.variant)
+    variant, train_limit, test_limit, validation = trained_run(args.model, args.variant)
     quantize_run(args.model, args.data, args.variant, variant.input_range, settings, args.model_out, args.report_out,
-                 train_limit=train_limit, test_limit=test_limit)
+                 train_limit=train_limit, test_limit=test_limit, validation=validation)
 
 
 if __name__ == "__main__":

@@ -30,8 +30,8 @@ from stages.lib.analysis.deployment import (
 from stages.lib.analysis.choices import baseline as checked_baseline
 from stages.lib.analysis.choices import memory_budgets
 from stages.lib.analysis.choices import primary as checked_primary
-from stages.lib.analysis.choices import same_flash as checked_same_flash
-from stages.lib.analysis.judged import judge_tables, test_images
+from stages.lib.analysis.choices import margins, twin_names
+from stages.lib.analysis.judged import judge_tables, validation_images
 from stages.lib.analysis.verdicts import PRIMARY
 from stages.lib.analysis.recipe_effects import readable_recipes, recipe_findings, recipe_summary
 from stages.lib.analysis.robustness_tables import checked_images, readable_accuracy, readable_robustness, robustness_findings
@@ -77,10 +77,10 @@ def report_context(tables: dict[str, pd.DataFrame], plots_rel: str, baseline: st
         "savings_table": _markdown(readable_savings(first)),
         "budgets": [{"title": title(dataset),
                      "picks": budget_picks(of_dataset(summary, dataset), budgets_kib, of_dataset(tables["runs"], dataset),
-                                           test_images(tables["runs"]).get(dataset)),
+                                           validation_images(tables["runs"]).get(dataset)),
                      "ram_picks": budget_sentences(of_dataset(summary, dataset), limited,
                                                    of_dataset(tables["runs"], dataset),
-                                                   test_images(tables["runs"]).get(dataset), "ram_kib"),
+                                                   validation_images(tables["runs"]).get(dataset), "ram_kib"),
                      "deployed_frontier": frontier(of_dataset(summary, dataset), "on_deployed_pareto_frontier"),
                      "larq_frontier": frontier(of_dataset(summary, dataset), "on_pareto_frontier")}
                     for dataset in datasets],
@@ -128,19 +128,26 @@ def primary_line(summary: pd.DataFrame, baseline: str, same_flash: pd.DataFrame 
     """Which comparisons are primary and which exploratory, in one line."""
     primary = list(dict.fromkeys(summary.loc[summary["accuracy_gap_family"] == PRIMARY, "variant"]))
     flash = [] if same_flash is None or same_flash.empty else list(dict.fromkeys(
-        same_flash.loc[same_flash["pick"].notna(), "one_bit"]))
+        f"{row['one_bit']}` against `{row['twin']}" for row in same_flash.to_dict("records")))
     if not primary and not flash:
         return (f"No primary comparison is in this study: every gap to `{baseline}` is exploratory, adjusted over the "
                 "variants of its dataset (Bonferroni)")
     parts = []
     if flash:
-        parts.append(", ".join(f"`{name}`" for name in flash) + " against the best float or int8 network within its "
-                     "flash")
+        parts.append(", ".join(f"`{name}`" for name in flash) + " (its equal-flash twin, fixed before training)")
     if primary:
         parts.append(", ".join(f"`{name}`" for name in primary) + f" against `{baseline}`")
-    return (f"Primary: {'; '.join(parts)}, on each dataset, each tested alone at 5% (named in params before the data, "
-            "so adding variants cannot change the level it is tested at); every other comparison is exploratory, "
-            "adjusted within its family (Bonferroni)")
+    tables = [same_flash] if same_flash is not None and not same_flash.empty else []
+    size = max([int(summary["accuracy_gap_family_size"][summary["accuracy_gap_family"] == PRIMARY].max())
+                if primary else 0] + [int(table["same_flash_family_size"].max()) for table in tables])
+    margins = "" if not tables or "same_flash_margin" not in same_flash else ", ".join(
+        f"{row['same_flash_margin']:g} pp on {title(row['dataset'])}" for row in
+        same_flash.drop_duplicates("dataset").to_dict("records") if not pd.isna(row["same_flash_margin"]))
+    return (f"Primary: {'; '.join(parts)}, on each dataset: one family of {size}, named in params before the runs and "
+            "adjusted together by Holm (adding variants cannot change it)"
+            + (f"; a tie is claimed only within the margin fixed beforehand ({margins}), by two one-sided tests"
+               if margins else "")
+            + "; every other comparison is exploratory, adjusted within its family (Bonferroni)")
 
 
 def corruption_context(robustness: pd.DataFrame) -> dict:
@@ -199,7 +206,7 @@ def _environment():
 
 def render(tables_dir: str | Path, plots_rel: str, baseline: str, budgets_kib: Sequence[float | None],
            details_name: str = "details.md", primary: Sequence[str] = (),
-           same_flash: Sequence[str] = ()) -> tuple[str, str]:
+           twins: dict[str, str] | None = None, margins_pp: dict[str, float] | None = None) -> tuple[str, str]:
     """The report and its details file, from the tables in ``tables_dir``."""
     tables_dir = Path(tables_dir)
     tables = {name: read_table(tables_dir, name, may_be_empty=name in MAY_BE_EMPTY)
@@ -207,7 +214,7 @@ def render(tables_dir: str | Path, plots_rel: str, baseline: str, budgets_kib: S
               for name in TABLES}
     environment = _environment()
     with table_errors(tables_dir):
-        tables = judge_tables(tables, baseline, primary, same_flash)
+        tables = judge_tables(tables, baseline, primary, twins, margins_pp)
         report = environment.get_template("report.md.j2").render(
             report_context(tables, plots_rel, baseline, budgets_kib, tables_dir.as_posix()), details=details_name)
         details = environment.get_template("details.md.j2").render(
@@ -230,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     plots_rel = Path(os.path.relpath(Path(args.plots).resolve(), out.resolve().parent))
     details_rel = Path(os.path.relpath(details.resolve(), out.resolve().parent))
     report, details_text = render(args.tables, plots_rel.as_posix(), baseline, budgets, details_rel.as_posix(),
-                                  primary, checked_same_flash(params))
+                                  primary, twin_names(params), margins(params, required=False))
     write_text_atomic(details, details_text)
     write_text_atomic(out, report)
     log.info("report written to %s, details to %s", out, details)

@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                             "from, whose Keras answers it is compared with"),
         ("--out", True, "folder for robustness.json and predictions.csv"))
     options = headline_options(load_params(args.params))
-    variant, _, test_limit = trained_run(args.model, args.variant)
+    variant, _, test_limit, _ = trained_run(args.model, args.variant)
     if args.source:
         evaluate_form(args.deployed, args.record, args.source, args.data, args.corrupted, variant.input_range,
                       options, args.out, test_limit=test_limit)

@@ -5,12 +5,15 @@ Adam at a constant 0.001, batch 64, 6 epochs) minimises sparse categorical
 cross-entropy on pixels scaled onto the variant's input range. The seed sets
 every random source and TensorFlow's op determinism is on, so a rerun of the
 same (dataset, variant, seed) reproduces its test accuracy and loss bit for
-bit.
+bit. The held-out validation images (``data.validation_images`` of the
+training images, the same for every run) are left out of training: they
+make the study's choices. The test images confirm, evaluated once, at the
+end.
 
 Writes the trained model (``model.keras``, reloadable once ``larq`` is
 imported) and a DVCLive folder: per-epoch loss and accuracy on the training
-and test sets, and the run's final metrics (test accuracy and loss on the
-whole test split, the accuracy of always answering the test split's most
+and validation images, and the run's final metrics (validation accuracy and
+loss, test accuracy and loss on the whole test split, the accuracy of always answering the test split's most
 frequent class, training wall time, training images per second) and
 ``predictions.csv``, every test image's label and the model's answer. Both
 folders appear only when the run has finished. A run whose loss becomes NaN or
@@ -33,10 +36,10 @@ import numpy as np
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf
 from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli
-from stages.lib.data.datasets import dataset, load_split, scale_images
+from stages.lib.data.datasets import dataset, load_split, load_training, scale_images
 from stages.lib.training.networks import build_model
 from stages.lib.training.variants import Variant, variant_from_params
-from stages.lib.params import TrainSettings, data_limits, train_settings
+from stages.lib.params import TrainSettings, Validation, data_limits, train_settings, validation_settings
 from stages.lib.training.recipes import Recipe, make_optimizer, recipe_from_params
 from stages.lib.spec import write_run_spec
 from stages.lib.training.trained import EVAL_BATCH_SIZE, MODEL_FILE, without_autograph
@@ -63,19 +66,23 @@ def compile_model(model, recipe: Recipe, settings: TrainSettings, steps_per_epoc
 
 def training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
     """The training input pipeline: the arrays held as tensors, reshuffled
-    every epoch from ``seed``, batched and prefetched."""
+    every pass from ``seed``, batched, repeated and prefetched. Repeated, it
+    is read through one iterator for the whole fit (with ``steps_per_epoch``
+    one pass a epoch): Keras otherwise makes a new iterator each epoch, and
+    that stalled 8-9 s at some epoch boundaries (docs/testing.md)."""
 
     return (
         tf.data.Dataset.from_tensor_slices((x, y))
         .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size)
+        .repeat()
         .prefetch(tf.data.AUTOTUNE)
     )
 
 
 class TrainingClock(tf.keras.callbacks.Callback):
-    """Times training, leaving out the time spent evaluating on the test set
-    at the end of each epoch."""
+    """Times training, leaving out the time spent evaluating on the
+    validation images at the end of each epoch."""
 
     def on_train_begin(self, logs=None):
         self.start = time.perf_counter()
@@ -94,7 +101,7 @@ class TrainingClock(tf.keras.callbacks.Callback):
 class DivergenceGuard(tf.keras.callbacks.Callback):
     """Stops the run, with one line naming it, as soon as its training loss
     is NaN or infinite (checked after every compiled call of
-    ``steps_per_execution`` steps, and on the test set after each epoch)."""
+    ``steps_per_execution`` steps, and on the validation images after each epoch)."""
 
     def __init__(self, run: str, recipe: str = "article"):
         super().__init__()
@@ -109,7 +116,7 @@ class DivergenceGuard(tf.keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._check(logs, "loss", f"training loss of epoch {epoch + 1}")
-        self._check(logs, "val_loss", f"test loss after epoch {epoch + 1}")
+        self._check(logs, "val_loss", f"validation loss after epoch {epoch + 1}")
 
     def _check(self, logs, key: str, what: str) -> None:
         value = (logs or {}).get(key)
@@ -133,7 +140,7 @@ class EpochLog(tf.keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        log.info("%s epoch %d/%d: loss %.4f, accuracy %.4f; test loss %.4f, accuracy %.4f (%.1f s)",
+        log.info("%s epoch %d/%d: loss %.4f, accuracy %.4f; validation loss %.4f, accuracy %.4f (%.1f s)",
                  self.run, epoch + 1, self.epochs, logs.get("loss", math.nan), logs.get("accuracy", math.nan),
                  logs.get("val_loss", math.nan), logs.get("val_accuracy", math.nan),
                  time.perf_counter() - self._start)
@@ -141,12 +148,15 @@ class EpochLog(tf.keras.callbacks.Callback):
 
 @dataclass(frozen=True)
 class RunResult:
+    validation_accuracy: float
+    validation_loss: float
     test_accuracy: float
     test_loss: float
     chance_accuracy: float
     train_time_s: float
     train_images_per_s: float
     train_images: int
+    validation_images: int
     test_images: int
     epochs: int
 
@@ -164,53 +174,61 @@ def train_run(
     verbose: int | None = None,
     dataset_name: str = "mnist",
     record: dict | None = None,
+    validation: Validation = Validation(5000, 0),
 ) -> RunResult:
     """Train ``variant`` with ``recipe`` and ``seed`` on the dataset in
     ``data_dir`` (``dataset_name`` names it in the logs); write the model to ``model_dir`` and
     the DVCLive logs to ``live_dir``, each whole or not at all. ``verbose``
     is Keras's: None shows its progress bar only on a terminal. ``record``,
     the slice of params.yaml the run was given, is kept beside its model and
-    its metrics (:data:`stages.lib.spec.RUN_SPEC_FILE`)."""
+    its metrics (:data:`stages.lib.spec.RUN_SPEC_FILE`). ``validation``:
+    the training images held out (:func:`stages.lib.data.datasets.load_training`)."""
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
-    x_train, y_train = load_split(data_dir, "train", train_limit)
+    x_train, y_train, x_val, y_val = load_training(data_dir, train_limit, validation.images, validation.seed)
     x_test, y_test = load_split(data_dir, "test", test_limit)
-    x_train = scale_images(x_train, variant.input_range)
-    x_test = scale_images(x_test, variant.input_range)
+    x_train, x_val, x_test = (scale_images(x, variant.input_range) for x in (x_train, x_val, x_test))
     run = f"{dataset_name} {variant.name} seed {seed}"
     log.info(
-        "training %s with recipe %s: %d training and %d test images, %d epochs of batch %d",
-        run, recipe.name, len(x_train), len(x_test), recipe.epochs, recipe.batch_size,
+        "training %s with recipe %s: %d training, %d validation and %d test images, %d epochs of batch %d",
+        run, recipe.name, len(x_train), len(x_val), len(x_test), recipe.epochs, recipe.batch_size,
     )
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 0
 
     set_determinism(seed)
     model = without_autograph(build_model(variant, recipe.batchnorm_momentum))
-    compile_model(model, recipe, settings, steps_per_epoch=math.ceil(len(x_train) / recipe.batch_size))
+    steps_per_epoch = math.ceil(len(x_train) / recipe.batch_size)
+    compile_model(model, recipe, settings, steps_per_epoch=steps_per_epoch)
     clock = TrainingClock()
     with atomic_directory(model_dir) as model_tmp, atomic_directory(live_dir) as live_tmp:
         with Live(str(live_tmp), dvcyaml=False, save_dvc_exp=False, report=None) as live:
             model.fit(
                 training_dataset(x_train, y_train, recipe.batch_size, seed),
                 epochs=recipe.epochs,
-                validation_data=(x_test, y_test),
+                steps_per_epoch=steps_per_epoch,
+                validation_data=(x_val, y_val),
                 validation_batch_size=EVAL_BATCH_SIZE,
                 callbacks=[clock, DivergenceGuard(run, recipe.name), EpochLog(run, recipe.epochs),
                            DVCLiveCallback(live=live)],
                 verbose=verbose,
             )
+            validation_loss, validation_accuracy = model.evaluate(x_val, y_val, batch_size=EVAL_BATCH_SIZE,
+                                                                  verbose=0)
             test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=EVAL_BATCH_SIZE, verbose=0)
             if not math.isfinite(test_loss):
                 raise StudyError(f"{run} diverged: its test loss is {test_loss}; nothing was written")
             result = RunResult(
+                validation_accuracy=float(validation_accuracy),
+                validation_loss=float(validation_loss),
                 test_accuracy=float(test_accuracy),
                 test_loss=float(test_loss),
                 chance_accuracy=float(np.bincount(y_test).max() / len(y_test)),
                 train_time_s=clock.train_s,
                 train_images_per_s=len(x_train) * recipe.epochs / clock.train_s,
                 train_images=len(x_train),
+                validation_images=len(x_val),
                 test_images=len(x_test),
                 epochs=recipe.epochs,
             )
@@ -261,6 +279,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     train_run(
         variant, recipe, seed, train_settings(params), args.data, args.model_out, args.live_out,
         train_limit=train_limit, test_limit=test_limit, dataset_name=spec.name, record=params,
+        validation=validation_settings(params),
     )
 
 

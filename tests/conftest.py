@@ -128,12 +128,14 @@ def synthetic_runs():
     return pd.DataFrame({
         "variant": ["fp32"] * 3 + ["bnn"] * 3,
         "seed": [0, 1, 2] * 2,
+        "validation_accuracy": [0.9892, 0.9904, 0.9918, 0.9796, 0.9824, 0.9828],
         "test_accuracy": [0.990, 0.991, 0.992, 0.980, 0.983, 0.983],
         "test_loss": [0.03] * 3 + [0.4] * 3,
         "chance_accuracy": [0.1135] * 6,
         "train_time_s": [60.0] * 6,
         "train_images_per_s": [1000.0] * 6,
-        "train_images": [60000] * 6,
+        "train_images": [55000] * 6,
+        "validation_images": [5000] * 6,
         "test_images": [10000] * 6,
         "tflite_bytes": [378880] * 3 + [18432] * 3,
         "tflite_kib": [370.0] * 3 + [18.0] * 3,
@@ -212,6 +214,7 @@ def synthetic_runs_of(dataset):
     runs = synthetic_runs()
     shift = runs["variant"].map(DATASET_SHIFT[dataset])
     return runs.assign(test_accuracy=runs["test_accuracy"] - shift,
+                       validation_accuracy=runs["validation_accuracy"] - shift,
                        converted_accuracy=runs["converted_accuracy"] - shift)
 
 
@@ -431,7 +434,11 @@ TINY_PARAMS = {
     # the article's two networks and fp32's int8 form: each mechanism is run once on the fewest runs (another
     # width under `dvc exp run`: tests/test_pipeline.py; the default study's own composition: tests/test_reruns.py)
     "study.variants": ["fp32", "bnn"], "int8.variants": ["fp32"],
-    "data.train_limit": 2000, "data.test_limit": 2000, "recipes.article.epochs": 1, "study.seeds": [0],
+    "data.train_limit": 2000, "data.test_limit": 2000, "data.validation_images": 200, "recipes.article.epochs": 1,
+    "study.seeds": [0],
+    # no equal-flash twin in the tiny study (its `twins` stage then derives nothing); the twin's derivation is
+    # tests/test_twins.py's
+    "aggregate.same_flash": {},
     "data.sources.mnist": ["data/mnist-shipped"], "data.sources.fashion_mnist": ["data/fashion_mnist-shipped"],
     "robustness.corruptions": ["fog", "stripe", "rotate"],
     "benchmark.processes": 3, "benchmark.rounds": 2, "benchmark.calls_per_block": 10, "benchmark.warmup_calls": 2,

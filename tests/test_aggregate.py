@@ -35,7 +35,7 @@ def test_summary_pairs_seeds_for_the_gap():
     assert bnn["accuracy_gap_ci95_high"] == pytest.approx(-0.009 + half)
     # the raw p-value (paired t, t = -15.59, df = 2); the adjusted columns are the verdicts' (test_stats.py)
     assert bnn["accuracy_gap_p_value"] == pytest.approx(0.00409, abs=1e-4)
-    assert "accuracy_gap_p_holm" not in summary and "accuracy_gap_seeds_needed" not in summary
+    assert "accuracy_gap_p_holm" not in summary and "accuracy_gap_detectable" not in summary
     assert summary.loc["fp32", "accuracy_gap_vs_baseline"] == 0.0
     assert math.isnan(summary.loc["fp32", "accuracy_gap_p_value"])
     # the accuracy interval is on the logit scale: inside [0, 1], around the mean
@@ -83,13 +83,14 @@ def test_article_table_sets_ours_beside_the_article():
 def test_mean_curves_average_across_seeds():
     curves = pd.DataFrame({
         "dataset": ["mnist"] * 4, "variant": ["bnn"] * 4, "seed": [0, 0, 1, 1], "epoch": [1, 1, 1, 1],
-        "split": ["train", "test", "train", "test"], "accuracy": [0.8, 0.9, 0.6, 0.7], "loss": [1.0, 0.5, 2.0, 1.5],
+        "split": ["train", "validation", "train", "validation"], "accuracy": [0.8, 0.9, 0.6, 0.7],
+        "loss": [1.0, 0.5, 2.0, 1.5],
     })
     other = curves.assign(dataset="fashion_mnist", accuracy=0.1)
     means = mean_curves(pd.concat([curves, other]))
     assert sorted(means) == ["fashion_mnist-bnn", "mnist-bnn"]
     frame = means["mnist-bnn"]
-    assert list(frame.columns) == ["epoch", "train_accuracy", "test_accuracy", "train_loss", "test_loss"]
+    assert list(frame.columns) == ["epoch", "train_accuracy", "validation_accuracy", "train_loss", "validation_loss"]
     assert frame.iloc[0].tolist() == pytest.approx([1, 0.7, 0.8, 1.5, 1.0])
 
 
@@ -158,8 +159,9 @@ def test_a_variant_with_a_run_at_chance_is_flagged_and_never_on_the_frontier():
 def test_load_runs_flags_each_run_at_chance(tmp_path):
     for seed, accuracy in ((0, 0.97), (1, 0.10)):
         (tmp_path / f"mnist-bnn-{seed}" / "live").mkdir(parents=True)
-        metrics = {"test_accuracy": accuracy, "test_loss": 0.1, "chance_accuracy": 0.1135, "train_time_s": 1.0,
-                   "train_images_per_s": 1.0, "train_images": 100, "test_images": 10000}
+        metrics = {"validation_accuracy": accuracy, "test_accuracy": accuracy, "test_loss": 0.1,
+                   "chance_accuracy": 0.1135, "train_time_s": 1.0, "train_images_per_s": 1.0, "train_images": 100,
+                   "validation_images": 20, "test_images": 10000}
         (tmp_path / f"mnist-bnn-{seed}" / "live" / "metrics.json").write_text(json.dumps(metrics))
     runs = load_runs(tmp_path, [("mnist", "bnn", 0), ("mnist", "bnn", 1)])
     assert runs["at_chance"].tolist() == [False, True] and runs["dataset"].tolist() == ["mnist", "mnist"]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import randomized
+from stages.lib.params import Validation
 from stages.deploy import deploy_run
 from stages.lib.forms.lce import convert, interpreter, lce_ready, strip_names
 from stages.lib.training.networks import build_model
@@ -80,7 +81,7 @@ def deployed_bnn(study_params, mnist_dir, tmp_path_factory):
     variant = variant_from_params("bnn", study_params["variants"])
     recipe = dataclasses.replace(recipe_from_params("article", study_params["recipes"]), epochs=1)
     train_run(variant, recipe, 0, TrainSettings(steps_per_execution=8), mnist_dir, tmp_path / "model",
-              tmp_path / "live", train_limit=2000, verbose=0)
+              tmp_path / "live", train_limit=2000, verbose=0, validation=Validation(200, 0))
     report = deploy_run(tmp_path / "model", mnist_dir, variant.input_range,
                         tmp_path / "deployed" / "mnist-bnn-0" / "tflite", tmp_path / "deploy" / "mnist-bnn-0" / "record")
     return tmp_path, report

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 
+from stages.lib.params import Validation
 from stages.lib.common import StudyError
 from stages.lib.training.recipes import Bop, Recipe, Schedule, learning_rate, make_optimizer, recipe_from_params
 
@@ -131,7 +132,7 @@ def test_a_tiny_run_under_each_recipe_is_deterministic_bit_for_bit(study_params,
     variant = variant_from_params("bnn", study_params["variants"])
     chosen = tiny_recipe(study_params, recipe, epochs=2)
     results = [train_run(variant, chosen, 0, TINY, mnist_dir, tmp_path / f"{i}" / "model", tmp_path / f"{i}" / "live",
-                         train_limit=640, test_limit=200, verbose=0) for i in (0, 1)]
+                         train_limit=640, test_limit=200, verbose=0, validation=Validation(64, 0)) for i in (0, 1)]
     timing = {"train_time_s": 0.0, "train_images_per_s": 0.0}
     assert dataclasses.replace(results[0], **timing) == dataclasses.replace(results[1], **timing)
     assert results[0].epochs == 2

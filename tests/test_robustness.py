@@ -61,7 +61,7 @@ def test_the_robustness_gap_is_the_extra_drop_paired_by_seed_adjusted_over_corru
     assert gaps.set_index("corruption").loc["fog", "robustness_gap"] == pytest.approx(fog_seeds.mean())
     assert judged.loc["fog", "robustness_gap_p_adjusted"] == pytest.approx(min(1, 2 * p_fog))
     assert judged.loc["fog", "robustness_gap_verdict"] == "no verdict"
-    assert judged.loc["fog", "robustness_gap_seeds_needed"] >= 4
+    assert judged.loc["fog", "robustness_gap_detectable"] > 0
 
 
 def test_the_mean_corruption_error_is_a_geometric_mean_on_the_log_scale():
@@ -144,7 +144,8 @@ def test_no_extra_drop_told_apart_says_so_and_names_the_largest(tmp_path):
                                   "from clean minus `fp32`'s, paired by seed) cannot be told from zero on any of them "
                                   "with 3 seeds (Bonferroni over the 2 corruptions). Its largest extra drops, none "
                                   "told from zero (simultaneous intervals): stripe +9.7 pp (-28.0 pp to +47.3 pp); "
-                                  "about 14 seeds would give 80% power at this level, at the measured spread.")
+                                  "these seeds detect a difference of 48.46 pp with 80% power at this level, at the "
+                                  "measured spread.")
     line = robustness_line(gaps, mce, "bnn", title)
     assert line.startswith("MNIST: on none of 2 corruptions is the extra drop told from zero with 3 seeds (largest: "
                            "stripe +9.7 pp")

@@ -12,6 +12,7 @@ from stages.lib.training.variants import variant_from_params
 from stages.lib.params import TrainSettings
 from stages.lib.training.recipes import recipe_from_params
 from stages.lib.training.trained import load_model
+from stages.lib.params import Validation
 from stages.train import train_run
 
 TINY = TrainSettings(steps_per_execution=8)
@@ -26,6 +27,7 @@ def _train(study_params, mnist_dir, out, variant="bnn", seed=0, recipe="article"
     return train_run(
         variant_from_params(variant, study_params["variants"]), tiny_recipe(study_params, recipe), seed, TINY,
         mnist_dir, out / "model", out / "live", train_limit=2000, test_limit=500, verbose=0,
+        validation=Validation(200, 0),
     )
 
 

@@ -1,6 +1,8 @@
-"""The verdict rules: primary comparisons alone, exploratory ones adjusted
-within their family with the interval they are read from, no verdict from a
-spread of zero, and the seeds a comparison without a verdict would need."""
+"""The verdict rules: the primaries one family (Holm) whose size is the
+number named, exploratory comparisons adjusted within their family with the
+interval they are read from, equivalence only inside a margin, no verdict
+from a spread of zero, and power without hindsight: the smallest difference
+the seeds detect, never a seed count from the observed difference."""
 
 import math
 
@@ -10,14 +12,15 @@ import pytest
 
 from stages.lib.analysis.accuracy import summary_table
 from stages.lib.analysis.stats import paired_difference
+from stages.lib.analysis.verdicts import detectable_clause
 from stages.lib.analysis.verdicts import (
-    GAP, HIGHER, LOWER, NO_SPREAD, NONE, ROBUSTNESS_GAP, judge, seeds_for,
+    EQUIVALENT, GAP, HIGHER, LOWER, NO_SPREAD, NONE, ROBUSTNESS_GAP, judge, primary_family, raw_tests, seeds_for,
 )
 
 IMAGES = 10000
 
 
-def _gaps(differences: dict[str, list[float]], primary=("bnn",)) -> pd.DataFrame:
+def _gaps(differences: dict[str, list[float]], primary=("bnn",), margin=0.5) -> pd.DataFrame:
     """A summary-like table: one row per variant, its seed-paired gap to
     the baseline from the given per-seed differences."""
     rows = []
@@ -27,14 +30,17 @@ def _gaps(differences: dict[str, list[float]], primary=("bnn",)) -> pd.DataFrame
                      "accuracy_gap_ci95_low": gap.low, "accuracy_gap_ci95_high": gap.high,
                      "accuracy_gap_p_value": gap.p_value})
     table = pd.DataFrame(rows)
-    return judge(table, GAP, IMAGES, primary=table["variant"].isin(primary))
+    chosen = table["variant"].isin(primary)
+    tests = {index: raw_tests(table.loc[index].to_dict(), GAP, margin / 100, IMAGES) for index in table.index[chosen]}
+    family = primary_family(tests, dict.fromkeys(tests, margin))
+    return judge(table, GAP, IMAGES, primary=chosen, family=family)
 
 
 # the committed default study's per-seed MNIST gap of bnn (AMD EPYC): -0.80, -0.73, -1.17 pp
 BNN = [-0.0080, -0.0073, -0.0117]
 
 
-def test_a_primary_verdict_does_not_change_when_ten_variants_are_added():
+def test_a_primary_verdict_does_not_change_when_ten_exploratory_variants_are_added():
     alone = _gaps({"bnn": BNN}).set_index("variant").loc["bnn"]
     rng = np.random.default_rng(3)
     crowd = {f"v{i}": list(rng.normal(rng.uniform(-0.01, 0.01), 0.003, 3)) for i in range(10)}
@@ -47,7 +53,45 @@ def test_a_primary_verdict_does_not_change_when_ten_variants_are_added():
     assert demoted["accuracy_gap_family_size"] == 11
     assert demoted["accuracy_gap_p_adjusted"] == pytest.approx(min(1, 11 * alone["accuracy_gap_p_value"]))
     assert demoted["accuracy_gap_adj_low"] < alone["accuracy_gap_adj_low"]
-    assert demoted["accuracy_gap_verdict"] == NONE and demoted["accuracy_gap_seeds_needed"] > 3
+    assert demoted["accuracy_gap_verdict"] == NONE and demoted["accuracy_gap_detectable"] > 0.009
+
+
+def test_the_primaries_are_one_holm_family_whose_size_is_the_number_named():
+    rng = np.random.default_rng(3)
+    named = {"bnn": BNN, "bnn_w2": [-0.004, -0.001, -0.006], "other": [0.001, -0.002, 0.0005]}
+    table = _gaps(named, primary=tuple(named)).set_index("variant")
+    assert (table["accuracy_gap_family_size"] == 3).all()
+    from statsmodels.stats.multitest import multipletests
+
+    raw = [table.at[name, "accuracy_gap_p_value"] for name in named]
+    assert list(table["accuracy_gap_p_adjusted"]) == pytest.approx(list(multipletests(raw, method="holm")[1]))
+    # the step's level: the smallest p at 0.05 / 3; a hypothesis Holm keeps is read at 0.05 / 3 too
+    assert table.at["bnn", "accuracy_gap_level"] == pytest.approx(0.05 / 3)
+    # adding exploratory variants changes none of it
+    crowd = {f"v{i}": list(rng.normal(0, 0.003, 3)) for i in range(10)}
+    crowded = _gaps({**named, **crowd}, primary=tuple(named)).set_index("variant")
+    for column in ("accuracy_gap_p_adjusted", "accuracy_gap_adj_low", "accuracy_gap_verdict"):
+        assert list(crowded.loc[list(named), column]) == list(table[column]), column
+
+
+def test_a_printed_primary_interval_excludes_zero_exactly_when_holm_rejects():
+    rng = np.random.default_rng(13)
+    for _ in range(40):
+        m = int(rng.integers(1, 6))
+        named = {f"v{i}": list(rng.normal(rng.uniform(-0.01, 0.01), rng.uniform(0.001, 0.006), 3)) for i in range(m)}
+        table = _gaps(named, primary=tuple(named))
+        for row in table.to_dict("records"):
+            excludes = row["accuracy_gap_adj_high"] < 0 or row["accuracy_gap_adj_low"] > 0
+            assert excludes == (row["accuracy_gap_p_adjusted"] < 0.05), row
+
+
+def test_equivalence_needs_the_interval_inside_the_margin():
+    tight = [0.0004, -0.0002, 0.0001, 0.0, -0.0003]
+    row = _gaps({"bnn": tight}, margin=0.5).iloc[0]
+    assert row["accuracy_gap_verdict"] == EQUIVALENT and row["accuracy_gap_tost_p_adjusted"] < 0.05
+    assert -0.005 < row["accuracy_gap_adj_low"] and row["accuracy_gap_adj_high"] < 0.005
+    row = _gaps({"bnn": tight}, margin=0.02).iloc[0]
+    assert row["accuracy_gap_verdict"] == NONE  # undecided: the interval reaches past a margin of 0.02 pp
 
 
 def test_the_interval_printed_is_the_one_the_verdict_is_read_from():
@@ -82,35 +126,42 @@ def test_no_verdict_comes_from_a_spread_of_zero():
             assert row["accuracy_gap_verdict"] in (NO_SPREAD, NONE), (name, seeds, images)
             if images:
                 # the exact sign-flip test over seeds: 2 / 2^n, and what it would take to reach 5%
-                assert row["accuracy_gap_p_adjusted"] == pytest.approx(2 / 2 ** seeds)
-                assert row["accuracy_gap_seeds_needed"] == 6
+                # both primaries: Holm over the two sign-flip p-values, equal, is twice each
+                assert row["accuracy_gap_p_adjusted"] == pytest.approx(min(1, 2 * 2 / 2 ** seeds))
+                assert "would need" in detectable_clause(row, "accuracy_gap")
                 assert math.isnan(row["accuracy_gap_adj_low"])
     # dorefa8's class 0 in the extended snapshot: one image more on each of three seeds (p was 1.3e-27)
     table = _gaps({"dorefa8": [0.001, 0.001, 0.001 + 1e-9]}, primary=("dorefa8",))
     assert table["accuracy_gap_verdict"].iloc[0] == NO_SPREAD
 
 
-def test_every_comparison_without_a_verdict_says_how_many_seeds_it_would_take():
+def test_every_comparison_without_a_verdict_says_what_its_seeds_detect_from_the_spread_alone():
     rng = np.random.default_rng(5)
     for _ in range(20):
-        table = _gaps({f"v{i}": list(rng.normal(rng.uniform(-0.01, 0.01), 0.004, 3)) for i in range(6)}, primary=())
-        undecided = table[table["accuracy_gap_verdict"].isin([NONE, NO_SPREAD])]
-        assert undecided["accuracy_gap_seeds_needed"].notna().all()
-        assert (undecided["accuracy_gap_seeds_needed"] >= 2).all()
-        decided = table[table["accuracy_gap_verdict"].isin([LOWER, HIGHER])]
-        assert decided["accuracy_gap_seeds_needed"].isna().all()
+        differences = {f"v{i}": list(rng.normal(rng.uniform(-0.01, 0.01), 0.004, 3)) for i in range(6)}
+        table = _gaps(differences, primary=())
+        undecided = table[table["accuracy_gap_verdict"] == NONE]
+        assert undecided["accuracy_gap_detectable"].notna().all() and (undecided["accuracy_gap_detectable"] > 0).all()
+        # the same spreads around other means: the same detectable differences (no hindsight)
+        moved = _gaps({name: [v + 0.002 for v in values] for name, values in differences.items()}, primary=())
+        assert list(moved["accuracy_gap_detectable"]) == pytest.approx(list(table["accuracy_gap_detectable"]))
 
 
-def test_seeds_needed_are_statsmodels_power_at_the_family_s_level():
-    from statsmodels.stats.power import TTestPower
+def test_the_detectable_difference_and_the_seeds_a_margin_needs_are_statsmodels_power():
+    from statsmodels.stats.power import TTestIndPower, TTestPower
+    from stages.lib.analysis.stats import detectable_difference, seeds_for_margin
 
-    # the EPYC's MNIST gap of bnn: mean -0.90 pp, s = 0.236 pp: effect 3.81
-    effect = 0.009 / float(np.std(BNN, ddof=1))
-    assert seeds_for(effect, 0.05, "paired") == 3
-    assert TTestPower().power(effect, 2, 0.05) < 0.8 <= TTestPower().power(effect, 3, 0.05)
-    # exploratory among 12: 5, as the issue found (4 seeds give 56%)
-    assert seeds_for(effect, 0.05 / 12, "paired") == 5
-    assert seeds_for(0.5, 0.05, "welch") == 64  # the textbook figure for a medium effect
+    spread = float(np.std(BNN, ddof=1))
+    found = detectable_difference(spread, 3, 0.05, "paired")
+    assert TTestPower().power(found / spread, 3, 0.05) == pytest.approx(0.8, abs=1e-6)
+    found = detectable_difference(0.004, 5, 0.025, "welch")
+    assert TTestIndPower().power(found / 0.004, 5, 0.025) == pytest.approx(0.8, abs=1e-6)
+    seeds = seeds_for_margin(0.004, 0.005, 0.025, "welch")
+    solver = TTestIndPower()
+    assert solver.power(0.005 / 0.004, seeds, 0.025) >= 0.8
+    assert solver.power(0.005 / 0.004, seeds, 0.025, alternative="larger") >= 0.9
+    assert solver.power(0.005 / 0.004, seeds - 1, 0.025, alternative="larger") < 0.9
+    # the sign-flip test over seeds with no spread: 1 + log2(1 / level)
     assert seeds_for(math.inf, 0.05, "paired") == 6 and seeds_for(math.inf, 0.05 / 17, "paired") == 10
     assert math.isnan(seeds_for(0.0, 0.05, "paired"))
 

@@ -53,6 +53,9 @@ def disk_full(err: BaseException) -> OSError | None:
     return None
 
 
+MESSAGE_CHARS = 1000
+
+
 def run_cli(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> int:
     """Run a stage's ``main``; a :class:`StudyError` or a full disk becomes
     one line on stderr and exit status 1."""
@@ -60,7 +63,11 @@ def run_cli(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | 
     try:
         main(argv)
     except StudyError as err:
-        print(f"error: {err}", file=sys.stderr)
+        message = str(err)
+        # a value a user typed can be megabytes long: one line quotes its start only
+        if len(message) > MESSAGE_CHARS:
+            message = message[:MESSAGE_CHARS] + f" ... ({len(message) - MESSAGE_CHARS} more characters cut)"
+        print(f"error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted; no output was marked finished", file=sys.stderr)

@@ -16,13 +16,13 @@ from stages.lib.data.datasets import DATASETS, dataset
 # Every section and key params.yaml may hold: a misspelt key (`-S
 # recipes.article.epoch=3`) would otherwise be added silently and change nothing.
 SECTIONS: dict[str, tuple[str, ...] | None] = {
-    "data": ("sources", "retries", "timeout_s", "train_limit", "test_limit"),
+    "data": ("sources", "retries", "timeout_s", "train_limit", "test_limit", "validation_images", "validation_seed"),
     "study": ("datasets", "variants", "seeds", "extended"),
     "train": ("steps_per_execution",),
     "recipes": None,  # names of the user's choosing, checked one by one
     "variants": None,
     "benchmark": ("threads", "processes", "rounds", "calls_per_block", "warmup_calls", "seed", "headline_options"),
-    "aggregate": ("baseline", "primary", "same_flash"),
+    "aggregate": ("baseline", "primary", "same_flash", "margin_pp"),
     "report": ("memory_budgets_kib",),
 }
 
@@ -79,7 +79,7 @@ def check_name(where: str, name: Any) -> str:
     :data:`WIDTH_NAME`), so that no name can reach outside its folder or be
     misread in DVC's ``<variant>-<seed>`` stage keys."""
     if not isinstance(name, str) or not (NAME_PATTERN.fullmatch(name) or WIDTH_NAME.fullmatch(name)):
-        raise StudyError(f"{where}: {name!r} is not a valid name; use letters, digits and underscores only "
+        raise StudyError(f"{where}: {str(name)[:60]!r} is not a valid name; use letters, digits and underscores only "
                          "(and _w<width> for another width, as in fp32_w0.25)")
     if WIDTH_NAME.fullmatch(name):
         split_width(name)
@@ -112,9 +112,9 @@ def name_list(where: str, names: Any, known: Any = None, what: str = "name", emp
         choices = f" ({', '.join(known)})" if known is not None else ""
         raise StudyError(f"{where} must be a {'' if empty else 'non-empty '}list of {what} names{choices}, got {names!r}")
     for name in names:
+        check_name(where, name)
         if known is not None and name not in known:
             raise StudyError(f"{where}: unknown {what} {name!r}; known {what}s: {', '.join(known)}")
-        check_name(where, name)
     if len(set(names)) != len(names):
         raise StudyError(f"{where} lists a {what} twice: {names!r}")
     return list(names)
@@ -152,6 +152,41 @@ def data_limits(params: dict[str, Any]) -> tuple[int | None, int | None]:
         value = data.get(key)
         limits.append(None if value is None else positive_int(f"data.{key}", value))
     return limits[0], limits[1]
+
+
+# numpy's and TensorFlow's seeds are 32-bit: a larger one fails deep inside training
+MAX_SEED = 2 ** 32 - 1
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The held-out validation images: ``images`` of the training images
+    the runs use, drawn by ``seed``, the same for every run and seed. They
+    make every choice the study makes from data (curves, budget picks,
+    width match); the test images confirm, once per run."""
+    images: int
+    seed: int
+
+
+def validation_settings(params: dict[str, Any]) -> Validation:
+    """``data.validation_images`` and ``data.validation_seed``, checked: at
+    least one image, fewer than the training images the runs use (every
+    dataset's split and ``data.train_limit``), a seed from 0 to 2^32 - 1."""
+    data = section(params, "data")
+    count, seed = data.get("validation_images"), data.get("validation_seed")
+    if not is_int(count) or count < 1:
+        raise StudyError(f"data.validation_images must be a positive whole number of held-out training images, "
+                         f"got {count!r}")
+    if not is_int(seed) or not 0 <= seed <= MAX_SEED:
+        raise StudyError(f"data.validation_seed must be a whole number from 0 to 2^32 - 1, got {seed!r}")
+    train_limit = data.get("train_limit")
+    datasets = section(params, "study").get("datasets") if isinstance(params.get("study"), dict) else None
+    splits = [dataset(name).train_images for name in datasets or [] if name in DATASETS]
+    available = min(splits + ([train_limit] if is_int(train_limit) else []), default=None)
+    if available is not None and count >= available:
+        raise StudyError(f"data.validation_images is {count}, not fewer than the {available} training images the "
+                         "runs use (data.train_limit and each dataset's split): nothing would be left to train on")
+    return Validation(count, seed)
 
 
 @dataclass(frozen=True)
@@ -204,8 +239,8 @@ def study_seeds(params: dict[str, Any]) -> list[int]:
     if not isinstance(seeds, list) or not seeds:
         raise StudyError(f"study.seeds must be a non-empty list of whole numbers, got {seeds!r}")
     for seed in seeds:
-        if not is_int(seed) or seed < 0:
-            raise StudyError(f"study.seeds: {seed!r} is not a whole number >= 0")
+        if not is_int(seed) or not 0 <= seed <= MAX_SEED:
+            raise StudyError(f"study.seeds: {str(seed)[:40]!r} is not a whole number from 0 to 2^32 - 1")
     if len(set(seeds)) != len(seeds):
         raise StudyError(f"study.seeds lists a seed twice: {seeds!r}")
     return list(seeds)
@@ -226,7 +261,7 @@ def extended_variants(params: dict[str, Any]) -> list[str]:
     defined = params.get("variants") or {}
     if not isinstance(extended, list):
         raise StudyError(f"study.extended must be a list of variant names, got {extended!r}")
-    unknown = [str(name) for name in extended if name not in defined]
+    unknown = [str(name)[:60] for name in extended if not isinstance(name, str) or name not in defined]
     if unknown:
         raise StudyError(
             f"study.extended names {', '.join(unknown)}, not defined under `variants` ({', '.join(sorted(defined))})"

@@ -21,8 +21,8 @@ The slices (paths relative to the spec folder, ``data/spec``):
 - ``architecture/<variant>.json``: the variant without its recipe (the
   profile's input: Larq profiles the architecture);
 - ``training/<variant>.json``: the variant with its recipe, the recipe
-  itself, ``train`` and the data limits (a run's input; the run keeps a copy
-  as its record, which `deploy` reads);
+  itself, ``train``, the data limits and the held-out validation images (a
+  run's input; the run keeps a copy as its record, which `deploy` reads);
 - ``benchmark.json``: the study's runs and the benchmark's settings but the
   headline option set (chosen after timing, by `aggregate`);
 - ``aggregate.json``: the study, the baseline and the primary comparisons,
@@ -72,7 +72,7 @@ def training_slice(params: dict[str, Any], name: str) -> dict[str, Any]:
         "variants": {name: variant},
         "recipes": {variant["recipe"]: params["recipes"][variant["recipe"]]},
         "train": params["train"],
-        "data": {"train_limit": data.get("train_limit"), "test_limit": data.get("test_limit")},
+        "data": {key: data.get(key) for key in ("train_limit", "test_limit", "validation_images", "validation_seed")},
     }
 
 

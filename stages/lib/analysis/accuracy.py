@@ -14,7 +14,7 @@ import pandas as pd
 from stages.lib.analysis.stats import accuracy_interval, paired_difference, prediction_interval, welch_difference
 from stages.lib.analysis.tables import of_dataset
 from stages.lib.analysis.verdicts import (
-    HIGHER, LOWER, NO_SPREAD, PRIMARY, family_clause, interval_label, needed_clause,
+    HIGHER, LOWER, NO_SPREAD, PRIMARY, family_clause, interval_label, detectable_clause,
 )
 from stages.lib.reporting.wording import (
     adjusted_cell, cell, ci_cells, gap_verdict, gap_word, interval, p_cell, pct, points, title,
@@ -43,6 +43,8 @@ def summary_table(runs: pd.DataFrame, profiles: pd.DataFrame, baseline: str,
             "architecture": group["architecture"].iloc[0],
             "epochs": int(group["epochs"].iloc[0]),
             "seeds": len(group),
+            # what choices among networks read; the test accuracy confirms them
+            "validation_accuracy_mean": float(group["validation_accuracy"].mean()),
             "test_accuracy_mean": accuracy.value,
             "test_accuracy_std": float(group["test_accuracy"].std(ddof=1)) if len(group) > 1 else math.nan,
             "test_accuracy_ci95_low": accuracy.low,
@@ -115,7 +117,7 @@ def pareto_frontier(memory: Sequence[float], accuracy: Sequence[float]) -> list[
 TAX_COLUMNS = ("dataset", "variant", "baseline", "seeds", "baseline_accuracy_mean", "test_accuracy_mean",
                "accuracy_gap_vs_baseline", "accuracy_gap_ci95_low", "accuracy_gap_ci95_high", "accuracy_gap_p_value",
                "accuracy_gap_family", "accuracy_gap_family_size", "accuracy_gap_level", "accuracy_gap_p_adjusted",
-               "accuracy_gap_adj_low", "accuracy_gap_adj_high", "accuracy_gap_verdict", "accuracy_gap_seeds_needed",
+               "accuracy_gap_adj_low", "accuracy_gap_adj_high", "accuracy_gap_verdict", "accuracy_gap_detectable",
                "images", "variant_ahead", "baseline_ahead", "images_p_holm")
 
 
@@ -145,7 +147,7 @@ def tax_table(summary: pd.DataFrame, paired_images: pd.DataFrame, baseline: str)
 
 
 TAX_CHANGE_COLUMNS = ("dataset", "variant", "baseline", "reference_dataset", "gap_change", "gap_change_ci95_low",
-                      "gap_change_ci95_high", "gap_change_p_value", "seeds")
+                      "gap_change_ci95_high", "gap_change_p_value", "gap_change_df", "seeds")
 
 
 def tax_change_table(runs: pd.DataFrame, datasets: Sequence[str], variants: Sequence[str],
@@ -175,7 +177,7 @@ def tax_change_table(runs: pd.DataFrame, datasets: Sequence[str], variants: Sequ
             rows.append({"dataset": dataset, "variant": variant, "baseline": baseline,
                          "reference_dataset": reference, "gap_change": change.value,
                          "gap_change_ci95_low": change.low, "gap_change_ci95_high": change.high,
-                         "gap_change_p_value": change.p_value, "seeds": change.n})
+                         "gap_change_p_value": change.p_value, "gap_change_df": change.df, "seeds": change.n})
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -207,9 +209,10 @@ def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def _tested(row: dict) -> str:
-    """``primary, alone`` or ``exploratory, 1 of 12``: how a gap was tested."""
+    """``primary, 1 of 2 (Holm)`` or ``exploratory, 1 of 12``: how a gap was tested."""
     if row["accuracy_gap_family"] == PRIMARY:
-        return "primary, alone"
+        size = int(row["accuracy_gap_family_size"])
+        return "primary, alone" if size <= 1 else f"primary, 1 of {size} (Holm)"
     return f"exploratory, 1 of {int(row['accuracy_gap_family_size'])}"
 
 
@@ -219,7 +222,7 @@ def change_clause(row: dict) -> str:
     over the dataset's variants where there are several), wider or narrower
     only on its verdict."""
     verdict = row["gap_change_verdict"]
-    needed = needed_clause(row, "gap_change")
+    needed = detectable_clause(row, "gap_change")
     what = (f"the gap is {'wider' if verdict == LOWER else 'narrower'} on {title(row['dataset'])}"
             if verdict in (LOWER, HIGHER) else
             "the seeds cannot tell the gap's change from zero" + (f" ({needed}, per dataset)" if needed else ""))
@@ -311,7 +314,8 @@ def readable_cost(summary: pd.DataFrame, tax_change: pd.DataFrame, baseline: str
             "baseline" if v == baseline else "" if pd.isna(row["accuracy_gap_vs_baseline"])
             else adjusted_cell(row, "accuracy_gap") for v, row in zip(variants, rows.to_dict("records"), strict=True)]
         table[f"{name} p (adjusted)"] = rows["accuracy_gap_p_adjusted"].map(p_cell).to_numpy()
-        table[f"{name} seeds needed"] = ["" if pd.isna(n) else str(int(n)) for n in rows["accuracy_gap_seeds_needed"]]
+        table[f"{name} detectable (80% power)"] = ["" if pd.isna(n) else f"{100 * n:.2f} pp"
+                                                   for n in rows["accuracy_gap_detectable"]]
     for dataset, group in tax_change.groupby("dataset", sort=False):
         rows = group.set_index("variant").reindex(variants)
         label = f"change {title(group['reference_dataset'].iloc[0])} to {title(dataset)} (Welch, CI of its verdict)"

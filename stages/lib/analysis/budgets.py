@@ -2,9 +2,12 @@
 a device stores) or on the peak RAM of its activations, the most accurate
 network that fits, each network once with its best recipe, every width the
 study trains competing; a variant with a run at chance level is never
-picked. Mean accuracies within one test image of the best are a tie (a
-difference the test set cannot show), and a tie goes to the smaller one (of
-what the budget is on, then the file).
+picked. Every choice here reads the mean accuracy on the held-out validation
+images (:data:`CHOICE`), never the test accuracy, which is then reported for
+the network chosen: a number that picked a network cannot also confirm it.
+Mean validation accuracies within one validation image of the best are a
+tie (a difference those images cannot show), and a tie goes to the smaller
+one (of what the budget is on, then the file).
 """
 
 from __future__ import annotations
@@ -16,26 +19,30 @@ import pandas as pd
 from stages.lib.analysis.stats import paired_difference
 from stages.lib.reporting.wording import gap_direction, interval, pct, points
 
+# the column every choice among networks reads
+CHOICE = "validation_accuracy_mean"
+
 
 def candidates(summary: pd.DataFrame) -> pd.DataFrame:
     """The variants that may be picked: no run at chance level; variants
     that differ only in their recipe deploy to the same network, so each
     architecture competes once, with its best recipe measured."""
     sound = summary[summary["runs_at_chance"] == 0]
-    best = sound.sort_values(["test_accuracy_mean", "tflite_kib"], ascending=[False, True])
+    best = sound.sort_values([CHOICE, "tflite_kib"], ascending=[False, True])
     return best.drop_duplicates("architecture").sort_index()
 
 
 def ranked(fitting: pd.DataFrame, images: int | None, resource: str = "tflite_kib") -> pd.DataFrame:
-    """``fitting`` best first: those within one of ``images`` test images of
-    the best mean accuracy (a tie), smallest ``resource`` first (then
-    smallest file), then the rest by accuracy. ``tied`` marks the tie."""
+    """``fitting`` best first: those within one of ``images`` validation
+    images of the best mean validation accuracy (a tie), smallest
+    ``resource`` first (then smallest file), then the rest by validation
+    accuracy. ``tied`` marks the tie."""
     by_size = list(dict.fromkeys([resource, "tflite_kib"]))
-    ordered = fitting.sort_values(["test_accuracy_mean", *by_size], ascending=[False] + [True] * len(by_size))
+    ordered = fitting.sort_values([CHOICE, *by_size], ascending=[False] + [True] * len(by_size))
     if ordered.empty:
         return ordered.assign(tied=pd.Series(dtype=bool))
     resolution = 1 / images if images else 0.0
-    tied = ordered["test_accuracy_mean"] >= ordered["test_accuracy_mean"].iloc[0] - resolution * (1 - 1e-9)
+    tied = ordered[CHOICE] >= ordered[CHOICE].iloc[0] - resolution * (1 - 1e-9)
     ordered = ordered.assign(tied=tied)
     return pd.concat([ordered[tied].sort_values(by_size), ordered[~tied]])
 
@@ -43,7 +50,7 @@ def ranked(fitting: pd.DataFrame, images: int | None, resource: str = "tflite_ki
 def picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None], images: int | None = None,
           resource: str = "tflite_kib") -> list[tuple[float | None, pd.DataFrame]]:
     """Per budget (None: unlimited) on ``resource``, the fitting candidates,
-    best first (see :func:`ranked`; ``images``: the test images each
+    best first (see :func:`ranked`; ``images``: the validation images each
     accuracy counts)."""
     pool = candidates(summary)
     return [(budget, ranked(pool if budget is None else pool[pool[resource] <= budget], images, resource))
@@ -124,7 +131,7 @@ def budget_sentences(summary: pd.DataFrame, budgets_kib: Sequence[float | None],
                     f"in a {pick['tflite_kib']:.2f} KiB file needing {pick['ram_kib']:.2f} KiB of RAM")
         if len(order) > 1:
             runner_up = order.iloc[1]
-            sentence += (f" ({'a tie within one test image with' if runner_up['tied'] else 'next best'} "
+            sentence += (f" ({'a tie within one validation image with' if runner_up['tied'] else 'next best'} "
                          f"`{runner_up['variant']}`, {pct(runner_up['test_accuracy_mean'])} in "
                          f"{runner_up[resource]:.2f} KiB{' of RAM' if resource == 'ram_kib' else ''}"
                          + ((", the smaller file picked" if resource == "tflite_kib" else ", the smaller picked")

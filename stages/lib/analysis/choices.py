@@ -1,7 +1,9 @@
 """Checked views of the params only the table stages read: which variant
 every gap is measured against (``aggregate.baseline``), which comparisons are
-primary (``aggregate.primary``, ``aggregate.same_flash``) and the report's
-budgets (``report.memory_budgets_kib``).
+primary (``aggregate.primary``, ``aggregate.same_flash`` with the twins the
+`twins` stage derived), the margins their verdicts read
+(``aggregate.margin_pp``) and the report's budgets
+(``report.memory_budgets_kib``).
 
 They live here rather than in :mod:`stages.lib.params` because every training
 run depends on that module: a change to how a table is chosen must not
@@ -41,19 +43,98 @@ def _named(params: dict[str, Any], key: str, default: list[str] | None = None) -
 
 def primary(params: dict[str, Any]) -> list[str]:
     """``aggregate.primary``: the variants whose gap to the baseline is a
-    primary comparison (tested alone at 5%, per dataset; every other
-    comparison is exploratory). One the study does not run, or the baseline
-    itself, is simply not compared."""
-    return _named(params, "primary")
+    primary comparison, per dataset (every other comparison is
+    exploratory). Each must be one of ``study.variants`` other than the
+    baseline: a primary named before the runs that the study does not run
+    would silently leave its family."""
+    names = _named(params, "primary")
+    outside = [name for name in names if name not in study_variants(params)]
+    if outside:
+        raise StudyError(f"aggregate.primary names {', '.join(outside)}, which study.variants leaves out: add it "
+                         "there, or name the primaries of this study (aggregate.primary=[] for none)")
+    if section(params, "aggregate").get("baseline") in names:
+        raise StudyError("aggregate.primary names the baseline itself; its gap to itself is no comparison")
+    return names
 
 
-def same_flash(params: dict[str, Any]) -> list[str]:
-    """``aggregate.same_flash``: the networks (a 1-bit one, typically) each
-    set against the most accurate float or int8 network of the study, of the
-    same recipe, whose deployed file is no larger; a primary comparison per
-    dataset. One the study does not run is not compared. Absent (older
-    snapshots): none."""
-    return _named(params, "same_flash", [])
+def same_flash(params: dict[str, Any]) -> dict[str, str]:
+    """``aggregate.same_flash``: each 1-bit variant mapped to the float
+    variant whose int8 family its equal-flash twin comes from (``{bnn:
+    fp32}``; the twin's width is derived by the `twins` stage). Both must be
+    defined; empty or absent: none."""
+    found = section(params, "aggregate").get("same_flash", {})
+    if found is None:
+        return {}
+    if not isinstance(found, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in found.items()):
+        raise StudyError("aggregate.same_flash must map each 1-bit variant to the float variant whose int8 family "
+                         f"its equal-flash twin comes from ({{bnn: fp32}}), got {str(found)[:120]!r}")
+    defined = section(params, "variants") if "variants" in params else None
+    unknown = [name for pair in found.items() for name in pair if defined is not None and name not in defined]
+    if unknown:
+        raise StudyError(f"aggregate.same_flash names {', '.join(unknown)}, not defined under variants")
+    return dict(found)
+
+
+def twins(params: dict[str, Any], records: dict[str, Any]) -> dict[str, str]:
+    """Each 1-bit network of ``aggregate.same_flash`` with its twin's name,
+    from the `twins` stage's ``records``: refused in one line when a record
+    is missing or was derived from other variants, when the study does not
+    train the 1-bit network or its twin, or does not make the twin's int8
+    form."""
+    named, study = same_flash(params), study_variants(params)
+    int8 = section(params, "int8").get("variants") if isinstance(params.get("int8"), dict) else []
+    found = {}
+    for one_bit, base in named.items():
+        record = records.get(one_bit) if isinstance(records, dict) else None
+        if (not isinstance(record, dict) or record.get("base") != base
+                or record.get("one_bit_spec") != params["variants"][one_bit]
+                or record.get("base_spec") != params["variants"][base]):
+            raise StudyError(f"aggregate.same_flash.{one_bit}: its twin was not derived from these variants; run the "
+                             "`twins` stage first (`dvc repro`, or `python -m stages.twins --out data/twins`)")
+        twin = record["name"]
+        missing = [name for name in (one_bit, twin) if name not in study]
+        if missing:
+            raise StudyError(f"aggregate.same_flash.{one_bit}: the equal-flash twin of {one_bit} is {twin}+int8 "
+                             f"({record['twin_bytes']} bytes against {record['one_bit_bytes']}; "
+                             f"{record['wider_name']} would take {record['wider_bytes']}): add "
+                             f"{' and '.join(missing)} to study.variants (and {twin} to int8.variants), or drop "
+                             f"{one_bit} from aggregate.same_flash")
+        if not isinstance(int8, list) or twin not in int8:
+            raise StudyError(f"aggregate.same_flash.{one_bit}: its twin {twin} must be in int8.variants (its int8 "
+                             "form is the one of equal flash)")
+        found[one_bit] = twin
+    return found
+
+
+def twin_names(params: dict[str, Any]) -> dict[str, str]:
+    """The twins `check` wrote into a table stage's slice
+    (``aggregate.twins``: each 1-bit network of ``aggregate.same_flash``
+    with its twin's trained variant); none in a slice without them."""
+    found = section(params, "aggregate").get("twins") or {}
+    if not isinstance(found, dict):
+        raise StudyError(f"aggregate.twins in {found!r} is not a mapping: rerun `check`")
+    return dict(found)
+
+
+def margins(params: dict[str, Any], required: bool = True) -> dict[str, float]:
+    """``aggregate.margin_pp``: per dataset of the study, the smallest
+    accuracy difference, in percentage points, a deployer would act on;
+    the primaries' verdicts of equivalence are read against it. Every
+    dataset of the study needs one, positive (a snapshot's tables written
+    before margins existed: none, when not ``required``)."""
+    found = section(params, "aggregate").get("margin_pp")
+    if found is None and not required:
+        return {}
+    datasets = section(params, "study").get("datasets") or []
+    if not isinstance(found, dict):
+        raise StudyError(f"aggregate.margin_pp must map each dataset to a margin in percentage points (mnist: 0.5), "
+                         f"got {str(found)[:120]!r}")
+    for name in datasets:
+        value = found.get(name)
+        if not is_number(value) or not 0 < value < 100:
+            raise StudyError(f"aggregate.margin_pp.{name} must be a positive number of percentage points below 100, "
+                             f"got {str(value)[:40]!r}")
+    return {name: float(value) for name, value in found.items() if is_number(value)}
 
 
 def memory_budgets(params: dict[str, Any]) -> list[float | None]:

@@ -31,7 +31,7 @@ from stages.lib.reporting.wording import cell, gap_direction, interval, pct, poi
 
 def load_int8_runs(deploy_dir: str | Path, int8_study: Runs, runs: pd.DataFrame, headline: str) -> pd.DataFrame:
     """One row per int8 run, with the columns of the trained runs: the
-    test accuracy is the int8 model's under ``headline``; the test loss is
+    test and validation accuracies are the int8 model's under ``headline``; the test loss is
     not measured (empty); chance level and training figures are the
     source run's."""
     source = runs.set_index(["dataset", "variant", "seed"])
@@ -40,16 +40,22 @@ def load_int8_runs(deploy_dir: str | Path, int8_study: Runs, runs: pd.DataFrame,
         path = output(deploy_dir, run_name(dataset, name, seed), DEPLOY_RECORDS) / "deploy.json"
         report = read_json(path, {"checks": MAPPING, "test_images": POSITIVE_COUNT})
         check = report["checks"].get(headline)
-        accuracy = check.get("converted_accuracy") if isinstance(check, dict) else None
-        if not isinstance(accuracy, float | int) or not 0 <= accuracy <= 1:
-            raise StudyError(f"{path} has no accuracy under {headline}: rerun `dvc repro --force quantize`")
+        accuracy, validation = ((check.get("converted_accuracy"), check.get("converted_validation_accuracy"))
+                                if isinstance(check, dict) else (None, None))
+        if not all(isinstance(a, float | int) and 0 <= a <= 1 for a in (accuracy, validation)):
+            raise StudyError(f"{path} has no test or validation accuracy under {headline}: rerun "
+                             "`dvc repro --force quantize`")
         trained = source.loc[(dataset, source_variant(name), seed)]
-        rows.append({"dataset": dataset, "variant": name, "seed": seed, "test_accuracy": float(accuracy),
+        rows.append({"dataset": dataset, "variant": name, "seed": seed, "validation_accuracy": float(validation),
+                     "test_accuracy": float(accuracy),
                      "test_loss": math.nan, "chance_accuracy": trained["chance_accuracy"],
                      "train_time_s": trained["train_time_s"], "train_images_per_s": trained["train_images_per_s"],
-                     "train_images": trained["train_images"], "test_images": report["test_images"]})
-    frame = pd.DataFrame(rows, columns=["dataset", "variant", "seed", "test_accuracy", "test_loss", "chance_accuracy",
-                                        "train_time_s", "train_images_per_s", "train_images", "test_images"])
+                     "train_images": trained["train_images"], "validation_images": trained["validation_images"],
+                     "test_images": report["test_images"]})
+    frame = pd.DataFrame(rows, columns=["dataset", "variant", "seed", "validation_accuracy", "test_accuracy",
+                                        "test_loss", "chance_accuracy",
+                                        "train_time_s", "train_images_per_s", "train_images", "validation_images",
+                                        "test_images"])
     frame["at_chance"] = [at_chance(acc, chance, n) for acc, chance, n in
                           zip(frame["test_accuracy"], frame["chance_accuracy"], frame["test_images"], strict=True)]
     return frame

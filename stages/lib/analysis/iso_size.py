@@ -10,11 +10,12 @@ quarter of the hidden channels and units).
 - :func:`frontier_table`: per dataset, family and width, the accuracy with
   its interval, the two size measures (the deployed file as it is, and
   Larq's count of weight bits) and RAM and latency at one thread;
-- :func:`same_flash_table`: per dataset and per network named in
-  ``aggregate.same_flash``, the most accurate float or int8 network of the
-  study trained with the same recipe whose file is no larger, and the
-  difference of their mean accuracies (separate runs: Welch); a primary
-  comparison, tested alone at 5% (:mod:`stages.lib.analysis.verdicts`);
+- :func:`same_flash_table`: per dataset and per 1-bit network named in
+  ``aggregate.same_flash``, its equal-flash twin (the int8 form of the
+  widest float network whose file is no larger, derived before training by
+  :mod:`stages.lib.forms.twins`: one opponent, no pick) and the difference of
+  their mean accuracies (separate runs: Welch); a primary comparison
+  (:mod:`stages.lib.analysis.verdicts`);
 - :func:`width_match_table`: per dataset and 1-bit family, the narrowest
   width whose gap to the baseline is no longer told from zero, and what it
   costs in flash, RAM and latency against the smallest int8 network at
@@ -28,29 +29,32 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from stages.lib.analysis.budgets import ranked
-from stages.lib.analysis.stats import welch_difference
-from stages.lib.analysis.verdicts import HIGHER, LOWER, family_clause, interval_label, needed_clause
+from stages.lib.analysis.stats import ALPHA, paired_difference, welch_difference
+from stages.lib.common import StudyError
+from stages.lib.analysis.verdicts import (
+    EQUIVALENT, HIGHER, LOWER, detectable_clause, family_clause, interval_label,
+)
 from stages.lib.forms.int8 import SUFFIX, is_form, source_variant
 from stages.lib.params import split_width
 from stages.lib.reporting.wording import cell, gap_word, p_text, pct, points, span
 
 FLOAT, INT8, ONE_BIT, OTHER = "float", "int8", "1-bit", "other"
 FRONTIER_COLUMNS = (
-    "dataset", "family", "precision", "width", "variant", "recipe", "seeds", "test_accuracy_mean",
+    "dataset", "family", "precision", "width", "variant", "recipe", "seeds", "validation_accuracy_mean",
+    "test_accuracy_mean",
     "test_accuracy_ci95_low", "test_accuracy_ci95_high", "tflite_kib", "weights_kib", "larq_kib", "ram_kib",
     "latency_threads", "latency_median_us", "latency_rerun95_low", "latency_rerun95_high", "cpu",
 )
 SAME_FLASH_COLUMNS = (
     "dataset", "one_bit", "recipe", "one_bit_kib", "one_bit_accuracy_mean", "one_bit_accuracy_ci95_low",
-    "one_bit_accuracy_ci95_high", "candidates", "pick", "pick_kib", "pick_accuracy_mean", "pick_accuracy_ci95_low",
-    "pick_accuracy_ci95_high", "tied", "seeds", "difference", "difference_ci95_low", "difference_ci95_high",
-    "difference_p_value",
+    "one_bit_accuracy_ci95_high", "twin", "twin_width", "twin_kib", "twin_accuracy_mean", "twin_accuracy_ci95_low",
+    "twin_accuracy_ci95_high", "seeds", "difference", "difference_ci95_low", "difference_ci95_high",
+    "difference_p_value", "difference_df",
 )
 # The gap of the width shown, as judged in the summary: its verdict's interval
 # and, without a verdict, the seeds that would give one.
-GAP_COLUMNS = ("accuracy_gap_vs_baseline", "accuracy_gap_verdict", "accuracy_gap_family_size", "accuracy_gap_adj_low",
-               "accuracy_gap_adj_high", "accuracy_gap_seeds_needed")
+GAP_COLUMNS = ("accuracy_gap_vs_baseline", "accuracy_gap_verdict", "accuracy_gap_family", "accuracy_gap_family_size",
+               "accuracy_gap_level", "accuracy_gap_adj_low", "accuracy_gap_adj_high", "accuracy_gap_detectable")
 WIDTH_MATCH_COLUMNS = (
     "dataset", "family", "widths", "width", "matching_variant", *GAP_COLUMNS,
     "matching_accuracy_mean", "matching_tflite_kib", "matching_ram_kib", "matching_latency_us", "int8_variant",
@@ -91,7 +95,7 @@ def frontier_table(summary: pd.DataFrame, latency: pd.DataFrame) -> pd.DataFrame
         key = (row["dataset"], row["variant"])
         speed = timed.loc[key] if timed is not None and key in timed.index else None
         rows.append({
-            **{k: row[k] for k in ("dataset", "variant", "recipe", "seeds", "test_accuracy_mean",
+            **{k: row[k] for k in ("dataset", "variant", "recipe", "seeds", "validation_accuracy_mean", "test_accuracy_mean",
                                    "test_accuracy_ci95_low", "test_accuracy_ci95_high", "tflite_kib",
                                    "weights_kib", "ram_kib")},
             "family": name, "precision": precision(row), "width": width, "larq_kib": row["memory_kib"],
@@ -107,54 +111,69 @@ def frontier_table(summary: pd.DataFrame, latency: pd.DataFrame) -> pd.DataFrame
                              kind="stable").reset_index(drop=True)
 
 
-def same_flash_table(frontier: pd.DataFrame, runs: pd.DataFrame, named: Sequence[str],
-                     images: dict[str, int] | None = None) -> pd.DataFrame:
-    """Per dataset and per network of ``named`` the study has: the float and
-    int8 networks trained with its recipe whose deployed file is no larger
-    (``candidates``), the most accurate of them (``pick``; within one test
-    image a tie, the smaller file picked, as the budget picks do), and the
-    pick's mean accuracy minus the named network's, with Welch's interval
-    and p-value over their seeds (separate runs). No candidate: a row
-    without a pick."""
+def same_flash_table(frontier: pd.DataFrame, runs: pd.DataFrame, twins: dict[str, str]) -> pd.DataFrame:
+    """Per dataset and per 1-bit network of ``twins`` (its name to its twin's
+    trained variant, ``{bnn: fp32_w0.352}``) the study has: the twin's int8
+    form against it, the difference of their mean test accuracies with
+    Welch's interval, p-value and degrees of freedom over their seeds
+    (separate runs). Equal flash is checked on the files deployed: a twin
+    whose file is larger than the 1-bit network's stops the table in one line
+    (its width was derived from the architecture; the trained file must
+    agree)."""
     rows = []
     for dataset, of in frontier.groupby("dataset", sort=False):
         by_seed = runs[runs["dataset"] == dataset].pivot_table(index="seed", columns="variant",
                                                                values="test_accuracy")
         indexed = of.set_index("variant")
-        for name in named:
-            if name not in indexed.index:
+        for name, trained in twins.items():
+            twin = trained + SUFFIX
+            if name not in indexed.index or twin not in indexed.index:
                 continue
-            one = indexed.loc[name]
-            pool = of[of["precision"].isin([FLOAT, INT8]) & (of["recipe"] == one["recipe"])
-                      & (of["tflite_kib"] <= one["tflite_kib"])]
-            row = {"dataset": dataset, "one_bit": name, "recipe": one["recipe"], "one_bit_kib": one["tflite_kib"],
-                   "one_bit_accuracy_mean": one["test_accuracy_mean"],
-                   "one_bit_accuracy_ci95_low": one["test_accuracy_ci95_low"],
-                   "one_bit_accuracy_ci95_high": one["test_accuracy_ci95_high"],
-                   "candidates": ", ".join(pool.sort_values("tflite_kib")["variant"]), "seeds": int(one["seeds"])}
-            if not pool.empty:
-                order = ranked(pool, (images or {}).get(dataset))
-                pick = order.iloc[0]
-                estimate = welch_difference(by_seed[pick["variant"]].dropna(), by_seed[name].dropna(), limit=1.0)
-                row.update({"pick": pick["variant"], "pick_kib": pick["tflite_kib"],
-                            "pick_accuracy_mean": pick["test_accuracy_mean"],
-                            "pick_accuracy_ci95_low": pick["test_accuracy_ci95_low"],
-                            "pick_accuracy_ci95_high": pick["test_accuracy_ci95_high"],
-                            "tied": ", ".join(order["variant"].iloc[1:][order["tied"].iloc[1:]]),
-                            "seeds": estimate.n, "difference": estimate.value,
-                            "difference_ci95_low": estimate.low, "difference_ci95_high": estimate.high,
-                            "difference_p_value": estimate.p_value})
-            rows.append(row)
+            one, other = indexed.loc[name], indexed.loc[twin]
+            if other["tflite_kib"] > one["tflite_kib"]:
+                raise StudyError(f"{dataset}: the twin {twin} deploys to {1024 * other['tflite_kib']:.0f} bytes, more "
+                                 f"than {name}'s {1024 * one['tflite_kib']:.0f}: it is not of equal flash; rerun the "
+                                 "`twins` stage (`dvc repro -f twins`) and the runs it names")
+            estimate = welch_difference(by_seed[twin].dropna(), by_seed[name].dropna(), limit=1.0)
+            rows.append({"dataset": dataset, "one_bit": name, "recipe": one["recipe"], "one_bit_kib": one["tflite_kib"],
+                         "one_bit_accuracy_mean": one["test_accuracy_mean"],
+                         "one_bit_accuracy_ci95_low": one["test_accuracy_ci95_low"],
+                         "one_bit_accuracy_ci95_high": one["test_accuracy_ci95_high"],
+                         "twin": twin, "twin_width": other["width"], "twin_kib": other["tflite_kib"],
+                         "twin_accuracy_mean": other["test_accuracy_mean"],
+                         "twin_accuracy_ci95_low": other["test_accuracy_ci95_low"],
+                         "twin_accuracy_ci95_high": other["test_accuracy_ci95_high"],
+                         "seeds": estimate.n, "difference": estimate.value, "difference_ci95_low": estimate.low,
+                         "difference_ci95_high": estimate.high, "difference_p_value": estimate.p_value,
+                         "difference_df": estimate.df})
     return pd.DataFrame(rows, columns=SAME_FLASH_COLUMNS)
 
 
-def width_match_table(frontier: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+def validation_costs(runs: pd.DataFrame, dataset: str, variants: Sequence[str], baseline: str) -> list[bool]:
+    """Per variant of ``variants`` (one family's widths), whether its
+    validation accuracy is told below ``baseline``'s: the seed-paired
+    difference, Student t, its p-value adjusted over the family (Bonferroni).
+    The width match chooses on this, never on the test accuracy."""
+    by_seed = runs[runs["dataset"] == dataset].pivot_table(index="seed", columns="variant",
+                                                           values="validation_accuracy")
+    if baseline not in by_seed.columns:
+        return [False] * len(variants)
+    costs = []
+    for variant in variants:
+        gap = paired_difference(by_seed[variant], by_seed[baseline])
+        costs.append(bool(gap.value < 0 and not math.isnan(gap.p_value) and gap.p_value * len(variants) < ALPHA))
+    return costs
+
+
+def width_match_table(frontier: pd.DataFrame, summary: pd.DataFrame, runs: pd.DataFrame | None = None,
+                      baseline: str | None = None) -> pd.DataFrame:
     """Per dataset and 1-bit family of more than one width: the widths tried, the narrowest from
-    which on the accuracy gap to the baseline (judged in ``summary``) is a
-    cost at no width tried (``matching_*``; none: empty), and beside it the smallest int8 network
-    trained with the same recipe whose mean accuracy is at least as high (``int8_match_*``: a point
-    comparison, the int8 network of the same accuracy), with each one's
-    flash, RAM and latency."""
+    which on the validation accuracy is told below the baseline's at no
+    width tried (:func:`validation_costs`; ``matching_*``; none: empty), and beside it the smallest
+    int8 network trained with the same recipe whose mean validation accuracy is at least as high
+    (``int8_match_*``: a point comparison, the int8 network of the same accuracy), with each one's
+    flash, RAM, latency and test accuracy. The width is chosen on the validation images; the
+    test gap printed beside it (judged in ``summary``, exploratory) confirms."""
     judged = summary.set_index(["dataset", "variant"])
     rows = []
     for (dataset, name), group in frontier[frontier["precision"] == ONE_BIT].groupby(["dataset", "family"],
@@ -163,10 +182,11 @@ def width_match_table(frontier: pd.DataFrame, summary: pd.DataFrame) -> pd.DataF
         if group["width"].nunique() < 2:   # one width: nothing to say across widths
             continue
         row = {"dataset": dataset, "family": name, "widths": ", ".join(f"{w:g}" for w in group["width"])}
-        verdicts = [judged.at[(dataset, variant), "accuracy_gap_verdict"] for variant in group["variant"]]
+        costs = (validation_costs(runs, dataset, list(group["variant"]), baseline) if runs is not None
+                 else [False] * len(group))
         # the widths above the widest told to cost: a narrow width whose wide interval merely holds zero,
         # below a width told to cost, is no match
-        widest_cost = max((i for i, verdict in enumerate(verdicts) if verdict == LOWER), default=-1)
+        widest_cost = max((i for i, cost in enumerate(costs) if cost), default=-1)
         matching = group.to_dict("records")[widest_cost + 1:]
         shown = matching[0] if matching else group.iloc[-1].to_dict()
         row.update({column: judged.at[(dataset, shown["variant"]), column] for column in GAP_COLUMNS})
@@ -177,7 +197,7 @@ def width_match_table(frontier: pd.DataFrame, summary: pd.DataFrame) -> pd.DataF
                         "matching_latency_us": shown["latency_median_us"]})
             of = frontier[(frontier["dataset"] == dataset) & (frontier["precision"] == INT8)
                           & (frontier["recipe"] == shown["recipe"])
-                          & (frontier["test_accuracy_mean"] >= shown["test_accuracy_mean"])]
+                          & (frontier["validation_accuracy_mean"] >= shown["validation_accuracy_mean"])]
             if not of.empty:
                 match = of.sort_values("tflite_kib").iloc[0]
                 row.update({"int8_variant": match["variant"], "int8_match_accuracy_mean": match["test_accuracy_mean"],
@@ -196,29 +216,30 @@ def _accuracy(row, prefix: str) -> str:
 
 
 def same_flash_sentence(row: dict | pd.Series, title) -> str:
-    """One dataset's same-flash answer for one network (a row of the judged
-    :func:`same_flash_table`), its verdict in words."""
-    where = f"{title(row['dataset'])}, within `{row['one_bit']}`'s {_kib(row['one_bit_kib'])}"
-    if pd.isna(row["pick"]):
-        return (f"{where}: no float or int8 network of this study trained with recipe {row['recipe']} fits, so the "
-                "question is not asked; add a narrower width (`fp32_w0.25` and its int8 form, see docs/experiments.md)")
-    count = len(str(row["candidates"]).split(", "))
-    text = (f"{where}, the most accurate float or int8 network (recipe {row['recipe']}, best of {count}) is "
-            f"`{row['pick']}` ({_kib(row['pick_kib'])}, {_accuracy(row, 'pick_accuracy')}) against "
-            f"`{row['one_bit']}`'s {_accuracy(row, 'one_bit_accuracy')}: "
+    """One dataset's equal-flash answer for one 1-bit network (a row of the
+    judged :func:`same_flash_table`), its verdict in words."""
+    text = (f"{title(row['dataset'])}, at `{row['one_bit']}`'s {_kib(row['one_bit_kib'])}: its equal-flash twin "
+            f"`{row['twin']}` ({_kib(row['twin_kib'])}, width {row['twin_width']:g}, fixed before training) scores "
+            f"{_accuracy(row, 'twin_accuracy')} against {_accuracy(row, 'one_bit_accuracy')}: "
             f"{cell(row['difference'], row['same_flash_adj_low'], row['same_flash_adj_high'], points)} "
             f"({interval_label(row, 'same_flash')}, Welch over separate runs, {int(row['seeds'])} seeds each; "
             f"{family_clause(row, 'same_flash', 'networks')}")
     if not pd.isna(row["same_flash_p_adjusted"]):
-        text += f", p {p_text(row['same_flash_p_adjusted'])}"
+        text += f", adjusted p {p_text(row['same_flash_p_adjusted'])}"
     text += ")"
     verdict = row["same_flash_verdict"]
+    within = (f", by less than the {row['same_flash_margin']:g} pp margin"
+              if not pd.isna(row.get("same_flash_tost_p_adjusted", math.nan))
+              and row["same_flash_tost_p_adjusted"] < ALPHA else "")
     if verdict == HIGHER:
-        return text + f": at no more flash, `{row['pick']}` is more accurate than `{row['one_bit']}`"
+        return text + f": at equal flash, `{row['twin']}` is more accurate than `{row['one_bit']}`{within}"
     if verdict == LOWER:
-        return text + f": `{row['one_bit']}` is more accurate than the best float or int8 network that fits its flash"
-    needed = needed_clause(row, "same_flash")
-    return text + ": these seeds cannot tell them apart" + (f" ({needed})" if needed else "")
+        return text + f": at equal flash, `{row['one_bit']}` is more accurate than `{row['twin']}`{within}"
+    if verdict == EQUIVALENT:
+        return text + (f": equivalent within the {row['same_flash_margin']:g} pp margin (two one-sided tests, "
+                       f"adjusted p {p_text(row['same_flash_tost_p_adjusted'])})")
+    needed = detectable_clause(row, "same_flash")
+    return text + ": undecided" + (f" ({needed})" if needed else "")
 
 
 def width_match_sentence(row: dict | pd.Series, baseline: str, title) -> str:
@@ -228,12 +249,13 @@ def width_match_sentence(row: dict | pd.Series, baseline: str, title) -> str:
     if pd.isna(row["matching_variant"]):
         return (f"{start}: at every width tried its gap to `{baseline}` is a cost (the widest still "
                 f"{points(row['accuracy_gap_vs_baseline'])}); a wider network would be needed")
-    needed = needed_clause(row, "accuracy_gap")
+    needed = detectable_clause(row, "accuracy_gap")
     told = gap_word(row, "accuracy_gap") + (f" (exploratory; {needed})" if needed else " (exploratory)")
     gap = (f"{points(row['accuracy_gap_vs_baseline'])} ({interval_label(row, 'accuracy_gap')} "
            f"{span(row['accuracy_gap_adj_low'], row['accuracy_gap_adj_high'], points)})")
     latency = ("" if pd.isna(row["matching_latency_us"]) else f", {row['matching_latency_us']:.1f} µs at 1 thread")
-    text = (f"{start}: from width {row['width']:g} (`{row['matching_variant']}`) its gap to `{baseline}` is "
+    text = (f"{start}: from width {row['width']:g} (`{row['matching_variant']}`, chosen on the validation images) "
+            f"its gap to `{baseline}` on the test images is "
             f"{gap}, {told}, in {_kib(row['matching_tflite_kib'])} "
             f"of flash, {_kib(row['matching_ram_kib'])} of RAM{latency}")
     if pd.isna(row["int8_variant"]):

@@ -145,7 +145,7 @@ def readable_recipes(recipes: pd.DataFrame) -> pd.DataFrame:
         "effect of the recipe (simultaneous CI)": ["" if pd.isna(row["effect"]) else adjusted_cell(row, "effect")
                                                    for row in recipes.to_dict("records")],
         "effect p (adjusted)": recipes["effect_p_adjusted"].map(p_cell),
-        "seeds needed": ["" if pd.isna(v) else str(int(v)) for v in recipes["effect_seeds_needed"]],
+        "detectable (80% power)": ["" if pd.isna(v) else f"{100 * v:.2f} pp" for v in recipes["effect_detectable"]],
         "matched baseline": recipes["matched_baseline"].fillna(""),
         "gap under matched recipes (95% CI)": with_intervals(recipes["matched_gap"], recipes["matched_gap_ci95_low"],
                                                             recipes["matched_gap_ci95_high"], points),

@@ -48,7 +48,7 @@ from stages.lib.data.robustness import (
 from stages.lib.analysis.stats import accuracy_interval, mean_interval, paired_difference
 from stages.lib.analysis.tables import FRACTION, MAPPING, POSITIVE_COUNT, TEXT, Runs, read_json
 from stages.lib.analysis.verdicts import (
-    NO_SPREAD, NOT_TESTED, family_clause, interval_label, needed_clause, side,
+    NO_SPREAD, NOT_TESTED, family_clause, interval_label, detectable_clause, side,
 )
 from stages.lib.reporting.wording import cell, p_cell, pct, points, times, with_interval
 
@@ -193,8 +193,8 @@ def examples_table(corrupted_dir: str | Path, datasets: Sequence[str]) -> pd.Dat
 # -- what the report says ----------------------------------------------------
 
 def _needed(row: dict[str, Any]) -> str:
-    """What the row's comparison would need, or that its spread is zero."""
-    return needed_clause(row, "robustness_gap") or "no seed count estimable"
+    """What the row's seeds could detect, or that its spread is zero."""
+    return detectable_clause(row, "robustness_gap") or "no spread to estimate power from"
 
 
 def _named(rows: Sequence[dict[str, Any]]) -> str:
@@ -226,7 +226,7 @@ def _mce_clause(row: dict[str, Any], baseline: str, short: bool = False) -> str:
     verdict = {1: "more errors than", -1: "fewer errors than", 0: "not told apart from"}[told]
     return (f"mean corruption error (mCE, the geometric mean over corruptions of its error over `{baseline}`'s) is "
             f"{ratio} ({interval_label(row, 'mce')}, {family_clause(row, 'mce', 'variants')}): {verdict} "
-            f"`{baseline}` across the corruptions" + (f"; {needed}" if (needed := needed_clause(row, "mce")) else ""))
+            f"`{baseline}` across the corruptions" + (f"; {needed}" if (needed := detectable_clause(row, "mce")) else ""))
 
 
 def checked_images(accuracy: pd.DataFrame, noun: str = "") -> str:
@@ -390,8 +390,8 @@ def readable_robustness(accuracy: pd.DataFrame, gaps: pd.DataFrame, variant: str
                                           mine["accuracy_ci95_high"], pct),
             "extra drop (simultaneous CI)": _gap_cell(row.to_dict()),
             "adjusted p": p_cell(row["robustness_gap_p_adjusted"]),
-            "seeds needed": "" if pd.isna(row["robustness_gap_seeds_needed"]) else
-            str(int(row["robustness_gap_seeds_needed"])),
+            "detectable with these seeds (80% power)": "" if pd.isna(row["robustness_gap_detectable"]) else
+            f"{100 * row['robustness_gap_detectable']:.2f} pp",
         })
     return pd.DataFrame(rows)
 

@@ -53,6 +53,7 @@ class Estimate:
     high: float
     n: int
     p_value: float = math.nan
+    df: float = math.nan   # the t interval's degrees of freedom (Welch's for two samples)
 
     @property
     def bounded(self) -> bool:
@@ -96,10 +97,10 @@ def mean_interval(values: Sequence[float]) -> Estimate:
     if len(values) < 2:
         return Estimate(mean, math.nan, math.nan, 1)
     if np.ptp(values) == 0:  # no spread: the interval is the value; no t-test, the exact sign-flip one
-        return Estimate(mean, mean, mean, len(values), sign_flip_p(mean, len(values)))
+        return Estimate(mean, mean, mean, len(values), sign_flip_p(mean, len(values)), len(values) - 1)
     result = _t_test(values)
     ci = result.confidence_interval(CONFIDENCE)
-    return Estimate(mean, float(ci.low), float(ci.high), len(values), float(result.pvalue))
+    return Estimate(mean, float(ci.low), float(ci.high), len(values), float(result.pvalue), float(result.df))
 
 
 def paired_difference(second: Sequence[float], first: Sequence[float], limit: float = 1.0) -> Estimate:
@@ -115,7 +116,7 @@ def paired_difference(second: Sequence[float], first: Sequence[float], limit: fl
     if not estimate.bounded:
         return estimate
     return Estimate(estimate.value, max(estimate.low, -limit), min(estimate.high, limit), estimate.n,
-                    estimate.p_value)
+                    estimate.p_value, estimate.df)
 
 
 def welch_difference(second: Sequence[float], first: Sequence[float], limit: float = 2.0) -> Estimate:
@@ -123,7 +124,9 @@ def welch_difference(second: Sequence[float], first: Sequence[float], limit: flo
     with their own variances: Welch's t interval and test
     (``scipy.stats.ttest_ind(equal_var=False)``), cut at the possible
     [-limit, +limit] (two gaps between accuracies differ by at most 2).
-    ``n`` is the smaller sample's size."""
+    ``n`` is the smaller sample's size; ``df`` Welch's degrees of freedom,
+    which every later interval, p-value and power figure of the comparison
+    uses."""
     from scipy import stats
 
     second, first = _clean(second), _clean(first)
@@ -139,7 +142,81 @@ def welch_difference(second: Sequence[float], first: Sequence[float], limit: flo
         warnings.simplefilter("ignore", RuntimeWarning)
         result = stats.ttest_ind(second, first, equal_var=False)
     ci = result.confidence_interval(CONFIDENCE)
-    return Estimate(value, max(float(ci.low), -limit), min(float(ci.high), limit), n, float(result.pvalue))
+    return Estimate(value, max(float(ci.low), -limit), min(float(ci.high), limit), n, float(result.pvalue),
+                    float(result.df))
+
+
+def equivalence_p(value: float, standard_error: float, df: float, margin: float) -> float:
+    """Two one-sided tests (TOST) that a difference lies inside
+    (-margin, +margin): the larger of the two one-sided Student-t p-values
+    at ``df`` degrees of freedom, for an estimate ``value`` with
+    ``standard_error``. Below the level, the difference is equivalent to
+    zero within the margin. The same figure as statsmodels' ``ttost_paired``
+    (paired seeds) and ``ttost_ind(usevar="unequal")`` (Welch), which
+    tests/test_stats.py pins; NaN without a standard error."""
+    from scipy import stats
+
+    if not (standard_error > 0 and df > 0 and margin > 0):
+        return math.nan
+    above = float(stats.t.sf((value + margin) / standard_error, df))   # H0: difference <= -margin
+    below = float(stats.t.cdf((value - margin) / standard_error, df))  # H0: difference >= +margin
+    return max(above, below)
+
+
+def _power_solver(design: str):
+    from statsmodels.stats.power import TTestIndPower, TTestPower
+
+    return TTestIndPower() if design == "welch" else TTestPower()
+
+
+def detectable_difference(spread: float, seeds: int, level: float, design: str, power: float = POWER) -> float:
+    """The smallest true difference that ``seeds`` seeds detect with
+    ``power`` at ``level`` (two-sided), at the measured ``spread`` (the
+    standard deviation of the per-seed differences, or of each network's
+    accuracies for two separate samples): statsmodels' ``TTestPower`` /
+    ``TTestIndPower`` solved for the effect, times the spread. No observed
+    difference enters it. NaN with fewer than two seeds or no spread."""
+    if not (seeds >= 2 and spread > 0):
+        return math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            sizes = {"nobs1": seeds, "ratio": 1.0} if design == "welch" else {"nobs": seeds}
+            effect = float(np.asarray(_power_solver(design).solve_power(
+                effect_size=None, alpha=level, power=power, alternative="two-sided", **sizes)).item())
+        except (ValueError, RuntimeError):
+            return math.nan
+    return effect * spread if math.isfinite(effect) else math.nan
+
+
+def seeds_for_margin(spread: float, margin: float, level: float, design: str, power: float = POWER) -> float:
+    """The seeds a stated ``margin`` needs at the measured ``spread``, per
+    network, at ``level`` (a primary family's most demanding Holm step,
+    level / m): enough that a true difference of the margin is told with
+    ``power`` (two-sided), and that a true difference of zero is shown
+    equivalent within the margin with ``power`` (two one-sided tests, each
+    then needing power (1 + power) / 2 at ``level``). The larger of the two,
+    from statsmodels' ``TTestPower`` / ``TTestIndPower``; NaN without a
+    spread, and above 100,000."""
+    if not (spread > 0 and margin > 0):
+        return math.nan
+    effect = margin / spread
+    solver = _power_solver(design)
+
+    def needed(alpha: float, target: float, alternative: str) -> float:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                size = {"nobs1": None, "ratio": 1.0} if design == "welch" else {"nobs": None}
+                return float(np.asarray(solver.solve_power(effect_size=effect, alpha=alpha, power=target,
+                                                           alternative=alternative, **size)).item())
+            except (ValueError, RuntimeError):
+                return math.nan
+
+    seeds = max(needed(level, power, "two-sided"), needed(level, (1 + power) / 2, "larger"))
+    if not math.isfinite(seeds) or seeds > 100_000:
+        return math.nan
+    return float(max(2, math.ceil(seeds - 1e-9)))
 
 
 @functools.lru_cache(maxsize=None)

@@ -117,7 +117,8 @@ COLUMN_KINDS: dict[str, ColumnKind] = {
     **dict.fromkeys(("latency_options", "article_recipe_variant", "matched_baseline"), ColumnKind("text", nullable=True)),
     **dict.fromkeys(("at_chance", "is_baseline", "on_pareto_frontier", "on_deployed_pareto_frontier", "headline"),
                     _BOOL),
-    **dict.fromkeys(("test_accuracy", "chance_accuracy", "converted_accuracy", "agreement", "binarized_mac_fraction",
+    **dict.fromkeys(("validation_accuracy", "validation_accuracy_mean", "test_accuracy", "chance_accuracy",
+                     "converted_accuracy", "agreement", "binarized_mac_fraction",
                      "binary_mac_fraction_deployed", "test_accuracy_mean", "converted_accuracy_mean", "agreement_min",
                      "accuracy_mean", "baseline_accuracy_mean", "p_value", "accuracy", "one_bit_accuracy_mean",
                      "int8_accuracy_mean", "one_bit_agreement_min", "int8_agreement_min"), _FRACTION),
@@ -129,7 +130,7 @@ COLUMN_KINDS: dict[str, ColumnKind] = {
     "drop": ColumnKind("number", -1, 1),
     "robustness_gap": ColumnKind("number", -2, 2, nullable=True),
     "mce": _MAYBE_AMOUNT,
-    **dict.fromkeys(("seed", "train_images", "test_images", "weights_bytes", "peak_activation_bytes", "macs_binary",
+    **dict.fromkeys(("seed", "train_images", "validation_images", "test_images", "weights_bytes", "peak_activation_bytes", "macs_binary",
                      "epochs", "params_total", "params_1bit", "params_32bit", "macs_total", "macs_1bit", "macs_32bit",
                      "seeds", "threads", "rounds", "processes", "cpu_cores", "class", "label", "predicted",
                      "runs_at_chance"), _COUNT),
@@ -157,14 +158,14 @@ COLUMN_KINDS: dict[str, ColumnKind] = {
     "gap_change": ColumnKind("number", -2, 2, nullable=True),
     # networks across widths (stages.lib.analysis.iso_size)
     **dict.fromkeys(("family", "precision", "widths"), _TEXT),
-    **dict.fromkeys(("candidates", "pick", "tied", "matching_variant", "int8_variant"),
+    **dict.fromkeys(("candidates", "pick", "tied", "twin", "matching_variant", "int8_variant"),
                     ColumnKind("text", nullable=True)),
     "width": ColumnKind("number", 0, 16, nullable=True),
     "larq_kib": _AMOUNT,
     "one_bit_kib": _AMOUNT,
-    **dict.fromkeys(("pick_accuracy_mean", "matching_accuracy_mean", "int8_match_accuracy_mean"),
+    **dict.fromkeys(("pick_accuracy_mean", "twin_accuracy_mean", "matching_accuracy_mean", "int8_match_accuracy_mean"),
                     ColumnKind("number", 0, 1, nullable=True)),
-    **dict.fromkeys(("pick_kib", "matching_tflite_kib", "matching_ram_kib", "matching_latency_us",
+    **dict.fromkeys(("pick_kib", "twin_kib", "twin_width", "matching_tflite_kib", "matching_ram_kib", "matching_latency_us",
                      "int8_match_tflite_kib", "int8_match_ram_kib", "int8_match_latency_us"), _MAYBE_AMOUNT),
     **dict.fromkeys(("difference", "recovered_fraction", "recovered_ci95_low", "recovered_ci95_high"), _ANY),
 }
@@ -184,8 +185,10 @@ def column_kind(column: str) -> ColumnKind | None:
         return _TEXT
     if column.endswith("_family_size"):
         return _COUNT
-    if column.endswith("_seeds_needed"):
+    if column.endswith("_seeds_for_margin"):
         return ColumnKind("number", 0, whole=True, nullable=True)
+    if column.endswith(("_detectable", "_tost_p_adjusted", "_margin", "_df")):
+        return ColumnKind("number", 0, nullable=True)
     if column.endswith(("_adj_low", "_adj_high")):
         return _ANY
     for suffix in ("_ci95_low", "_ci95_high", "_pi95_low", "_pi95_high"):

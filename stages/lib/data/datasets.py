@@ -217,3 +217,26 @@ def scale_images(images: np.ndarray, input_range: tuple[float, float] = (0.0, 1.
     low, high = input_range
     scaled = images.astype(np.float32) * np.float32((high - low) / 255.0) + np.float32(low)
     return scaled[..., np.newaxis]
+
+
+def validation_indices(images: int, count: int, seed: int) -> np.ndarray:
+    """The ``count`` held-out validation images among ``images`` training
+    images: drawn by ``seed`` without replacement, in increasing order. The
+    same for every run, variant and seed of a study, so that every network
+    is chosen on the same images."""
+    if not 0 < count < images:
+        raise StudyError(f"data.validation_images is {count}, not fewer than the {images} training images the runs "
+                         "use: nothing would be left to train on")
+    return np.sort(np.random.default_rng(seed).choice(images, count, replace=False))
+
+
+def load_training(data_dir: str | Path, limit: int | None, validation_images: int, validation_seed: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The training split (its first ``limit`` images) divided into the
+    images a network trains on and the held-out validation images
+    (:func:`validation_indices`): ``(x_fit, y_fit, x_validation,
+    y_validation)``, each in the split's order."""
+    x, y = load_split(data_dir, "train", limit)
+    held = np.zeros(len(x), dtype=bool)
+    held[validation_indices(len(x), validation_images, validation_seed)] = True
+    return x[~held], y[~held], x[held], y[held]

@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 
 from stages.lib.common import StudyError, atomic_directory, load_params, log, write_json_atomic
-from stages.lib.data.datasets import load_split, scale_images
+from stages.lib.data.datasets import load_split, load_training, scale_images
 from stages.lib.forms.graph import analyse
 from stages.lib.forms.lce import INTERPRETER_OPTIONS, SAMPLE_FILE, SAMPLE_IMAGES, TFLITE_FILE, interpreter, strip_names
-from stages.lib.params import data_limits
+from stages.lib.params import Validation, data_limits, validation_settings
 from stages.lib.spec import run_spec_path
 from stages.lib.training.variants import Variant, variant_from_params
 from stages.lib.training.trained import EVAL_BATCH_SIZE, load_model
@@ -87,13 +87,23 @@ def check_against_keras(flatbuffer: bytes, images: np.ndarray, keras_pred: np.nd
     return checks, quantization
 
 
+def validation_accuracy(flatbuffer: bytes, images: np.ndarray, labels: np.ndarray, options: str) -> float:
+    """The deployed file's accuracy on the held-out validation images under
+    the option set ``options``, on one thread: what choices among deployed
+    networks read (the test accuracy confirms them)."""
+    return float(np.mean(answers(interpreter(flatbuffer, 1, options), images) == labels))
+
+
 def deploy(model_dir: str | Path, data_dir: str | Path, input_range: tuple[float, float],
            convert: Callable[[Any], bytes], accept: Accept, out_model_dir: str | Path, out_record_dir: str | Path,
-           test_limit: int | None = None, what: str = "converted") -> dict[str, Any]:
+           test_limit: int | None = None, what: str = "converted",
+           validation: tuple[int | None, Validation] | None = None) -> dict[str, Any]:
     """Make the trained model in ``model_dir`` into a deployed file with
     ``convert`` (debug names stripped), check it against Keras on the test
     split, and write the file and its record if ``accept`` takes the
-    checks; a refusal writes nothing."""
+    checks; a refusal writes nothing. ``validation``: the training limit and
+    held-out images the run was trained with; each accepted option set's
+    accuracy on them is recorded too (``converted_validation_accuracy``)."""
     model = load_model(model_dir)
     x_test, y_test = load_split(data_dir, "test", test_limit)
     images = scale_images(x_test, input_range)
@@ -105,6 +115,11 @@ def deploy(model_dir: str | Path, data_dir: str | Path, input_range: tuple[float
              len(flatbuffer), len(flatbuffer) / 1024)
     checks, quantization = check_against_keras(flatbuffer, images, keras_pred, y_test)
     agreeing, extra = accept(checks, keras_accuracy)
+    if validation is not None:
+        _, _, x_val, y_val = load_training(data_dir, validation[0], validation[1].images, validation[1].seed)
+        for name in agreeing:
+            checks[name]["converted_validation_accuracy"] = validation_accuracy(
+                flatbuffer, scale_images(x_val, input_range), y_val, name)
     graph = analyse(flatbuffer)
     record = {
         "tflite_bytes": len(flatbuffer),
@@ -186,9 +201,11 @@ def command_line(prog: str, doc: str, argv: Sequence[str] | None,
     return parser.parse_args(argv)
 
 
-def trained_run(model_dir: str | Path, variant: str) -> tuple[Variant, int | None, int | None]:
-    """A trained run's variant and its training and test limits, as the
-    record it keeps beside its model says it was trained."""
+def trained_run(model_dir: str | Path, variant: str) -> tuple[Variant, int | None, int | None, Validation]:
+    """A trained run's variant, its training and test limits and its
+    held-out validation images, as the record it keeps beside its model
+    says it was trained."""
     record = load_params(run_spec_path(model_dir))
     train_limit, test_limit = data_limits(record)
-    return variant_from_params(variant, record.get("variants")), train_limit, test_limit
+    return (variant_from_params(variant, record.get("variants")), train_limit, test_limit,
+            validation_settings(record))

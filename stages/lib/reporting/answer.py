@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from stages.lib.analysis.budgets import budget_line
-from stages.lib.analysis.judged import test_images
+from stages.lib.analysis.judged import validation_images
 from stages.lib.analysis.int8_tables import int8_line
 from stages.lib.analysis.iso_size import same_flash_sentence
 from stages.lib.training.recipes import DEFAULT_RECIPE
@@ -25,7 +25,7 @@ from stages.lib.analysis.robustness_tables import robustness_line
 from stages.lib.analysis.speed import speed_word, threads_label
 from stages.lib.analysis.stats import error_ratio
 from stages.lib.analysis.tables import ARTICLE_ONE_BIT, of_dataset
-from stages.lib.analysis.verdicts import PRIMARY, needed_clause
+from stages.lib.analysis.verdicts import PRIMARY, detectable_clause
 from stages.lib.reporting.wording import adjusted_cell, cell, gap_word, pct, points, span, times, title, with_interval
 
 
@@ -66,7 +66,7 @@ def answer_table(tables: dict[str, pd.DataFrame], baseline: str, variant: str) -
         by_seed = of_dataset(runs, dataset).pivot(index="seed", columns="variant", values="test_accuracy")
         images = int(of_dataset(runs, dataset)["test_images"].max())
         errors = error_ratio(by_seed[variant], by_seed[baseline], images)
-        needed = needed_clause(one, "accuracy_gap")
+        needed = detectable_clause(one, "accuracy_gap")
         gap = (f"{adjusted_cell(one, 'accuracy_gap')}: {gap_word(one, 'accuracy_gap')}"
                + (f" ({needed})" if needed else "")
                + f"; {with_interval(errors.value, errors.low, errors.high, times)} the errors")
@@ -164,9 +164,9 @@ def answer(tables: dict[str, pd.DataFrame], baseline: str, budgets_kib: Sequence
                                f"{row['seeds']} runs)" for row in chance.to_dict("records")),
         "table": answer_table(tables, baseline, variant),
         "budgets": [(title(dataset), budget_line(of_dataset(summary, dataset), budgets_kib,
-                                                 test_images(tables["runs"]).get(dataset))) for dataset in datasets],
+                                                 validation_images(tables["runs"]).get(dataset))) for dataset in datasets],
         "ram_budgets": [(title(dataset), budget_line(of_dataset(summary, dataset), limited,
-                                                     test_images(tables["runs"]).get(dataset), "ram_kib"))
+                                                     validation_images(tables["runs"]).get(dataset), "ram_kib"))
                         for dataset in datasets],
         "recipes": recipe_line(tables["recipes"], variant),
         "int8": int8_line(tables["int8"], title) if "int8" in tables else "",

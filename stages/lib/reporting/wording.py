@@ -4,12 +4,14 @@ points, intervals with their n, p-values, and the words a gap may earn
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from stages.lib.data.datasets import DATASETS
 from stages.lib.analysis.stats import direction
 from stages.lib.analysis.verdicts import (
-    HIGHER, LOWER, NO_SPREAD, NONE, family_clause, interval_label, needed_clause,
+    EQUIVALENT, HIGHER, LOWER, NO_SPREAD, NONE, family_clause, interval_label, detectable_clause,
 )
 
 
@@ -92,10 +94,16 @@ def gap_verdict(row, prefix: str, members: str) -> str:
     if verdict == NO_SPREAD:
         return (f"the same number of images on every seed: no spread for a t-test, and the exact sign-flip test "
                 f"over {int(row['seeds'])} seeds gives p {p_text(row[f'{prefix}_p_adjusted'])} ({how})"
-                + (f"; {needed}" if (needed := needed_clause(row, prefix)) else ""))
+                + (f"; {needed}" if (needed := detectable_clause(row, prefix)) else ""))
+    if verdict == EQUIVALENT:
+        return (f"equivalent within the {row[f'{prefix}_margin']:g} pp margin (two one-sided tests, adjusted p "
+                f"{p_text(row[f'{prefix}_tost_p_adjusted'])}; {how})")
     if verdict == NONE:
-        return (f"with {int(row['seeds'])} seeds it cannot be told from zero ({how})"
-                + (f"; {needed}" if (needed := needed_clause(row, prefix)) else ""))
+        undecided = ("undecided: neither a difference nor equivalence within the "
+                     f"{row[f'{prefix}_margin']:g} pp margin is shown with {int(row['seeds'])} seeds"
+                     if not pd.isna(row.get(f"{prefix}_margin", math.nan))
+                     else f"with {int(row['seeds'])} seeds it cannot be told from zero")
+        return (f"{undecided} ({how})" + (f"; {needed}" if (needed := detectable_clause(row, prefix)) else ""))
     return ""
 
 
@@ -106,8 +114,11 @@ def title(dataset: str) -> str:
 def gap_word(row, prefix: str) -> str:
     """A comparison's verdict in a few words, on the rule of
     :func:`gap_verdict`."""
-    return {LOWER: "a cost", HIGHER: "a gain", NO_SPREAD: "no spread across seeds",
-            NONE: "not told from zero"}.get(row[f"{prefix}_verdict"], "no interval")
+    if row[f"{prefix}_verdict"] == NONE and not pd.isna(row.get(f"{prefix}_margin", math.nan)):
+        return "undecided"
+    return {LOWER: "a cost", HIGHER: "a gain", NO_SPREAD: "no spread across seeds", NONE: "not told from zero",
+            EQUIVALENT: f"equivalent within {row.get(f'{prefix}_margin', math.nan):g} pp"}.get(
+        row[f"{prefix}_verdict"], "no interval")
 
 
 def span(low: float, high: float, fmt) -> str:

@@ -113,7 +113,7 @@ def _check_quantizer(where: str, spec: Any) -> None:
         name = spec
     else:
         raise StudyError(f"{where} must be a quantizer name, a mapping with a `name`, or null; got {spec!r}")
-    if name not in LARQ_QUANTIZERS:
+    if not isinstance(name, str) or name not in LARQ_QUANTIZERS:
         raise StudyError(f"{where}: unknown quantizer {name!r}; Larq knows {', '.join(LARQ_QUANTIZERS)} "
                          "(or null for 32-bit)")
     arguments = {key: value for key, value in spec.items() if key != "name"} if isinstance(spec, dict) else {}

@@ -1,0 +1,56 @@
+"""Stage `twins`: derive, before anything trains, the equal-flash twin of each
+1-bit network named in ``aggregate.same_flash``: the widest network of the
+float family it names whose int8 file is no larger than the 1-bit network's
+file (:mod:`stages.lib.forms.twins`: the bytes come from converting each
+architecture with generic weights; no trained weight is read).
+
+It runs before `check` (which refuses a study that does not train the twin),
+reads only ``aggregate.same_flash`` and the variants it names, and writes
+``twins.json``: per 1-bit network, its twin's name, width and bytes, the
+1-bit file's bytes, and the next wider network's bytes. DVC's run cache
+keeps it: the derivation (about 20 s a network) reruns only when one of
+those variants changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from stages.lib.common import atomic_directory, load_params, log, run_cli, write_json_atomic
+from stages.lib.analysis.choices import same_flash
+from stages.lib.training.variants import variant_from_params, with_widths
+
+TWINS_FILE = "twins.json"
+
+
+def derive_all(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every twin of ``aggregate.same_flash``, as records by 1-bit name."""
+    from stages.lib.forms.twins import derive
+
+    named = same_flash(params)
+    params = with_widths(params)
+    variants = params.get("variants")
+    records = {}
+    for one_bit, base in named.items():
+        twin = derive(variant_from_params(one_bit, variants), variant_from_params(base, variants), log=log.info)
+        log.info("%s (%d bytes): its equal-flash twin is %s+int8 (%d bytes; %s would take %d)", one_bit,
+                 twin.one_bit_bytes, twin.name, twin.twin_bytes, twin.wider_name, twin.wider_bytes)
+        records[one_bit] = {**twin.record(), "one_bit_spec": variants[one_bit], "base_spec": variants[base]}
+    return records
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stages.twins", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--out", required=True, help=f"folder for {TWINS_FILE}")
+    args = parser.parse_args(argv)
+    records = derive_all(load_params(args.params))
+    with atomic_directory(args.out) as tmp:
+        write_json_atomic(tmp / TWINS_FILE, records)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
