@@ -110,6 +110,31 @@ def study_params():
     return yaml.safe_load((REPO / "params.yaml").read_text())
 
 
+# What the `twins` stage derives for the default params.yaml: bnn's equal-flash twin
+# (tests/test_twins.py derives it by converting the networks; here it stands in for
+# the stage wherever a test runs `check` alone)
+DEFAULT_TWIN = {"name": "fp32_w0.352", "width": 0.352, "units": [11, 23, 23, 23], "twin_bytes": 19088,
+                "one_bit_bytes": 19252, "wider_name": "fp32_w0.36", "wider_bytes": 19328}
+
+
+def twins_file(folder, params):
+    """``folder``/twins.json as the `twins` stage writes it for ``params``:
+    each pair of ``aggregate.same_flash`` with :data:`DEFAULT_TWIN`'s
+    derivation (only bnn against fp32 is derived; a test needing another
+    pair runs the stage)."""
+    import json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    pairs = (params.get("aggregate") or {}).get("same_flash") or {}
+    records = {one_bit: {"one_bit": one_bit, "base": base, **DEFAULT_TWIN, "one_bit_spec": params["variants"][one_bit],
+                         "base_spec": params["variants"][base]}
+               for one_bit, base in (pairs.items() if isinstance(pairs, dict) else [])
+               if one_bit in params.get("variants", {}) and base in params.get("variants", {})}
+    (folder / "twins.json").write_text(json.dumps(records))
+    return folder / "twins.json"
+
+
 def with_param(params, dotted, value):
     """A deep copy of ``params`` with the dotted key set to ``value``."""
     import copy

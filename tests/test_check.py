@@ -7,21 +7,24 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, with_param
+from conftest import REPO, twins_file, with_param
 from stages.check import main
 from stages.lib.common import StudyError, run_cli
 
 
 def _write(tmp_path, params):
+    """params.yaml in ``tmp_path``, with the twins the `twins` stage would
+    derive for it beside (``twins.json``)."""
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
+    twins_file(tmp_path, params)
     return path, tmp_path / "spec"
 
 
 def _check(tmp_path, params, capsys):
     """The stage's command line, in this process: (exit status, stderr, output file)."""
     path, out = _write(tmp_path, params)
-    status = run_cli(main, ["--params", str(path), "--out", str(out)])
+    status = run_cli(main, ["--params", str(path), "--out", str(out), "--twins", str(tmp_path / "twins.json")])
     return status, capsys.readouterr().err, out
 
 
@@ -35,11 +38,11 @@ def _changed(before, after):
 
 def test_valid_params_pass_and_each_slice_changes_only_with_what_it_holds(study_params, tmp_path):
     path, out = _write(tmp_path, study_params)
-    result = subprocess.run([sys.executable, "-m", "stages.check", "--params", str(path), "--out", str(out)],
+    result = subprocess.run([sys.executable, "-m", "stages.check", "--params", str(path), "--out", str(out), "--twins", str(tmp_path / "twins.json")],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     before = _slices(out)
-    variants = sorted([*study_params["variants"], "fp32_w0.25"])
+    variants = sorted([*study_params["variants"], "fp32_w0.352"])
     assert sorted(before) == sorted(
         ["aggregate.json", "benchmark.json", "deploy.json", "quantize.json", "report.json", "robustness.json"]
         + [f"{kind}/{name}.json" for kind in ("download", "corrupt") for name in ("mnist", "fashion_mnist")]
@@ -47,7 +50,7 @@ def test_valid_params_pass_and_each_slice_changes_only_with_what_it_holds(study_
 
     def after(dotted, value):
         run_cli(main, ["--params", str(_write(tmp_path, with_param(study_params, dotted, value))[0]),
-                       "--out", str(out)])
+                       "--out", str(out), "--twins", str(tmp_path / "twins.json")])
         return _changed(before, _slices(out))
 
     cosine = sorted(f"training/{name}.json" for name in variants
@@ -58,12 +61,14 @@ def test_valid_params_pass_and_each_slice_changes_only_with_what_it_holds(study_
     assert after("variants.bnn.recipe", "bop") == ["aggregate.json", "training/bnn.json"]
     assert after("variants.bnn.kernel_quantizer", "approx_sign") == ["aggregate.json", "architecture/bnn.json",
                                                                      "training/bnn.json"]
-    assert after("study.seeds", [0, 1, 2, 3]) == ["aggregate.json", "benchmark.json"]
+    assert after("study.seeds", [0, 1, 2, 3, 4, 5]) == ["aggregate.json", "benchmark.json"]
     assert after("benchmark.headline_options", "bgemm") == ["aggregate.json", "robustness.json"]
     assert after("report.memory_budgets_kib", [32, None]) == ["report.json"]
     # the primary comparisons: what the tables and the report judge, nothing else
-    assert after("aggregate.primary", ["bnn", "bwn"]) == ["aggregate.json", "report.json"]
-    assert after("aggregate.same_flash", ["bnn", "bnn_fp_edges"]) == ["aggregate.json", "report.json"]
+    assert after("aggregate.primary", ["bnn", "fp32_w0.352"]) == ["aggregate.json", "report.json"]
+    assert after("aggregate.same_flash", {}) == ["aggregate.json", "report.json"]
+    assert after("aggregate.margin_pp", {"mnist": 0.3, "fashion_mnist": 1.0}) == ["aggregate.json", "report.json"]
+    assert after("data.validation_images", 6000) == [f"training/{name}.json" for name in variants]
     assert after("data.train_limit", 1000) == [f"training/{name}.json" for name in variants]
     corrupt = ["corrupt/fashion_mnist.json", "corrupt/mnist.json"]
     assert after("data.test_limit", 1000) == corrupt + [f"training/{name}.json" for name in variants]
@@ -72,23 +77,23 @@ def test_valid_params_pass_and_each_slice_changes_only_with_what_it_holds(study_
     assert after("int8.representative_images", 100) == ["quantize.json"]
     assert after("int8.io", "int8") == ["quantize.json"]
     assert after("int8.max_accuracy_drop_pp", 0.2) == ["quantize.json"]
-    assert after("int8.variants", []) == ["aggregate.json", "benchmark.json"]
+    assert after("int8.variants", ["fp32_w0.352"]) == ["aggregate.json", "benchmark.json"]
     # the disagreement limit reconverts the LCE forms only
     assert after("deploy.max_disagreement_pct", 0.5) == ["deploy.json"]
     assert after("robustness.severities.fog", 2) == corrupt
     # a severity of a corruption the study does not run changes nothing
     assert after("robustness.corruptions", ["fog", "stripe"]) == corrupt
     run_cli(main, ["--params", str(_write(tmp_path, with_param(study_params, "robustness.corruptions",
-                                                                ["fog", "stripe"]))[0]), "--out", str(out)])
+                                                                ["fog", "stripe"]))[0]), "--out", str(out), "--twins", str(tmp_path / "twins.json")])
     narrowed = _slices(out)
     changed = with_param(with_param(study_params, "robustness.corruptions", ["fog", "stripe"]),
                          "robustness.severities.shear", 4)
-    run_cli(main, ["--params", str(_write(tmp_path, changed)[0]), "--out", str(out)])
+    run_cli(main, ["--params", str(_write(tmp_path, changed)[0]), "--out", str(out), "--twins", str(tmp_path / "twins.json")])
     assert _changed(narrowed, _slices(out)) == []
     # the order of keys in params.yaml changes no byte
     reordered = {key: study_params[key] for key in reversed(list(study_params))}
     reordered["variants"] = {name: dict(reversed(list(spec.items()))) for name, spec in study_params["variants"].items()}
-    run_cli(main, ["--params", str(_write(tmp_path, reordered)[0]), "--out", str(out)])
+    run_cli(main, ["--params", str(_write(tmp_path, reordered)[0]), "--out", str(out), "--twins", str(tmp_path / "twins.json")])
     assert _slices(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "spec"]
 
@@ -103,7 +108,7 @@ def test_every_stage_reads_its_slice_through_the_same_checked_views(study_params
     from stages.lib.training.recipes import recipe_from_params
 
     path, out = _write(tmp_path, study_params)
-    assert run_cli(main, ["--params", str(path), "--out", str(out)]) == 0
+    assert run_cli(main, ["--params", str(path), "--out", str(out), "--twins", str(tmp_path / "twins.json")]) == 0
     training = load_params(out / "training" / "bnn_cosine.json")
     variant = variant_from_params("bnn_cosine", training["variants"])
     recipe = recipe_from_params(variant.recipe, training["recipes"])
@@ -120,8 +125,8 @@ def test_every_stage_reads_its_slice_through_the_same_checked_views(study_params
     assert memory_budgets(load_params(out / "report.json")) == [16, 64, 128, None]
     from stages.lib.forms.int8 import conversion_settings, int8_runs
 
-    assert int8_runs(bench) == int8_runs(table) == [("mnist", name, seed) for name in ("fp32+int8", "fp32_w0.25+int8")
-                                                    for seed in (0, 1, 2)]
+    assert int8_runs(bench) == int8_runs(table) == [("mnist", name, seed) for name in ("fp32+int8", "fp32_w0.352+int8")
+                                                    for seed in study_params["study"]["seeds"]]
     assert conversion_settings(load_params(out / "quantize.json")).representative_images == 500
 
 
@@ -131,7 +136,9 @@ def test_numbers_in_scientific_notation_are_numbers(study_params, tmp_path, caps
     path = tmp_path / "params.yaml"
     text = (REPO / "params.yaml").read_text().replace("learning_rate: 0.005", "learning_rate: 5e-3")
     path.write_text(text.replace("threshold: 1.0e-6", "threshold: 1e-6"))
-    assert run_cli(main, ["--params", str(path), "--out", str(tmp_path / "spec")]) == 0
+    twins_file(tmp_path, yaml.safe_load(path.read_text()))
+    assert run_cli(main, ["--params", str(path), "--out", str(tmp_path / "spec"), "--twins",
+                          str(tmp_path / "twins.json")]) == 0
     training = load_params(tmp_path / "spec" / "training" / "bnn_bop.json")
     assert training["recipes"]["bop"]["bop"]["threshold"] == 1e-6
     assert load_params(tmp_path / "spec" / "training" / "bnn_cosine.json")["recipes"]["cosine"]["learning_rate"] == 5e-3
@@ -146,8 +153,8 @@ BAD_PARAMS = [
                                            "underscores only"),
     ("study.variants", ["fp32", "bnn/x"], "study.variants: 'bnn/x' is not a valid name"),
     ("study.seeds", [], "study.seeds must be a non-empty list"),
-    ("study.seeds", [0, 1.5], "study.seeds: 1.5 is not a whole number >= 0"),
-    ("study.seeds", [0, "one"], "study.seeds: 'one' is not a whole number >= 0"),
+    ("study.seeds", [0, 1.5], "study.seeds: '1.5' is not a whole number from 0 to 2^32 - 1"),
+    ("study.seeds", [0, "one"], "study.seeds: 'one' is not a whole number from 0 to 2^32 - 1"),
     ("study.extended", ["fp32", "int3"], "study.extended names int3, not defined under `variants`"),
     ("recipes.article.epochs", 0, "recipes.article.epochs must be a positive whole number, got 0"),
     ("recipes.article.epochs", -6, "recipes.article.epochs must be a positive whole number, got -6"),
@@ -213,7 +220,7 @@ BAD_PARAMS = [
     ("benchmark.headline_options", "fastest",
      "benchmark.headline_options must be one of default, bgemm, xnnpack, bgemm+xnnpack, got 'fastest'"),
     ("benchmark.timed_inferences", 1000, "benchmark has unknown keys timed_inferences"),
-    ("aggregate.baseline", "fp64", "aggregate.baseline must name a variant of study.variants (fp32, bnn, fp32_w0.25), "
+    ("aggregate.baseline", "fp64", "aggregate.baseline must name a variant of study.variants (fp32, bnn, fp32_w0.352), "
                                    "got 'fp64'"),
     ("report.memory_budgets_kib", [16, -1], "report.memory_budgets_kib must be a non-empty list of positive KiB"),
     ("aggregate.primary", "bnn", "aggregate.primary must be a list of distinct variant names, got 'bnn'"),
@@ -330,7 +337,8 @@ def test_checking_params_loads_neither_tensorflow_nor_larq(tmp_path):
     user waits about a second, not TensorFlow's start."""
     probe = ("import sys\n"
              "from stages.check import main\n"
-             f"main(['--params', {str(REPO / 'params.yaml')!r}, '--out', {str(tmp_path / 'spec')!r}])\n"
+             f"main(['--params', {str(REPO / 'params.yaml')!r}, '--out', {str(tmp_path / 'spec')!r}, "
+             f"'--twins', {str(twins_file(tmp_path, yaml.safe_load((REPO / 'params.yaml').read_text())))!r}])\n"
              "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'larq', 'keras', 'tf_keras', "
              "'larq_compute_engine'})\n"
              "assert not heavy, heavy\n")

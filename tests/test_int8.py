@@ -24,17 +24,17 @@ from stages.lib.forms.deployed import model_inputs
 
 def test_the_default_section_is_valid_and_names_its_forms(study_params):
     settings = int8_settings(study_params)
-    assert settings.variants == ("fp32", "fp32_w0.25") and settings.io in ("float", "int8")
+    assert settings.variants == ("fp32", "fp32_w0.352") and settings.io in ("float", "int8")
     assert form("fp32") == "fp32+int8" and source_variant("fp32+int8") == "fp32" and is_form("fp32+int8")
     assert not is_form("fp32")
     runs = int8_runs(study_params)
-    assert runs == [("mnist", name, seed) for name in ("fp32+int8", "fp32_w0.25+int8")
+    assert runs == [("mnist", name, seed) for name in ("fp32+int8", "fp32_w0.352+int8")
                     for seed in study_params["study"]["seeds"]]
 
 
 @pytest.mark.parametrize("key, value, message", [
     ("variants", "fp32", r"int8.variants must be a list"),
-    ("variants", ["bnn_full"], r"int8.variants names bnn_full, which study.variants \(fp32, bnn, fp32_w0.25\) leaves out"),
+    ("variants", ["bnn_full"], r"int8.variants names bnn_full, which study.variants \(fp32, bnn, fp32_w0.352\) leaves out"),
     ("variants", ["fp32", "fp32"], r"int8.variants lists a variant twice"),
     ("variants", ["../x"], r"int8.variants: '../x' is not a valid name"),
     ("representative_images", 0, r"int8.representative_images must be a positive whole number, got 0"),
@@ -70,7 +70,7 @@ def test_the_slices_keep_the_conversion_apart_from_the_list_of_variants(study_pa
     more = slices(with_param(study_params, "int8.variants", []))
     # which variants are converted is the benchmark's and aggregate's business, not each conversion's
     assert one["quantize.json"] == more["quantize.json"]
-    assert one["benchmark.json"]["int8"] == {"variants": ["fp32", "fp32_w0.25"]} and more["benchmark.json"]["int8"] == {"variants": []}
+    assert one["benchmark.json"]["int8"] == {"variants": ["fp32", "fp32_w0.352"]} and more["benchmark.json"]["int8"] == {"variants": []}
     changed = slices(with_param(study_params, "int8.io", "int8"))
     assert changed["quantize.json"]["int8"]["io"] == "int8" and changed["benchmark.json"] == one["benchmark.json"]
 
@@ -241,6 +241,7 @@ def _summary():
     return pd.DataFrame({
         "variant": ["fp32", "bnn", "fp32+int8"], "architecture": ["fp32", "bnn", "fp32+int8"],
         "recipe": ["article"] * 3, "epochs": [6] * 3, "seeds": [3] * 3,
+        "validation_accuracy_mean": [0.9903, 0.9813, 0.9902],
         "test_accuracy_mean": [0.9903, 0.9813, 0.9902], "test_accuracy_ci95_low": [0.9888, 0.9761, 0.9890],
         "test_accuracy_ci95_high": [0.9916, 0.9855, 0.9913], "tflite_kib": [368.87, 18.80, 100.87],
         "ram_kib": [105.62, 105.62, 26.41], "runs_at_chance": [0] * 3, "agreement_min": [1.0, 1.0, 0.9995],

@@ -19,7 +19,7 @@ import networkx as nx
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, twins_file
 
 STUDY = yaml.safe_load((REPO / "params.yaml").read_text())["study"]
 TABLES = {"benchmark", "aggregate", "plots", "report"}
@@ -51,22 +51,23 @@ ROWS = {
         ([], ["recipes.bop.bop={threshold: 1.0e-7, gamma: 1.0e-3}"], set())],
     "a recipe (`-S recipes.bop.learning_rate=0.02`)": [
         (["variants.bnn.recipe=bop"], ["recipes.bop.learning_rate=0.02"], _every_run(["bnn"]) | TABLES),
-        (["variants.bnn.recipe=bop"], ["recipes.article.learning_rate=0.002"], _every_run(["fp32", "fp32_w0.25"]) | TABLES)],
+        (["variants.bnn.recipe=bop"], ["recipes.article.learning_rate=0.002"], _every_run(["fp32", "fp32_w0.352"]) | TABLES)],
     "a variant's recipe (`-S variants.bnn.recipe=bop`)": [
-        ([], ["variants.bnn.recipe=bop"], _every_run(["bnn"]) | TABLES)],
+        ([], ["variants.bnn.recipe=bop"], {"twins"} | _every_run(["bnn"]) | TABLES)],
     "an architecture key (`-S variants.bnn.kernel_quantizer=approx_sign`)": [
-        ([], ["variants.bnn.kernel_quantizer=approx_sign"], {"profile@bnn"} | _every_run(["bnn"]) | TABLES)],
-    "another width (`-S 'study.variants=[fp32,bnn,fp32_w0.25,bnn_w2]'`)": [
-        ([], ["study.variants=[fp32,bnn,fp32_w0.25,bnn_w2]"], {"profile@bnn_w2"} | _every_run(["bnn_w2"]) | TABLES),
-        ([], ["study.variants=[fp32,bnn,fp32_w0.25,fp32_w0.5]", "int8.variants=[fp32,fp32_w0.25,fp32_w0.5]"],
+        ([], ["variants.bnn.kernel_quantizer=approx_sign"], {"twins", "profile@bnn"} | _every_run(["bnn"]) | TABLES)],
+    "another width (`-S 'study.variants=[fp32,bnn,fp32_w0.352,bnn_w2]'`)": [
+        ([], ["study.variants=[fp32,bnn,fp32_w0.352,bnn_w2]"], {"profile@bnn_w2"} | _every_run(["bnn_w2"]) | TABLES),
+        ([], ["study.variants=[fp32,bnn,fp32_w0.352,fp32_w0.5]", "int8.variants=[fp32,fp32_w0.352,fp32_w0.5]"],
          {"profile@fp32_w0.5"} | _runs(RUN + INT8_RUN, ["fp32_w0.5"]) | TABLES)],
-    "a seed or a dataset added (`-S 'study.seeds=[0,1,2,3]'`)": [
-        ([], ["study.seeds=[0,1,2,3]"], _every_run(seeds=[3]) | TABLES),
+    "a seed or a dataset added (`-S 'study.seeds=[0,1,2,3,4,5]'`)": [
+        ([], ["study.seeds=[0,1,2,3,4,5]"], _every_run(seeds=[5]) | TABLES),
         ([], ["study.datasets=[mnist,fashion_mnist]"],
          {"download@fashion_mnist", "corrupt@fashion_mnist"} | _every_run(datasets=["fashion_mnist"]) | TABLES)],
-    "`train.steps_per_execution`, `data.train_limit`": [
+    "`train.steps_per_execution`, `data.train_limit`, `data.validation_*`": [
         ([], ["train.steps_per_execution=8"], _every_run() | TABLES),
-        ([], ["data.train_limit=30000"], _every_run() | TABLES)],
+        ([], ["data.train_limit=30000"], _every_run() | TABLES),
+        ([], ["data.validation_images=6000"], _every_run() | TABLES)],
     "`data.test_limit`": [
         ([], ["data.test_limit=5000"], _every_run() | {"corrupt@mnist"} | TABLES)],
     "`robustness.*` (`-S 'robustness.corruptions=[fog,stripe]'`)": [
@@ -77,9 +78,9 @@ ROWS = {
     "`int8.*` but `variants` (`-S int8.io=int8`)": [
         ([], ["int8.io=int8"], _runs(INT8_RUN, INT8) | TABLES),
         ([], ["int8.representative_images=100"], _runs(INT8_RUN, INT8) | TABLES)],
-    "`int8.variants` (`-S 'int8.variants=[]'`)": [
-        ([], ["int8.variants=[]"], TABLES),
-        (["int8.variants=[]"], ["int8.variants=[fp32]"], _runs(INT8_RUN, ["fp32"]) | TABLES)],
+    "`int8.variants` (`-S 'int8.variants=[fp32_w0.352]'`)": [
+        ([], ["int8.variants=[fp32_w0.352]"], TABLES),
+        (["int8.variants=[fp32_w0.352]"], ["int8.variants=[fp32,fp32_w0.352]"], _runs(INT8_RUN, ["fp32"]) | TABLES)],
     "`deploy.max_disagreement_pct`": [
         # if the files come out otherwise: the evaluations, the int8 forms' too
         # (they are compared with their run's answers), and the tables
@@ -91,10 +92,12 @@ ROWS = {
     "`benchmark.headline_options`": [
         ([], ["benchmark.headline_options=bgemm"],
          _runs(["robustness"]) | _runs(["robustness_int8"], INT8) | TABLES - {"benchmark"})],
-    "`aggregate.baseline`, `aggregate.primary`, `aggregate.same_flash`": [
-        ([], ["aggregate.baseline=bnn"], {"aggregate", "plots", "report"}),
+    "`aggregate.baseline`, `aggregate.primary`, `aggregate.margin_pp`": [
+        ([], ["aggregate.baseline=bnn", "aggregate.primary=[fp32]"], {"aggregate", "plots", "report"}),
         ([], ["aggregate.primary=[]"], {"aggregate", "plots", "report"}),
-        ([], ["aggregate.same_flash=[bnn,fp32_w0.25]"], {"aggregate", "plots", "report"})],
+        ([], ["aggregate.margin_pp.mnist=0.3"], {"aggregate", "plots", "report"})],
+    "`aggregate.same_flash` (`-S 'aggregate.same_flash={}'`)": [
+        ([], ["aggregate.same_flash={}"], {"twins", "aggregate", "plots", "report"})],
     "`report.memory_budgets_kib`": [
         ([], ["report.memory_budgets_kib=[16,null]"], {"report"})],
     "`study.extended`, a comment": [
@@ -120,8 +123,10 @@ def test_every_row_of_the_readme_s_table_is_computed_here():
 
 def _slices(params_file, out):
     from stages.check import main
+    from stages.lib.common import load_params
 
-    main(["--params", str(params_file), "--out", str(out)])
+    main(["--params", str(params_file), "--out", str(out), "--twins",
+          str(twins_file(out.parent / f"{out.name}-twins", load_params(params_file)))])
     return {str(path.relative_to(out)): path.read_bytes() for path in out.rglob("*") if path.is_file()}
 
 
@@ -156,10 +161,21 @@ def _reruns(tmp_path, before, change):
         pipelines[name] = _pipeline(folder)
     changed = {f"data/spec/{path}" for path, text in slices["after"].items() if slices["before"].get(path) != text}
     stages, graph = pipelines["after"]
-    first = {name for name, stage in stages.items() if name != "check"
+    first = {name for name, stage in stages.items() if name not in ("check", "twins")
              and (name not in pipelines["before"][0] or {str(dep.def_path) for dep in stage.deps} & changed)}
     downstream = set().union(*(nx.ancestors(graph, stages[name]) for name in first)) if first else set()
-    return first | {stage.name for stage in downstream}
+    # `twins` reads the params it declares (DVC reruns it when they change); what follows it is `check`,
+    # whose slices above say what changed (the same twin writes the same slices)
+    params = {name: yaml.safe_load((tmp_path / name / "params.yaml").read_text()) for name in ("before", "after")}
+    declared = [key.split(".") for key in stages["twins"].params[0].params] if stages["twins"].params else []
+
+    def read(found, path):
+        for key in path:
+            found = found.get(key) if isinstance(found, dict) else None
+        return found
+
+    twins = {"twins"} if any(read(params["before"], key) != read(params["after"], key) for key in declared) else set()
+    return first | {stage.name for stage in downstream} | twins
 
 
 @pytest.mark.parametrize("row, before, change, expected", [

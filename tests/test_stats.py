@@ -135,3 +135,40 @@ def test_no_spread_gets_the_exact_sign_flip_test_not_a_t_test():
 ])
 def test_direction_follows_the_printed_bounds(low, high, printed, reference, expected):
     assert direction(low, high, printed, reference) == expected
+
+
+def test_equivalence_is_statsmodels_two_one_sided_tests():
+    from scipy import stats as scipy_stats
+    from statsmodels.stats.weightstats import ttost_ind, ttost_paired
+
+    from stages.lib.analysis.stats import equivalence_p, paired_difference, welch_difference
+
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        n1, n2 = int(rng.integers(3, 8)), int(rng.integers(3, 8))
+        a, b = rng.normal(0.985, 0.002, n1), rng.normal(0.983, 0.004, n2)
+        margin = float(rng.uniform(0.001, 0.01))
+        welch = welch_difference(a, b)
+        error = (welch.high - welch.low) / 2 / scipy_stats.t.ppf(0.975, welch.df)
+        assert equivalence_p(welch.value, error, welch.df, margin) == pytest.approx(
+            ttost_ind(a, b, -margin, margin, usevar="unequal")[0], rel=1e-9)
+        c = b[:n1] if n2 >= n1 else np.resize(b, n1)
+        paired = paired_difference(a, c)
+        error = (paired.high - paired.low) / 2 / scipy_stats.t.ppf(0.975, paired.df)
+        assert paired.df == n1 - 1
+        assert equivalence_p(paired.value, error, paired.df, margin) == pytest.approx(
+            ttost_paired(a, c, -margin, margin)[0], rel=1e-9)
+
+
+def test_welch_s_degrees_of_freedom_are_kept_and_read_back():
+    from stages.lib.analysis.stats import welch_difference
+    from stages.lib.analysis.verdicts import GAP_CHANGE, degrees_of_freedom, standard_error
+
+    a, b = np.array([-0.060, -0.058, -0.072]), np.array([-0.009, -0.008, -0.011])
+    estimate = welch_difference(a, b)
+    assert 2 < estimate.df < 4  # Welch's, not 2n - 2
+    row = {"gap_change": estimate.value, "gap_change_ci95_low": estimate.low, "gap_change_ci95_high": estimate.high,
+           "seeds": estimate.n, "gap_change_df": estimate.df}
+    assert degrees_of_freedom(row, GAP_CHANGE) == estimate.df
+    expected = float(np.sqrt(a.var(ddof=1) / 3 + b.var(ddof=1) / 3))
+    assert standard_error(row, GAP_CHANGE) == pytest.approx(expected, rel=1e-9)

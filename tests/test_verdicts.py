@@ -188,3 +188,44 @@ def test_the_summary_carries_raw_tests_and_the_verdicts_add_the_rest():
     judged = judge(summary, GAP, IMAGES, primary=summary["variant"] == "bnn").set_index("variant")
     assert judged.at["bnn", "accuracy_gap_family"] == "primary" and judged.at["bnn", "accuracy_gap_verdict"] == LOWER
     assert judged.at["fp32", "accuracy_gap_verdict"] == "not tested"  # the baseline against itself
+
+
+def _committed_judged_rows():
+    """Every judged row of every committed table (the snapshots' and the
+    default study's metrics): (where, interval low, high, adjusted p, the
+    value the interval is read against)."""
+    import glob
+    import json
+
+    from conftest import REPO
+
+    rows = []
+    for path in sorted(glob.glob(str(REPO / "reports" / "experiments" / "*" / "tables" / "*.csv"))):
+        table = pd.read_csv(path)
+        for prefix in [column[:-len("_adj_low")] for column in table.columns if column.endswith("_adj_low")]:
+            if f"{prefix}_p_adjusted" not in table.columns:
+                continue
+            reference = 1.0 if prefix == "mce" or "speedup" in prefix or "ratio" in prefix else 0.0
+            for record in table.to_dict("records"):
+                rows.append((f"{path}: {prefix} {record.get('dataset')} {record.get('variant', record.get('one_bit'))}",
+                             record[f"{prefix}_adj_low"], record[f"{prefix}_adj_high"],
+                             record[f"{prefix}_p_adjusted"], reference))
+    metrics = json.loads((REPO / "reports" / "metrics.json").read_text())
+    for dataset, of in metrics.items():
+        for name, figures in of.items():
+            for prefix, entry in ([("same_flash", value) for value in figures.values()] if name == "same_flash"
+                                  else [("accuracy_gap", figures)]):
+                rows.append((f"metrics.json {dataset} {name} {prefix}", entry.get(f"{prefix}_adj_low"),
+                             entry.get(f"{prefix}_adj_high"), entry.get(f"{prefix}_p_adjusted"), 0.0))
+    return rows
+
+
+def test_every_committed_interval_excludes_zero_exactly_when_its_adjusted_p_is_below_the_level():
+    judged = 0
+    for where, low, high, adjusted, reference in _committed_judged_rows():
+        if any(value is None or pd.isna(value) for value in (low, high, adjusted)):
+            continue
+        judged += 1
+        excludes = low > reference or high < reference
+        assert excludes == (adjusted < 0.05), f"{where}: ({low:.4g}, {high:.4g}) against adjusted p {adjusted:.3g}"
+    assert judged > 900

@@ -112,9 +112,9 @@ def name_list(where: str, names: Any, known: Any = None, what: str = "name", emp
         choices = f" ({', '.join(known)})" if known is not None else ""
         raise StudyError(f"{where} must be a {'' if empty else 'non-empty '}list of {what} names{choices}, got {names!r}")
     for name in names:
+        if known is not None and (not isinstance(name, str) or name not in known):
+            raise StudyError(f"{where}: unknown {what} {str(name)[:60]!r}; known {what}s: {', '.join(known)}")
         check_name(where, name)
-        if known is not None and name not in known:
-            raise StudyError(f"{where}: unknown {what} {name!r}; known {what}s: {', '.join(known)}")
     if len(set(names)) != len(names):
         raise StudyError(f"{where} lists a {what} twice: {names!r}")
     return list(names)
