@@ -17,7 +17,7 @@ markers and bars are (stages/lib/reporting/figures.py).
   against the peak RAM its activations need, beside Larq's theoretical
   weight memory;
 - ``training_curves.png``: accuracy and loss per epoch on the training and
-  test sets, mean across seeds with the same 95% intervals as the tables
+  validation images, mean across seeds with the same 95% intervals as the tables
   (accuracy: Student t on the logit scale, never beyond 0-100%; loss:
   Student t), no band for a single seed;
 - ``accuracy_by_variant.png``: test accuracy per variant, each seed a dot,

@@ -95,7 +95,7 @@ def test_valid_params_pass_and_each_slice_changes_only_with_what_it_holds(study_
     reordered["variants"] = {name: dict(reversed(list(spec.items()))) for name, spec in study_params["variants"].items()}
     run_cli(main, ["--params", str(_write(tmp_path, reordered)[0]), "--out", str(out), "--twins", str(tmp_path / "twins.json")])
     assert _slices(out) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "spec"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "spec", "twins.json"]
 
 
 def test_every_stage_reads_its_slice_through_the_same_checked_views(study_params, tmp_path):

@@ -67,8 +67,9 @@ def test_a_damaged_deployed_model_stops_the_benchmark_in_one_line(tmp_path, mode
         load_subjects(tmp_path / "deployed", tmp_path / "deploy", [("mnist", "bnn", 0)])
 
 
-RUN = {"test_accuracy": 0.98, "test_loss": 0.05, "chance_accuracy": 0.1135, "train_time_s": 60.0,
-       "train_images_per_s": 6000.0, "train_images": 60000, "test_images": 10000}
+RUN = {"validation_accuracy": 0.98, "test_accuracy": 0.98, "test_loss": 0.05, "chance_accuracy": 0.1135,
+       "train_time_s": 60.0, "train_images_per_s": 6000.0, "train_images": 55000, "validation_images": 5000,
+       "test_images": 10000}
 
 
 @pytest.mark.parametrize("field", sorted(RUN))

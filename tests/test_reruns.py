@@ -212,4 +212,11 @@ def test_every_readme_experiment_is_valid_as_written(tmp_path):
         params = tmp_path / "params.yaml"
         shutil.copy(REPO / "params.yaml", params)
         apply_overrides(params, settings)
-        check_all(load_params(params))
+        checked = load_params(params)
+        check_all(checked)
+        # and the twins check: a study naming a 1-bit network for the same flash trains its twin
+        from stages.lib.analysis.choices import same_flash, twins
+        from stages.lib.training.variants import with_widths
+
+        if same_flash(checked):
+            twins(with_widths(checked), load_params(twins_file(tmp_path / "twins", checked)))

@@ -149,12 +149,14 @@ def latency_by_options(latency: pd.DataFrame) -> pd.DataFrame:
 
 
 def speed_word(row: dict) -> str:
-    """faster or slower only when the printed interval lies wholly on
-    one side of 1.00x and the Holm-adjusted test agrees."""
+    """faster or slower (in this benchmark run: the interval holds the
+    noise between its processes, not between runs of the stage, which have
+    moved ratios by more) only when the printed interval lies wholly on one
+    side of 1.00x and the Holm-adjusted test agrees."""
     side = direction(row["speedup_rerun95_low"], row["speedup_rerun95_high"], "{:.2f}", reference=1.0)
     p_holm = row.get("speedup_p_holm", math.nan)
     if side and (pd.isna(p_holm) or p_holm < ALPHA):
-        return "faster" if side > 0 else "slower"
+        return f"{'faster' if side > 0 else 'slower'} in this benchmark run"
     return "not told apart"
 
 

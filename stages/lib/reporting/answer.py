@@ -1,5 +1,5 @@
-"""The answer first: the report's opening screen. At the same flash, the
-most accurate float or int8 network against each network named for it
+"""The answer first: the report's opening screen. At equal flash, each
+1-bit network named for it against its twin
 (:mod:`stages.lib.analysis.iso_size`); then for the 1-bit network
 against the baseline of the same width, per dataset: the accuracy cost (gap, interval, the
 ratio of their error rates); what it saves (the deployed file) and what it
@@ -138,7 +138,7 @@ def caveat(undecided: pd.Series, primary: pd.Series, seeds: int) -> str:
         parts.append(f"the {label} accuracy gap{'s' if plural else ''} {'are' if plural else 'is'} told from zero"
                      if not left else
                      f"{left} of {count} {label} accuracy gap{'s' if plural else ''} cannot be told from zero with "
-                     "these seeds (the cost section gives the seeds each would take)")
+                     "these seeds (the cost section gives the smallest difference they detect)")
     return "; ".join(parts)
 
 
