@@ -54,8 +54,11 @@ def _markdown(table: pd.DataFrame, **options) -> str:
 
 
 def report_context(tables: dict[str, pd.DataFrame], plots_rel: str, baseline: str,
-                   budgets_kib: Sequence[float | None], tables_path: str) -> dict:
-    """Everything ``report.md.j2`` says."""
+                   budgets_kib: Sequence[float | None], tables_path: str,
+                   margins_pp: dict[str, float] | None = None) -> dict:
+    """Everything ``report.md.j2`` says (``margins_pp``: per dataset, the
+    margin within which budget picks take the smaller file)."""
+    margins_pp = margins_pp or {}
     summary, latency, recipes = tables["summary"], tables["latency"], tables["recipes"]
     datasets = list(dict.fromkeys(summary["dataset"]))
     headline = headline_variant(summary, baseline)
@@ -66,7 +69,7 @@ def report_context(tables: dict[str, pd.DataFrame], plots_rel: str, baseline: st
         "baseline": baseline,
         "primary_line": primary_line(summary, baseline, tables.get("same_flash")),
         "headline": headline,
-        "answer": answer(tables, baseline, budgets_kib),
+        "answer": answer(tables, baseline, budgets_kib, margins_pp),
         "several_datasets": len(datasets) > 1,
         "cost_findings": cost_findings(tables["tax"], tables["tax_change"], headline),
         "cost_table": _markdown(readable_cost(summary, tables["tax_change"], baseline)),
@@ -77,10 +80,12 @@ def report_context(tables: dict[str, pd.DataFrame], plots_rel: str, baseline: st
         "savings_table": _markdown(readable_savings(first)),
         "budgets": [{"title": title(dataset),
                      "picks": budget_picks(of_dataset(summary, dataset), budgets_kib, of_dataset(tables["runs"], dataset),
-                                           validation_images(tables["runs"]).get(dataset)),
+                                           validation_images(tables["runs"]).get(dataset),
+                                           margin_pp=margins_pp.get(dataset)),
                      "ram_picks": budget_sentences(of_dataset(summary, dataset), limited,
                                                    of_dataset(tables["runs"], dataset),
-                                                   validation_images(tables["runs"]).get(dataset), "ram_kib"),
+                                                   validation_images(tables["runs"]).get(dataset), "ram_kib",
+                                                   margins_pp.get(dataset)),
                      "deployed_frontier": frontier(of_dataset(summary, dataset), "on_deployed_pareto_frontier"),
                      "larq_frontier": frontier(of_dataset(summary, dataset), "on_pareto_frontier")}
                     for dataset in datasets],
@@ -216,7 +221,8 @@ def render(tables_dir: str | Path, plots_rel: str, baseline: str, budgets_kib: S
     with table_errors(tables_dir):
         tables = judge_tables(tables, baseline, primary, twins, margins_pp)
         report = environment.get_template("report.md.j2").render(
-            report_context(tables, plots_rel, baseline, budgets_kib, tables_dir.as_posix()), details=details_name)
+            report_context(tables, plots_rel, baseline, budgets_kib, tables_dir.as_posix(), margins_pp),
+            details=details_name)
         details = environment.get_template("details.md.j2").render(
             details_context(tables, baseline, tables_dir.as_posix()))
     return report, details

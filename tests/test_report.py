@@ -582,3 +582,16 @@ def test_reports_of_random_studies_say_no_more_than_their_numbers(tmp_path):
             "int8 `fp32+int8` more accurate", "int8 `bnn` more accurate", "int8 the seeds cannot tell them apart",
             "int8 speed `fp32+int8` faster", "int8 speed `bnn` faster", "int8 speed not told apart"} <= set(seen) | {
                 k for k in seen if k.startswith("with")}, seen
+
+
+def test_within_the_margin_the_smaller_file_is_picked_never_a_larger_one_for_a_difference_nobody_acts_on():
+    from stages.lib.analysis.budgets import budget_line
+
+    # a float network 0.05 pp ahead of its int8 form on the validation images: within a 0.5 pp margin, a tie
+    summary = pd.DataFrame({
+        "variant": ["fp32_w0.25", "fp32_w0.25+int8"], "tflite_kib": [27.05, 12.11], "ram_kib": [26.4, 6.6],
+        "validation_accuracy_mean": [0.8800, 0.8795], "test_accuracy_mean": [0.8800, 0.8795], "seeds": [3, 3],
+        "runs_at_chance": [0, 0], "architecture": ["fp32_w0.25", "fp32_w0.25+int8"]})
+    assert budget_line(summary, [64], 5000) == "≤ 64 KiB: `fp32_w0.25` (88.00%, 27.05 KiB)"
+    assert budget_line(summary, [64], 5000, margin_pp=0.5) == (
+        "≤ 64 KiB: `fp32_w0.25+int8` (87.95%, 12.11 KiB; a tie with `fp32_w0.25`, the smaller picked)")

@@ -5,9 +5,11 @@ study trains competing; a variant with a run at chance level is never
 picked. Every choice here reads the mean accuracy on the held-out validation
 images (:data:`CHOICE`), never the test accuracy, which is then reported for
 the network chosen: a number that picked a network cannot also confirm it.
-Mean validation accuracies within one validation image of the best are a
-tie (a difference those images cannot show), and a tie goes to the smaller
-one (of what the budget is on, then the file).
+Mean validation accuracies within the dataset's margin (``aggregate.margin_pp``,
+the smallest difference a deployer would act on; one validation image where
+none is set) of the best are a tie, and a tie goes to the smaller one (of what
+the budget is on, then the file): a larger file is never picked for a
+difference nobody would act on.
 """
 
 from __future__ import annotations
@@ -32,28 +34,29 @@ def candidates(summary: pd.DataFrame) -> pd.DataFrame:
     return best.drop_duplicates("architecture").sort_index()
 
 
-def ranked(fitting: pd.DataFrame, images: int | None, resource: str = "tflite_kib") -> pd.DataFrame:
-    """``fitting`` best first: those within one of ``images`` validation
-    images of the best mean validation accuracy (a tie), smallest
-    ``resource`` first (then smallest file), then the rest by validation
-    accuracy. ``tied`` marks the tie."""
+def ranked(fitting: pd.DataFrame, images: int | None, resource: str = "tflite_kib",
+           margin_pp: float | None = None) -> pd.DataFrame:
+    """``fitting`` best first: those within ``margin_pp`` (or, without one,
+    one of ``images`` validation images) of the best mean validation
+    accuracy (a tie), smallest ``resource`` first (then smallest file), then
+    the rest by validation accuracy. ``tied`` marks the tie."""
     by_size = list(dict.fromkeys([resource, "tflite_kib"]))
     ordered = fitting.sort_values([CHOICE, *by_size], ascending=[False] + [True] * len(by_size))
     if ordered.empty:
         return ordered.assign(tied=pd.Series(dtype=bool))
-    resolution = 1 / images if images else 0.0
+    resolution = max(1 / images if images else 0.0, (margin_pp or 0.0) / 100)
     tied = ordered[CHOICE] >= ordered[CHOICE].iloc[0] - resolution * (1 - 1e-9)
     ordered = ordered.assign(tied=tied)
     return pd.concat([ordered[tied].sort_values(by_size), ordered[~tied]])
 
 
 def picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None], images: int | None = None,
-          resource: str = "tflite_kib") -> list[tuple[float | None, pd.DataFrame]]:
+          resource: str = "tflite_kib", margin_pp: float | None = None) -> list[tuple[float | None, pd.DataFrame]]:
     """Per budget (None: unlimited) on ``resource``, the fitting candidates,
     best first (see :func:`ranked`; ``images``: the validation images each
     accuracy counts)."""
     pool = candidates(summary)
-    return [(budget, ranked(pool if budget is None else pool[pool[resource] <= budget], images, resource))
+    return [(budget, ranked(pool if budget is None else pool[pool[resource] <= budget], images, resource, margin_pp))
             for budget in budgets_kib]
 
 
@@ -62,14 +65,14 @@ def budget_label(budget: float | None) -> str:
 
 
 def budget_line(summary: pd.DataFrame, budgets_kib: Sequence[float | None], images: int | None = None,
-                resource: str = "tflite_kib") -> str:
+                resource: str = "tflite_kib", margin_pp: float | None = None) -> str:
     """The picks in one line: ``≤ 16 KiB: none fits; ≤ 64 KiB: `bnn`
     (98.13%, 18.80 KiB); no limit: `fp32` (99.03%, 368.87 KiB)``, the size
     being the budgeted ``resource``."""
     if candidates(summary).empty:
         return "no variant is picked: every variant has runs at chance level"
     parts = []
-    for budget, order in picks(summary, budgets_kib, images, resource):
+    for budget, order in picks(summary, budgets_kib, images, resource, margin_pp):
         pick = order.iloc[0] if len(order) else None
         tie = [] if pick is None else list(order["variant"].iloc[1:][order["tied"].iloc[1:]])
         parts.append(f"{budget_label(budget)}: " + ("none fits" if pick is None else
@@ -82,7 +85,7 @@ def budget_line(summary: pd.DataFrame, budgets_kib: Sequence[float | None], imag
 
 def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None],
                  runs: pd.DataFrame | None = None, images: int | None = None,
-                 resource: str = "tflite_kib") -> list[str]:
+                 resource: str = "tflite_kib", margin_pp: float | None = None) -> list[str]:
     """For each memory budget, the pick (see :func:`picks`) with its
     accuracy, file and RAM, and whether the next best can be told apart from
     it with these seeds (from the seed-paired difference of the two, given
@@ -108,17 +111,20 @@ def budget_picks(summary: pd.DataFrame, budgets_kib: Sequence[float | None],
             f"`{architecture}` as `{chosen.at[architecture, 'variant']}` (recipe {chosen.at[architecture, 'recipe']}, "
             f"{chosen.at[architecture, 'epochs']} epochs)" for architecture in several if architecture in chosen.index)
             + ".")
-    return sentences + budget_sentences(summary, budgets_kib, runs, images, resource)
+    return sentences + budget_sentences(summary, budgets_kib, runs, images, resource, margin_pp)
 
 
 def budget_sentences(summary: pd.DataFrame, budgets_kib: Sequence[float | None], runs: pd.DataFrame | None = None,
-                     images: int | None = None, resource: str = "tflite_kib") -> list[str]:
+                     images: int | None = None, resource: str = "tflite_kib",
+                     margin_pp: float | None = None) -> list[str]:
     """Per budget on ``resource``, the pick with its accuracy, file and RAM
     and the next best (see :func:`budget_picks`)."""
     sentences = []
     if candidates(summary).empty:
         return sentences
-    for budget, order in picks(summary, budgets_kib, images, resource):
+    tie = (f"within the {margin_pp:g} pp margin on the validation images of" if margin_pp
+           else "a tie within one validation image with")
+    for budget, order in picks(summary, budgets_kib, images, resource, margin_pp):
         label = ("With no memory limit" if budget is None else
                  f"Within {budget:g} KiB of deployed file" if resource == "tflite_kib" else
                  f"Within {budget:g} KiB of RAM")
@@ -131,7 +137,7 @@ def budget_sentences(summary: pd.DataFrame, budgets_kib: Sequence[float | None],
                     f"in a {pick['tflite_kib']:.2f} KiB file needing {pick['ram_kib']:.2f} KiB of RAM")
         if len(order) > 1:
             runner_up = order.iloc[1]
-            sentence += (f" ({'a tie within one validation image with' if runner_up['tied'] else 'next best'} "
+            sentence += (f" ({tie if runner_up['tied'] else 'next best'} "
                          f"`{runner_up['variant']}`, {pct(runner_up['test_accuracy_mean'])} in "
                          f"{runner_up[resource]:.2f} KiB{' of RAM' if resource == 'ram_kib' else ''}"
                          + ((", the smaller file picked" if resource == "tflite_kib" else ", the smaller picked")

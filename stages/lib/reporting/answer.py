@@ -142,7 +142,8 @@ def caveat(undecided: pd.Series, primary: pd.Series, seeds: int) -> str:
     return "; ".join(parts)
 
 
-def answer(tables: dict[str, pd.DataFrame], baseline: str, budgets_kib: Sequence[float | None]) -> dict | None:
+def answer(tables: dict[str, pd.DataFrame], baseline: str, budgets_kib: Sequence[float | None],
+           margins_pp: dict[str, float] | None = None) -> dict | None:
     """The opening screen's parts, or None when there is nothing to compare."""
     summary, latency = tables["summary"], tables["latency"]
     variant = headline_variant(summary, baseline)
@@ -164,9 +165,11 @@ def answer(tables: dict[str, pd.DataFrame], baseline: str, budgets_kib: Sequence
                                f"{row['seeds']} runs)" for row in chance.to_dict("records")),
         "table": answer_table(tables, baseline, variant),
         "budgets": [(title(dataset), budget_line(of_dataset(summary, dataset), budgets_kib,
-                                                 validation_images(tables["runs"]).get(dataset))) for dataset in datasets],
+                                                 validation_images(tables["runs"]).get(dataset),
+                                                 margin_pp=(margins_pp or {}).get(dataset))) for dataset in datasets],
         "ram_budgets": [(title(dataset), budget_line(of_dataset(summary, dataset), limited,
-                                                     validation_images(tables["runs"]).get(dataset), "ram_kib"))
+                                                     validation_images(tables["runs"]).get(dataset), "ram_kib",
+                                                     (margins_pp or {}).get(dataset)))
                         for dataset in datasets],
         "recipes": recipe_line(tables["recipes"], variant),
         "int8": int8_line(tables["int8"], title) if "int8" in tables else "",
