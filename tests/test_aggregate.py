@@ -423,3 +423,22 @@ def test_training_table_names_each_architecture_after_its_article_recipe_variant
     assert table["architecture"].to_dict() == {"fp32": "fp32", "bnn": "bnn", "bnn_bop": "bnn", "bnn_cosine": "bnn",
                                                "fp32_cosine": "fp32", "bnn_fp_edges_cosine": "bnn_fp_edges_cosine"}
     assert table.loc["bnn_bop", "recipe"] == "bop" and table.loc["bnn_cosine", "epochs"] == 12
+
+
+@pytest.mark.parametrize("text", ["", "step\taccuracy\n", "step\tloss\n0\t0.5\n", "step\taccuracy\n0\tabc\n",
+                                  "\x00\xff\x00", "step\taccuracy\n0\t0.5\n0\t0.6\n"],
+                         ids=["empty", "no-rows", "wrong-column", "text", "binary", "repeated-step"])
+def test_a_damaged_curve_file_is_one_line_naming_it(tmp_path, text):
+    from stages.aggregate import load_curves
+
+    base = tmp_path / "mnist-fp32-0" / "live" / "plots" / "metrics"
+    for folder in ("train", "eval"):
+        for metric in ("accuracy", "loss"):
+            (base / folder).mkdir(parents=True, exist_ok=True)
+            (base / folder / f"{metric}.tsv").write_text(f"timestamp\tstep\t{metric}\n1\t0\t0.5\n")
+    (base / "train" / "accuracy.tsv").write_bytes(text.encode("latin-1"))
+    with pytest.raises(StudyError, match=r"mnist-fp32-0/live/plots/metrics/train/accuracy.tsv is damaged .*: rerun "
+                                         r"its training \(`dvc repro --force train@mnist-fp32-0`\)"):
+        load_curves(tmp_path, [("mnist", "fp32", 0)])
+    (base / "train" / "accuracy.tsv").write_text("timestamp\tstep\taccuracy\n1\t0\t0.5\n")
+    assert list(load_curves(tmp_path, [("mnist", "fp32", 0)])["split"]) == ["train", "validation"]
