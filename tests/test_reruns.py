@@ -96,8 +96,8 @@ ROWS = {
         ([], ["aggregate.baseline=bnn", "aggregate.primary=[fp32]"], {"aggregate", "plots", "report"}),
         ([], ["aggregate.primary=[]"], {"aggregate", "plots", "report"}),
         ([], ["aggregate.margin_pp.mnist=0.3"], {"aggregate", "plots", "report"})],
-    "`aggregate.same_flash` (`-S 'aggregate.same_flash={}'`)": [
-        ([], ["aggregate.same_flash={}"], {"twins", "aggregate", "plots", "report"})],
+    "`aggregate.same_flash` (`-S 'aggregate.same_flash=null'`)": [
+        ([], ["aggregate.same_flash=null"], {"twins", "aggregate", "plots", "report"})],
     "`report.memory_budgets_kib`": [
         ([], ["report.memory_budgets_kib=[16,null]"], {"report"})],
     "`study.extended`, a comment": [

@@ -52,7 +52,8 @@ def test_another_seed_gives_another_run(study_params, mnist_dir, bnn_run, tmp_pa
 
 def test_run_learns_and_logs_its_metrics(bnn_run):
     out, result = bnn_run
-    assert result.train_images == 2000 and result.test_images == 500
+    # 200 of the 2,000 training images held out for validation
+    assert result.train_images == 1800 and result.validation_images == 200 and result.test_images == 500
     assert result.test_accuracy > 0.5  # far above chance (0.1) after one epoch on 2,000 images
     assert result.train_time_s > 0 and result.train_images_per_s > 0
     metrics = json.loads((out / "live" / "metrics.json").read_text())
@@ -123,7 +124,8 @@ def test_bad_params_stop_before_training_with_one_line(study_params, mnist_dir, 
 
 def test_a_diverged_run_is_an_error_and_writes_nothing(study_params, mnist_dir, tmp_path):
     params = with_param(with_param(study_params, "recipes.article.learning_rate", 1e30), "recipes.article.epochs", 1)
-    params = with_param(with_param(params, "data.train_limit", 640), "data.test_limit", 200)
+    params = with_param(with_param(with_param(params, "data.train_limit", 640), "data.test_limit", 200),
+                        "data.validation_images", 64)
     result = _run_train_cli(tmp_path, params, mnist_dir, variant="fp32")
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
@@ -135,7 +137,8 @@ def test_a_diverged_run_is_an_error_and_writes_nothing(study_params, mnist_dir, 
 
 
 def test_logs_one_line_per_epoch_outside_a_terminal(study_params, mnist_dir, tmp_path):
-    params = with_param(with_param(study_params, "recipes.article.epochs", 2), "data.train_limit", 640)
+    params = with_param(with_param(with_param(study_params, "recipes.article.epochs", 2), "data.train_limit", 640),
+                        "data.validation_images", 64)
     result = _run_train_cli(tmp_path, with_param(params, "data.test_limit", 200), mnist_dir)
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""  # no progress bar when stdout is not a terminal
@@ -169,7 +172,8 @@ def test_missing_data_says_how_to_fix(study_params, tmp_path):
 
 def test_a_full_disk_during_training_gives_one_line(study_params, mnist_dir, small_disk, tmp_path):
     disk = small_disk(256)  # room for the logs, not for the model
-    params = with_param(with_param(study_params, "recipes.article.epochs", 1), "data.train_limit", 640)
+    params = with_param(with_param(with_param(study_params, "recipes.article.epochs", 1), "data.train_limit", 640),
+                        "data.validation_images", 64)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(with_param(params, "data.test_limit", 200)))
     result = subprocess.run(
