@@ -170,7 +170,7 @@ def _study_stage_names() -> set[str]:
     params = load_params(REPO / "params.yaml")
     runs = [run_name(*run) for run in study_runs(params)]
     int8 = [run_name(dataset, form[:-len("+int8")], seed) for dataset, form, seed in int8_runs(params)]
-    return ({"check", "benchmark", "aggregate", "plots", "report"}
+    return ({"twins", "check", "benchmark", "aggregate", "plots", "report"}
             | {f"{stage}@{name}" for name in study_datasets(params) for stage in ("download", "corrupt")}
             | {f"profile@{name}" for name in study_variants(params)}
             | {f"{stage}@{run}" for run in runs for stage in ("train", "deploy", "robustness")}

@@ -104,7 +104,9 @@ def test_repro_writes_every_output(built):
         deployed = json.loads((repo / "reports" / "deploy" / f"mnist-{variant}-0" / "record" / "deploy.json").read_text())
         assert deployed["agreement"] >= 0.999 and deployed["peak_activation_bytes"] == 108160
         metrics = json.loads((repo / "reports" / "runs" / f"mnist-{variant}-0" / "live" / "metrics.json").read_text())
-        assert metrics["test_images"] == 2000 and metrics["train_images"] == 2000
+        # 200 of the 2,000 training images held out for validation
+        assert metrics["test_images"] == 2000 and metrics["train_images"] == 1800
+        assert metrics["validation_images"] == 200 and 0.0 <= metrics["validation_accuracy"] <= 1.0
         assert 0.0 <= metrics["test_accuracy"] <= 1.0
         profile = json.loads((repo / "reports" / "profiles" / variant / "profile" / "profile.json").read_text())
         assert profile["macs_total"] == 2794240
@@ -385,7 +387,7 @@ def test_a_bad_seed_under_exp_run_clears_the_workspace_copies_only(study):
     before = _finished_outputs(repo)
     result = _dvc(repo, "exp", "run", "-S", "study.seeds=[-1]", check=False)
     assert result.returncode != 0
-    assert _errors(result) == ["error: study.seeds: -1 is not a whole number from 0 to 2^32 - 1"], \
+    assert _errors(result) == ["error: study.seeds: '-1' is not a whole number from 0 to 2^32 - 1"], \
         result.stdout + result.stderr
     _restore_params(repo)
     _dvc(repo, "checkout")
