@@ -21,7 +21,7 @@ from stages.lib.analysis.verdicts import (
 # columns of older tables that today's rules replace
 OBSOLETE = ("time_vs_article_recipe", "recovered_fraction", "recovered_ci95_low", "recovered_ci95_high",
             "effect_p_holm", "gap_change_p_holm", "robustness_gap_p_holm", "gap_p_holm", "accuracy_gap_p_holm",
-            "accuracy_gap_seeds_needed", "ce_undefined", "accuracy_gap_seeds_needed", "same_flash_seeds_needed",
+            "accuracy_gap_seeds_needed", "ce_undefined", "same_flash_seeds_needed",
             "gap_change_seeds_needed", "robustness_gap_seeds_needed", "gap_seeds_needed", "effect_seeds_needed",
             "mce_seeds_needed")
 
@@ -40,13 +40,17 @@ def _images_of(frame: pd.DataFrame, images: dict[str, int]) -> pd.Series:
     return frame["dataset"].map(images).astype(float) if "dataset" in frame else pd.Series(dtype=float)
 
 
+def _is_primary(summary: pd.DataFrame, baseline: str, primary: Sequence[str]) -> pd.Series:
+    """Per summary row, whether its gap to the baseline is a primary comparison."""
+    return summary["variant"].isin(list(primary)) & (summary["variant"] != baseline)
+
+
 def _primary_rows(tables: dict[str, pd.DataFrame], baseline: str, primary: Sequence[str]
                   ) -> list[tuple[str, object, Comparison]]:
     """(table, row index, comparison) of every primary comparison the tables
     hold: each of ``primary`` against the baseline, and every equal-flash row."""
-    summary = tables["summary"]
-    rows = [("summary", index, GAP) for index in summary.index[
-        summary["variant"].isin(list(primary)) & (summary["variant"] != baseline)]]
+    rows = [("summary", index, GAP) for index in tables["summary"].index[_is_primary(tables["summary"], baseline,
+                                                                                   primary)]]
     if "same_flash" in tables:
         rows += [("same_flash", index, SAME_FLASH) for index in tables["same_flash"].index]
     return rows
@@ -92,7 +96,7 @@ def judge_tables(tables: dict[str, pd.DataFrame], baseline: str, primary: Sequen
 
     summary = tables["summary"]
     tables["summary"] = judge(summary, GAP, _images_of(summary, images),
-                              primary=summary["variant"].isin(list(primary)) & (summary["variant"] != baseline),
+                              primary=_is_primary(summary, baseline, primary),
                               family=of("summary"))
     if "latency" in tables:
         same = tables["same_flash"]
