@@ -34,7 +34,8 @@ from stages.lib.analysis.choices import margins, twin_names
 from stages.lib.analysis.judged import judge_tables, validation_images
 from stages.lib.analysis.verdicts import PRIMARY
 from stages.lib.analysis.recipe_effects import readable_recipes, recipe_findings, recipe_summary
-from stages.lib.analysis.robustness_tables import checked_images, readable_accuracy, readable_robustness, robustness_findings
+from stages.lib.analysis.robustness_tables import (checked_images, evaluated_images, readable_accuracy,
+                                                   readable_robustness, robustness_findings)
 from stages.lib.analysis.speed import (
     benchmark_context, latency_by_options, readable_latency, readable_speeds, speed_findings, speed_summary,
 )
@@ -107,7 +108,7 @@ def report_context(tables: dict[str, pd.DataFrame], plots_rel: str, baseline: st
                                                                of_dataset(tables["robustness_gap"], dataset),
                                                                headline, baseline))}
                        for dataset in datasets if headline] if not tables["robustness_gap"].empty else [],
-        "corruptions": corruption_context(tables["robustness"]),
+        "corruptions": corruption_context(tables["robustness"], tables["runs"]),
         "article_dataset": title(ARTICLE_DATASET),
         "article_findings": (article_findings(on_article_dataset, tables["article"])
                              if not tables["article"].empty else []),
@@ -155,12 +156,12 @@ def primary_line(summary: pd.DataFrame, baseline: str, same_flash: pd.DataFrame 
             + "; every other comparison is exploratory, adjusted within its family (Bonferroni)")
 
 
-def corruption_context(robustness: pd.DataFrame) -> dict:
-    """How many corruptions, of which kind, and how many corrupted images
-    each deployed model was checked on."""
+def corruption_context(robustness: pd.DataFrame, runs: pd.DataFrame) -> dict:
+    """How many corruptions, of which kind, on which test images, and how
+    many corrupted images each deployed model was checked on."""
     names = list(dict.fromkeys(robustness["corruption"]))
     return {"count": len(names), "names": ", ".join(name.replace("_", " ") for name in names),
-            "checked": checked_images(robustness, " images")}
+            "images": evaluated_images(robustness, runs), "checked": checked_images(robustness, " images")}
 
 
 def details_context(tables: dict[str, pd.DataFrame], baseline: str, tables_path: str) -> dict:

@@ -2,7 +2,9 @@
 on every corrupted copy of its dataset's test split.
 
 A trained run (``robustness@<run>``): Keras's accuracy and every image's
-answer, for the clean test images and each corruption, and its deployed
+answer, for the clean test images and each corruption (the
+``robustness.test_images`` drawn by ``robustness.seed``, the same for every
+run, or all), and its deployed
 LCE file's answers under the interpreter option set the headline speed
 uses: its agreement with Keras on inputs far from the training data, where
 a converted binary network's fused thresholds could disagree.
@@ -28,7 +30,7 @@ import numpy as np
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import load_params, run_cli
 from stages.lib.data.datasets import load_split, scale_images
-from stages.lib.data.robustness import THREADS, evaluate, read_manifest, source_answers
+from stages.lib.data.robustness import THREADS, evaluate, evaluated_images, image_subset, read_manifest, source_answers
 from stages.lib.forms.deployed import answers, command_line, read, trained_run
 from stages.lib.forms.lce import TFLITE_FILE, interpreter
 from stages.lib.params import headline_options
@@ -49,8 +51,9 @@ def _deployed(deployed_dir: str | Path, record_dir: str | Path, stage: str, opti
 
 def evaluate_run(model_dir: str | Path, deployed_dir: str | Path, record_dir: str | Path, data_dir: str | Path,
                  corrupted_dir: str | Path, input_range: tuple[float, float], options: str, out_dir: str | Path,
-                 test_limit: int | None = None) -> dict[str, Any]:
-    """One trained run (Keras) and its LCE file on every corruption."""
+                 test_limit: int | None = None, test_images: int | None = None, seed: int = 0) -> dict[str, Any]:
+    """One trained run (Keras) and its LCE file on every corruption, on
+    ``test_images`` of the test images drawn by ``seed`` (None: all)."""
     import tensorflow as tf
 
     lite = _deployed(deployed_dir, record_dir, "deploy", options)
@@ -66,25 +69,28 @@ def evaluate_run(model_dir: str | Path, deployed_dir: str | Path, record_dir: st
                                 for start in range(0, len(images), BATCH)])
         return keras, answers(lite, images[:DEPLOYED_CHECK_IMAGES])
 
-    return evaluate(corrupted_dir, x_test, y_test, answer, lambda name, keras: keras, options, out_dir, str(model_dir))
+    return evaluate(corrupted_dir, x_test, y_test, answer, lambda name, keras: keras, options, out_dir, str(model_dir),
+                    image_subset(len(y_test), test_images, seed))
 
 
 def evaluate_form(deployed_dir: str | Path, record_dir: str | Path, source_dir: str | Path, data_dir: str | Path,
                   corrupted_dir: str | Path, input_range: tuple[float, float], options: str, out_dir: str | Path,
-                  test_limit: int | None = None, stage: str = "quantize") -> dict[str, Any]:
+                  test_limit: int | None = None, stage: str = "quantize", test_images: int | None = None,
+                  seed: int = 0) -> dict[str, Any]:
     """A deployed form of its own (written by ``stage``) on every
     corruption, its agreement with the Keras answers its source run's
-    evaluation kept in ``source_dir``."""
+    evaluation kept in ``source_dir`` (on the same test images)."""
     lite = _deployed(deployed_dir, record_dir, stage, options)
     x_test, y_test = load_split(data_dir, "test", test_limit)
-    keras = source_answers(Path(source_dir), list(read_manifest(corrupted_dir)["corruptions"]), len(y_test))
+    chosen = image_subset(len(y_test), test_images, seed)
+    keras = source_answers(Path(source_dir), list(read_manifest(corrupted_dir)["corruptions"]), chosen)
 
     def answer(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mine = answers(lite, scale_images(pixels, input_range))
         return mine, mine
 
     return evaluate(corrupted_dir, x_test, y_test, answer, lambda name, _: keras[name].to_numpy(), options, out_dir,
-                    str(deployed_dir))
+                    str(deployed_dir), chosen)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -96,14 +102,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         ("--source", False, "for a deployed form of its own: the evaluation folder of the run it was converted "
                             "from, whose Keras answers it is compared with"),
         ("--out", True, "folder for robustness.json and predictions.csv"))
-    options = headline_options(load_params(args.params))
+    params = load_params(args.params)
+    options = headline_options(params)
+    test_images, seed = evaluated_images(params)
     variant, _, test_limit, _ = trained_run(args.model, args.variant)
     if args.source:
         evaluate_form(args.deployed, args.record, args.source, args.data, args.corrupted, variant.input_range,
-                      options, args.out, test_limit=test_limit)
+                      options, args.out, test_limit=test_limit, test_images=test_images, seed=seed)
     else:
         evaluate_run(args.model, args.deployed, args.record, args.data, args.corrupted, variant.input_range, options,
-                     args.out, test_limit=test_limit)
+                     args.out, test_limit=test_limit, test_images=test_images, seed=seed)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,9 @@ def test_valid_params_pass_and_each_slice_changes_only_with_what_it_holds(study_
     assert after("data.train_limit", 1000) == [f"training/{name}.json" for name in variants]
     corrupt = ["corrupt/fashion_mnist.json", "corrupt/mnist.json"]
     assert after("data.test_limit", 1000) == corrupt + [f"training/{name}.json" for name in variants]
-    assert after("robustness.seed", 1) == corrupt
+    # the seed draws the corrupted pixels and the images evaluated; how many, the evaluations only
+    assert after("robustness.seed", 1) == corrupt + ["robustness.json"]
+    assert after("robustness.test_images", 500) == ["robustness.json"]
     # the conversion's settings rerun the conversions only; which variants are converted, the tables too
     assert after("int8.representative_images", 100) == ["quantize.json"]
     assert after("int8.io", "int8") == ["quantize.json"]

@@ -159,6 +159,16 @@ def test_a_masked_cpu_name_carries_its_family_model_and_stepping():
     assert cpu_model("")  # no cpuinfo at all: the platform's name, never empty
 
 
+def test_the_benchmark_times_each_network_once_its_file_of_the_first_listed_seed():
+    from stages.benchmark import timed_runs
+
+    params = {"study": {"datasets": ["mnist", "fashion_mnist"], "variants": ["fp32", "bnn"], "seeds": [3, 1, 0]},
+              "int8": {"variants": ["fp32"]}}
+    assert timed_runs(params) == [("mnist", "fp32", 3), ("mnist", "bnn", 3), ("fashion_mnist", "fp32", 3),
+                                  ("fashion_mnist", "bnn", 3), ("mnist", "fp32+int8", 3),
+                                  ("fashion_mnist", "fp32+int8", 3)]
+
+
 def test_benchmark_without_a_deployed_model_says_how_to_fix(tmp_path):
     from stages.benchmark import load_subjects
     from stages.lib.common import StudyError
@@ -227,7 +237,7 @@ def test_robustness_stage_evaluates_keras_and_the_deployed_model_on_every_corrup
     from stages.check import check_all
     from stages.corrupt import corrupt_dataset
     from stages.lib.common import StudyError
-    from stages.lib.data.robustness import corrupt_slice
+    from stages.lib.data.robustness import corrupt_slice, image_subset
     from stages.robustness import evaluate_run
     from conftest import with_param
 
@@ -243,7 +253,8 @@ def test_robustness_stage_evaluates_keras_and_the_deployed_model_on_every_corrup
     assert list(evaluation["corruptions"]) == ["stripe", "fog", "inversion"]
     assert evaluation["test_images"] == 3000 and evaluation["options"] == "bgemm+xnnpack"
     predictions = pd.read_csv(out / "predictions.csv")
-    assert list(predictions.columns) == ["label", "clean", "stripe", "fog", "inversion"] and len(predictions) == 3000
+    assert list(predictions.columns) == ["image", "label", "clean", "stripe", "fog", "inversion"]
+    assert list(predictions["image"]) == list(range(3000))
     assert evaluation["clean_accuracy"] == pytest.approx((predictions["clean"] == predictions["label"]).mean())
     for name, result in evaluation["corruptions"].items():
         assert result["accuracy"] == pytest.approx((predictions[name] == predictions["label"]).mean())
@@ -251,6 +262,16 @@ def test_robustness_stage_evaluates_keras_and_the_deployed_model_on_every_corrup
         # inputs far from the training data: the converted thresholds still give Keras's answers
         assert result["deployed_agreement"] >= 0.999, name
     assert evaluation["corruptions"]["fog"]["level"] == 5 and evaluation["corruptions"]["stripe"]["level"] is None
+    # robustness.test_images: the images drawn for every run alike, each answered as on the whole split
+    subset = evaluate_run(tmp_path / "model", deployed, record, mnist_dir, tmp_path / "corrupted", (0.0, 1.0),
+                          "bgemm+xnnpack", tmp_path / "subset", test_limit=3000, test_images=500, seed=0)
+    drawn = pd.read_csv(tmp_path / "subset" / "predictions.csv")
+    assert subset["test_images"] == 500 and subset["of_test_images"] == 3000
+    assert list(drawn["image"]) == list(image_subset(3000, 500, 0))
+    whole = predictions.set_index("image").loc[drawn["image"]].reset_index()
+    assert drawn.equals(whole)
+    assert all(result["images"] == 500 and result["deployed_images"] == 500
+               for result in subset["corruptions"].values())
     # a corrupted file that no longer matches its manifest is one line, and leaves the finished evaluation
     finished = (out / "robustness.json").read_bytes()
     damaged = tmp_path / "corrupted" / "fog-images-idx3-ubyte"

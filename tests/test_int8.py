@@ -354,13 +354,19 @@ def test_int8_robustness_answers_every_corrupted_image_against_its_keras_model(t
         assert 0.9 <= result["deployed_agreement"] <= 1
     answers = pd.read_csv(tmp_path / "robustness" / "mnist-fp32+int8-0" / "evaluation" / "predictions.csv")
     keras = pd.read_csv(source / "predictions.csv")
-    assert list(answers.columns) == ["label", "clean", "stripe", "fog"]
+    assert list(answers.columns) == ["image", "label", "clean", "stripe", "fog"]
     assert evaluation["corruptions"]["fog"]["deployed_agreement"] == pytest.approx(
         float((answers["fog"] == keras["fog"]).mean()))
     # the tables take it as one more deployed network, compared with fp32 by seed
     evaluations = load_evaluations(tmp_path / "robustness", [("mnist", "fp32", 0), ("mnist", "fp32+int8", 0)])
     gaps = gap_table(evaluations, ["fp32", "fp32+int8"], "fp32")
     assert list(gaps["variant"]) == ["fp32+int8"] * 2
+    # a form evaluated on other test images than its source was: one line, nothing written
+    with pytest.raises(StudyError, match=r"predictions.csv answers other test images than this evaluation's"):
+        evaluate_form(tmp_path / "int8-model", tmp_path / "int8-report", source, mnist_dir,
+                      tmp_path / "corrupted", (0.0, 1.0), "bgemm+xnnpack", tmp_path / "elsewhere", test_limit=2000,
+                      test_images=500)
+    assert not (tmp_path / "elsewhere").exists()
     # the source's answers without one of the corruptions: one line
     keras.drop(columns="fog").to_csv(source / "predictions.csv", index=False)
     with pytest.raises(StudyError, match=r"predictions.csv lacks fog: rerun `dvc repro --force robustness@mnist-fp32-0`"):

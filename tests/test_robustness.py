@@ -185,17 +185,41 @@ def test_evaluations_of_other_corruptions_than_the_rest_are_refused(tmp_path):
     from stages.lib.common import StudyError
     from stages.lib.analysis.robustness_tables import load_evaluations
 
-    for seed, names in ((0, ["fog", "stripe"]), (1, ["fog"])):
+    for seed, names, images in ((0, ["fog", "stripe"], 10), (1, ["fog"], 10), (2, ["fog", "stripe"], 20)):
         folder = tmp_path / f"mnist-bnn-{seed}" / "evaluation"
         folder.mkdir(parents=True)
-        result = {"level": None, "images": 10, "accuracy": 0.5, "deployed_images": 10, "deployed_accuracy": 0.5,
+        result = {"level": None, "images": images, "accuracy": 0.5, "deployed_images": 10, "deployed_accuracy": 0.5,
                   "deployed_agreement": 1.0}
         folder.joinpath("robustness.json").write_text(json.dumps({
-            "clean_accuracy": 0.9, "test_images": 10, "options": "default",
+            "clean_accuracy": 0.9, "test_images": images, "options": "default",
             "corruptions": {name: result for name in names}}))
-    with pytest.raises(StudyError, match="mnist-bnn-1/evaluation/robustness.json was evaluated on other corruptions"):
-        load_evaluations(tmp_path, [("mnist", "bnn", 0), ("mnist", "bnn", 1)])
+    for other in (1, 2):   # other corruptions; as many corruptions, on other test images
+        with pytest.raises(StudyError, match=f"mnist-bnn-{other}/evaluation/robustness.json was evaluated on "
+                                             "other corruptions or test images"):
+            load_evaluations(tmp_path, [("mnist", "bnn", 0), ("mnist", "bnn", other)])
     assert isinstance(load_evaluations(tmp_path, [("mnist", "bnn", 0)]), pd.DataFrame)
+
+
+def test_the_images_evaluated_are_drawn_once_for_every_run_from_the_whole_test_split():
+    from stages.lib.data.robustness import image_subset
+
+    chosen = image_subset(10000, 2000, 0)
+    assert len(chosen) == 2000 and len(set(chosen)) == 2000 and list(chosen) == sorted(chosen)
+    assert (chosen == image_subset(10000, 2000, 0)).all() and not (chosen == image_subset(10000, 2000, 1)).all()
+    # drawn, not the first ones: MNIST's two halves come from different writers
+    assert 900 <= (chosen < 5000).sum() <= 1100
+    assert list(image_subset(300, 2000, 0)) == list(range(300)) and list(image_subset(300, None, 0)) == list(range(300))
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.5, "all", True, [2000]])
+def test_a_bad_robustness_image_count_is_one_line(study_params, value):
+    from stages.check import check_all
+    from stages.lib.common import StudyError
+
+    from conftest import with_param
+
+    with pytest.raises(StudyError, match=r"^robustness.test_images must be a whole number >= 1, or null"):
+        check_all(with_param(study_params, "robustness.test_images", value))
 
 
 def _corrupt_params(study_params, corruptions, test_limit):

@@ -62,15 +62,15 @@ def load_evaluations(robustness_dir: str | Path, study: Runs) -> pd.DataFrame:
     """Every run's accuracy under every corruption (long form: dataset,
     variant, seed, corruption, level, accuracy, clean_accuracy,
     test_images, deployed_accuracy, deployed_agreement); every run must
-    have been evaluated on the same corruptions."""
+    have been evaluated on the same corruptions and as many test images."""
     rows, seen = [], {}
     for dataset, variant, seed in study:
         path = output(robustness_dir, run_name(dataset, variant, seed), ROBUSTNESS) / EVALUATION_FILE
         evaluation = read_json(path, EVALUATION_FIELDS)
-        names = tuple(evaluation["corruptions"])
+        names = (tuple(evaluation["corruptions"]), evaluation["test_images"])
         if seen.setdefault(dataset, names) != names:
-            raise StudyError(f"{path} was evaluated on other corruptions than the other runs of {dataset}: "
-                             "run `dvc repro` to evaluate every run on the same ones")
+            raise StudyError(f"{path} was evaluated on other corruptions or test images than the other runs of "
+                             f"{dataset}: run `dvc repro` to evaluate every run on the same ones")
         for name, result in evaluation["corruptions"].items():
             if not isinstance(result, dict) or any(field not in result or not kind.accepts(result[field])
                                                    for field, kind in CORRUPTION_FIELDS.items()):
@@ -101,7 +101,7 @@ def accuracy_table(evaluations: pd.DataFrame, variants: Sequence[str]) -> pd.Dat
             drop = paired_difference(group["clean_accuracy"].to_numpy(), group["accuracy"].to_numpy())
             rows.append({
                 "variant": variant, "corruption": corruption, "level": group["level"].iloc[0],
-                "seeds": len(group), "clean_accuracy_mean": clean.value,
+                "seeds": len(group), "images": images, "clean_accuracy_mean": clean.value,
                 "accuracy_mean": accuracy.value, "accuracy_ci95_low": accuracy.low,
                 "accuracy_ci95_high": accuracy.high,
                 "drop": drop.value, "drop_ci95_low": drop.low, "drop_ci95_high": drop.high,
@@ -240,7 +240,19 @@ def checked_images(accuracy: pd.DataFrame, noun: str = "") -> str:
     main = max(counts.index, key=lambda count: (len(counts[count]), -count))
     others = [f", {count:,} for {', '.join(f'`{variant}`' for variant in counts[count])}"
               for count in counts.index if count != main]
-    return f"the first {main:,}{noun} of each corruption" + "".join(others)
+    every = "images" in accuracy and main >= accuracy["images"].max()
+    return f"{'all' if every else 'the first'} {main:,}{noun} of each corruption" + "".join(others)
+
+
+def evaluated_images(accuracy: pd.DataFrame, runs: pd.DataFrame) -> str:
+    """Which test images the runs were evaluated on under the corruptions:
+    "its 10,000 test images", or "2,000 of its 10,000 test images, ..."."""
+    total = int(runs["test_images"].max())
+    images = int(accuracy["images"].max()) if "images" in accuracy and not accuracy.empty else total
+    if images >= total:
+        return f"its {total:,} test images"
+    return (f"{images:,} of its {total:,} test images (drawn once by `robustness.seed`, the same for every run and "
+            "form: `robustness.test_images`)")
 
 
 def robustness_findings(gaps: pd.DataFrame, mce: pd.DataFrame, accuracy: pd.DataFrame, headline: str | None,

@@ -28,11 +28,12 @@ from stages.lib.data.datasets import read_idx
 from stages.lib.params import name_list, section
 
 SECTION = "robustness"
-KEYS = ("corruptions", "severities", "seed")
+KEYS = ("corruptions", "severities", "seed", "test_images")
 MANIFEST_FILE = "corruptions.json"
 EVALUATION_FILE = "robustness.json"
 PREDICTIONS_FILE = "predictions.csv"
 CLEAN = "clean"  # the predictions column of the uncorrupted test images
+IMAGE = "image"  # the predictions column of each row's index among the test images
 EXAMPLE_IMAGE = 0  # the test image the examples figure shows
 # Deployed models answer on one thread here (their answers do not depend on
 # the thread count).
@@ -48,9 +49,11 @@ def corrupted_file(name: str) -> str:
 @dataclass(frozen=True)
 class RobustnessSettings:
     """The corruptions to evaluate, in order, each with its severity level
-    (None for one without levels), and the seed of every random draw."""
+    (None for one without levels), the seed of every random draw, and how
+    many of the test images each run is evaluated on (None: all)."""
     levels: dict[str, int | None]
     seed: int
+    test_images: int | None = None
 
     @property
     def corruptions(self) -> list[str]:
@@ -74,12 +77,42 @@ def robustness_settings(params: dict[str, Any]) -> RobustnessSettings:
         if not isinstance(level, int) or isinstance(level, bool) or not 1 <= level <= len(CORRUPTIONS[name].levels):
             raise StudyError(f"{SECTION}.severities.{name} must be a level from 1 to "
                              f"{len(CORRUPTIONS[name].levels)}, got {level!r}")
+    seed, test_images = _evaluated(found)
+    levels = {name: (severities.get(name, CORRUPTIONS[name].level) if CORRUPTIONS[name].levels else None)
+              for name in names}
+    return RobustnessSettings(levels, seed, test_images)
+
+
+def _evaluated(found: dict[str, Any]) -> tuple[int, int | None]:
+    """``robustness.seed`` and ``robustness.test_images``, checked."""
     seed = found.get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise StudyError(f"{SECTION}.seed must be a whole number >= 0, got {seed!r}")
-    levels = {name: (severities.get(name, CORRUPTIONS[name].level) if CORRUPTIONS[name].levels else None)
-              for name in names}
-    return RobustnessSettings(levels, seed)
+    test_images = found.get("test_images")
+    if test_images is not None and (not isinstance(test_images, int) or isinstance(test_images, bool)
+                                    or test_images < 1):
+        raise StudyError(f"{SECTION}.test_images must be a whole number >= 1, or null for every test image, "
+                         f"got {test_images!r}")
+    return seed, test_images
+
+
+def evaluated_images(params: dict[str, Any]) -> tuple[int | None, int]:
+    """From a `robustness` stage's slice: how many test images each run is
+    evaluated on (None: all) and the seed that draws them."""
+    seed, test_images = _evaluated(section(params, SECTION, KEYS))
+    return test_images, seed
+
+
+def image_subset(count: int, test_images: int | None, seed: int) -> np.ndarray:
+    """The indices, ascending, of the test images a run is evaluated on:
+    all ``count`` of them, or ``test_images`` drawn from them without
+    replacement by ``seed`` (the same for every run and corruption, so that
+    runs and forms are compared on the same images). Drawn rather than the
+    first ones: MNIST's first 5,000 test images were written by Census
+    Bureau employees, the last 5,000 by students, and are harder."""
+    if test_images is None or test_images >= count:
+        return np.arange(count)
+    return np.sort(np.random.default_rng([seed, count]).permutation(count)[:test_images])
 
 
 def corrupt_slice(params: dict[str, Any]) -> dict[str, Any]:
@@ -93,8 +126,11 @@ def corrupt_slice(params: dict[str, Any]) -> dict[str, Any]:
 
 def evaluation_slice(params: dict[str, Any]) -> dict[str, Any]:
     """What each run's `robustness` stage reads: the interpreter option set
-    its deployed model is checked under (the one the headline speed uses)."""
-    return {"benchmark": {"headline_options": params["benchmark"]["headline_options"]}}
+    its deployed model is checked under (the one the headline speed uses),
+    and which test images it is evaluated on."""
+    settings = robustness_settings(params)
+    return {"benchmark": {"headline_options": params["benchmark"]["headline_options"]},
+            SECTION: {"test_images": settings.test_images, "seed": settings.seed}}
 
 
 def slices(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -156,9 +192,10 @@ def corrupted_images(folder: Path, name: str, entry: dict[str, Any], images: int
     return pixels
 
 
-def source_answers(folder: Path, names: Sequence[str], images: int):
+def source_answers(folder: Path, names: Sequence[str], images: np.ndarray):
     """The Keras answers a trained run's evaluation kept: labels, clean
-    images and every corruption, one row per test image."""
+    images and every corruption, one row per test image of ``images`` (the
+    indices evaluated, which must be those the run was evaluated on)."""
     import pandas as pd
 
     path = folder / PREDICTIONS_FILE
@@ -169,9 +206,12 @@ def source_answers(folder: Path, names: Sequence[str], images: int):
         raise StudyError(f"{path} is missing: run `dvc repro` to evaluate the run it was converted from") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise StudyError(f"{path} is not a readable table ({type(err).__name__}): {redo}") from None
-    missing = [name for name in ["label", CLEAN, *names] if name not in answers]
-    if missing or len(answers) != images:
-        raise StudyError(f"{path} lacks {', '.join(missing) or f'its {images} rows'}: {redo}")
+    missing = [name for name in [IMAGE, "label", CLEAN, *names] if name not in answers]
+    if missing:
+        raise StudyError(f"{path} lacks {', '.join(missing)}: {redo}")
+    if not np.array_equal(answers[IMAGE].to_numpy(), images):
+        raise StudyError(f"{path} answers other test images than this evaluation's (robustness.test_images or "
+                         f"robustness.seed changed since): {redo}")
     return answers
 
 
@@ -182,11 +222,12 @@ Answers = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 def evaluate(corrupted_dir: str | Path, x_test: np.ndarray, y_test: np.ndarray, answer: Answers,
              reference: Callable[[str, np.ndarray], np.ndarray], options: str, out_dir: str | Path,
-             what: str) -> dict[str, Any]:
+             what: str, chosen: np.ndarray | None = None) -> dict[str, Any]:
     """Every corruption of the manifest in ``corrupted_dir`` answered by
-    ``answer``; the deployed answers compared with ``reference(corruption,
+    ``answer`` on the test images ``chosen`` (indices, :func:`image_subset`;
+    None: all); the deployed answers compared with ``reference(corruption,
     answers)`` (the Keras answers they should agree with). Writes the
-    evaluation (``robustness.json``) and every image's answer
+    evaluation (``robustness.json``) and every evaluated image's answer
     (``predictions.csv``) to ``out_dir``, whole or not at all."""
     import pandas as pd
 
@@ -195,13 +236,16 @@ def evaluate(corrupted_dir: str | Path, x_test: np.ndarray, y_test: np.ndarray, 
     if manifest["test_images"] != len(y_test):
         raise StudyError(f"{folder} holds corruptions of {manifest['test_images']} test images, the run uses "
                          f"{len(y_test)}: rerun `dvc repro corrupt`")
+    of = len(y_test)
+    chosen = np.arange(of) if chosen is None else chosen
+    x_test, y_test = x_test[chosen], y_test[chosen]
     measured, deployed = answer(x_test)
-    predictions = {"label": y_test.astype(int), CLEAN: measured}
+    predictions = {IMAGE: chosen, "label": y_test.astype(int), CLEAN: measured}
     clean_accuracy = float(np.mean(measured == y_test))
     clean_agreement = float(np.mean(deployed == reference(CLEAN, measured)[:len(deployed)]))
     results = {}
     for name, entry in manifest["corruptions"].items():
-        measured, deployed = answer(corrupted_images(folder, name, entry, len(y_test)))
+        measured, deployed = answer(corrupted_images(folder, name, entry, of)[chosen])
         predictions[name] = measured
         checked = len(deployed)
         results[name] = {"level": entry["level"], "images": len(y_test),
@@ -211,13 +255,15 @@ def evaluate(corrupted_dir: str | Path, x_test: np.ndarray, y_test: np.ndarray, 
                          "deployed_agreement": float(np.mean(deployed == reference(name, measured)[:checked]))}
         log.info("  %s: accuracy %.2f%% (clean %.2f%%), deployed agrees with Keras on %.2f%%", name,
                  100 * results[name]["accuracy"], 100 * clean_accuracy, 100 * results[name]["deployed_agreement"])
-    evaluation = {"clean_accuracy": clean_accuracy, "test_images": len(y_test), "options": options,
+    evaluation = {"clean_accuracy": clean_accuracy, "test_images": len(y_test), "of_test_images": of,
+                  "options": options,
                   "corruption_seed": manifest["seed"], "corruptions": results, "clean_agreement": clean_agreement}
     with atomic_directory(out_dir) as tmp:
         write_json_atomic(tmp / EVALUATION_FILE, evaluation)
         pd.DataFrame(predictions).to_csv(tmp / PREDICTIONS_FILE, index=False)
     worst = min(results, key=lambda name: results[name]["accuracy"])
-    log.info("%s: %d corruptions; lowest accuracy %.2f%% under %s; deployed agreement at least %.2f%%", what,
-             len(results), 100 * results[worst]["accuracy"], worst,
+    log.info("%s: %d corruptions of %d of the %d test images; lowest accuracy %.2f%% under %s; "
+             "deployed agreement at least %.2f%%", what,
+             len(results), len(y_test), of, 100 * results[worst]["accuracy"], worst,
              100 * min(r["deployed_agreement"] for r in results.values()))
     return evaluation
