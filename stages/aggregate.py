@@ -84,7 +84,8 @@ from stages.lib.analysis.classes import confusion_table, load_predictions, paire
 from stages.lib.common import (
     StudyError, atomic_directory, load_params, log, run_cli, write_json_atomic,
 )
-from stages.lib.layout import PROFILES, RUNS, output, run_name
+from stages.lib.layout import PROFILES, RUNS, output
+from stages.lib.names import run_name
 from stages.lib.data.datasets import dataset as registered_dataset
 from stages.lib.analysis.deployment import load_deployments
 from stages.lib.forms.int8 import SECTION as INT8

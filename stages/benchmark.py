@@ -45,7 +45,8 @@ import pandas as pd
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import StudyError, atomic_directory, load_params, log, run_cli, write_json_atomic
 from stages.lib.forms.deployed import model_inputs, read
-from stages.lib.layout import DEPLOY_RECORDS, DEPLOYED, output, run_name
+from stages.lib.layout import DEPLOY_RECORDS, DEPLOYED, output
+from stages.lib.names import run_name
 from stages.lib.data.datasets import scale_images
 from stages.lib.forms.int8 import int8_runs, is_form
 from stages.lib.forms.lce import INTERPRETER_OPTIONS, SAMPLE_FILE, TFLITE_FILE, interpreter

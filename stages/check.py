@@ -33,7 +33,8 @@ from stages.lib.analysis.choices import baseline, margins, memory_budgets, prima
 from stages.lib.forms.int8 import SECTION as INT8
 from stages.lib.forms.int8 import int8_runs, int8_settings
 from stages.lib.forms.int8 import slices as int8_slices
-from stages.lib.layout import CORRUPTED, DEPLOY_RECORDS, DEPLOYED, PROFILES, ROBUSTNESS, RUNS, run_name, tidy
+from stages.lib.layout import CORRUPTED, DEPLOY_RECORDS, DEPLOYED, PROFILES, ROBUSTNESS, RUNS, tidy
+from stages.lib.names import run_name
 from stages.lib.forms.lce import SECTION as DEPLOY
 from stages.lib.forms.lce import deploy_settings, deploy_slice
 from stages.lib.data.robustness import SECTION as ROBUSTNESS_SECTION

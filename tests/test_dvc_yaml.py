@@ -164,7 +164,7 @@ def _study_stage_names() -> set[str]:
     """Every stage of the committed study, as DVC names them in dvc.lock."""
     from stages.lib.common import load_params
     from stages.lib.forms.int8 import int8_runs
-    from stages.lib.layout import run_name
+    from stages.lib.names import run_name
     from stages.lib.params import study_datasets, study_runs, study_variants
 
     params = load_params(REPO / "params.yaml")

@@ -8,8 +8,9 @@ import math
 import pandas as pd
 import pytest
 
+from stages.lib import names
 from stages.lib.analysis.iso_size import (
-    family, same_flash_sentence, same_flash_table, size_sentences, width_match_sentence, width_match_table,
+    same_flash_sentence, same_flash_table, size_sentences, width_match_sentence, width_match_table,
 )
 from stages.lib.analysis.verdicts import (
     EQUIVALENT, HIGHER, LOWER, NONE, PRIMARY, SAME_FLASH, judge, primary_family, raw_tests,
@@ -35,7 +36,7 @@ def _tables(networks, validation_shift=0.0):
     for name, (precision, width, recipe, kib, accuracies) in networks.items():
         shift = validation_shift.get(name, 0.0) if isinstance(validation_shift, dict) else validation_shift
         mean = sum(accuracies) / len(accuracies)
-        frontier.append({"dataset": "mnist", "variant": name, "family": family(name)[0], "precision": precision,
+        frontier.append({"dataset": "mnist", "variant": name, "family": names.family(name)[0], "precision": precision,
                          "width": width, "recipe": recipe, "seeds": len(accuracies),
                          "validation_accuracy_mean": mean + shift, "test_accuracy_mean": mean,
                          "test_accuracy_ci95_low": mean - 0.003, "test_accuracy_ci95_high": mean + 0.003,
@@ -56,12 +57,6 @@ def _judged(networks, twins=None, margin=0.5, others=0):
     family = primary_family(tests, {key: margin for key in tests})
     return judge(table, SAME_FLASH, table["dataset"].map(IMAGES).astype(float),
                  primary=pd.Series(True, index=table.index), family=family)
-
-
-def test_names_carry_their_family_and_width():
-    assert family("fp32_w0.25+int8") == ("fp32+int8", 0.25)
-    assert family("bnn_fp_edges_cosine_w2") == ("bnn_fp_edges_cosine", 2.0)
-    assert family("bnn") == ("bnn", 1.0)
 
 
 def test_where_the_int8_twin_wins():

@@ -43,13 +43,6 @@ LEAVES = {
 FAN_IN_ROOTS = (DEPLOYED, DEPLOY_RECORDS, RUNS, PROFILES, ROBUSTNESS, CORRUPTED)
 
 
-def run_name(dataset: str, variant: str, seed: int) -> str:
-    """A run's name, as its folders and DVC's stage keys
-    (``train@<dataset>-<variant>-<seed>``) spell it; an int8 form's
-    ``variant`` is ``<variant>+int8``."""
-    return f"{dataset}-{variant}-{seed}"
-
-
 def output(root: str | Path, name: str, kind: str | None = None) -> Path:
     """The output of ``name`` (a run, a dataset or a variant) under ``root``:
     ``root/name/<leaf>``, the leaf being that of ``kind`` (one of the roots

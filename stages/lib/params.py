@@ -6,11 +6,11 @@ delete."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from stages.lib.common import StudyError
+from stages.lib.names import check_name
 from stages.lib.data.datasets import DATASETS, dataset
 
 # Every section and key params.yaml may hold: a misspelt key (`-S
@@ -32,58 +32,12 @@ MIN_PROCESSES = 3
 OPTION_SETS = ("default", "bgemm", "xnnpack", "bgemm+xnnpack")
 
 
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_]+")
-# A variant at another width than the article's: ``<variant>_w<width>``
-# (``fp32_w0.25``, ``bnn_w2``), the width written as Python's ``g`` format
-# writes it, so that one network has one name.
-WIDTH_NAME = re.compile(r"(?P<base>[A-Za-z0-9_]+?)_w(?P<width>[0-9]+(?:\.[0-9]+)?)")
-MAX_WIDTH = 16
-
-
-def split_width(name: str) -> tuple[str, float]:
-    """``(variant, width)`` of a study name: ``fp32_w0.25`` is ``fp32`` at
-    width 0.25, a name without the suffix is at width 1. A width that is not
-    positive, above :data:`MAX_WIDTH`, 1, or not written canonically is one
-    line naming the name to use."""
-    match = WIDTH_NAME.fullmatch(name)
-    if not match:
-        return name, 1.0
-    base, width = match["base"], float(match["width"])
-    if not 0 < width <= MAX_WIDTH:
-        raise StudyError(f"{name}: a width must be above 0 and at most {MAX_WIDTH}, got {match['width']}")
-    if width == 1:
-        raise StudyError(f"{name}: width 1 is the article's network; call it {base}")
-    if match["width"] != format(width, "g"):
-        raise StudyError(f"{name}: write the width as {format(width, 'g')} ({base}_w{format(width, 'g')}), so that "
-                         "one network has one name")
-    return base, width
-
-
-def width_name(variant: str, width: float) -> str:
-    """The study's name of ``variant`` at ``width`` (the inverse of
-    :func:`split_width`)."""
-    return variant if width == 1 else f"{variant}_w{format(width, 'g')}"
-
-
 def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def check_name(where: str, name: Any) -> str:
-    """Variant (and dataset) names become folder and stage names: letters,
-    digits and underscores only (and a width's decimal point,
-    :data:`WIDTH_NAME`), so that no name can reach outside its folder or be
-    misread in DVC's ``<variant>-<seed>`` stage keys."""
-    if not isinstance(name, str) or not (NAME_PATTERN.fullmatch(name) or WIDTH_NAME.fullmatch(name)):
-        raise StudyError(f"{where}: {str(name)[:60]!r} is not a valid name; use letters, digits and underscores only "
-                         "(and _w<width> for another width, as in fp32_w0.25)")
-    if WIDTH_NAME.fullmatch(name):
-        split_width(name)
-    return name
 
 
 def positive_int(where: str, value: Any) -> int:

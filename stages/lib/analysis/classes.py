@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from stages.lib.common import StudyError
-from stages.lib.layout import RUNS, output, run_name
+from stages.lib.layout import RUNS, output
+from stages.lib.names import run_name
 from stages.lib.data.datasets import dataset as registered_dataset
 from stages.lib.analysis.stats import ALPHA, accuracy_interval, holm, image_sign_test, paired_difference
 from stages.lib.analysis.tables import Runs

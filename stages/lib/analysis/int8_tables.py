@@ -21,8 +21,9 @@ from pathlib import Path
 import pandas as pd
 
 from stages.lib.common import StudyError
-from stages.lib.layout import DEPLOY_RECORDS, output, run_name
-from stages.lib.forms.int8 import source_variant
+from stages.lib.layout import DEPLOY_RECORDS, output
+from stages.lib.names import run_name
+from stages.lib.forms.int8 import form, source_variant
 from stages.lib.analysis.speed import latency_table, threads_label
 from stages.lib.analysis.stats import ALPHA, at_chance, direction, holm, paired_difference
 from stages.lib.analysis.tables import MAPPING, POSITIVE_COUNT, Runs, read_json
@@ -81,7 +82,7 @@ def int8_training(training: pd.DataFrame, forms: list[str]) -> pd.DataFrame:
     its own)."""
     rows = [{"variant": name, **training.loc[source_variant(name)].to_dict()} for name in forms]
     table = pd.DataFrame(rows, columns=["variant", *training.columns]).set_index("variant")
-    table["architecture"] = [f"{architecture}+int8" for architecture in table["architecture"]]
+    table["architecture"] = [form(architecture) for architecture in table["architecture"]]
     return table
 
 

@@ -34,8 +34,8 @@ from stages.lib.common import StudyError
 from stages.lib.analysis.verdicts import (
     EQUIVALENT, HIGHER, LOWER, detectable_clause, family_clause, interval_label,
 )
-from stages.lib.forms.int8 import SUFFIX, is_form, source_variant
-from stages.lib.params import split_width
+from stages.lib.forms.int8 import form, is_form
+from stages.lib.names import family
 from stages.lib.reporting.wording import cell, gap_word, p_text, pct, points, span
 
 FLOAT, INT8, ONE_BIT, OTHER = "float", "int8", "1-bit", "other"
@@ -60,13 +60,6 @@ WIDTH_MATCH_COLUMNS = (
     "matching_accuracy_mean", "matching_tflite_kib", "matching_ram_kib", "matching_latency_us", "int8_variant",
     "int8_match_accuracy_mean", "int8_match_tflite_kib", "int8_match_ram_kib", "int8_match_latency_us",
 )
-
-
-def family(variant: str) -> tuple[str, float]:
-    """``(family, width)`` of a deployed network's name: ``fp32_w0.25+int8``
-    is the family ``fp32+int8`` at width 0.25."""
-    base, width = split_width(source_variant(variant))
-    return base + (SUFFIX if is_form(variant) else ""), width
 
 
 def precision(row: dict | pd.Series) -> str:
@@ -126,7 +119,7 @@ def same_flash_table(frontier: pd.DataFrame, runs: pd.DataFrame, twins: dict[str
                                                                values="test_accuracy")
         indexed = of.set_index("variant")
         for name, trained in twins.items():
-            twin = trained + SUFFIX
+            twin = form(trained)
             if name not in indexed.index or twin not in indexed.index:
                 continue
             one, other = indexed.loc[name], indexed.loc[twin]

@@ -40,7 +40,8 @@ import numpy as np
 import pandas as pd
 
 from stages.lib.common import StudyError
-from stages.lib.layout import ROBUSTNESS, output, run_name
+from stages.lib.layout import ROBUSTNESS, output
+from stages.lib.names import run_name
 from stages.lib.layout import corrupted_dir as corrupted_dir_of
 from stages.lib.data.robustness import (
     CLEAN, EVALUATION_FILE, EXAMPLE_IMAGE, corrupted_file, read_manifest,

@@ -25,16 +25,17 @@ from typing import Any
 import numpy as np
 
 from stages.lib.common import StudyError
+from stages.lib.names import split_form, split_width, with_form
 from stages.lib.data.datasets import dataset
 from stages.lib.params import (
-    is_int, is_number, name_list, section, split_width, study_datasets, study_runs, study_variants,
+    is_int, is_number, name_list, section, study_datasets, study_runs, study_variants,
 )
 from stages.lib.spec import aggregate_slice, benchmark_slice
 
 SECTION = "int8"
 KEYS = ("variants", "representative_images", "seed", "io", "max_accuracy_drop_pp")
 IO_TYPES = ("float", "int8")
-SUFFIX = "+int8"
+FORM = "int8"   # its networks are named <variant>+int8 (stages.lib.names)
 
 
 @dataclass(frozen=True)
@@ -100,16 +101,16 @@ def int8_settings(params: dict[str, Any]) -> Int8Settings:
 
 def form(variant: str) -> str:
     """The int8 form's name in tables, timings and folders."""
-    return variant + SUFFIX
+    return with_form(variant, FORM)
 
 
 def source_variant(name: str) -> str:
     """The trained variant an int8 form was converted from."""
-    return name[:-len(SUFFIX)] if name.endswith(SUFFIX) else name
+    return split_form(name)[0]
 
 
 def is_form(name: str) -> bool:
-    return name.endswith(SUFFIX)
+    return split_form(name)[1] == FORM
 
 
 def int8_runs(params: dict[str, Any]) -> list[tuple[str, str, int]]:

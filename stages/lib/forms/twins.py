@@ -18,7 +18,7 @@ random, every buffer distinct) and converted as its runs are: LCE for the
 
 Widths are searched in 128ths of the article's (every distinct set of
 hidden channels :func:`stages.lib.training.networks.hidden_units` makes up
-to width 1, and beyond it up to :data:`stages.lib.params.MAX_WIDTH`); the
+to width 1, and beyond it up to :data:`stages.lib.names.MAX_WIDTH`); the
 twin is named by the shortest width that builds the same network
 (``fp32_w0.28``).
 """
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from stages.lib.common import StudyError
-from stages.lib.params import MAX_WIDTH, width_name
+from stages.lib.names import MAX_WIDTH, width_name
 from stages.lib.training.variants import QUANTIZER_KEYS, Variant
 
 STEPS = 128   # widths searched: multiples of 1/128

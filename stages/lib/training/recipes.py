@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from stages.lib.common import StudyError
-from stages.lib.params import check_name, is_int, is_number
+from stages.lib.names import check_name
+from stages.lib.params import is_int, is_number
 
 DEFAULT_RECIPE = "article"
 OPTIMIZERS = ("adam", "sgd")

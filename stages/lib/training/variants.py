@@ -15,7 +15,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from stages.lib.common import StudyError
-from stages.lib.params import WIDTH_NAME, check_name, is_int, is_number, split_width, width_name
+from stages.lib.names import check_name, is_width_name, split_width, width_name
+from stages.lib.params import is_int, is_number
 from stages.lib.training.recipes import DEFAULT_RECIPE
 
 QuantizerSpec = str | dict[str, Any] | None
@@ -34,7 +35,7 @@ class Variant:
     the hidden layers' channels and units (the article's 32-64-64
     convolutions and 64-unit dense layer; the 10-way classifier stays):
     never written in params.yaml, it comes from the name
-    (``fp32_w0.25``, :func:`stages.lib.params.split_width`).
+    (``fp32_w0.25``, :func:`stages.lib.names.split_width`).
     """
 
     name: str
@@ -145,7 +146,7 @@ def variant_from_params(name: str, variants_section: Any) -> Variant:
         base = split_width(name)[0]
         raise StudyError(
             f"unknown variant {base!r}{f' (in {name})' if base != name else ''}: params.yaml defines "
-            f"{', '.join(sorted(n for n in variants_section if not WIDTH_NAME.fullmatch(n)))} under `variants`"
+            f"{', '.join(sorted(n for n in variants_section if not is_width_name(n)))} under `variants`"
         )
     spec = variants_section[name]
     where = f"variants.{name}"
@@ -207,7 +208,7 @@ def with_widths(params: dict[str, Any]) -> dict[str, Any]:
         named += [name for name in found if isinstance(name, str)] if isinstance(found, list) else []
     added = {}
     for name in named:
-        if name in defined or not WIDTH_NAME.fullmatch(name):
+        if name in defined or not is_width_name(name):
             continue
         base, width = split_width(name)
         if isinstance(defined.get(base), dict):
