@@ -40,7 +40,7 @@ from stages.lib.analysis.speed import (
     benchmark_context, latency_by_options, readable_latency, readable_speeds, speed_findings, speed_summary,
 )
 from stages.lib.analysis.tables import ARTICLE_DATASET, of_dataset, read_table, table_errors
-from stages.lib.reporting.wording import title
+from stages.lib.wording import title
 
 TABLES = ("summary", "article", "runs", "latency", "per_class", "paired_images", "tax", "tax_change", "recipes",
           "robustness", "robustness_gap", "mce", "int8")

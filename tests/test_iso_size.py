@@ -16,7 +16,7 @@ from stages.lib.analysis.verdicts import (
     EQUIVALENT, HIGHER, LOWER, NONE, PRIMARY, SAME_FLASH, judge, primary_family, raw_tests,
 )
 from stages.lib.common import StudyError
-from stages.lib.reporting.wording import title
+from stages.lib.wording import title
 
 IMAGES = {"mnist": 10000}
 TWIN = "fp32_w0.352+int8"

@@ -11,7 +11,7 @@ from stages.lib.analysis.accuracy import summary_table
 from stages.lib.analysis.article import article_table
 from stages.lib.analysis.accuracy import readable_summary
 from stages.lib.analysis.budgets import budget_picks
-from stages.lib.reporting.wording import interval, pct, points
+from stages.lib.wording import interval, pct, points
 from stages.lib.analysis.article import article_findings
 from stages.lib.analysis.deployment import deployment_findings
 from stages.lib.analysis.speed import speed_findings

@@ -15,7 +15,7 @@ from stages.lib.analysis.robustness_tables import (
     robustness_line,
 )
 from stages.lib.analysis.verdicts import MCE, ROBUSTNESS_GAP, judge
-from stages.lib.reporting.wording import title
+from stages.lib.wording import title
 
 
 def _judged(gaps, mce):

@@ -14,11 +14,10 @@ import pandas as pd
 from stages.lib.analysis.stats import accuracy_interval, paired_difference, prediction_interval, welch_difference
 from stages.lib.analysis.tables import of_dataset
 from stages.lib.analysis.verdicts import (
-    HIGHER, LOWER, NO_SPREAD, PRIMARY, family_clause, interval_label, detectable_clause,
+    HIGHER, LOWER, NO_SPREAD, PRIMARY, adjusted_cell, detectable_clause, family_clause, gap_verdict, gap_word,
+    interval_label,
 )
-from stages.lib.reporting.wording import (
-    adjusted_cell, cell, ci_cells, gap_verdict, gap_word, interval, p_cell, pct, points, title,
-)
+from stages.lib.wording import cell, ci_cells, interval, p_cell, pct, points, title
 
 
 HEADLINE_COLUMNS = ("latency_median_us", "latency_rerun95_low", "latency_rerun95_high", "net_latency_median_us",

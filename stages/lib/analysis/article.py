@@ -9,7 +9,7 @@ import math
 import pandas as pd
 
 from stages.lib.analysis.tables import ARTICLE_DATASET
-from stages.lib.reporting.wording import pct, points
+from stages.lib.wording import pct, points
 
 
 # The dataset of the reference article, "Binary Neural Network Part 2" by Mohamad Moawad,

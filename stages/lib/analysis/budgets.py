@@ -19,7 +19,8 @@ from collections.abc import Sequence
 import pandas as pd
 
 from stages.lib.analysis.stats import paired_difference
-from stages.lib.reporting.wording import gap_direction, interval, pct, points
+from stages.lib.wording import interval, pct, points
+from stages.lib.analysis.verdicts import gap_direction
 
 # the column every choice among networks reads
 CHOICE = "validation_accuracy_mean"

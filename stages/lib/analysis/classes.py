@@ -18,8 +18,8 @@ from stages.lib.names import run_name
 from stages.lib.data.datasets import dataset as registered_dataset
 from stages.lib.analysis.stats import ALPHA, accuracy_interval, holm, image_sign_test, paired_difference
 from stages.lib.analysis.tables import Runs
-from stages.lib.analysis.verdicts import HIGHER, LOWER
-from stages.lib.reporting.wording import adjusted_cell, holm_clause, p_text, pct, points
+from stages.lib.analysis.verdicts import HIGHER, LOWER, adjusted_cell
+from stages.lib.wording import holm_clause, p_text, pct, points
 
 
 def load_predictions(runs_dir: str | Path, study: Runs) -> pd.DataFrame:

@@ -13,7 +13,7 @@ import pandas as pd
 from stages.lib.analysis.tables import COUNT, COUNTS, FRACTION, POSITIVE, POSITIVE_COUNT, Runs, read_json
 from stages.lib.layout import DEPLOY_RECORDS, output
 from stages.lib.names import run_name
-from stages.lib.reporting.wording import pct, title
+from stages.lib.wording import pct, title
 
 
 DEPLOY_FIGURES = {

@@ -27,7 +27,8 @@ from stages.lib.forms.int8 import form, source_variant
 from stages.lib.analysis.speed import latency_table, threads_label
 from stages.lib.analysis.stats import ALPHA, at_chance, direction, holm, paired_difference
 from stages.lib.analysis.tables import MAPPING, POSITIVE_COUNT, Runs, read_json
-from stages.lib.reporting.wording import cell, gap_direction, interval, pct, points, times, with_interval
+from stages.lib.wording import cell, interval, pct, points, times, with_interval
+from stages.lib.analysis.verdicts import gap_direction
 
 
 def load_int8_runs(deploy_dir: str | Path, int8_study: Runs, runs: pd.DataFrame, headline: str) -> pd.DataFrame:

@@ -32,11 +32,11 @@ import pandas as pd
 from stages.lib.analysis.stats import ALPHA, paired_difference, welch_difference
 from stages.lib.common import StudyError
 from stages.lib.analysis.verdicts import (
-    EQUIVALENT, HIGHER, LOWER, detectable_clause, family_clause, interval_label,
+    EQUIVALENT, HIGHER, LOWER, detectable_clause, family_clause, gap_word, interval_label,
 )
 from stages.lib.forms.int8 import form, is_form
 from stages.lib.names import family
-from stages.lib.reporting.wording import cell, gap_word, p_text, pct, points, span
+from stages.lib.wording import cell, p_text, pct, points, span
 
 FLOAT, INT8, ONE_BIT, OTHER = "float", "int8", "1-bit", "other"
 FRONTIER_COLUMNS = (

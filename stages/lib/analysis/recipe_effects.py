@@ -17,10 +17,8 @@ import pandas as pd
 
 from stages.lib.training.recipes import DEFAULT_RECIPE
 from stages.lib.analysis.stats import paired_difference
-from stages.lib.analysis.verdicts import HIGHER, LOWER
-from stages.lib.reporting.wording import (
-    adjusted_cell, gap_verdict, interval, p_cell, pct, points, title, with_interval,
-)
+from stages.lib.analysis.verdicts import HIGHER, LOWER, adjusted_cell, gap_verdict
+from stages.lib.wording import interval, p_cell, pct, points, title, with_interval
 
 
 def training_table(variants_section: dict[str, Any], recipes_section: dict[str, Any],

@@ -51,7 +51,7 @@ from stages.lib.analysis.tables import FRACTION, MAPPING, POSITIVE_COUNT, TEXT, 
 from stages.lib.analysis.verdicts import (
     NO_SPREAD, NOT_TESTED, family_clause, interval_label, detectable_clause, side,
 )
-from stages.lib.reporting.wording import cell, p_cell, pct, points, times, with_interval
+from stages.lib.wording import cell, p_cell, pct, points, times, with_interval
 
 EVALUATION_FIELDS = {"clean_accuracy": FRACTION, "test_images": POSITIVE_COUNT, "options": TEXT,
                      "corruptions": MAPPING}

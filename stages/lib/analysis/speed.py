@@ -18,7 +18,7 @@ from stages.lib.common import StudyError
 from stages.lib.params import OPTION_SETS
 from stages.lib.analysis.stats import ALPHA, Estimate, direction, holm, rerun_interval
 from stages.lib.analysis.tables import MAPPING, OVERHEAD, TEXT, read_json
-from stages.lib.reporting.wording import cell, holm_clause, interval, p_cell, times, title, with_interval
+from stages.lib.wording import cell, holm_clause, interval, p_cell, times, title, with_interval
 
 
 TIMING_COLUMNS = ("process", "round", "model", "variant", "seed", "options", "threads", "latency_us")

@@ -41,6 +41,7 @@ import pandas as pd
 from stages.lib.analysis.stats import (
     ALPHA, CONFIDENCE, POWER, detectable_difference, direction, equivalence_p, seeds_for_margin, sign_flip_p,
 )
+from stages.lib.wording import cell, p_text, points
 
 PRIMARY = "primary"
 EXPLORATORY = "exploratory"
@@ -369,3 +370,61 @@ def detectable_clause(row: dict | pd.Series, prefix: str, unit=None) -> str:
         parts.append(f"its {margin:g} pp margin needs {int(needed)} seeds a network (a difference of the margin told, "
                      f"or a tie shown, with {100 * POWER:.0f}% power at the measured spread)")
     return "; ".join(parts)
+
+
+# The words a verdict earns, as the tables and the report print them.
+
+
+def gap_direction(low: float, high: float) -> int:
+    """The sign of a gap's interval as :func:`stages.lib.wording.points`
+    prints it (see :func:`stages.lib.analysis.stats.direction`)."""
+    return direction(100 * low, 100 * high, "{:+.2f}")
+
+
+def adjusted_cell(row, prefix: str, fmt=points) -> str:
+    """``value (low to high)`` with the interval its verdict is read from
+    (simultaneous within an exploratory family), or the value and "the same on every
+    seed" where the seeds show no spread."""
+    value = row[VALUE_COLUMN.get(prefix, prefix)]
+    if row[f"{prefix}_verdict"] == NO_SPREAD:
+        return f"{fmt(value)} (the same on every seed)"
+    return cell(value, row[f"{prefix}_adj_low"], row[f"{prefix}_adj_high"], fmt)
+
+
+# the estimate's column where it is not named like its prefix
+VALUE_COLUMN = {"accuracy_gap": "accuracy_gap_vs_baseline", "gap": "gap_vs_baseline"}
+
+
+def gap_verdict(row, prefix: str, members: str) -> str:
+    """What a comparison says, in words that follow its verdict: a cost or a gain with how it was
+    tested, or that these seeds cannot tell it from zero and what more seeds
+    would do."""
+    verdict = row[f"{prefix}_verdict"]
+    how = family_clause(row, prefix, members)
+    if verdict in (LOWER, HIGHER):
+        word, where = ("a cost", "below") if verdict == LOWER else ("a gain", "above")
+        return f"{word}, its whole {interval_label(row, prefix)} {where} zero ({how})"
+    if verdict == NO_SPREAD:
+        return (f"the same number of images on every seed: no spread for a t-test, and the exact sign-flip test "
+                f"over {int(row['seeds'])} seeds gives p {p_text(row[f'{prefix}_p_adjusted'])} ({how})"
+                + (f"; {needed}" if (needed := detectable_clause(row, prefix)) else ""))
+    if verdict == EQUIVALENT:
+        return (f"equivalent within the {row[f'{prefix}_margin']:g} pp margin (two one-sided tests, adjusted p "
+                f"{p_text(row[f'{prefix}_tost_p_adjusted'])}; {how})")
+    if verdict == NONE:
+        undecided = ("undecided: neither a difference nor equivalence within the "
+                     f"{row[f'{prefix}_margin']:g} pp margin is shown with {int(row['seeds'])} seeds"
+                     if not pd.isna(row.get(f"{prefix}_margin", math.nan))
+                     else f"with {int(row['seeds'])} seeds it cannot be told from zero")
+        return (f"{undecided} ({how})" + (f"; {needed}" if (needed := detectable_clause(row, prefix)) else ""))
+    return ""
+
+
+def gap_word(row, prefix: str) -> str:
+    """A comparison's verdict in a few words, on the rule of
+    :func:`gap_verdict`."""
+    if row[f"{prefix}_verdict"] == NONE and not pd.isna(row.get(f"{prefix}_margin", math.nan)):
+        return "undecided"
+    return {LOWER: "a cost", HIGHER: "a gain", NO_SPREAD: "no spread across seeds", NONE: "not told from zero",
+            EQUIVALENT: f"equivalent within {row.get(f'{prefix}_margin', math.nan):g} pp"}.get(
+        row[f"{prefix}_verdict"], "no interval")

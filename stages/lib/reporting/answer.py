@@ -25,8 +25,8 @@ from stages.lib.analysis.robustness_tables import robustness_line
 from stages.lib.analysis.speed import speed_word, threads_label
 from stages.lib.analysis.stats import error_ratio
 from stages.lib.analysis.tables import ARTICLE_ONE_BIT, of_dataset
-from stages.lib.analysis.verdicts import PRIMARY, detectable_clause
-from stages.lib.reporting.wording import adjusted_cell, cell, gap_word, pct, points, span, times, title, with_interval
+from stages.lib.analysis.verdicts import PRIMARY, adjusted_cell, detectable_clause, gap_word
+from stages.lib.wording import cell, pct, points, span, times, title, with_interval
 
 
 def headline_variant(summary: pd.DataFrame, baseline: str) -> str | None:
