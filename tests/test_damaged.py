@@ -67,6 +67,22 @@ def test_a_damaged_deployed_model_stops_the_benchmark_in_one_line(tmp_path, mode
         load_subjects(tmp_path / "deployed", tmp_path / "deploy", [("mnist", "bnn", 0)])
 
 
+@pytest.mark.parametrize("cut", [0.5, 0.98, 0.1])
+def test_a_model_cut_short_whose_record_was_edited_to_match_is_one_line_not_a_crash(tmp_path, cut):
+    # the interpreter does not verify what it loads: read past the end, it
+    # dies by a signal; the file is read whole in Python first
+    from stages.benchmark import load_subjects, overhead_flatbuffer
+
+    whole = overhead_flatbuffer()
+    _deployed_run(tmp_path, whole[:int(len(whole) * cut)])
+    with pytest.raises(StudyError, match=r"model.tflite is not a model TensorFlow Lite can load \((cut short or "
+                                         r"damaged|no TFL3 identifier).*\): rerun the deploy stage"):
+        load_subjects(tmp_path / "deployed", tmp_path / "deploy", [("mnist", "bnn", 0)])
+    _deployed_run(tmp_path / "whole", whole)
+    assert len(load_subjects(tmp_path / "whole" / "deployed", tmp_path / "whole" / "deploy",
+                             [("mnist", "bnn", 0)])) == 2
+
+
 RUN = {"validation_accuracy": 0.98, "test_accuracy": 0.98, "test_loss": 0.05, "chance_accuracy": 0.1135,
        "train_time_s": 60.0, "train_images_per_s": 6000.0, "train_images": 55000, "validation_images": 5000,
        "test_images": 10000}

@@ -200,17 +200,38 @@ def strip_names(flatbuffer: bytes) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
+REDO = "rerun the deploy stage that writes it (`dvc repro --force deploy@<run>`)"
+
+
+def check_structure(flatbuffer: bytes, source: str = "the converted model") -> None:
+    """Refuse in one line, naming ``source``, a flatbuffer that is not a
+    whole TensorFlow Lite model. The interpreter does not verify what it
+    loads: a file cut short (whose record was edited to match) makes it read
+    past the end and die by a signal. So every table, vector and buffer of
+    the model is read here first, in Python, where each read is checked
+    against the file's length (about 4 ms for the 32-bit network)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    if len(flatbuffer) < 8 or flatbuffer[4:8] != b"TFL3":
+        raise StudyError(f"{source} is not a model TensorFlow Lite can load (no TFL3 identifier): {REDO}")
+    try:
+        schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
+    except Exception as err:  # noqa: BLE001  (whatever a damaged file makes the reader raise)
+        raise StudyError(f"{source} is not a model TensorFlow Lite can load (cut short or damaged: "
+                         f"{type(err).__name__} reading its {len(flatbuffer)} bytes): {REDO}") from None
+
+
 def interpreter(flatbuffer: bytes, threads: int, options: str, source: str = "the converted model"):
     """LCE's interpreter for ``flatbuffer`` with ``threads`` threads and the
     named option set (a key of :data:`INTERPRETER_OPTIONS`); a flatbuffer
-    the interpreter refuses (empty, truncated, not TensorFlow Lite) is a
-    one-line error naming ``source``."""
+    that is not a whole model (:func:`check_structure`) or that the
+    interpreter refuses is a one-line error naming ``source``."""
     import larq_compute_engine as lce
 
+    check_structure(flatbuffer, source)
     try:
         return lce.tflite.python.interpreter.Interpreter(flatbuffer, num_threads=threads,
                                                          **INTERPRETER_OPTIONS[options])
     except (RuntimeError, ValueError) as err:
         reason = str(err).strip().splitlines()[-1][:160] if str(err).strip() else type(err).__name__
-        raise StudyError(f"{source} is not a model TensorFlow Lite can load ({reason}): rerun the deploy stage "
-                         "that writes it (`dvc repro --force deploy@<run>`)") from None
+        raise StudyError(f"{source} is not a model TensorFlow Lite can load ({reason}): {REDO}") from None
