@@ -371,7 +371,7 @@ def test_a_bad_value_deletes_no_finished_output(study, setting, message):
     assert len(ours) == 1 and ours[0].startswith(message), result.stdout + result.stderr
     assert _finished_outputs(repo) == before
     # the README's line brings the committed params back; the failed check
-    # left no output, and writes the same slices again
+    # left the slices it last wrote, and writes the same ones again
     _restore_params(repo)
     again = _dvc(repo, "repro")
     assert _ran(again) == {"check"}, again.stdout
@@ -393,6 +393,76 @@ def test_a_bad_seed_under_exp_run_clears_the_workspace_copies_only(study):
     _dvc(repo, "checkout")
     _dvc(repo, "repro")
     assert _finished_outputs(repo) == before
+
+
+def test_a_stage_run_alone_after_a_refused_check_finds_the_last_slices_and_keeps_its_outputs(study):
+    # `dvc repro -s <stage>` skips `check`; DVC removes the stage's outputs
+    # before it looks at its inputs, so a slice the refused check had taken
+    # away made it fail with both gone. The slices persist: the stage finds
+    # the ones `check` last wrote, unchanged, and is skipped
+    repo = study
+    before = _finished_outputs(repo)
+    refused = _dvc(repo, "exp", "run", "-S", "recipes.article.epochs=0", check=False)
+    assert _errors(refused) == ["error: recipes.article.epochs must be a positive whole number, got 0"]
+    alone = _dvc(repo, "repro", "-s", "deploy@mnist-fp32-0")
+    assert "Stage 'deploy@mnist-fp32-0' didn't change, skipping" in alone.stdout, alone.stdout + alone.stderr
+    assert _finished_outputs(repo) == before
+    _restore_params(repo)
+    assert _ran(_dvc(repo, "repro")) == {"check"} and _finished_outputs(repo) == before
+
+
+# The lines docs/experiments.md gives to undo a `dvc exp run` killed midway.
+RECOVER_KILLED = ("git switch -", "git restore --staged --worktree params.yaml dvc.lock", "dvc checkout")
+
+
+def test_a_killed_exp_run_is_undone_by_the_documented_lines(study):
+    # DVC detaches HEAD at the experiment's commit and stages its params and
+    # lock while it runs; killed (the whole process group, as a closed
+    # terminal or an out-of-memory kill does), it leaves them so
+    repo = study
+    before = _finished_outputs(repo)
+    branch = _git(repo, "symbolic-ref", "--short", "HEAD").strip()
+    log = (repo.parent / "killed.log").open("w")
+    running = subprocess.Popen([sys.executable, "-m", "dvc", "exp", "run", "-S", "recipes.article.learning_rate=0.002"],
+                               cwd=repo, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                               env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+    deadline = time.monotonic() + 600
+    while "Running stage 'train@" not in (repo.parent / "killed.log").read_text():
+        assert running.poll() is None and time.monotonic() < deadline, (repo.parent / "killed.log").read_text()
+        time.sleep(0.5)
+    time.sleep(2)
+    os.killpg(running.pid, signal.SIGKILL)
+    running.wait()
+    log.close()
+    assert _git(repo, "status", "--porcelain").splitlines() == ["M  dvc.lock", "M  params.yaml"]
+    assert subprocess.run(["git", "symbolic-ref", "-q", "HEAD"], cwd=repo).returncode != 0   # detached
+    documented = " ".join((REPO / "docs" / "experiments.md").read_text().split())
+    for line in RECOVER_KILLED:
+        assert line in documented, line
+        subprocess.run([sys.executable, "-m", "dvc", *line.split()[1:]] if line.startswith("dvc ") else line,
+                       shell=not line.startswith("dvc "), cwd=repo, check=True, capture_output=True)
+    assert _git(repo, "symbolic-ref", "--short", "HEAD").strip() == branch
+    assert _git(repo, "status", "--porcelain") == ""
+    assert _ran(_dvc(repo, "repro")) == {"check"}
+    assert _finished_outputs(repo) == before
+
+
+def test_back_to_a_study_its_files_hold_the_same_and_one_line_restores_their_form(study):
+    # DVC writes `-S` values back in its own layout, and appends the lock
+    # entries it writes (`check` removes those of stages outside the study):
+    # a round trip leaves the same values and entries, written otherwise
+    repo = study
+    committed = {name: _git(repo, "show", f"HEAD:{name}") for name in ("params.yaml", "dvc.lock")}
+    _experiment(repo, "-S", "study.seeds=[1]")
+    back = _experiment(repo, "-S", "study.seeds=[0]")
+    assert _ran(back) == {"check"}, back.stdout
+    for name, text in committed.items():
+        assert yaml.safe_load((repo / name).read_text()) == yaml.safe_load(text), name
+    documented = " ".join((REPO / "docs" / "experiments.md").read_text().split())
+    assert "git checkout HEAD -- params.yaml dvc.lock" in documented
+    _git(repo, "checkout", "HEAD", "--", "params.yaml", "dvc.lock")
+    assert _up_to_date(repo)
+    assert _git(repo, "status", "--porcelain") == ""
 
 
 def test_stale_temporaries_of_a_killed_run_change_nothing_and_go(study):
