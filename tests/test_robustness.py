@@ -206,7 +206,7 @@ def test_the_images_evaluated_are_drawn_once_for_every_run_from_the_whole_test_s
     chosen = image_subset(10000, 2000, 0)
     assert len(chosen) == 2000 and len(set(chosen)) == 2000 and list(chosen) == sorted(chosen)
     assert (chosen == image_subset(10000, 2000, 0)).all() and not (chosen == image_subset(10000, 2000, 1)).all()
-    # drawn, not the first ones: MNIST's two halves come from different writers
+    # drawn, not the first ones: MNIST's first half is easier than its second
     assert 900 <= (chosen < 5000).sum() <= 1100
     assert list(image_subset(300, 2000, 0)) == list(range(300)) and list(image_subset(300, None, 0)) == list(range(300))
 

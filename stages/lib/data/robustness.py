@@ -108,8 +108,8 @@ def image_subset(count: int, test_images: int | None, seed: int) -> np.ndarray:
     all ``count`` of them, or ``test_images`` drawn from them without
     replacement by ``seed`` (the same for every run and corruption, so that
     runs and forms are compared on the same images). Drawn rather than the
-    first ones: MNIST's first 5,000 test images were written by Census
-    Bureau employees, the last 5,000 by students, and are harder."""
+    first ones: MNIST's first 5,000 test images come from NIST's training
+    set and are cleaner and easier than the last 5,000 (LeCun's notes)."""
     if test_images is None or test_images >= count:
         return np.arange(count)
     return np.sort(np.random.default_rng([seed, count]).permutation(count)[:test_images])
