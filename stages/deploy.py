@@ -37,9 +37,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = command_line("python -m stages.deploy", __doc__, argv,
                         ("--model-out", True, "folder for the .tflite file"),
                         ("--report-out", True, "folder for its record (deploy.json)"))
-    variant, train_limit, test_limit, validation = trained_run(args.model, args.variant)
+    # No validation images: choices among LCE files read their Keras run's
+    # validation accuracy, which the file matches (on all but at most
+    # deploy.max_disagreement_pct of the test images); an int8 form's own.
+    variant, _, test_limit, _ = trained_run(args.model, args.variant)
     deploy_run(args.model, args.data, variant.input_range, args.model_out, args.report_out,
-               deploy_settings(load_params(args.params)), test_limit=test_limit, validation=(train_limit, validation))
+               deploy_settings(load_params(args.params)), test_limit=test_limit)
 
 
 if __name__ == "__main__":

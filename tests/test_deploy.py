@@ -44,6 +44,15 @@ def test_1x1_form_makes_the_bnn_flatbuffer_small(study_params):
     assert len(stripped) < (576 * 64 + 64 * 10) * 4 / 4
 
 
+def test_the_autograph_free_export_makes_the_file_keras_saving_makes(study_params):
+    # stages.lib.forms.export traces the inference function alone, without AutoGraph; LCE's own
+    # convert_keras_model saves the whole Keras model first (about 9 s more a model): the same bytes
+    import larq_compute_engine as lce
+
+    model = randomized(build_model(variant_from_params("bnn", study_params["variants"])))
+    assert strip_names(convert(model)) == strip_names(lce.convert_keras_model(lce_ready(model)))
+
+
 def test_stripping_names_keeps_the_outputs(study_params):
     model = randomized(build_model(variant_from_params("bnn", study_params["variants"])))
     converted = convert(model)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from stages.lib.common import StudyError
+from stages.lib.forms.export import saved_model
 from stages.lib.names import split_form, split_width, with_form
 from stages.lib.data.datasets import dataset
 from stages.lib.params import (
@@ -156,7 +157,14 @@ def quantize(model, representative: np.ndarray, io: str, source: str = "the mode
     TensorFlow Lite has no int8 kernel for is a one-line error."""
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    with saved_model(model) as directory:
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(directory))
+        return _quantized(converter, representative, io, source)
+
+
+def _quantized(converter, representative: np.ndarray, io: str, source: str) -> bytes:
+    import tensorflow as tf
+
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     batches = representative[:, np.newaxis].astype(np.float32)
     converter.representative_dataset = lambda: ([batch] for batch in batches)

@@ -20,6 +20,7 @@ import numpy as np
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import StudyError
+from stages.lib.forms.export import saved_model
 from stages.lib.params import is_number, section
 
 # The `deploy` section of params.yaml: how far a converted model may
@@ -185,7 +186,8 @@ def convert(model) -> bytes:
     """The ``.tflite`` flatbuffer LCE makes of :func:`lce_ready` ``(model)``."""
     import larq_compute_engine as lce
 
-    return lce.convert_keras_model(lce_ready(model))
+    with saved_model(lce_ready(model)) as directory:
+        return lce.convert_saved_model(directory)
 
 
 def strip_names(flatbuffer: bytes) -> bytes:

@@ -40,7 +40,10 @@ def load_model(model_dir: str | Path):
     try:
         # the weights are what later stages use: the optimizer (a recipe's
         # schedule, Bop) is not restored
-        model = tf.keras.models.load_model(path, compile=False)
+        # rebuilt without AutoGraph: rebuilding calls every layer on symbolic
+        # inputs, and AutoGraph would convert Larq's and tf_keras's call
+        # functions first (about 5 s a model; same layers, same weights)
+        model = tf.autograph.experimental.do_not_convert(tf.keras.models.load_model)(path, compile=False)
     except Exception as err:  # Keras raises a different type for each way a file can be broken
         reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         raise StudyError(f"{path} is not a readable Keras model ({reason}): retrain it with "
