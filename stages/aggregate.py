@@ -88,11 +88,11 @@ from stages.lib.layout import PROFILES, RUNS, output
 from stages.lib.names import run_name
 from stages.lib.data.datasets import dataset as registered_dataset
 from stages.lib.analysis.deployment import load_deployments
-from stages.lib.forms.int8 import SECTION as INT8
-from stages.lib.forms.int8 import form, int8_runs, is_form
-from stages.lib.analysis.int8_tables import (
-    comparison_table, int8_profiles, int8_training, load_int8_runs,
+from stages.lib.forms.registry import (
+    BY_NAME, form_of, is_post_training, post_training_networks, post_training_runs, source_variant,
 )
+from stages.lib.analysis import post_training
+from stages.lib.analysis.int8_tables import comparison_table
 from stages.lib.analysis.choices import baseline as checked_baseline
 from stages.lib.analysis.choices import primary as checked_primary
 from stages.lib.analysis.choices import margins, twin_names
@@ -246,29 +246,32 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
     datasets, variants, baseline = study_datasets(params), study_variants(params), checked_baseline(params)
     study = study_runs(params)
     headline = headline_options(params)
-    # the int8 forms (stages.lib.analysis.int8_tables): deployed networks of their own, trained as their sources
-    int8_study = int8_runs(params)
-    forms = [form(variant) for variant in params.get(INT8, {}).get("variants") or []]
+    # the post-training forms (stages.lib.analysis.post_training): deployed networks of their own, trained as
+    # their sources
+    formed_study = post_training_runs(params, study)
+    forms = post_training_networks(params)
     deployed = [*variants, *forms]
     profiles = load_profiles(profiles_dir, variants)
     training = training_table(params["variants"], params["recipes"], variants)
     trained = load_runs(runs_dir, study)
-    all_profiles = pd.concat([profiles, int8_profiles(profiles, forms)])
+    all_profiles = pd.concat([profiles, post_training.profiles(profiles, forms)])
     runs = runs_table(
-        pd.concat([trained, load_int8_runs(deploy_dir, int8_study, trained, headline)], ignore_index=True),
+        pd.concat([trained, post_training.load_runs(deploy_dir, formed_study, trained, headline)],
+                  ignore_index=True),
         all_profiles,
-        load_deployments(deploy_dir, [*study, *int8_study]),   # an int8 form's folder is named as a run's
-        pd.concat([training, int8_training(training, forms)]))
+        load_deployments(deploy_dir, [*study, *formed_study]),   # a form's folder is named as a run's
+        pd.concat([training, post_training.training(training, forms)]))
     timings, info = load_timings(benchmark_dir)
     if "dataset" not in timings:
         raise StudyError(f"{benchmark_dir} predates datasets in the study: run `dvc repro --force benchmark`")
     timed = set(zip(timings["dataset"], timings["variant"], strict=True))
-    untimed = [f"{dataset} {variant}" for dataset, variant, _ in [*study, *int8_study] if (dataset, variant) not in timed]
+    untimed = [f"{dataset} {variant}" for dataset, variant, _ in [*study, *formed_study]
+               if (dataset, variant) not in timed]
     if untimed:
         raise StudyError(f"{benchmark_dir} has no timings of {', '.join(dict.fromkeys(untimed))}: "
                          "run `dvc repro benchmark`")
     macs = {variant: int(profiles.at[variant, "macs_total"]) for variant in variants}
-    macs.update({name: macs[source] for name, source in zip(forms, params[INT8]["variants"], strict=True)})
+    macs.update({name: macs[source_variant(name)] for name in forms})
 
     def dataset_timings(dataset: str) -> pd.DataFrame:
         return timings[(timings["dataset"] == dataset) | (timings["variant"] == OVERHEAD)]
@@ -291,14 +294,17 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
     confusion = per_dataset(datasets, lambda dataset: confusion_table(of_dataset(predictions, dataset), variants))
     # recipes are about training: the trained variants only
     recipes = per_dataset(datasets, lambda dataset: recipe_table(
-        of_dataset(summary[~summary["variant"].map(is_form)], dataset),
-        of_dataset(runs[~runs["variant"].map(is_form)], dataset), baseline))
+        of_dataset(summary[~summary["variant"].map(is_post_training)], dataset),
+        of_dataset(runs[~runs["variant"].map(is_post_training)], dataset), baseline))
     one_bit = ARTICLE_ONE_BIT if ARTICLE_ONE_BIT in variants else None
-    reference = form(baseline) if form(baseline) in forms else (forms[0] if forms else None)
+    int8_form = BY_NAME["int8"]   # the comparison a practitioner asks for: the 1-bit network against int8
+    int8_forms = [name for name in forms if form_of(name) is int8_form]
+    reference = int8_form.network(baseline) if int8_form.network(baseline) in forms else \
+        (int8_forms[0] if int8_forms else None)
     int8 = per_dataset(datasets, lambda dataset: comparison_table(
         of_dataset(summary, dataset), of_dataset(runs, dataset), dataset_timings(dataset), one_bit or "", reference or "",
         headline, info["cpu"]))
-    evaluations = load_evaluations(robustness_dir, [*study, *int8_study])
+    evaluations = load_evaluations(robustness_dir, [*study, *formed_study])
     robustness = {
         "robustness": per_dataset(datasets, lambda dataset: robustness_table(of_dataset(evaluations, dataset), deployed)),
         "robustness_gap": per_dataset(datasets, lambda dataset: gap_table(of_dataset(evaluations, dataset), deployed,

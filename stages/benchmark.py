@@ -48,8 +48,8 @@ from stages.lib.forms.deployed import model_inputs, read
 from stages.lib.layout import DEPLOY_RECORDS, DEPLOYED, output
 from stages.lib.names import run_name
 from stages.lib.data.datasets import scale_images
-from stages.lib.forms.int8 import int8_runs, is_form
-from stages.lib.forms.lce import INTERPRETER_OPTIONS, SAMPLE_FILE, TFLITE_FILE, interpreter
+from stages.lib.forms.registry import post_training_runs, writing_stage
+from stages.lib.forms.runtime import INTERPRETER_OPTIONS, SAMPLE_FILE, TFLITE_FILE, interpreter
 from stages.lib.params import BenchmarkSettings, benchmark_settings, study_runs, study_seeds
 
 OVERHEAD = "overhead"   # the trivial model's name in the timings
@@ -132,13 +132,13 @@ def lce_kernels(machine: str) -> str:
 def load_subjects(deployed_dir: str | Path, deploy_reports_dir: str | Path,
                   runs: Sequence[tuple[str, str, int]]) -> list[Subject]:
     """The deployed model of every (dataset, variant, seed) in ``runs``
-    (an int8 form's variant is ``<variant>+int8``), each with its test
+    (a post-training form's is ``<variant>+<form>``), each with its test
     images scaled as it was trained (and quantized for an int8 input), and
     the overhead model."""
     subjects = []
     for dataset, variant, seed in runs:
         run = run_name(dataset, variant, seed)
-        stage = "quantize" if is_form(variant) else "deploy"   # the stage that writes its files
+        stage = writing_stage(variant)
         record_dir = output(deploy_reports_dir, run, DEPLOY_RECORDS)
         flatbuffer, report = read(output(deployed_dir, run, DEPLOYED), record_dir, stage)
         sample_path = record_dir / SAMPLE_FILE
@@ -243,7 +243,8 @@ def timed_runs(params: dict[str, Any]) -> list[tuple[str, str, int]]:
     agreed within 4% (within 1% for all but the smallest network), about
     the rounds' own noise, and the benchmark took five times as long."""
     first = study_seeds(params)[0]
-    return [run for run in study_runs(params) + int8_runs(params) if run[2] == first]
+    study = study_runs(params)
+    return [run for run in study + post_training_runs(params, study) if run[2] == first]
 
 
 def benchmark(params: dict[str, Any], deployed_dir: str | Path, deploy_reports_dir: str | Path,

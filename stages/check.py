@@ -31,7 +31,8 @@ from stages.lib.params import (
 )
 from stages.lib.analysis.choices import baseline, margins, memory_budgets, primary, same_flash, twins
 from stages.lib.forms.int8 import SECTION as INT8
-from stages.lib.forms.int8 import int8_runs, int8_settings
+from stages.lib.forms.int8 import int8_settings
+from stages.lib.forms.registry import post_training_runs
 from stages.lib.forms.int8 import slices as int8_slices
 from stages.lib.layout import CORRUPTED, DEPLOY_RECORDS, DEPLOYED, PROFILES, ROBUSTNESS, RUNS, tidy
 from stages.lib.names import run_name
@@ -40,6 +41,7 @@ from stages.lib.forms.lce import deploy_settings, deploy_slice
 from stages.lib.data.robustness import SECTION as ROBUSTNESS_SECTION
 from stages.lib.data.robustness import robustness_settings
 from stages.lib.data.robustness import slices as robustness_slices
+from stages.lib.fanin_slices import slices as fanin_slices
 from stages.lib.spec import SPEC_DIR, dumps, write_slices
 
 def check_all(params: dict[str, Any]) -> list[str]:
@@ -88,9 +90,10 @@ def check_all(params: dict[str, Any]) -> list[str]:
 
 def study_folders(params: dict[str, Any]) -> dict[str, set[str]]:
     """The folders of a checked study under each fan-in root: its runs and
-    their int8 forms, its variants' profiles, its datasets' corruptions."""
-    runs = {run_name(*run) for run in study_runs(params)}
-    deployed = runs | {run_name(*run) for run in int8_runs(params)}
+    their post-training forms, its variants' profiles, its datasets' corruptions."""
+    study = study_runs(params)
+    runs = {run_name(*run) for run in study}
+    deployed = runs | {run_name(*run) for run in post_training_runs(params, study)}
     return {DEPLOYED: deployed, DEPLOY_RECORDS: deployed, ROBUSTNESS: deployed, RUNS: runs,
             PROFILES: set(study_variants(params)), CORRUPTED: set(study_datasets(params))}
 
@@ -166,12 +169,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     params = with_widths(params)
     with atomic_directory(args.out) as tmp:
         written = write_slices(params, tmp)
-        # the int8 section's slices extend the benchmark's and aggregate's
-        for relative, slice_ in {**robustness_slices(params), **int8_slices(params),
+        # the sections checked by their own modules write their own slices: one writer per file
+        for relative, slice_ in {**fanin_slices(params), **robustness_slices(params), **int8_slices(params),
                                  "deploy.json": deploy_slice(params)}.items():
+            if relative in written:
+                raise AssertionError(f"two writers of the slice {relative}")
             write_text_atomic(tmp / relative, dumps(slice_))
-            if relative not in written:
-                written.append(relative)
+            written.append(relative)
     log.info("params checked: every section and variant is valid; the study runs %s; %d slices in %s",
              ", ".join(variants), len(written), args.out)
     if args.tidy:

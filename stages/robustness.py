@@ -32,7 +32,7 @@ from stages.lib.common import load_params, run_cli
 from stages.lib.data.datasets import load_split, scale_images
 from stages.lib.data.robustness import THREADS, evaluate, evaluated_images, image_subset, read_manifest, source_answers
 from stages.lib.forms.deployed import answers, command_line, read, trained_run
-from stages.lib.forms.lce import TFLITE_FILE, interpreter
+from stages.lib.forms.runtime import TFLITE_FILE, interpreter
 from stages.lib.params import headline_options
 from stages.lib.training.trained import load_model
 

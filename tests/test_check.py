@@ -59,8 +59,11 @@ def test_valid_params_pass_and_each_slice_changes_only_with_what_it_holds(study_
     assert after("recipes.bop.bop", {"threshold": 1e-7, "gamma": 1e-3}) == ["training/bnn_bop.json",
                                                                             "training/bnn_fp_edges_bop.json"]
     assert after("variants.bnn.recipe", "bop") == ["aggregate.json", "training/bnn.json"]
-    assert after("variants.bnn.kernel_quantizer", "approx_sign") == ["aggregate.json", "architecture/bnn.json",
-                                                                     "training/bnn.json"]
+    # a base's change is its derived variants' too (`base: bnn`): their slices change, and only theirs
+    derived = [name for name in variants if name.startswith("bnn") and "_w" not in name]
+    assert len(derived) == 7
+    assert after("variants.bnn.kernel_quantizer", "approx_sign") == sorted(
+        ["aggregate.json", *(f"{kind}/{name}.json" for kind in ("architecture", "training") for name in derived)])
     assert after("study.seeds", [0, 1, 2, 3, 4, 5]) == ["aggregate.json", "benchmark.json"]
     assert after("benchmark.headline_options", "bgemm") == ["aggregate.json", "robustness.json"]
     assert after("report.memory_budgets_kib", [32, None]) == ["report.json"]
@@ -255,6 +258,9 @@ BAD_PARAMS = [
     ("int8.variants", ["fp32", "x"], "int8.variants names x, which study.variants"),
     # calibration larger than the training images the runs use: refused before any finished model is replaced
     ("int8.representative_images", 60001, "int8.representative_images is 60001, more than the 60000 training images"),
+    ("variants.bnn_cosine.base", "bnnn", "variants.bnn_cosine.base must name a variant defined under `variants`, "
+                                         "got 'bnnn'"),
+    ("variants.bnn.base", "bnn_cosine", "variants.bnn_cosine.base: bnn -> bnn_cosine -> bnn comes back to itself"),
     ("trian", {"epochs": 3}, "params.yaml has unknown sections trian; valid: data, study, train, recipes, variants, "
                              "benchmark, aggregate, report, deploy, robustness, int8"),
 ]
@@ -269,6 +275,25 @@ def test_bad_params_stop_with_one_line_and_write_nothing(study_params, tmp_path,
     assert not out.exists()
 
 
+def test_a_variant_derived_from_a_base_reads_as_if_written_out(study_params, tmp_path, capsys):
+    # params.yaml derives the recipe variants (and bnn_fp_edges, bnn_full) from a base; the slices every
+    # stage reads are those of the same variants written out key for key, so deriving retrains nothing
+    from stages.lib.training.variants import expand_bases
+
+    assert "base" in study_params["variants"]["bnn_fp_edges_cosine"]
+    written_out = {**study_params, "variants": expand_bases(study_params["variants"])}
+    assert written_out["variants"]["bnn_fp_edges_cosine"] == {
+        **study_params["variants"]["bnn"], "first_kernel_quantizer": None, "last_kernel_quantizer": None,
+        "last_input_quantizer": None, "recipe": "cosine"} and "base" not in written_out["variants"]["bnn"]
+    outputs = []
+    for folder, params in (("derived", study_params), ("written", written_out)):
+        (tmp_path / folder).mkdir()
+        status, stderr, out = _check(tmp_path / folder, params, capsys)
+        assert status == 0, stderr
+        outputs.append({path.relative_to(out): path.read_bytes() for path in out.rglob("*.json")})
+    assert outputs[0] == outputs[1] and len(outputs[0]) > 30
+
+
 def test_a_missing_section_is_named(study_params, tmp_path, capsys):
     params = dict(study_params)
     del params["benchmark"]
@@ -278,7 +303,7 @@ def test_a_missing_section_is_named(study_params, tmp_path, capsys):
 
 
 def test_the_option_sets_params_accept_are_the_interpreters():
-    from stages.lib.forms.lce import INTERPRETER_OPTIONS
+    from stages.lib.forms.runtime import INTERPRETER_OPTIONS
     from stages.lib.params import OPTION_SETS
 
     assert OPTION_SETS == tuple(INTERPRETER_OPTIONS)

@@ -51,7 +51,7 @@ def _deployed_run(tmp_path, model_bytes):
     (tmp_path / "deploy" / "mnist-bnn-0" / "record" / "deploy.json").write_text(
         json.dumps({"input_range": [0.0, 1.0], "options_agreeing": ["default"], "input_quantization": None,
                     "tflite_bytes": len(model_bytes), "tflite_sha256": hashlib.sha256(model_bytes).hexdigest()}))
-    from stages.lib.forms.lce import SAMPLE_FILE
+    from stages.lib.forms.runtime import SAMPLE_FILE
 
     np.save(tmp_path / "deploy" / "mnist-bnn-0" / "record" / SAMPLE_FILE, np.zeros((4, 28, 28), np.uint8))
 
@@ -63,7 +63,7 @@ def test_a_damaged_deployed_model_stops_the_benchmark_in_one_line(tmp_path, mode
 
     _deployed_run(tmp_path, model_bytes)
     with pytest.raises(StudyError, match=r"deployed/mnist-bnn-0/tflite/model.tflite is not a model TensorFlow Lite can "
-                                         r"load \(.*\): rerun the deploy stage"):
+                                         r"load \(.*\): rerun the stage that wrote it"):
         load_subjects(tmp_path / "deployed", tmp_path / "deploy", [("mnist", "bnn", 0)])
 
 
@@ -76,7 +76,7 @@ def test_a_model_cut_short_whose_record_was_edited_to_match_is_one_line_not_a_cr
     whole = overhead_flatbuffer()
     _deployed_run(tmp_path, whole[:int(len(whole) * cut)])
     with pytest.raises(StudyError, match=r"model.tflite is not a model TensorFlow Lite can load \((cut short or "
-                                         r"damaged|no TFL3 identifier).*\): rerun the deploy stage"):
+                                         r"damaged|no TFL3 identifier).*\): rerun the stage that wrote it"):
         load_subjects(tmp_path / "deployed", tmp_path / "deploy", [("mnist", "bnn", 0)])
     _deployed_run(tmp_path / "whole", whole)
     assert len(load_subjects(tmp_path / "whole" / "deployed", tmp_path / "whole" / "deploy",

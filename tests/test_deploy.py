@@ -8,7 +8,8 @@ import pytest
 from conftest import randomized
 from stages.lib.params import Validation
 from stages.deploy import deploy_run
-from stages.lib.forms.lce import convert, interpreter, lce_ready, strip_names
+from stages.lib.forms.lce import convert, lce_ready
+from stages.lib.forms.runtime import interpreter, strip_names
 from stages.lib.training.networks import build_model
 from stages.lib.training.variants import variant_from_params
 from stages.lib.params import TrainSettings

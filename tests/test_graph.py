@@ -3,7 +3,8 @@ import pytest
 from conftest import randomized
 from stages.lib.common import StudyError
 from stages.lib.forms.graph import Graph, Operator, Tensor, analyse, live_bytes, operator_macs, read_graph, weights_bytes
-from stages.lib.forms.lce import convert, strip_names
+from stages.lib.forms.lce import convert
+from stages.lib.forms.runtime import strip_names
 from stages.lib.training.networks import build_model
 from stages.lib.training.variants import variant_from_params
 

@@ -14,10 +14,12 @@ import pytest
 from conftest import randomized, with_param
 from stages.lib.common import StudyError
 from stages.lib.forms.graph import Graph, Operator, Tensor, live_bytes, read_graph
-from stages.lib.forms.int8 import (
-    Int8Settings, form, int8_runs, int8_settings, is_form, representative_indices, slices, source_variant,
+from stages.lib.forms.int8 import FORM, Int8Settings, int8_runs, int8_settings, representative_indices, slices
+from stages.lib.forms.registry import (
+    form_of, is_post_training, post_training_networks, post_training_runs, source_variant, writing_stage,
 )
 from stages.lib.forms.deployed import model_inputs
+from stages.lib.params import study_runs
 
 
 # ---------------------------------------------------------------- the section
@@ -25,11 +27,16 @@ from stages.lib.forms.deployed import model_inputs
 def test_the_default_section_is_valid_and_names_its_forms(study_params):
     settings = int8_settings(study_params)
     assert settings.variants == ("fp32", "fp32_w0.352") and settings.io in ("float", "int8")
-    assert form("fp32") == "fp32+int8" and source_variant("fp32+int8") == "fp32" and is_form("fp32+int8")
-    assert not is_form("fp32")
+    assert FORM.network("fp32") == "fp32+int8" and source_variant("fp32+int8") == "fp32"
+    assert form_of("fp32+int8") is FORM and is_post_training("fp32+int8") and writing_stage("fp32+int8") == "quantize"
+    assert form_of("fp32") is None and not is_post_training("fp32") and writing_stage("fp32") == "deploy"
+    assert source_variant("fp32") == "fp32"
     runs = int8_runs(study_params)
     assert runs == [("mnist", name, seed) for name in ("fp32+int8", "fp32_w0.352+int8")
                     for seed in study_params["study"]["seeds"]]
+    # what the benchmark, robustness and tables read: the registry's, the same runs
+    assert post_training_networks(study_params) == ["fp32+int8", "fp32_w0.352+int8"]
+    assert post_training_runs(study_params, study_runs(study_params)) == runs
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -66,13 +73,18 @@ def test_no_int8_variant_is_a_valid_study(study_params):
 
 
 def test_the_slices_keep_the_conversion_apart_from_the_list_of_variants(study_params):
-    one = slices(study_params)
-    more = slices(with_param(study_params, "int8.variants", []))
-    # which variants are converted is the benchmark's and aggregate's business, not each conversion's
-    assert one["quantize.json"] == more["quantize.json"]
-    assert one["benchmark.json"]["int8"] == {"variants": ["fp32", "fp32_w0.352"]} and more["benchmark.json"]["int8"] == {"variants": []}
-    changed = slices(with_param(study_params, "int8.io", "int8"))
-    assert changed["quantize.json"]["int8"]["io"] == "int8" and changed["benchmark.json"] == one["benchmark.json"]
+    from stages.lib import fanin_slices
+
+    one, fan_in = slices(study_params), fanin_slices.slices(study_params)
+    fewer = with_param(study_params, "int8.variants", [])
+    # which variants are converted is the benchmark's and aggregate's business, not each conversion's;
+    # each slice file has one writer
+    assert set(one) == {"quantize.json"} and one == slices(fewer)
+    for name in ("benchmark.json", "aggregate.json"):
+        assert fan_in[name]["int8"] == {"variants": ["fp32", "fp32_w0.352"]}
+        assert fanin_slices.slices(fewer)[name]["int8"] == {"variants": []}
+    changed = with_param(study_params, "int8.io", "int8")
+    assert slices(changed)["quantize.json"]["int8"]["io"] == "int8" and fanin_slices.slices(changed) == fan_in
 
 
 def test_representative_images_are_distinct_sorted_and_seeded():

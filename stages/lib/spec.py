@@ -23,13 +23,11 @@ The slices (paths relative to the spec folder, ``data/spec``):
 - ``training/<variant>.json``: the variant with its recipe, the recipe
   itself, ``train``, the data limits and the held-out validation images (a
   run's input; the run keeps a copy as its record, which `deploy` reads);
-- ``benchmark.json``: the study's runs and the benchmark's settings but the
-  headline option set (chosen after timing, by `aggregate`);
-- ``aggregate.json``: the study, the baseline and the primary comparisons,
-  the headline option set, and each of the study's variants with its
-  recipe's epochs;
-- ``report.json``: the study's datasets and variants, the baseline, the
-  primary comparisons and the report's budgets.
+- the fan-in stages' (``benchmark.json``, ``aggregate.json``,
+  ``report.json``): :mod:`stages.lib.fanin_slices`, apart from this module
+  because every training run depends on this one;
+- each section checked by its own module writes its own (``deploy.json``,
+  ``quantize.json``, ``robustness.json``, ``corrupt/<dataset>.json``).
 """
 
 from __future__ import annotations
@@ -55,7 +53,7 @@ def _defined(params: dict[str, Any], name: str) -> dict[str, Any]:
     return variants[name] if name in variants else with_widths(params)["variants"][name]
 
 
-def _variant(params: dict[str, Any], name: str) -> dict[str, Any]:
+def variant_definition(params: dict[str, Any], name: str) -> dict[str, Any]:
     """``variants.<name>`` with its recipe spelled out."""
     variant = _defined(params, name)
     return {**variant, "recipe": variant.get("recipe", DEFAULT_RECIPE)}
@@ -66,7 +64,7 @@ def architecture_slice(params: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def training_slice(params: dict[str, Any], name: str) -> dict[str, Any]:
-    variant = _variant(params, name)
+    variant = variant_definition(params, name)
     data = params["data"]
     return {
         "variants": {name: variant},
@@ -82,32 +80,6 @@ def download_slice(params: dict[str, Any], dataset: str) -> dict[str, Any]:
                      **{key: data[key] for key in ("retries", "timeout_s") if key in data}}}
 
 
-def _study(params: dict[str, Any], *keys: str) -> dict[str, Any]:
-    return {key: params["study"][key] for key in keys}
-
-
-def benchmark_slice(params: dict[str, Any]) -> dict[str, Any]:
-    return {"study": _study(params, "datasets", "variants", "seeds"),
-            "benchmark": {k: v for k, v in params["benchmark"].items() if k != "headline_options"}}
-
-
-def aggregate_slice(params: dict[str, Any]) -> dict[str, Any]:
-    variants = {name: _variant(params, name) for name in params["study"]["variants"]}
-    return {
-        "study": _study(params, "datasets", "variants", "seeds"),
-        "aggregate": params["aggregate"],
-        "benchmark": {"headline_options": params["benchmark"]["headline_options"]},
-        "variants": variants,
-        "recipes": {variant["recipe"]: {"epochs": params["recipes"][variant["recipe"]]["epochs"]}
-                    for variant in variants.values()},
-    }
-
-
-def report_slice(params: dict[str, Any]) -> dict[str, Any]:
-    return {"study": _study(params, "datasets", "variants"), "aggregate": params["aggregate"],
-            "report": params["report"]}
-
-
 def slices(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every slice file of a checked params.yaml, by its path in the spec
     folder: one per dataset with sources, two per variant defined (whether
@@ -119,9 +91,6 @@ def slices(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for name in params["variants"]:
         files[f"architecture/{name}.json"] = architecture_slice(params, name)
         files[f"training/{name}.json"] = training_slice(params, name)
-    files["benchmark.json"] = benchmark_slice(params)
-    files["aggregate.json"] = aggregate_slice(params)
-    files["report.json"] = report_slice(params)
     return files
 
 

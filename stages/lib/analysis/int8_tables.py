@@ -1,90 +1,17 @@
-"""The int8 forms in the tables, and the comparison a practitioner asks
-for: the 1-bit network against the int8 post-training quantized baseline.
-
-An int8 form (``<variant>+int8``, see :mod:`stages.lib.forms.int8`) joins the
-tables as one more deployed network: its runs are its source variant's
-runs, converted; its test accuracy is the int8 model's on the whole test set
-under the headline interpreter option set (what its speed is measured
-under), so its gap to the baseline, paired by seed, is what quantization
-costs; its training figures are its source's (the float network had to be
-trained); its weight memory is Larq's parameter count at 8 bits each (what
-the file holds besides int32 biases, scales and the graph). The tables
-about training (curves, per-class answers, recipes) keep the trained
-variants only.
+"""The comparison a practitioner asks for: the 1-bit network against the
+int8 post-training quantized form of its baseline (``fp32+int8``), on flash,
+RAM, accuracy and speed. How an int8 form joins the other tables, as one
+more deployed network, is :mod:`stages.lib.analysis.post_training`'s.
 """
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
-
 import pandas as pd
 
-from stages.lib.common import StudyError
-from stages.lib.layout import DEPLOY_RECORDS, output
-from stages.lib.names import run_name
-from stages.lib.forms.int8 import form, source_variant
 from stages.lib.analysis.speed import latency_table, threads_label
-from stages.lib.analysis.stats import ALPHA, at_chance, direction, holm, paired_difference
-from stages.lib.analysis.tables import MAPPING, POSITIVE_COUNT, Runs, read_json
+from stages.lib.analysis.stats import ALPHA, direction, holm, paired_difference
 from stages.lib.wording import cell, interval, pct, points, times, with_interval
 from stages.lib.analysis.verdicts import gap_direction
-
-
-def load_int8_runs(deploy_dir: str | Path, int8_study: Runs, runs: pd.DataFrame, headline: str) -> pd.DataFrame:
-    """One row per int8 run, with the columns of the trained runs: the
-    test and validation accuracies are the int8 model's under ``headline``; the test loss is
-    not measured (empty); chance level and training figures are the
-    source run's."""
-    source = runs.set_index(["dataset", "variant", "seed"])
-    rows = []
-    for dataset, name, seed in int8_study:
-        path = output(deploy_dir, run_name(dataset, name, seed), DEPLOY_RECORDS) / "deploy.json"
-        report = read_json(path, {"checks": MAPPING, "test_images": POSITIVE_COUNT})
-        check = report["checks"].get(headline)
-        accuracy, validation = ((check.get("converted_accuracy"), check.get("converted_validation_accuracy"))
-                                if isinstance(check, dict) else (None, None))
-        if not all(isinstance(a, float | int) and 0 <= a <= 1 for a in (accuracy, validation)):
-            raise StudyError(f"{path} has no test or validation accuracy under {headline}: rerun "
-                             "`dvc repro --force quantize`")
-        trained = source.loc[(dataset, source_variant(name), seed)]
-        rows.append({"dataset": dataset, "variant": name, "seed": seed, "validation_accuracy": float(validation),
-                     "test_accuracy": float(accuracy),
-                     "test_loss": math.nan, "chance_accuracy": trained["chance_accuracy"],
-                     "train_time_s": trained["train_time_s"], "train_images_per_s": trained["train_images_per_s"],
-                     "train_images": trained["train_images"], "validation_images": trained["validation_images"],
-                     "test_images": report["test_images"]})
-    frame = pd.DataFrame(rows, columns=["dataset", "variant", "seed", "validation_accuracy", "test_accuracy",
-                                        "test_loss", "chance_accuracy",
-                                        "train_time_s", "train_images_per_s", "train_images", "validation_images",
-                                        "test_images"])
-    frame["at_chance"] = [at_chance(acc, chance, n) for acc, chance, n in
-                          zip(frame["test_accuracy"], frame["chance_accuracy"], frame["test_images"], strict=True)]
-    return frame
-
-
-def int8_profiles(profiles: pd.DataFrame, forms: list[str]) -> pd.DataFrame:
-    """Per int8 form, its source's profile with every parameter and every
-    MAC at 8 bits."""
-    rows = []
-    for name in forms:
-        source = profiles.loc[source_variant(name)]
-        params, macs = int(source["params_total"]), int(source["macs_total"])
-        rows.append({"variant": name, "params_total": params, "params_1bit": 0, "params_32bit": 0,
-                     "memory_kib": params / 1024, "fp32_equivalent_kib": source["fp32_equivalent_kib"],
-                     "macs_total": macs, "macs_1bit": 0, "macs_32bit": 0, "binarized_mac_fraction": 0.0,
-                     "params_by_bitwidth": f"8-bit: {params}", "macs_by_precision": f"8-bit: {macs}"})
-    return pd.DataFrame(rows, columns=["variant", *profiles.columns]).set_index("variant")
-
-
-def int8_training(training: pd.DataFrame, forms: list[str]) -> pd.DataFrame:
-    """Per int8 form, its source's recipe and epochs; its architecture is
-    its source's, quantized (so that budget picks treat it as a network of
-    its own)."""
-    rows = [{"variant": name, **training.loc[source_variant(name)].to_dict()} for name in forms]
-    table = pd.DataFrame(rows, columns=["variant", *training.columns]).set_index("variant")
-    table["architecture"] = [form(architecture) for architecture in table["architecture"]]
-    return table
 
 
 COMPARISON_COLUMNS = (

@@ -34,11 +34,13 @@ from stages.lib.common import StudyError
 from stages.lib.analysis.verdicts import (
     EQUIVALENT, HIGHER, LOWER, detectable_clause, family_clause, gap_word, interval_label,
 )
-from stages.lib.forms.int8 import form, is_form
+from stages.lib.forms.registry import BY_NAME, form_of
 from stages.lib.names import family
 from stages.lib.wording import cell, p_text, pct, points, span
 
-FLOAT, INT8, ONE_BIT, OTHER = "float", "int8", "1-bit", "other"
+FLOAT, ONE_BIT, OTHER = "float", "1-bit", "other"
+INT8_FORM = BY_NAME["int8"]   # the equal-flash twin's form
+INT8 = INT8_FORM.name
 FRONTIER_COLUMNS = (
     "dataset", "family", "precision", "width", "variant", "recipe", "seeds", "validation_accuracy_mean",
     "test_accuracy_mean",
@@ -63,11 +65,13 @@ WIDTH_MATCH_COLUMNS = (
 
 
 def precision(row: dict | pd.Series) -> str:
-    """``int8`` for an int8 form, ``1-bit`` for a network with binarized
-    MACs, ``float`` for one whose every weight is 32-bit, ``other`` for the
-    rest (k-bit DoReFa, ternary, binary weights alone)."""
-    if is_form(str(row["variant"])):
-        return INT8
+    """A post-training form's name (``int8``) for its networks, ``1-bit``
+    for a network with binarized MACs, ``float`` for one whose every weight
+    is 32-bit, ``other`` for the rest (k-bit DoReFa, ternary, binary weights
+    alone)."""
+    form = form_of(str(row["variant"]))
+    if form is not None:
+        return form.name
     if row["binarized_mac_fraction"] > 0:
         return ONE_BIT
     return FLOAT if row["params_32bit"] == row["params_total"] else OTHER
@@ -119,7 +123,7 @@ def same_flash_table(frontier: pd.DataFrame, runs: pd.DataFrame, twins: dict[str
                                                                values="test_accuracy")
         indexed = of.set_index("variant")
         for name, trained in twins.items():
-            twin = form(trained)
+            twin = INT8_FORM.network(trained)
             if name not in indexed.index or twin not in indexed.index:
                 continue
             one, other = indexed.loc[name], indexed.loc[twin]

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from stages.lib.training.recipes import DEFAULT_RECIPE
+from stages.lib.training.variants import expand_bases
 from stages.lib.analysis.stats import paired_difference
 from stages.lib.analysis.verdicts import HIGHER, LOWER, adjusted_cell, gap_verdict
 from stages.lib.wording import interval, p_cell, pct, points, title, with_interval
@@ -26,7 +27,11 @@ def training_table(variants_section: dict[str, Any], recipes_section: dict[str, 
     """Per variant of the study: its recipe, its epochs, and its
     architecture, named after the study's variant of the same network
     trained with the article's recipe (the first such variant when none
-    is): variants that differ only in their recipe share an architecture."""
+    is): variants that differ only in their recipe share an architecture.
+    ``variants_section`` as a slice holds it (each variant written out) or
+    as params.yaml does (some derived from a ``base``)."""
+    variants_section = expand_bases(variants_section)
+
     def network(name: str) -> dict[str, Any]:
         return {key: value for key, value in variants_section[name].items() if key != "recipe"}
 

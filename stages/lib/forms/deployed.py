@@ -36,7 +36,7 @@ import numpy as np
 from stages.lib.common import StudyError, atomic_directory, load_params, log, write_json_atomic
 from stages.lib.data.datasets import load_split, load_training, scale_images
 from stages.lib.forms.graph import analyse
-from stages.lib.forms.lce import INTERPRETER_OPTIONS, SAMPLE_FILE, SAMPLE_IMAGES, TFLITE_FILE, interpreter, strip_names
+from stages.lib.forms.runtime import INTERPRETER_OPTIONS, SAMPLE_FILE, SAMPLE_IMAGES, TFLITE_FILE, interpreter, strip_names
 from stages.lib.params import Validation, data_limits, validation_settings
 from stages.lib.spec import run_spec_path
 from stages.lib.training.variants import Variant, variant_from_params

@@ -26,17 +26,17 @@ import numpy as np
 
 from stages.lib.common import StudyError
 from stages.lib.forms.export import saved_model
-from stages.lib.names import split_form, split_width, with_form
+from stages.lib.forms.registry import BY_NAME
+from stages.lib.names import split_width
 from stages.lib.data.datasets import dataset
 from stages.lib.params import (
     is_int, is_number, name_list, section, study_datasets, study_runs, study_variants,
 )
-from stages.lib.spec import aggregate_slice, benchmark_slice
 
-SECTION = "int8"
+FORM = BY_NAME["int8"]   # its networks are named <variant>+int8; what other stages know of it
+SECTION = FORM.section
 KEYS = ("variants", "representative_images", "seed", "io", "max_accuracy_drop_pp")
 IO_TYPES = ("float", "int8")
-FORM = "int8"   # its networks are named <variant>+int8 (stages.lib.names)
 
 
 @dataclass(frozen=True)
@@ -100,25 +100,12 @@ def int8_settings(params: dict[str, Any]) -> Int8Settings:
     return settings
 
 
-def form(variant: str) -> str:
-    """The int8 form's name in tables, timings and folders."""
-    return with_form(variant, FORM)
-
-
-def source_variant(name: str) -> str:
-    """The trained variant an int8 form was converted from."""
-    return split_form(name)[0]
-
-
-def is_form(name: str) -> bool:
-    return split_form(name)[1] == FORM
-
-
 def int8_runs(params: dict[str, Any]) -> list[tuple[str, str, int]]:
     """(dataset, form, seed) of every int8 model the study deploys, in the
     order of its runs."""
-    variants = params.get(SECTION, {}).get("variants") or []
-    return [(dataset, form(variant), seed) for dataset, variant, seed in study_runs(params) if variant in variants]
+    variants = FORM.variants(params)
+    return [(dataset, FORM.network(variant), seed) for dataset, variant, seed in study_runs(params)
+            if variant in variants]
 
 
 def quantize_slice(params: dict[str, Any]) -> dict[str, Any]:
@@ -130,13 +117,11 @@ def quantize_slice(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def slices(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The slice files this section adds or extends, by their path in the
-    spec folder: the conversion's, and the benchmark's and aggregate's with
-    the int8 variants (they time and tabulate the forms)."""
-    variants = {SECTION: {"variants": list(int8_settings(params).variants)}}
-    return {"quantize.json": quantize_slice(params),
-            "benchmark.json": {**benchmark_slice(params), **variants},
-            "aggregate.json": {**aggregate_slice(params), **variants}}
+    """The slice file this section adds, by its path in the spec folder:
+    the conversion's (its list of variants is in the benchmark's and
+    aggregate's slices, :mod:`stages.lib.spec`'s)."""
+    int8_settings(params)
+    return {"quantize.json": quantize_slice(params)}
 
 
 def representative_indices(images: int, count: int, seed: int) -> np.ndarray:
@@ -199,7 +184,7 @@ def accept(settings: Int8Settings, variant: str, calibration_images: int, source
                              f"(under {worst}), more than {SECTION}.max_accuracy_drop_pp = "
                              f"{settings.max_accuracy_drop_pp:g}: raise representative_images or the tolerance, or "
                              f"leave the variant out of {SECTION}.variants")
-        return list(checks), {"int8": {"variant": variant, "form": form(variant),
+        return list(checks), {"int8": {"variant": variant, "form": FORM.network(variant),
                                        "representative_images": calibration_images, "seed": settings.seed,
                                        "io": settings.io, "max_accuracy_drop_pp": settings.max_accuracy_drop_pp,
                                        "accuracy_drop_pp": drop_pp}}

@@ -108,7 +108,8 @@ def _generic_weights(model, seed: int = 0):
 
 def one_bit_bytes(variant: Variant) -> int:
     """The bytes of ``variant``'s LCE file, as `deploy` writes it."""
-    from stages.lib.forms.lce import convert, strip_names
+    from stages.lib.forms.lce import convert
+    from stages.lib.forms.runtime import strip_names
     from stages.lib.training.networks import build_model
 
     return len(strip_names(convert(_generic_weights(build_model(variant)))))
@@ -118,7 +119,7 @@ def int8_bytes(variant: Variant) -> int:
     """The bytes of ``variant``'s int8 file, as `quantize` writes it (float
     input and output; the calibration images change values, not sizes)."""
     from stages.lib.forms.int8 import quantize
-    from stages.lib.forms.lce import strip_names
+    from stages.lib.forms.runtime import strip_names
     from stages.lib.training.networks import build_model
 
     low, high = variant.input_range

@@ -135,6 +135,44 @@ def _check_choice(where: str, value: Any, valid: tuple[str, ...], what: str) -> 
         raise StudyError(f"{where}: unknown {what} {value!r}; valid: {', '.join(valid)} (or null)")
 
 
+BASE_KEY = "base"   # `bnn_cosine: {base: bnn, recipe: cosine}`: bnn's keys, with the recipe replaced
+
+
+def expand_bases(variants_section: Any) -> Any:
+    """``variants_section`` with every variant that names a ``base`` written
+    out: its base's keys (the base's own base expanded first), updated with
+    its own, without ``base``. What every stage reads (the slices) is the
+    written-out form, so a variant reads the same whether params.yaml spells
+    it out or derives it. A base that is not a defined variant, or a chain
+    that comes back to itself, is a one-line error naming the key."""
+    if not isinstance(variants_section, dict) or not any(
+            isinstance(spec, dict) and BASE_KEY in spec for spec in variants_section.values()):
+        return variants_section
+    expanded: dict[str, Any] = {}
+
+    def resolve(name: str, chain: tuple[str, ...]) -> Any:
+        if name in expanded:
+            return expanded[name]
+        spec = variants_section[name]
+        if not isinstance(spec, dict) or BASE_KEY not in spec:
+            expanded[name] = spec
+            return spec
+        base, where = spec[BASE_KEY], f"variants.{name}.{BASE_KEY}"
+        if not isinstance(base, str) or base not in variants_section:
+            raise StudyError(f"{where} must name a variant defined under `variants`, got {base!r}")
+        if base in chain:
+            raise StudyError(f"{where}: {' -> '.join((*chain, base))} comes back to itself")
+        parent = resolve(base, (*chain, base))
+        if not isinstance(parent, dict):
+            raise StudyError(f"{where}: variants.{base} is not a mapping to derive from")
+        expanded[name] = {**parent, **{key: value for key, value in spec.items() if key != BASE_KEY}}
+        return expanded[name]
+
+    for name in variants_section:
+        resolve(name, (name,))
+    return expanded
+
+
 def variant_from_params(name: str, variants_section: Any) -> Variant:
     """Check ``variants.<name>`` from params.yaml and return it as a
     :class:`Variant`; any problem raises a one-line :class:`StudyError`
@@ -142,6 +180,7 @@ def variant_from_params(name: str, variants_section: Any) -> Variant:
     if not isinstance(variants_section, dict) or not variants_section:
         raise StudyError("params.yaml has no `variants` section describing the precision variants")
     check_name("variants", name)
+    variants_section = expand_bases(variants_section)
     if name not in variants_section:
         base = split_width(name)[0]
         raise StudyError(
@@ -192,7 +231,8 @@ def variant_from_params(name: str, variants_section: Any) -> Variant:
 
 
 def with_widths(params: dict[str, Any]) -> dict[str, Any]:
-    """``params`` with every ``<variant>_w<width>`` the study names
+    """``params`` with every variant derived from a ``base`` written out
+    (:func:`expand_bases`) and every ``<variant>_w<width>`` the study names
     (``study.variants``, ``study.extended``, ``int8.variants``,
     ``aggregate.primary``, ``aggregate.same_flash``) defined under ``variants``: its base variant's
     keys and its width, so that every stage reads a width variant as it
@@ -201,6 +241,9 @@ def with_widths(params: dict[str, Any]) -> dict[str, Any]:
     defined = params.get("variants")
     if not isinstance(defined, dict):
         return params
+    expanded = expand_bases(defined)
+    if expanded is not defined:
+        params, defined = {**params, "variants": expanded}, expanded
     named = []
     for section_name, key in (("study", "variants"), ("study", "extended"), ("int8", "variants"),
                               ("aggregate", "primary"), ("aggregate", "same_flash")):

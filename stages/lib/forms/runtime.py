@@ -1,0 +1,83 @@
+"""What every deployed form runs on: the ``.tflite`` file a form's stage
+writes, the interpreter that answers images with it and its option sets,
+the check that a file is whole before the interpreter loads it, and the
+debug names every form strips.
+
+LCE's interpreter runs every form the study deploys: its own binary
+operators, and TensorFlow Lite's builtin float and int8 kernels. A form
+module (:mod:`stages.lib.forms.lce`, :mod:`stages.lib.forms.int8`) says how a
+trained model becomes its file; nothing here depends on one form, so
+changing one form's conversion reconverts only that form's files.
+"""
+
+from __future__ import annotations
+
+import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from stages.lib.common import StudyError
+
+# What a form's stage writes for each run: the deployed file, and its
+# dataset's first test images as uint8 pixels, the inputs the `benchmark`
+# stage times it on (so that stage needs no dataset of its own).
+TFLITE_FILE = "model.tflite"
+SAMPLE_FILE = "sample_images.npy"
+SAMPLE_IMAGES = 64
+
+# The interpreter's option sets, by the names params.yaml and the tables
+# use: LCE's indirect BGEMM kernels for binary convolutions, and TensorFlow
+# Lite's XNNPACK delegate for the float and int8 operators. Every form's file
+# is checked under each and timed under those it agrees under.
+INTERPRETER_OPTIONS = {
+    "default": {"use_indirect_bgemm": False, "use_xnnpack": False},
+    "bgemm": {"use_indirect_bgemm": True, "use_xnnpack": False},
+    "xnnpack": {"use_indirect_bgemm": False, "use_xnnpack": True},
+    "bgemm+xnnpack": {"use_indirect_bgemm": True, "use_xnnpack": True},
+}
+
+
+def strip_names(flatbuffer: bytes) -> bytes:
+    """``flatbuffer`` without its debug strings (tensor and subgraph names,
+    signature defs), by TensorFlow Lite's own ``strip_strings``: the
+    interpreter addresses tensors by index, so the model computes the same;
+    on the 1-bit net the names are about a quarter of the file."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    flatbuffer_utils.strip_strings(model)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+REDO = "rerun the stage that wrote it (`dvc repro --force` on its deploy or quantize stage)"
+
+
+def check_structure(flatbuffer: bytes, source: str = "the converted model") -> None:
+    """Refuse in one line, naming ``source``, a flatbuffer that is not a
+    whole TensorFlow Lite model. The interpreter does not verify what it
+    loads: a file cut short (whose record was edited to match) makes it read
+    past the end and die by a signal. So every table, vector and buffer of
+    the model is read here first, in Python, where each read is checked
+    against the file's length (about 4 ms for the 32-bit network)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    if len(flatbuffer) < 8 or flatbuffer[4:8] != b"TFL3":
+        raise StudyError(f"{source} is not a model TensorFlow Lite can load (no TFL3 identifier): {REDO}")
+    try:
+        schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
+    except Exception as err:  # noqa: BLE001  (whatever a damaged file makes the reader raise)
+        raise StudyError(f"{source} is not a model TensorFlow Lite can load (cut short or damaged: "
+                         f"{type(err).__name__} reading its {len(flatbuffer)} bytes): {REDO}") from None
+
+
+def interpreter(flatbuffer: bytes, threads: int, options: str, source: str = "the converted model"):
+    """LCE's interpreter for ``flatbuffer`` with ``threads`` threads and the
+    named option set (a key of :data:`INTERPRETER_OPTIONS`); a flatbuffer
+    that is not a whole model (:func:`check_structure`) or that the
+    interpreter refuses is a one-line error naming ``source``."""
+    import larq_compute_engine as lce
+
+    check_structure(flatbuffer, source)
+    try:
+        return lce.tflite.python.interpreter.Interpreter(flatbuffer, num_threads=threads,
+                                                         **INTERPRETER_OPTIONS[options])
+    except (RuntimeError, ValueError) as err:
+        reason = str(err).strip().splitlines()[-1][:160] if str(err).strip() else type(err).__name__
+        raise StudyError(f"{source} is not a model TensorFlow Lite can load ({reason}): {REDO}") from None
