@@ -79,7 +79,8 @@ def test_every_module_a_stage_runs_is_a_declared_dependency(name):
     module = re.match(r"python -m stages\.(\w+)", stage["cmd"]).group(1)
     deps = set(stage.get("deps", []))
     missing = sorted(path for path in imported_modules(module) if path not in deps)
-    assert not missing, f"stage {name} runs {', '.join(missing)} without declaring it in dvc.yaml"
+    assert not missing, (f"stage {name} runs {', '.join(missing)} without declaring it in dvc.yaml: "
+                         f"`python tests/test_dvc_yaml.py` writes every stage's code dependencies")
 
 
 @pytest.mark.parametrize("name", sorted(_stages()))
@@ -89,7 +90,8 @@ def test_every_declared_module_is_one_the_stage_runs(name):
     module = re.match(r"python -m stages\.(\w+)", stage["cmd"]).group(1)
     code = {dep for dep in stage.get("deps", []) if dep.startswith(f"{PACKAGE}/") and dep.endswith(".py")}
     unused = sorted(code - imported_modules(module))
-    assert not unused, f"stage {name} declares {', '.join(unused)}, which it does not run"
+    assert not unused, (f"stage {name} declares {', '.join(unused)}, which it does not run: "
+                        f"`python tests/test_dvc_yaml.py` writes every stage's code dependencies")
 
 
 def test_plots_and_report_do_not_run_the_aggregate_stage():
@@ -198,3 +200,54 @@ def test_the_committed_lock_records_the_study_and_nothing_else():
             if dep["path"] in FAN_IN_ROOTS:
                 inside = sum(n for path, n in written.items() if path.startswith(dep["path"] + "/"))
                 assert dep["nfiles"] == inside, (stage, dep["path"])
+
+
+# ------------------------------------------------------- writing the code deps
+
+CODE_DEP = re.compile(r"^(?P<indent>\s*)- (?P<path>stages/\S+\.py)\s*$")
+
+
+def written_code_deps(text: str) -> str:
+    """``dvc.yaml``'s ``text`` with each stage's code dependencies replaced
+    by exactly the modules it runs (:func:`imported_modules`), sorted, where
+    its first one stood; every other line as it was. DVC compares
+    dependencies by path, so their order reruns nothing."""
+    stages = yaml.safe_load(text)["stages"]
+    lines = text.split("\n")
+    starts = sorted((index, name) for index, line in enumerate(lines)
+                    for name in stages if re.fullmatch(rf"  {re.escape(name)}:\s*", line))
+    for position in reversed(range(len(starts))):
+        start, name = starts[position]
+        end = starts[position + 1][0] if position + 1 < len(starts) else len(lines)
+        stage = stages[name].get("do", stages[name])
+        needed = sorted(imported_modules(_stage_module(stage)))
+        block = lines[start:end]
+        found = [index for index, line in enumerate(block) if CODE_DEP.match(line)]
+        if not found:
+            raise SystemExit(f"stage {name} lists no code dependency in dvc.yaml: add one under its deps")
+        indent = CODE_DEP.match(block[found[0]]).group("indent")
+        kept = [line for index, line in enumerate(block) if index not in found]
+        at = found[0]
+        lines[start:end] = kept[:at] + [f"{indent}- {path}" for path in needed] + kept[at:]
+    return "\n".join(lines)
+
+
+def test_the_written_code_deps_are_the_committed_ones():
+    # what `python tests/test_dvc_yaml.py` would write is what dvc.yaml holds (up to order)
+    text = (REPO / "dvc.yaml").read_text()
+    assert yaml.safe_load(written_code_deps(text))["stages"].keys() == yaml.safe_load(text)["stages"].keys()
+    for name, stage in yaml.safe_load(written_code_deps(text))["stages"].items():
+        stage, committed = stage.get("do", stage), _stages()[name]
+        assert sorted(stage["deps"]) == sorted(committed["deps"]), name
+
+
+if __name__ == "__main__":
+    # Rewrite dvc.yaml's code dependencies from the imports: after moving code, run
+    # `python tests/test_dvc_yaml.py` from the repository's root; then `dvc status` shows what reruns.
+    path = REPO / "dvc.yaml"
+    before = path.read_text()
+    after = written_code_deps(before)
+    path.write_text(after)
+    changed = sum(a != b for a, b in zip(before.split("\n"), after.split("\n"))) + abs(
+        len(before.split("\n")) - len(after.split("\n")))
+    print(f"dvc.yaml: code dependencies written from the imports ({changed} lines changed)")
