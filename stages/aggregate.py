@@ -93,9 +93,9 @@ from stages.lib.forms.registry import (
 )
 from stages.lib.analysis import post_training
 from stages.lib.analysis.int8_tables import comparison_table
-from stages.lib.analysis.choices import baseline as checked_baseline
-from stages.lib.analysis.choices import primary as checked_primary
-from stages.lib.analysis.choices import margins, twin_names
+from stages.lib.settings.aggregate import baseline as checked_baseline
+from stages.lib.settings.aggregate import primary as checked_primary
+from stages.lib.settings.aggregate import margins, twin_names
 from stages.lib.params import headline_options, study_datasets, study_runs, study_variants
 from stages.lib.analysis.recipe_effects import recipe_table, training_table
 from stages.lib.analysis.robustness_tables import accuracy_table as robustness_table

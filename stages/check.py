@@ -29,7 +29,8 @@ from stages.lib.params import (
     SECTIONS, benchmark_settings, check_keys, data_limits, download_settings, extended_variants, headline_options,
     study_datasets, study_runs, study_seeds, study_variants, train_settings, validation_settings,
 )
-from stages.lib.analysis.choices import baseline, margins, memory_budgets, primary, same_flash, twins
+from stages.lib.settings.aggregate import baseline, margins, primary, same_flash, twins
+from stages.lib.settings.report import memory_budgets
 from stages.lib.forms.int8 import SECTION as INT8
 from stages.lib.forms.int8 import int8_settings
 from stages.lib.forms.registry import post_training_runs

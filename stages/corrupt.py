@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import os
 import time
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,7 +49,12 @@ def corrupt_dataset(params: dict[str, Any], data_dir: str | Path, out_dir: str |
     start = time.perf_counter()
     # One corruption a process, on every core: each image's draws depend on
     # its own seed only, so the bytes do not depend on who computes them.
-    with atomic_directory(out_dir) as tmp, ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
+    # Started fresh (spawn), not forked: a process that has loaded
+    # TensorFlow (a test worker, a notebook) holds threads and locks that a
+    # forked child inherits in whatever state they were, and such children
+    # died at random in the test suite.
+    with atomic_directory(out_dir) as tmp, ProcessPoolExecutor(
+            max_workers=os.cpu_count(), mp_context=multiprocessing.get_context("spawn")) as pool:
         jobs = {name: pool.submit(_write_one, images, name, level, settings.seed, Path(tmp) / corrupted_file(name))
                 for name, level in settings.levels.items()}
         for name, job in jobs.items():

@@ -27,10 +27,10 @@ from stages.lib.analysis.iso_size import readable_frontier, size_sentences, widt
 from stages.lib.analysis.deployment import (
     deployment_findings, readable_deployment, readable_savings, same_files_sentence, savings_findings,
 )
-from stages.lib.analysis.choices import baseline as checked_baseline
-from stages.lib.analysis.choices import memory_budgets
-from stages.lib.analysis.choices import primary as checked_primary
-from stages.lib.analysis.choices import margins, twin_names
+from stages.lib.settings.aggregate import baseline as checked_baseline
+from stages.lib.settings.report import memory_budgets
+from stages.lib.settings.aggregate import primary as checked_primary
+from stages.lib.settings.aggregate import margins, twin_names
 from stages.lib.analysis.judged import judge_tables, validation_images
 from stages.lib.analysis.verdicts import PRIMARY
 from stages.lib.analysis.recipe_effects import readable_recipes, recipe_findings, recipe_summary

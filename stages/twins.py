@@ -20,7 +20,7 @@ from typing import Any
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import atomic_directory, load_params, log, run_cli, write_json_atomic
-from stages.lib.analysis.choices import same_flash
+from stages.lib.settings.aggregate import same_flash
 from stages.lib.training.variants import variant_from_params, with_widths
 
 TWINS_FILE = "twins.json"

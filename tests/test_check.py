@@ -106,7 +106,8 @@ def test_valid_params_pass_and_each_slice_changes_only_with_what_it_holds(study_
 def test_every_stage_reads_its_slice_through_the_same_checked_views(study_params, tmp_path):
     from stages.lib.common import load_params
     from stages.lib.training.variants import variant_from_params
-    from stages.lib.analysis.choices import baseline, memory_budgets
+    from stages.lib.settings.aggregate import baseline
+    from stages.lib.settings.report import memory_budgets
     from stages.lib.params import (
         benchmark_settings, data_limits, download_settings, headline_options, study_runs, train_settings,
     )

@@ -215,7 +215,7 @@ def test_every_readme_experiment_is_valid_as_written(tmp_path):
         checked = load_params(params)
         check_all(checked)
         # and the twins check: a study naming a 1-bit network for the same flash trains its twin
-        from stages.lib.analysis.choices import same_flash, twins
+        from stages.lib.settings.aggregate import same_flash, twins
         from stages.lib.training.variants import with_widths
 
         if same_flash(checked):

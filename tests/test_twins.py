@@ -81,7 +81,7 @@ def test_a_1_bit_file_smaller_than_the_narrowest_int8_network_has_no_twin(study_
 
 def test_check_refuses_a_study_without_its_twin_and_a_stale_derivation(study_params, tmp_path):
     from stages.check import check_all
-    from stages.lib.analysis.choices import twins
+    from stages.lib.settings.aggregate import twins
 
     twins_path = twins_file(tmp_path, study_params)
     records = json.loads(twins_path.read_text())

@@ -1,13 +1,13 @@
-"""Checked views of the params only the table stages read: which variant
-every gap is measured against (``aggregate.baseline``), which comparisons are
-primary (``aggregate.primary``, ``aggregate.same_flash`` with the twins the
-`twins` stage derived), the margins their verdicts read
-(``aggregate.margin_pp``) and the report's budgets
-(``report.memory_budgets_kib``).
+"""The ``aggregate`` section, checked: which variant every gap is measured
+against (``aggregate.baseline``), which comparisons are primary
+(``aggregate.primary``, ``aggregate.same_flash`` with the twins the `twins`
+stage derived), and the margins their verdicts read
+(``aggregate.margin_pp``).
 
-They live here rather than in :mod:`stages.lib.params` because every training
-run depends on that module: a change to how a table is chosen must not
-retrain anything."""
+Read by `check` and the table stages only: every training run depends on
+:mod:`stages.lib.params`, so a change to how a table is chosen lives here
+and retrains nothing. Imports nothing of the analysis that uses it.
+"""
 
 from __future__ import annotations
 
@@ -135,14 +135,3 @@ def margins(params: dict[str, Any], required: bool = True) -> dict[str, float]:
             raise StudyError(f"aggregate.margin_pp.{name} must be a positive number of percentage points below 100, "
                              f"got {str(value)[:40]!r}")
     return {name: float(value) for name, value in found.items() if is_number(value)}
-
-
-def memory_budgets(params: dict[str, Any]) -> list[float | None]:
-    """``report.memory_budgets_kib``: KiB figures, null for no limit."""
-    budgets = section(params, "report").get("memory_budgets_kib")
-    if not isinstance(budgets, list) or not budgets or not all(
-        b is None or (is_number(b) and b > 0) for b in budgets
-    ):
-        raise StudyError(f"report.memory_budgets_kib must be a non-empty list of positive KiB figures or null, "
-                         f"got {budgets!r}")
-    return budgets
