@@ -129,10 +129,12 @@ def test_every_stage_reads_its_slice_through_the_same_checked_views(study_params
     assert headline_options(table) == "bgemm+xnnpack" and baseline(table) == "fp32"
     assert table["recipes"] == {"article": {"epochs": 6}}
     assert memory_budgets(load_params(out / "report.json")) == [16, 64, 128, None]
-    from stages.lib.forms.int8 import conversion_settings, int8_runs
+    from stages.lib.forms.int8 import conversion_settings
+    from stages.lib.forms.registry import post_training_runs
+    from stages.lib.params import study_runs
 
-    assert int8_runs(bench) == int8_runs(table) == [("mnist", name, seed) for name in ("fp32+int8", "fp32_w0.352+int8")
-                                                    for seed in study_params["study"]["seeds"]]
+    assert post_training_runs(bench, study_runs(bench)) == post_training_runs(table, study_runs(table)) == [
+        ("mnist", name, seed) for name in ("fp32+int8", "fp32_w0.352+int8") for seed in study_params["study"]["seeds"]]
     assert conversion_settings(load_params(out / "quantize.json")).representative_images == 500
 
 

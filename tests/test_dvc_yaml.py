@@ -170,13 +170,14 @@ def test_no_file_of_the_repository_bears_a_leaf_s_name():
 def _study_stage_names() -> set[str]:
     """Every stage of the committed study, as DVC names them in dvc.lock."""
     from stages.lib.common import load_params
-    from stages.lib.forms.int8 import int8_runs
+    from stages.lib.forms.registry import post_training_runs
     from stages.lib.names import run_name
     from stages.lib.params import study_datasets, study_runs, study_variants
 
     params = load_params(REPO / "params.yaml")
     runs = [run_name(*run) for run in study_runs(params)]
-    int8 = [run_name(dataset, form[:-len("+int8")], seed) for dataset, form, seed in int8_runs(params)]
+    study = study_runs(params)
+    int8 = [run_name(dataset, form[:-len("+int8")], seed) for dataset, form, seed in post_training_runs(params, study)]
     return ({"twins", "check", "benchmark", "aggregate", "plots", "report"}
             | {f"{stage}@{name}" for name in study_datasets(params) for stage in ("download", "corrupt")}
             | {f"profile@{name}" for name in study_variants(params)}

@@ -14,7 +14,7 @@ import pytest
 from conftest import randomized, with_param
 from stages.lib.common import StudyError
 from stages.lib.forms.graph import Graph, Operator, Tensor, live_bytes, read_graph
-from stages.lib.forms.int8 import FORM, Int8Settings, int8_runs, int8_settings, representative_indices, slices
+from stages.lib.forms.int8 import FORM, Int8Settings, int8_settings, representative_indices, slices
 from stages.lib.forms.registry import (
     form_of, is_post_training, post_training_networks, post_training_runs, source_variant, writing_stage,
 )
@@ -31,12 +31,11 @@ def test_the_default_section_is_valid_and_names_its_forms(study_params):
     assert form_of("fp32+int8") is FORM and is_post_training("fp32+int8") and writing_stage("fp32+int8") == "quantize"
     assert form_of("fp32") is None and not is_post_training("fp32") and writing_stage("fp32") == "deploy"
     assert source_variant("fp32") == "fp32"
-    runs = int8_runs(study_params)
+    runs = post_training_runs(study_params, study_runs(study_params))
     assert runs == [("mnist", name, seed) for name in ("fp32+int8", "fp32_w0.352+int8")
                     for seed in study_params["study"]["seeds"]]
     # what the benchmark, robustness and tables read: the registry's, the same runs
     assert post_training_networks(study_params) == ["fp32+int8", "fp32_w0.352+int8"]
-    assert post_training_runs(study_params, study_runs(study_params)) == runs
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -69,7 +68,7 @@ def test_an_unknown_key_or_a_missing_section_is_one_line(study_params):
 
 def test_no_int8_variant_is_a_valid_study(study_params):
     params = with_param(study_params, "int8.variants", [])
-    assert int8_settings(params).variants == () and int8_runs(params) == []
+    assert int8_settings(params).variants == () and post_training_runs(params, study_runs(params)) == []
 
 
 def test_the_slices_keep_the_conversion_apart_from_the_list_of_variants(study_params):

@@ -30,7 +30,7 @@ from stages.lib.forms.registry import BY_NAME
 from stages.lib.names import split_width
 from stages.lib.data.datasets import dataset
 from stages.lib.params import (
-    is_int, is_number, name_list, section, study_datasets, study_runs, study_variants,
+    is_int, is_number, name_list, section, study_datasets, study_variants,
 )
 
 FORM = BY_NAME["int8"]   # its networks are named <variant>+int8; what other stages know of it
@@ -98,14 +98,6 @@ def int8_settings(params: dict[str, Any]) -> Int8Settings:
         raise StudyError(f"{SECTION}.representative_images is {settings.representative_images}, more than the "
                          f"{available} training images the runs use (data.train_limit and each dataset's split)")
     return settings
-
-
-def int8_runs(params: dict[str, Any]) -> list[tuple[str, str, int]]:
-    """(dataset, form, seed) of every int8 model the study deploys, in the
-    order of its runs."""
-    variants = FORM.variants(params)
-    return [(dataset, FORM.network(variant), seed) for dataset, variant, seed in study_runs(params)
-            if variant in variants]
 
 
 def quantize_slice(params: dict[str, Any]) -> dict[str, Any]:
