@@ -31,19 +31,19 @@ from stages.lib.params import (
 )
 from stages.lib.settings.aggregate import baseline, margins, primary, same_flash, twins
 from stages.lib.settings.report import memory_budgets
-from stages.lib.forms.int8 import SECTION as INT8
-from stages.lib.forms.int8 import int8_settings
 from stages.lib.forms.registry import post_training_runs
-from stages.lib.forms.int8 import slices as int8_slices
 from stages.lib.layout import CORRUPTED, DEPLOY_RECORDS, DEPLOYED, PROFILES, ROBUSTNESS, RUNS, tidy
 from stages.lib.names import run_name
-from stages.lib.forms.lce import SECTION as DEPLOY
-from stages.lib.forms.lce import deploy_settings, deploy_slice
-from stages.lib.data.robustness import SECTION as ROBUSTNESS_SECTION
-from stages.lib.data.robustness import robustness_settings
-from stages.lib.data.robustness import slices as robustness_slices
+from stages.lib.data import robustness as robustness_section
+from stages.lib.settings import deploy as deploy_section
+from stages.lib.settings import int8 as int8_section
 from stages.lib.fanin_slices import slices as fanin_slices
 from stages.lib.spec import SPEC_DIR, dumps, write_slices
+
+# The sections checked by a module of their own, each with its SECTION,
+# its check(params) and the slice files it writes, slices(params).
+SELF_CHECKED = (deploy_section, robustness_section, int8_section)
+
 
 def check_all(params: dict[str, Any]) -> list[str]:
     """Check every section of params.yaml, every dataset's sources, every
@@ -54,7 +54,7 @@ def check_all(params: dict[str, Any]) -> list[str]:
     # `deploy`, `robustness` and `int8` are checked by their own modules:
     # every run depends on stages/lib/params.py, so naming them there would
     # retrain them all.
-    own = (DEPLOY, ROBUSTNESS_SECTION, INT8)
+    own = tuple(module.SECTION for module in SELF_CHECKED)
     unknown = [str(name) for name in params if name not in SECTIONS and name not in own]
     if unknown:
         raise StudyError(f"params.yaml has unknown sections {', '.join(unknown)}; valid: "
@@ -83,9 +83,8 @@ def check_all(params: dict[str, Any]) -> list[str]:
     same_flash(params)
     margins(params)
     memory_budgets(params)
-    deploy_settings(params)
-    robustness_settings(params)
-    int8_settings(params)
+    for module in SELF_CHECKED:
+        module.check(params)
     return names
 
 
@@ -171,8 +170,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     with atomic_directory(args.out) as tmp:
         written = write_slices(params, tmp)
         # the sections checked by their own modules write their own slices: one writer per file
-        for relative, slice_ in {**fanin_slices(params), **robustness_slices(params), **int8_slices(params),
-                                 "deploy.json": deploy_slice(params)}.items():
+        for relative, slice_ in [*fanin_slices(params).items(),
+                                 *(item for module in SELF_CHECKED for item in module.slices(params).items())]:
             if relative in written:
                 raise AssertionError(f"two writers of the slice {relative}")
             write_text_atomic(tmp / relative, dumps(slice_))

@@ -20,7 +20,8 @@ from typing import Any
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import load_params, run_cli
 from stages.lib.forms.deployed import command_line, deploy, trained_run
-from stages.lib.forms.lce import DeploySettings, accept, convert, deploy_settings
+from stages.lib.forms.lce import accept, convert
+from stages.lib.settings.deploy import DeploySettings, deploy_settings
 from stages.lib.params import Validation
 
 

@@ -23,7 +23,8 @@ import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import load_params, run_cli
 from stages.lib.data.datasets import load_split, scale_images
 from stages.lib.forms.deployed import command_line, deploy, trained_run
-from stages.lib.forms.int8 import Int8Settings, accept, conversion_settings, quantize, representative_indices
+from stages.lib.forms.int8 import accept, quantize, representative_indices
+from stages.lib.settings.int8 import Int8Settings, conversion_settings
 from stages.lib.params import Validation
 
 

@@ -129,7 +129,7 @@ def test_every_stage_reads_its_slice_through_the_same_checked_views(study_params
     assert headline_options(table) == "bgemm+xnnpack" and baseline(table) == "fp32"
     assert table["recipes"] == {"article": {"epochs": 6}}
     assert memory_budgets(load_params(out / "report.json")) == [16, 64, 128, None]
-    from stages.lib.forms.int8 import conversion_settings
+    from stages.lib.settings.int8 import conversion_settings
     from stages.lib.forms.registry import post_training_runs
     from stages.lib.params import study_runs
 

@@ -14,7 +14,8 @@ import pytest
 from conftest import randomized, with_param
 from stages.lib.common import StudyError
 from stages.lib.forms.graph import Graph, Operator, Tensor, live_bytes, read_graph
-from stages.lib.forms.int8 import FORM, Int8Settings, int8_settings, representative_indices, slices
+from stages.lib.forms.int8 import FORM, representative_indices
+from stages.lib.settings.int8 import Int8Settings, int8_settings, slices
 from stages.lib.forms.registry import (
     form_of, is_post_training, post_training_networks, post_training_runs, source_variant, writing_stage,
 )

@@ -268,10 +268,12 @@ def test_a_corrupt_stage_that_fails_leaves_no_folder_and_keeps_the_finished_one(
     stages.corrupt.corrupt_dataset(params, mnist_dir, out)
     before = {path.name: path.read_bytes() for path in out.iterdir()}
 
-    def broken(images, name, level, seed):
+    def full(path, data):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(stages.corrupt, "corrupt", broken)
+    # the disk fills as the manifest is written, after the workers wrote every corrupted file (they start
+    # fresh, spawned: a patch here would not reach them)
+    monkeypatch.setattr(stages.corrupt, "write_json_atomic", full)
     with pytest.raises(OSError):
         stages.corrupt.corrupt_dataset(params, mnist_dir, out)
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before

@@ -133,6 +133,9 @@ def evaluation_slice(params: dict[str, Any]) -> dict[str, Any]:
             SECTION: {"test_images": settings.test_images, "seed": settings.seed}}
 
 
+check = robustness_settings
+
+
 def slices(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The robustness stages' slice files, by their path in the spec
     folder: one per dataset with sources (as the download slices), one for

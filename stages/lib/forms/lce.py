@@ -13,7 +13,6 @@ their weights as 32-bit floats (:mod:`stages.lib.forms.graph` shows it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,32 +20,7 @@ import numpy as np
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import StudyError
 from stages.lib.forms.export import saved_model
-from stages.lib.params import is_number, section
-
-# The `deploy` section of params.yaml: how far a converted model may
-# disagree with Keras on the test set under an option set before that set
-# is refused (never timed); every set beyond it refuses the conversion.
-SECTION = "deploy"
-KEYS = ("max_disagreement_pct",)
-
-@dataclass(frozen=True)
-class DeploySettings:
-    """The largest share of test images, in percent, on which a converted
-    model may answer otherwise than its Keras model."""
-    max_disagreement_pct: float
-
-
-def deploy_settings(params: dict[str, Any]) -> DeploySettings:
-    """``deploy``, checked: a percentage from 0 to 100."""
-    limit = section(params, SECTION, KEYS).get("max_disagreement_pct")
-    if not is_number(limit) or not 0 <= limit <= 100:
-        raise StudyError(f"{SECTION}.max_disagreement_pct must be a percentage from 0 to 100, got {limit!r}")
-    return DeploySettings(float(limit))
-
-
-def deploy_slice(params: dict[str, Any]) -> dict[str, Any]:
-    """What each `deploy` stage reads: the disagreement limit."""
-    return {SECTION: {"max_disagreement_pct": deploy_settings(params).max_disagreement_pct}}
+from stages.lib.settings.deploy import SECTION, DeploySettings
 
 
 def accept(settings: DeploySettings, source: str):

@@ -1,0 +1,104 @@
+"""The ``int8`` section, checked: which float variants of the study get an
+int8 form (``int8.variants``), and how each run is converted (calibration
+images and their seed, input and output type, the accuracy drop allowed).
+The conversion itself is :mod:`stages.lib.forms.int8`'s.
+
+Checked here rather than in :mod:`stages.lib.params`: every training run
+depends on that module's file, and a change to how int8 forms are checked
+must retrain nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from stages.lib.common import StudyError
+from stages.lib.data.datasets import dataset
+from stages.lib.forms.registry import BY_NAME
+from stages.lib.names import split_width
+from stages.lib.params import is_int, is_number, name_list, section, study_datasets, study_variants
+
+SECTION = BY_NAME["int8"].section
+KEYS = ("variants", "representative_images", "seed", "io", "max_accuracy_drop_pp")
+IO_TYPES = ("float", "int8")
+
+
+@dataclass(frozen=True)
+class Int8Settings:
+    """Which study variants get an int8 form; how many training images
+    calibrate the conversion and the seed that draws them; the type of the
+    model's input and output; the largest accuracy drop (percentage points,
+    against the run's Keras model) a conversion may cost."""
+    variants: tuple[str, ...]
+    representative_images: int
+    seed: int
+    io: str
+    max_accuracy_drop_pp: float
+
+
+def conversion_settings(params: dict[str, Any], variants: tuple[str, ...] = ()) -> Int8Settings:
+    """``int8`` without its list of variants (what a `quantize` stage
+    reads), checked: a positive image count, a seed >= 0, ``io`` float or
+    int8, a drop >= 0; anything else is a one-line error naming the key."""
+    found = section(params, SECTION, KEYS)
+    count = found.get("representative_images")
+    if not is_int(count) or count < 1:
+        raise StudyError(f"{SECTION}.representative_images must be a positive whole number, got {count!r}")
+    seed = found.get("seed")
+    if not is_int(seed) or seed < 0:
+        raise StudyError(f"{SECTION}.seed must be a whole number >= 0, got {seed!r}")
+    io = found.get("io")
+    if io not in IO_TYPES:
+        raise StudyError(f"{SECTION}.io must be one of {', '.join(IO_TYPES)}, got {io!r}")
+    drop = found.get("max_accuracy_drop_pp")
+    if not is_number(drop) or not drop >= 0:
+        raise StudyError(f"{SECTION}.max_accuracy_drop_pp must be a number of percentage points >= 0, got {drop!r}")
+    return Int8Settings(variants, count, seed, io, float(drop))
+
+
+def int8_settings(params: dict[str, Any]) -> Int8Settings:
+    """The whole ``int8`` section, checked: :func:`conversion_settings`,
+    and float variants of the study, each once (``[]`` for none); a
+    calibration larger than the training split the runs use is refused
+    here, before any run is converted."""
+    study = study_variants(params)
+    variants = name_list(f"{SECTION}.variants", section(params, SECTION, KEYS).get("variants"), what="variant",
+                         empty=True)
+    for name in variants:
+        if name not in study:
+            raise StudyError(f"{SECTION}.variants names {name}, which study.variants ({', '.join(study)}) leaves "
+                             f"out: add it there or remove it here")
+    for name in variants:
+        defined = params["variants"].get(name) or params["variants"].get(split_width(name)[0], {})
+        quantized = [key for key, value in defined.items() if key.endswith("quantizer") and value]
+        if quantized:
+            raise StudyError(f"{SECTION}.variants: {name} is not a float network ({', '.join(quantized)} set): "
+                             "int8 post-training quantization applies to float networks; remove it")
+    settings = conversion_settings(params, tuple(variants))
+    train_limit = section(params, "data").get("train_limit")
+    splits = [dataset(name).train_images for name in study_datasets(params)]
+    available = min(splits + ([train_limit] if is_int(train_limit) else []))
+    if variants and settings.representative_images > available:
+        raise StudyError(f"{SECTION}.representative_images is {settings.representative_images}, more than the "
+                         f"{available} training images the runs use (data.train_limit and each dataset's split)")
+    return settings
+
+
+def quantize_slice(params: dict[str, Any]) -> dict[str, Any]:
+    """What each `quantize` stage reads: the conversion's settings (not the
+    list of variants, so that adding one converts only its runs)."""
+    settings = conversion_settings(params)
+    return {SECTION: {"representative_images": settings.representative_images, "seed": settings.seed,
+                      "io": settings.io, "max_accuracy_drop_pp": settings.max_accuracy_drop_pp}}
+
+
+check = int8_settings
+
+
+def slices(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The slice file this section adds, by its path in the spec folder:
+    the conversion's (its list of variants is in the benchmark's and
+    aggregate's slices, :mod:`stages.lib.fanin_slices`'s)."""
+    int8_settings(params)
+    return {"quantize.json": quantize_slice(params)}
