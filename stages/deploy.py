@@ -22,16 +22,14 @@ from stages.lib.common import load_params, run_cli
 from stages.lib.forms.deployed import command_line, deploy, trained_run
 from stages.lib.forms.lce import accept, convert
 from stages.lib.settings.deploy import DeploySettings, deploy_settings
-from stages.lib.params import Validation
 
 
 def deploy_run(model_dir: str | Path, data_dir: str | Path, input_range: tuple[float, float],
                out_model_dir: str | Path, out_report_dir: str | Path, settings: DeploySettings = DeploySettings(0.1),
-               test_limit: int | None = None, validation: tuple[int | None, Validation] | None = None
-               ) -> dict[str, Any]:
+               test_limit: int | None = None) -> dict[str, Any]:
     """LCE's deployed form of one trained run; see :func:`stages.lib.forms.deployed.deploy`."""
     return deploy(model_dir, data_dir, input_range, convert, accept(settings, str(model_dir)), out_model_dir,
-                  out_report_dir, test_limit=test_limit, validation=validation)
+                  out_report_dir, test_limit=test_limit)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

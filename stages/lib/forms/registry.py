@@ -5,10 +5,11 @@ Every trained run is deployed once as it was trained (LCE's conversion, the
 `deploy` stage; named as its run). A *post-training form* is one more
 deployed network made of some runs: ``<variant>+<form>`` (``fp32+int8``),
 its files written by its own stage from the runs of the variants its params
-section lists. What the benchmark, the robustness evaluation and the tables
-need of it is here: which runs it has, which stage writes and evaluates its
-files, and how many bits each weight and MAC takes in its file. They ask
-this module, never a form by name.
+section lists. What the benchmark, `check` and the tables need of it is
+here: which runs it has, which stage writes its files, and how many bits
+each weight and MAC takes in its file. They ask this module, never a form
+by name (the robustness evaluation of a form still names its writing stage
+itself: `stages/robustness.py`, to mend with the int4 form).
 
 A new form is one module in ``forms/`` (its conversion, its acceptance
 rule and the checks of its params section), its line in :data:`FORMS`, its
@@ -27,13 +28,11 @@ from stages.lib.names import split_form, with_form
 class Form:
     """A post-training form: networks named ``<variant>+<name>``, made by the
     stage ``stage`` from the runs of the variants listed under
-    ``<section>.variants``, evaluated on corrupted images by
-    ``robustness_stage``; its file stores every weight, and runs every MAC,
+    ``<section>.variants``; its file stores every weight, and runs every MAC,
     at ``bits`` bits."""
     name: str
     section: str
     stage: str
-    robustness_stage: str
     bits: int
 
     def network(self, variant: str) -> str:
@@ -52,7 +51,7 @@ class Form:
 # rule) takes its entry from BY_NAME. Kept here rather than in each module
 # so that what reads forms depends on this file alone, not on conversions.
 FORMS: tuple[Form, ...] = (
-    Form("int8", section="int8", stage="quantize", robustness_stage="robustness_int8", bits=8),
+    Form("int8", section="int8", stage="quantize", bits=8),
 )
 BY_NAME = {form.name: form for form in FORMS}
 TRAINED_STAGE = "deploy"   # the stage that deploys every run as it was trained
