@@ -103,7 +103,7 @@ from stages.lib.analysis.robustness_tables import examples_table, gap_table, loa
 from stages.lib.analysis.speed import latency_table, load_timings
 from stages.lib.analysis.stats import at_chance
 from stages.lib.analysis.tables import (
-    ARTICLE_ONE_BIT, COUNT, COUNTS, FRACTION, NON_NEGATIVE, OVERHEAD, POSITIVE, POSITIVE_COUNT, Runs, of_dataset,
+    ARTICLE_ONE_BIT, COUNT, COUNTS, FRACTION, NON_NEGATIVE, OVERHEAD_MODELS, POSITIVE, POSITIVE_COUNT, Runs, of_dataset,
     per_dataset, read_json, write_tables,
 )
 
@@ -274,7 +274,7 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
     macs.update({name: macs[source_variant(name)] for name in forms})
 
     def dataset_timings(dataset: str) -> pd.DataFrame:
-        return timings[(timings["dataset"] == dataset) | (timings["variant"] == OVERHEAD)]
+        return timings[(timings["dataset"] == dataset) | timings["variant"].isin(OVERHEAD_MODELS)]
 
     latency = per_dataset(datasets, lambda dataset: latency_table(dataset_timings(dataset), deployed, baseline, macs,
                                                                   headline))

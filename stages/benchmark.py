@@ -17,7 +17,10 @@ per-call overhead, which the tables subtract. Option sets under which a
 model's predictions disagree with Keras (see `deploy`) are not timed for
 that model.
 
-Every call goes through LCE's Python binding. LCE's hand-optimized binary
+Every call goes through the Python binding of the runtime that runs the
+model: LCE's, or LiteRT's for the int4 form (set the input, invoke, read the
+output); the trivial model is timed through each runtime in use, and each
+model's overhead is its own runtime's. LCE's hand-optimized binary
 kernels target Arm; elsewhere (x86-64) it runs its portable reference
 kernels, whatever the CPU offers. The CPU's model, and whether it has the
 popcount instructions binary kernels could use, are recorded with the
@@ -48,11 +51,10 @@ from stages.lib.forms.deployed import model_inputs, read
 from stages.lib.layout import DEPLOY_RECORDS, DEPLOYED, output
 from stages.lib.names import run_name
 from stages.lib.data.datasets import scale_images
-from stages.lib.forms.registry import post_training_runs, writing_stage
-from stages.lib.forms.runtime import INTERPRETER_OPTIONS, SAMPLE_FILE, TFLITE_FILE, interpreter
+from stages.lib.forms.registry import OVERHEADS, post_training_runs, runtime_of, writing_stage
+from stages.lib.forms.runtime import INTERPRETER_OPTIONS, SAMPLE_FILE, TFLITE_FILE, interpreter, timed_call
 from stages.lib.params import BenchmarkSettings, benchmark_settings, study_runs, study_seeds
 
-OVERHEAD = "overhead"   # the trivial model's name in the timings
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class Subject:
     flatbuffer: bytes
     images: np.ndarray       # the inputs the calls cycle through, each of shape (1, 28, 28, 1), as the model takes them
     options: tuple[str, ...]  # the option sets it may be timed under
+    runtime: str = "lce"     # the runtime that runs it (stages.lib.forms.runtime.RUNTIMES)
 
 
 def overhead_flatbuffer() -> bytes:
@@ -134,7 +137,7 @@ def load_subjects(deployed_dir: str | Path, deploy_reports_dir: str | Path,
     """The deployed model of every (dataset, variant, seed) in ``runs``
     (a post-training form's is ``<variant>+<form>``), each with its test
     images scaled as it was trained (and quantized for an int8 input), and
-    the overhead model."""
+    the overhead model once per runtime they run on."""
     subjects = []
     for dataset, variant, seed in runs:
         run = run_name(dataset, variant, seed)
@@ -155,15 +158,20 @@ def load_subjects(deployed_dir: str | Path, deploy_reports_dir: str | Path,
         if sample.dtype != np.uint8 or sample.ndim != 3 or not len(sample):
             raise StudyError(f"{sample_path} holds no uint8 images: run `dvc repro --force {stage}` to rewrite it")
         # a file the interpreter refuses stops before any timing
-        interpreter(flatbuffer, 1, "default", source=str(output(deployed_dir, run, DEPLOYED) / TFLITE_FILE))
+        interpreter(flatbuffer, 1, "default", source=str(output(deployed_dir, run, DEPLOYED) / TFLITE_FILE),
+                    runtime=runtime_of(variant))
         subjects.append(Subject(run, dataset, variant, seed, flatbuffer,
                                 model_inputs(scale_images(sample, input_range), quantization)[:, np.newaxis],
-                                options))
+                                options, runtime_of(variant)))
     if not subjects:
         raise StudyError("the study has no runs to time: list datasets, variants and seeds under `study`")
-    # the overhead model ignores what the pixels hold: any run's inputs will do
-    subjects.append(Subject(OVERHEAD, None, OVERHEAD, None, overhead_flatbuffer(), subjects[0].images,
-                            tuple(INTERPRETER_OPTIONS)))
+    # the overhead model ignores what the pixels hold: any float input will do
+    images = next((subject.images for subject in subjects if subject.images.dtype == np.float32),
+                  np.zeros((1, 1, 28, 28, 1), np.float32))
+    flatbuffer = overhead_flatbuffer()
+    for runtime in dict.fromkeys(subject.runtime for subject in subjects):
+        subjects.append(Subject(OVERHEADS[runtime], None, OVERHEADS[runtime], None, flatbuffer, images,
+                                tuple(INTERPRETER_OPTIONS), runtime))
     return subjects
 
 
@@ -193,11 +201,10 @@ def time_in_process(subjects: Sequence[Subject], settings: BenchmarkSettings, pr
               for threads in settings.threads]
     calls, keep_alive = {}, []
     for subject, options, threads in combos:
-        # the binding's own call: LCE's Python `predict` adds a loop and a copy per image
-        runner = interpreter(subject.flatbuffer, threads, options)
-        calls[subject.name, options, threads] = runner.interpreter.predict
+        runner = interpreter(subject.flatbuffer, threads, options, runtime=subject.runtime)
+        calls[subject.name, options, threads] = timed_call(runner)
         keep_alive.append(runner)
-        time_block(runner.interpreter.predict, subject.images, settings.warmup_calls)
+        time_block(calls[subject.name, options, threads], subject.images, settings.warmup_calls)
     from tqdm import tqdm
 
     rng = np.random.default_rng([settings.seed, process])

@@ -36,13 +36,14 @@ from stages.lib.layout import CORRUPTED, DEPLOY_RECORDS, DEPLOYED, PROFILES, ROB
 from stages.lib.names import run_name
 from stages.lib.data import robustness as robustness_section
 from stages.lib.settings import deploy as deploy_section
+from stages.lib.settings import int4 as int4_section
 from stages.lib.settings import int8 as int8_section
 from stages.lib.fanin_slices import slices as fanin_slices
 from stages.lib.spec import SPEC_DIR, dumps, write_slices
 
 # The sections checked by a module of their own, each with its SECTION,
 # its check(params) and the slice files it writes, slices(params).
-SELF_CHECKED = (deploy_section, robustness_section, int8_section)
+SELF_CHECKED = (deploy_section, robustness_section, int8_section, int4_section)
 
 
 def check_all(params: dict[str, Any]) -> list[str]:
@@ -51,7 +52,7 @@ def check_all(params: dict[str, Any]) -> list[str]:
     now, and every other width of a variant it names (``fp32_w0.25``);
     return the study's variants."""
     params = with_widths(params)
-    # `deploy`, `robustness` and `int8` are checked by their own modules:
+    # `deploy`, `robustness`, `int8` and `int4` are checked by their own modules:
     # every run depends on stages/lib/params.py, so naming them there would
     # retrain them all.
     own = tuple(module.SECTION for module in SELF_CHECKED)

@@ -1,4 +1,4 @@
-"""Stage `robustness` (and `robustness_int8`): evaluate one deployed network
+"""Stage `robustness` (and `robustness_int8`, `robustness_int4`): evaluate one deployed network
 on every corrupted copy of its dataset's test split.
 
 A trained run (``robustness@<run>``): Keras's accuracy and every image's
@@ -9,7 +9,7 @@ LCE file's answers under the interpreter option set the headline speed
 uses: its agreement with Keras on inputs far from the training data, where
 a converted binary network's fused thresholds could disagree.
 
-A deployed form of its own (``robustness_int8@<run>``, with ``--source``):
+A post-training form (``robustness_int8@<run>``, with ``--form`` and ``--source``):
 the form's own answers on every image are its accuracy, and its agreement
 is with the Keras model it was converted from, whose answers the source
 run's evaluation kept.
@@ -28,10 +28,11 @@ from typing import Any
 import numpy as np
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from stages.lib.common import load_params, run_cli
+from stages.lib.common import StudyError, load_params, run_cli
 from stages.lib.data.datasets import load_split, scale_images
 from stages.lib.data.robustness import THREADS, evaluate, evaluated_images, image_subset, read_manifest, source_answers
 from stages.lib.forms.deployed import answers, command_line, read, trained_run
+from stages.lib.forms.registry import BY_NAME, Form
 from stages.lib.forms.runtime import TFLITE_FILE, interpreter
 from stages.lib.params import headline_options
 from stages.lib.training.trained import load_model
@@ -44,9 +45,9 @@ DEPLOYED_CHECK_IMAGES = 2000
 BATCH = 2500
 
 
-def _deployed(deployed_dir: str | Path, record_dir: str | Path, stage: str, options: str):
+def _deployed(deployed_dir: str | Path, record_dir: str | Path, stage: str, options: str, runtime: str = "lce"):
     flatbuffer, _ = read(deployed_dir, record_dir, stage)
-    return interpreter(flatbuffer, THREADS, options, source=str(Path(deployed_dir) / TFLITE_FILE))
+    return interpreter(flatbuffer, THREADS, options, source=str(Path(deployed_dir) / TFLITE_FILE), runtime=runtime)
 
 
 def evaluate_run(model_dir: str | Path, deployed_dir: str | Path, record_dir: str | Path, data_dir: str | Path,
@@ -75,12 +76,12 @@ def evaluate_run(model_dir: str | Path, deployed_dir: str | Path, record_dir: st
 
 def evaluate_form(deployed_dir: str | Path, record_dir: str | Path, source_dir: str | Path, data_dir: str | Path,
                   corrupted_dir: str | Path, input_range: tuple[float, float], options: str, out_dir: str | Path,
-                  test_limit: int | None = None, stage: str = "quantize", test_images: int | None = None,
+                  form: Form, test_limit: int | None = None, test_images: int | None = None,
                   seed: int = 0) -> dict[str, Any]:
-    """A deployed form of its own (written by ``stage``) on every
-    corruption, its agreement with the Keras answers its source run's
+    """A post-training ``form``'s file on every corruption (run by its
+    runtime), its agreement with the Keras answers its source run's
     evaluation kept in ``source_dir`` (on the same test images)."""
-    lite = _deployed(deployed_dir, record_dir, stage, options)
+    lite = _deployed(deployed_dir, record_dir, form.stage, options, form.runtime)
     x_test, y_test = load_split(data_dir, "test", test_limit)
     chosen = image_subset(len(y_test), test_images, seed)
     keras = source_answers(Path(source_dir), list(read_manifest(corrupted_dir)["corruptions"]), chosen)
@@ -99,16 +100,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         ("--corrupted", True, "folder of the dataset's corrupted test images"),
         ("--deployed", True, "folder of the deployed .tflite file"),
         ("--record", True, "folder of the deployed file's record (deploy.json)"),
-        ("--source", False, "for a deployed form of its own: the evaluation folder of the run it was converted "
+        ("--form", False, "for a post-training form: its name (" + ", ".join(BY_NAME) + ")"),
+        ("--source", False, "for a post-training form: the evaluation folder of the run it was converted "
                             "from, whose Keras answers it is compared with"),
         ("--out", True, "folder for robustness.json and predictions.csv"))
     params = load_params(args.params)
     options = headline_options(params)
     test_images, seed = evaluated_images(params)
     variant, _, test_limit, _ = trained_run(args.model, args.variant)
-    if args.source:
+    if (args.form is None) != (args.source is None):
+        raise StudyError("--form and --source go together: a post-training form is compared with its source run")
+    if args.form is not None:
+        if args.form not in BY_NAME:
+            raise StudyError(f"--form {args.form} is not a post-training form: one of {', '.join(BY_NAME)}")
         evaluate_form(args.deployed, args.record, args.source, args.data, args.corrupted, variant.input_range,
-                      options, args.out, test_limit=test_limit, test_images=test_images, seed=seed)
+                      options, args.out, BY_NAME[args.form], test_limit=test_limit, test_images=test_images,
+                      seed=seed)
     else:
         evaluate_run(args.model, args.deployed, args.record, args.data, args.corrupted, variant.input_range, options,
                      args.out, test_limit=test_limit, test_images=test_images, seed=seed)

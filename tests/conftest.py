@@ -1,3 +1,4 @@
+import dataclasses
 import functools
 import gzip
 import http.server
@@ -108,6 +109,28 @@ def study_params():
     import yaml
 
     return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+@pytest.fixture(scope="session")
+def trained_fp32(study_params, mnist_dir, tmp_path_factory):
+    """The 32-bit net trained on 10,000 images for one epoch (on fewer, its
+    batch-norm statistics leave it near chance at test time, and a
+    post-training form's drop is noise), and its float deployment: what the
+    int8 and int4 tests convert."""
+    from stages.deploy import deploy_run
+    from stages.lib.training.variants import variant_from_params
+    from stages.lib.params import TrainSettings
+    from stages.lib.training.recipes import recipe_from_params
+    from stages.train import train_run
+
+    tmp_path = tmp_path_factory.mktemp("fp32")
+    variant = variant_from_params("fp32", study_params["variants"])
+    recipe = dataclasses.replace(recipe_from_params("article", study_params["recipes"]), epochs=1)
+    train_run(variant, recipe, 0, TrainSettings(steps_per_execution=8), mnist_dir, tmp_path / "model",
+              tmp_path / "live", train_limit=10000, verbose=0)
+    float_report = deploy_run(tmp_path / "model", mnist_dir, variant.input_range, tmp_path / "deployed" / "mnist-fp32-0" / "tflite",
+                              tmp_path / "deploy" / "mnist-fp32-0" / "record", test_limit=2000)
+    return tmp_path, float_report
 
 
 # What the `twins` stage derives for the default params.yaml: bnn's equal-flash twin

@@ -131,27 +131,6 @@ def test_liveness_counts_one_byte_per_int8_element():
 
 # ---------------------------------------------------------------- the conversion
 
-@pytest.fixture(scope="module")
-def trained_fp32(study_params, mnist_dir, tmp_path_factory):
-    """The 32-bit net trained on 10,000 images for one epoch (on fewer, its
-    batch-norm statistics leave it near chance at test time, and its int8
-    conversion's drop is noise), and its float deployment."""
-    from stages.deploy import deploy_run
-    from stages.lib.training.variants import variant_from_params
-    from stages.lib.params import TrainSettings
-    from stages.lib.training.recipes import recipe_from_params
-    from stages.train import train_run
-
-    tmp_path = tmp_path_factory.mktemp("int8")
-    variant = variant_from_params("fp32", study_params["variants"])
-    recipe = dataclasses.replace(recipe_from_params("article", study_params["recipes"]), epochs=1)
-    train_run(variant, recipe, 0, TrainSettings(steps_per_execution=8), mnist_dir, tmp_path / "model",
-              tmp_path / "live", train_limit=10000, verbose=0)
-    float_report = deploy_run(tmp_path / "model", mnist_dir, variant.input_range, tmp_path / "deployed" / "mnist-fp32-0" / "tflite",
-                              tmp_path / "deploy" / "mnist-fp32-0" / "record", test_limit=2000)
-    return tmp_path, float_report
-
-
 SETTINGS = Int8Settings(("fp32",), 200, 0, "float", 0.5)
 
 
@@ -346,6 +325,7 @@ def test_int8_robustness_answers_every_corrupted_image_against_its_keras_model(t
     from stages.quantize import quantize_run
     from stages.robustness import evaluate_run
     from stages.robustness import evaluate_form
+    from stages.lib.forms.registry import BY_NAME
 
     tmp_path, _ = trained_fp32
     params = with_param(with_param(study_params, "robustness.corruptions", ["stripe", "fog"]), "data.test_limit", 2000)
@@ -358,7 +338,8 @@ def test_int8_robustness_answers_every_corrupted_image_against_its_keras_model(t
                  tmp_path / "int8-report", train_limit=10000, test_limit=2000)
     evaluation = evaluate_form(tmp_path / "int8-model", tmp_path / "int8-report", source, mnist_dir,
                                tmp_path / "corrupted", (0.0, 1.0), "bgemm+xnnpack",
-                               tmp_path / "robustness" / "mnist-fp32+int8-0" / "evaluation", test_limit=2000)
+                               tmp_path / "robustness" / "mnist-fp32+int8-0" / "evaluation", BY_NAME["int8"],
+                               test_limit=2000)
     assert list(evaluation["corruptions"]) == ["stripe", "fog"] and evaluation["test_images"] == 2000
     for result in evaluation["corruptions"].values():
         # its own answers on every image are its accuracy; agreement is with the float Keras model's
@@ -376,12 +357,12 @@ def test_int8_robustness_answers_every_corrupted_image_against_its_keras_model(t
     # a form evaluated on other test images than its source was: one line, nothing written
     with pytest.raises(StudyError, match=r"predictions.csv answers other test images than this evaluation's"):
         evaluate_form(tmp_path / "int8-model", tmp_path / "int8-report", source, mnist_dir,
-                      tmp_path / "corrupted", (0.0, 1.0), "bgemm+xnnpack", tmp_path / "elsewhere", test_limit=2000,
-                      test_images=500)
+                      tmp_path / "corrupted", (0.0, 1.0), "bgemm+xnnpack", tmp_path / "elsewhere", BY_NAME["int8"],
+                      test_limit=2000, test_images=500)
     assert not (tmp_path / "elsewhere").exists()
     # the source's answers without one of the corruptions: one line
     keras.drop(columns="fog").to_csv(source / "predictions.csv", index=False)
     with pytest.raises(StudyError, match=r"predictions.csv lacks fog: rerun `dvc repro --force robustness@mnist-fp32-0`"):
         evaluate_form(tmp_path / "int8-model", tmp_path / "int8-report", source, mnist_dir,
-                      tmp_path / "corrupted", (0.0, 1.0), "bgemm+xnnpack", tmp_path / "elsewhere", test_limit=2000)
+                      tmp_path / "corrupted", (0.0, 1.0), "bgemm+xnnpack", tmp_path / "elsewhere", BY_NAME["int8"], test_limit=2000)
     assert not (tmp_path / "elsewhere").exists()

@@ -59,15 +59,15 @@ def load_runs(deploy_dir: str | Path, study: Runs, runs: pd.DataFrame, headline:
 
 def profiles(trained: pd.DataFrame, networks: list[str]) -> pd.DataFrame:
     """Per post-training network, its source's profile with every parameter
-    and every MAC at its form's bits."""
+    at its form's bits, and every MAC at its form's MAC bits."""
     rows = []
     for name in networks:
-        source, bits = trained.loc[source_variant(name)], form_of(name).bits
+        source, bits, mac_bits = trained.loc[source_variant(name)], form_of(name).bits, form_of(name).mac_bits
         params, macs = int(source["params_total"]), int(source["macs_total"])
         rows.append({"variant": name, "params_total": params, "params_1bit": 0, "params_32bit": 0,
                      "memory_kib": params * bits / 8 / 1024, "fp32_equivalent_kib": source["fp32_equivalent_kib"],
                      "macs_total": macs, "macs_1bit": 0, "macs_32bit": 0, "binarized_mac_fraction": 0.0,
-                     "params_by_bitwidth": f"{bits}-bit: {params}", "macs_by_precision": f"{bits}-bit: {macs}"})
+                     "params_by_bitwidth": f"{bits}-bit: {params}", "macs_by_precision": f"{mac_bits}-bit: {macs}"})
     return pd.DataFrame(rows, columns=["variant", *trained.columns]).set_index("variant")
 
 

@@ -17,7 +17,8 @@ import pandas as pd
 from stages.lib.common import StudyError
 from stages.lib.params import OPTION_SETS
 from stages.lib.analysis.stats import ALPHA, Estimate, direction, holm, rerun_interval
-from stages.lib.analysis.tables import MAPPING, OVERHEAD, TEXT, read_json
+from stages.lib.analysis.tables import MAPPING, OVERHEAD, OVERHEAD_MODELS, TEXT, read_json
+from stages.lib.forms.registry import OVERHEADS, overhead_of
 from stages.lib.wording import cell, holm_clause, interval, p_cell, times, title, with_interval
 
 
@@ -45,6 +46,9 @@ def load_timings(benchmark_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any
     return timings, info
 
 
+RUNTIME_NAMES = {"lce": "LCE", "litert": "LiteRT"}
+
+
 def _per_process(values: pd.Series) -> pd.Series:
     """Each benchmark process's median of its rounds: the process is the
     replication unit (a fresh interpreter, its own memory layout)."""
@@ -56,7 +60,8 @@ def latency_table(timings: pd.DataFrame, variants: Sequence[str], baseline: str,
     """One row per (variant, option set, threads), see the module doc. In
     each round a variant's latency is the mean of its seeds' block medians;
     the overhead-free latency subtracts the overhead model's block of the
-    same round, options and threads; the speedup is the baseline's latency
+    same round, options and threads, timed through the variant's own runtime
+    (:func:`stages.lib.forms.registry.overhead_of`); the speedup is the baseline's latency
     over the variant's in the same round. Each process contributes the
     median of its rounds; latencies and speedups are geometric means across
     processes with the 95% interval across them: where another set of as
@@ -69,17 +74,19 @@ def latency_table(timings: pd.DataFrame, variants: Sequence[str], baseline: str,
     per_round = timings.groupby(["variant", "options", "threads", "process", "round"])["latency_us"].mean()
     combos = per_round.index.droplevel(["process", "round"])
     rows = []
-    for variant in [*variants, OVERHEAD]:
+    overheads = [name for name in OVERHEAD_MODELS if name in combos.get_level_values("variant")]
+    for variant in [*variants, *overheads]:
         for options in OPTION_SETS:
             for threads in sorted(timings["threads"].unique()):
                 key = (variant, options, threads)
                 if key not in combos:
                     continue
                 latency = per_round.loc[key]
-                overhead = per_round.loc[(OVERHEAD, options, threads)].reindex(latency.index)
+                own = variant if variant in overheads else overhead_of(variant)
+                overhead = per_round.loc[(own, options, threads)].reindex(latency.index)
                 figure = rerun_interval(_per_process(latency))
                 # the overhead model's own figures minus themselves would read as a free model
-                net = (rerun_interval(_per_process(latency - overhead)) if variant != OVERHEAD else
+                net = (rerun_interval(_per_process(latency - overhead)) if variant not in overheads else
                        Estimate(math.nan, math.nan, math.nan, figure.n))
                 row = {"variant": variant, "options": options, "threads": int(threads), "processes": figure.n,
                        "rounds": int(latency.groupby(level="process").size().min()),
@@ -93,10 +100,11 @@ def latency_table(timings: pd.DataFrame, variants: Sequence[str], baseline: str,
                        "net_speedup_rerun95_high": math.nan,
                        "effective_macs_per_s": (macs[variant] / (net.value / 1e6)
                                                 if variant in macs and net.value > 0 else math.nan)}
-                if variant not in (OVERHEAD, baseline) and (baseline, options, threads) in combos:
+                if variant not in (*overheads, baseline) and (baseline, options, threads) in combos:
                     base = per_round.loc[(baseline, options, threads)].reindex(latency.index)
+                    base_overhead = per_round.loc[(overhead_of(baseline), options, threads)].reindex(latency.index)
                     speedup = rerun_interval(_per_process(base / latency))
-                    net_speedup = rerun_interval(_per_process((base - overhead) / (latency - overhead)))
+                    net_speedup = rerun_interval(_per_process((base - base_overhead) / (latency - overhead)))
                     row.update(speedup_vs_baseline=speedup.value, speedup_rerun95_low=speedup.low,
                                speedup_rerun95_high=speedup.high, speedup_p_value=speedup.p_value,
                                net_speedup_vs_baseline=net_speedup.value, net_speedup_rerun95_low=net_speedup.low,
@@ -227,9 +235,16 @@ def describe_cpu(latency: pd.DataFrame) -> str:
 def benchmark_context(latency: pd.DataFrame) -> dict:
     """The benchmark's machine, settings and overhead, for the method
     paragraph: the overhead once per thread count (every dataset's rows
-    carry the same overhead model)."""
+    carry the same overhead model), through LCE's binding and, when a form
+    runs on it, LiteRT's."""
     headline = latency[latency["headline"]]
-    overhead = headline[headline["variant"] == OVERHEAD].drop_duplicates("threads")
+
+    def overhead(name: str) -> str:
+        rows = headline[headline["variant"] == name].drop_duplicates("threads")
+        return ", ".join(f"{row['latency_median_us']:.1f} µs at {threads_label(int(row['threads']))}"
+                         for row in rows.to_dict("records"))
+
+    others = {runtime: overhead(name) for runtime, name in OVERHEADS.items() if name != OVERHEAD}
     thread_counts = sorted(int(t) for t in latency["threads"].unique())
     cores = latency["cpu_cores"].iloc[0] if "cpu_cores" in latency else math.nan
     all_cores = [t for t in thread_counts if not pd.isna(cores) and t >= cores]
@@ -240,8 +255,8 @@ def benchmark_context(latency: pd.DataFrame) -> dict:
         "processes": int(latency["processes"].max()),
         "rounds": int(latency["rounds"].max()),
         "options": headline["options"].iloc[0] if not headline.empty else "n/a",
-        "overhead": ", ".join(f"{row['latency_median_us']:.1f} µs at {threads_label(int(row['threads']))}"
-                              for row in overhead.to_dict("records")),
+        "overhead": overhead(OVERHEAD) + "".join(f"; through {RUNTIME_NAMES[runtime]}'s, {figures}"
+                                                 for runtime, figures in others.items() if figures),
         "all_cores": ", ".join(threads_label(t) for t in all_cores),
         "cores": None if pd.isna(cores) else int(cores),
         # Holm runs per dataset (see latency_table): the largest family is the one to name
@@ -253,7 +268,7 @@ def readable_speeds(latency: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """Per variant, its paired speedup against the baseline with the 95%
     interval within the benchmark run, under the headline option set, one
     column per (dataset, threads)."""
-    rows = latency[latency["headline"] & (latency["variant"] != OVERHEAD)]
+    rows = latency[latency["headline"] & ~latency["variant"].isin(OVERHEAD_MODELS)]
     several = rows["dataset"].nunique() > 1
     table = pd.DataFrame({"variant": list(dict.fromkeys(rows["variant"]))})
     for (dataset, threads), group in rows.groupby(["dataset", "threads"], sort=False):
@@ -270,7 +285,7 @@ def readable_speeds(latency: pd.DataFrame, baseline: str) -> pd.DataFrame:
 def speed_summary(latency: pd.DataFrame, baseline: str) -> str:
     """Which variants are faster or slower than the baseline at each thread
     count (headline option set, the verdict rule of :func:`speed_word`)."""
-    rows = latency[latency["headline"] & ~latency["variant"].isin([OVERHEAD, baseline])
+    rows = latency[latency["headline"] & ~latency["variant"].isin([*OVERHEAD_MODELS, baseline])
                    & latency["speedup_vs_baseline"].notna()]
     if rows.empty:
         return ""

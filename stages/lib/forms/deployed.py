@@ -1,9 +1,11 @@
 """A deployed form: a trained run made into a ``.tflite`` file that a
-runtime answers images with. Two forms today, each one module that says
+runtime answers images with. Three forms today, each one module that says
 how a trained Keras model becomes its file and which of its test results
 it accepts: Larq Compute Engine's conversion (:mod:`stages.lib.forms.lce`, the
-`deploy` stage; named as its run) and int8 post-training quantization
-(:mod:`stages.lib.forms.int8`, the `quantize` stage; named ``<variant>+int8``).
+`deploy` stage; named as its run), int8 post-training quantization
+(:mod:`stages.lib.forms.int8`, the `quantize` stage; named ``<variant>+int8``)
+and int4 weights (:mod:`stages.lib.forms.int4`, the `quantize_int4` stage;
+``<variant>+int4``, run by LiteRT's interpreter).
 
 Everything else a form needs is the same for every form and lives here:
 
@@ -16,7 +18,9 @@ Everything else a form needs is the same for every form and lives here:
 - :func:`read`: a deployed file with its record, refused in one line when
   its size or checksum is not the record's, before any runtime loads it
   (a truncated file would crash the interpreter without a message);
-- :func:`answers`: a file's answers to images, whatever its input type.
+- :func:`answers`: a file's answers to images, whatever its input type;
+- :func:`checked_drop`: the post-training forms' rule, a test accuracy no
+  more than a set number of points below Keras's.
 
 A third form (float16 weights, dynamic-range int8) is one more module with
 its conversion and its acceptance rule, a stage that calls :func:`deploy`,
@@ -72,12 +76,13 @@ def answers(runner, images: np.ndarray) -> np.ndarray:
 
 
 def check_against_keras(flatbuffer: bytes, images: np.ndarray, keras_pred: np.ndarray,
-                        labels: np.ndarray) -> tuple[Checks, tuple[float, int] | None]:
+                        labels: np.ndarray, runtime: str = "lce") -> tuple[Checks, tuple[float, int] | None]:
     """Agreement with Keras and accuracy of ``flatbuffer`` under every
-    interpreter option set, on one thread; and its input's quantization."""
+    interpreter option set of ``runtime``, on one thread; and its input's
+    quantization."""
     checks, quantization = {}, None
     for name in INTERPRETER_OPTIONS:
-        runner = interpreter(flatbuffer, 1, name)
+        runner = interpreter(flatbuffer, 1, name, runtime=runtime)
         quantization = input_quantization(runner)
         lite_pred = answers(runner, images)
         checks[name] = {"agreement": float(np.mean(lite_pred == keras_pred)),
@@ -87,23 +92,38 @@ def check_against_keras(flatbuffer: bytes, images: np.ndarray, keras_pred: np.nd
     return checks, quantization
 
 
-def validation_accuracy(flatbuffer: bytes, images: np.ndarray, labels: np.ndarray, options: str) -> float:
+def validation_accuracy(flatbuffer: bytes, images: np.ndarray, labels: np.ndarray, options: str,
+                        runtime: str = "lce") -> float:
     """The deployed file's accuracy on the held-out validation images under
     the option set ``options``, on one thread: what choices among deployed
     networks read (the test accuracy confirms them)."""
-    return float(np.mean(answers(interpreter(flatbuffer, 1, options), images) == labels))
+    return float(np.mean(answers(interpreter(flatbuffer, 1, options, runtime=runtime), images) == labels))
+
+
+def checked_drop(checks: Checks, keras_accuracy: float, limit_pp: float, form: str, source: str, key: str,
+                 remedy: str) -> float:
+    """The largest test-accuracy drop against Keras, in percentage points,
+    under any option set; more than ``limit_pp`` (the params key ``key``)
+    refuses ``form``'s file of ``source`` in one line ending in ``remedy``."""
+    worst = min(checks, key=lambda name: checks[name]["converted_accuracy"])
+    drop_pp = 100 * (keras_accuracy - checks[worst]["converted_accuracy"])
+    if drop_pp > limit_pp:
+        raise StudyError(f"the {form} model of {source} loses {drop_pp:.2f} pp of test accuracy against Keras "
+                         f"(under {worst}), more than {key} = {limit_pp:g}: {remedy}")
+    return drop_pp
 
 
 def deploy(model_dir: str | Path, data_dir: str | Path, input_range: tuple[float, float],
            convert: Callable[[Any], bytes], accept: Accept, out_model_dir: str | Path, out_record_dir: str | Path,
            test_limit: int | None = None, what: str = "converted",
-           validation: tuple[int | None, Validation] | None = None) -> dict[str, Any]:
+           validation: tuple[int | None, Validation] | None = None, runtime: str = "lce") -> dict[str, Any]:
     """Make the trained model in ``model_dir`` into a deployed file with
     ``convert`` (debug names stripped), check it against Keras on the test
     split, and write the file and its record if ``accept`` takes the
     checks; a refusal writes nothing. ``validation``: the training limit and
     held-out images the run was trained with; each accepted option set's
-    accuracy on them is recorded too (``converted_validation_accuracy``)."""
+    accuracy on them is recorded too (``converted_validation_accuracy``).
+    ``runtime``: the interpreter that runs the form's files."""
     model = load_model(model_dir)
     x_test, y_test = load_split(data_dir, "test", test_limit)
     images = scale_images(x_test, input_range)
@@ -113,13 +133,13 @@ def deploy(model_dir: str | Path, data_dir: str | Path, input_range: tuple[float
     flatbuffer = strip_names(converted)
     log.info("%s: %s to %d bytes, %d without debug names (%.2f KiB)", model_dir, what, len(converted),
              len(flatbuffer), len(flatbuffer) / 1024)
-    checks, quantization = check_against_keras(flatbuffer, images, keras_pred, y_test)
+    checks, quantization = check_against_keras(flatbuffer, images, keras_pred, y_test, runtime)
     agreeing, extra = accept(checks, keras_accuracy)
     if validation is not None:
         _, _, x_val, y_val = load_training(data_dir, validation[0], validation[1].images, validation[1].seed)
         for name in agreeing:
             checks[name]["converted_validation_accuracy"] = validation_accuracy(
-                flatbuffer, scale_images(x_val, input_range), y_val, name)
+                flatbuffer, scale_images(x_val, input_range), y_val, name, runtime)
     graph = analyse(flatbuffer)
     record = {
         "tflite_bytes": len(flatbuffer),

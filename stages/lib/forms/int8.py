@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from stages.lib.common import StudyError
+from stages.lib.forms.deployed import checked_drop
 from stages.lib.forms.export import saved_model
 from stages.lib.forms.registry import BY_NAME
 from stages.lib.settings.int8 import SECTION, Int8Settings
@@ -80,13 +81,9 @@ def accept(settings: Int8Settings, variant: str, calibration_images: int, source
     Every option set is timed."""
 
     def rule(checks: dict[str, dict[str, float]], keras_accuracy: float) -> tuple[list[str], dict[str, Any]]:
-        worst = min(checks, key=lambda name: checks[name]["converted_accuracy"])
-        drop_pp = 100 * (keras_accuracy - checks[worst]["converted_accuracy"])
-        if drop_pp > settings.max_accuracy_drop_pp:
-            raise StudyError(f"the int8 model of {source} loses {drop_pp:.2f} pp of test accuracy against Keras "
-                             f"(under {worst}), more than {SECTION}.max_accuracy_drop_pp = "
-                             f"{settings.max_accuracy_drop_pp:g}: raise representative_images or the tolerance, or "
-                             f"leave the variant out of {SECTION}.variants")
+        drop_pp = checked_drop(checks, keras_accuracy, settings.max_accuracy_drop_pp, "int8", source,
+                               f"{SECTION}.max_accuracy_drop_pp", "raise representative_images or the tolerance, "
+                               f"or leave the variant out of {SECTION}.variants")
         return list(checks), {"int8": {"variant": variant, "form": FORM.network(variant),
                                        "representative_images": calibration_images, "seed": settings.seed,
                                        "io": settings.io, "max_accuracy_drop_pp": settings.max_accuracy_drop_pp,

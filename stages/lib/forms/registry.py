@@ -8,8 +8,7 @@ its files written by its own stage from the runs of the variants its params
 section lists. What the benchmark, `check` and the tables need of it is
 here: which runs it has, which stage writes its files, and how many bits
 each weight and MAC takes in its file. They ask this module, never a form
-by name (the robustness evaluation of a form still names its writing stage
-itself: `stages/robustness.py`, to mend with the int4 form).
+by name.
 
 A new form is one module in ``forms/`` (its conversion, its acceptance
 rule and the checks of its params section), its line in :data:`FORMS`, its
@@ -28,12 +27,16 @@ from stages.lib.names import split_form, with_form
 class Form:
     """A post-training form: networks named ``<variant>+<name>``, made by the
     stage ``stage`` from the runs of the variants listed under
-    ``<section>.variants``; its file stores every weight, and runs every MAC,
-    at ``bits`` bits."""
+    ``<section>.variants``; its file stores every weight at ``bits`` bits
+    and runs every MAC at ``mac_bits`` (int4's weights meet 8-bit
+    activations); the runtime that runs it (a name of
+    :data:`stages.lib.forms.runtime.RUNTIMES`)."""
     name: str
     section: str
     stage: str
     bits: int
+    mac_bits: int
+    runtime: str = "lce"
 
     def network(self, variant: str) -> str:
         """The form's network made of ``variant``'s runs."""
@@ -51,7 +54,8 @@ class Form:
 # rule) takes its entry from BY_NAME. Kept here rather than in each module
 # so that what reads forms depends on this file alone, not on conversions.
 FORMS: tuple[Form, ...] = (
-    Form("int8", section="int8", stage="quantize", bits=8),
+    Form("int8", section="int8", stage="quantize", bits=8, mac_bits=8),
+    Form("int4", section="int4", stage="quantize_int4", bits=4, mac_bits=8, runtime="litert"),
 )
 BY_NAME = {form.name: form for form in FORMS}
 TRAINED_STAGE = "deploy"   # the stage that deploys every run as it was trained
@@ -71,6 +75,24 @@ def source_variant(network: str) -> str:
     """The trained variant a network's runs come from (itself when it is
     deployed as it was trained)."""
     return split_form(network)[0]
+
+
+def runtime_of(network: str) -> str:
+    """The runtime that runs ``network``'s deployed files: its form's, or
+    LCE's for a network deployed as it was trained."""
+    form = form_of(network)
+    return "lce" if form is None else form.runtime
+
+
+# The benchmark's trivial model (no weights, the study's input and output),
+# timed through each runtime's call: that runtime's per-call overhead, which
+# the tables subtract from the networks it runs.
+OVERHEADS = {"lce": "overhead", "litert": "overhead_litert"}
+
+
+def overhead_of(network: str) -> str:
+    """The trivial model timed through ``network``'s runtime."""
+    return OVERHEADS[runtime_of(network)]
 
 
 def writing_stage(network: str) -> str:

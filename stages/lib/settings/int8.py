@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from stages.lib.common import StudyError
-from stages.lib.data.datasets import dataset
 from stages.lib.forms.registry import BY_NAME
-from stages.lib.names import split_width
-from stages.lib.params import is_int, is_number, name_list, section, study_datasets, study_variants
+from stages.lib.params import is_int, is_number, section
+from stages.lib.settings.post_training import float_variants, training_images
 
 SECTION = BY_NAME["int8"].section
 KEYS = ("variants", "representative_images", "seed", "io", "max_accuracy_drop_pp")
@@ -62,23 +61,9 @@ def int8_settings(params: dict[str, Any]) -> Int8Settings:
     and float variants of the study, each once (``[]`` for none); a
     calibration larger than the training split the runs use is refused
     here, before any run is converted."""
-    study = study_variants(params)
-    variants = name_list(f"{SECTION}.variants", section(params, SECTION, KEYS).get("variants"), what="variant",
-                         empty=True)
-    for name in variants:
-        if name not in study:
-            raise StudyError(f"{SECTION}.variants names {name}, which study.variants ({', '.join(study)}) leaves "
-                             f"out: add it there or remove it here")
-    for name in variants:
-        defined = params["variants"].get(name) or params["variants"].get(split_width(name)[0], {})
-        quantized = [key for key, value in defined.items() if key.endswith("quantizer") and value]
-        if quantized:
-            raise StudyError(f"{SECTION}.variants: {name} is not a float network ({', '.join(quantized)} set): "
-                             "int8 post-training quantization applies to float networks; remove it")
+    variants = float_variants(params, SECTION, KEYS, "int8 post-training quantization")
     settings = conversion_settings(params, tuple(variants))
-    train_limit = section(params, "data").get("train_limit")
-    splits = [dataset(name).train_images for name in study_datasets(params)]
-    available = min(splits + ([train_limit] if is_int(train_limit) else []))
+    available = training_images(params)
     if variants and settings.representative_images > available:
         raise StudyError(f"{SECTION}.representative_images is {settings.representative_images}, more than the "
                          f"{available} training images the runs use (data.train_limit and each dataset's split)")
