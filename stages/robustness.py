@@ -104,15 +104,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         ("--source", False, "for a post-training form: the evaluation folder of the run it was converted "
                             "from, whose Keras answers it is compared with"),
         ("--out", True, "folder for robustness.json and predictions.csv"))
+    if (args.form is None) != (args.source is None):
+        raise StudyError("--form and --source go together: a post-training form is compared with its source run")
+    if args.form is not None and args.form not in BY_NAME:
+        raise StudyError(f"--form {args.form} is not a post-training form: one of {', '.join(BY_NAME)}")
     params = load_params(args.params)
     options = headline_options(params)
     test_images, seed = evaluated_images(params)
     variant, _, test_limit, _ = trained_run(args.model, args.variant)
-    if (args.form is None) != (args.source is None):
-        raise StudyError("--form and --source go together: a post-training form is compared with its source run")
     if args.form is not None:
-        if args.form not in BY_NAME:
-            raise StudyError(f"--form {args.form} is not a post-training form: one of {', '.join(BY_NAME)}")
         evaluate_form(args.deployed, args.record, args.source, args.data, args.corrupted, variant.input_range,
                       options, args.out, BY_NAME[args.form], test_limit=test_limit, test_images=test_images,
                       seed=seed)

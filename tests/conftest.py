@@ -479,9 +479,10 @@ def set_params(repo, **changes):
 # statistics so close to their start that LCE's conversion disagrees with
 # Keras on 0.8% of test images, and `deploy` rightly refuses it.
 TINY_PARAMS = {
-    # the article's two networks and fp32's int8 form: each mechanism is run once on the fewest runs (another
+    # the article's two networks and fp32's int8 and int4 forms: each mechanism is run once on the fewest runs (another
     # width under `dvc exp run`: tests/test_pipeline.py; the default study's own composition: tests/test_reruns.py)
-    "study.variants": ["fp32", "bnn"], "int8.variants": ["fp32"],
+    "study.variants": ["fp32", "bnn"], "int8.variants": ["fp32"], "int4.variants": ["fp32"],
+    "int4.calibration_images": 100,
     "data.train_limit": 2000, "data.test_limit": 2000, "data.validation_images": 200, "recipes.article.epochs": 1,
     "study.seeds": [0],
     # no equal-flash twin in the tiny study (its `twins` stage then derives nothing); the twin's derivation is
@@ -491,8 +492,8 @@ TINY_PARAMS = {
     "robustness.corruptions": ["fog", "stripe", "rotate"],
     "benchmark.processes": 3, "benchmark.rounds": 2, "benchmark.calls_per_block": 10, "benchmark.warmup_calls": 2,
     # one epoch on 2,000 images leaves fp32's batch-norm statistics far from converged (about 18% test
-    # accuracy): its int8 conversion's drop is noise that size
-    "int8.max_accuracy_drop_pp": 5.0,
+    # accuracy): its int8 and int4 conversions' drops are noise that size
+    "int8.max_accuracy_drop_pp": 5.0, "int4.max_accuracy_drop_pp": 5.0,
 }
 
 

@@ -175,9 +175,9 @@ def test_every_named_output_ends_in_its_root_s_fixed_leaf():
                 assert path.endswith("}/" + leaf) and "${" not in root, (name, path)
                 named.setdefault(root, set()).add(name)
     assert named == {"data/dataset": {"download"}, "reports/profiles": {"profile"}, "data/models": {"train"},
-                     "reports/runs": {"train"}, "data/deployed": {"deploy", "quantize"},
-                     "reports/deploy": {"deploy", "quantize"}, "data/corrupted": {"corrupt"},
-                     "reports/robustness": {"robustness", "robustness_int8"}}
+                     "reports/runs": {"train"}, "data/deployed": {"deploy", "quantize", "quantize_int4"},
+                     "reports/deploy": {"deploy", "quantize", "quantize_int4"}, "data/corrupted": {"corrupt"},
+                     "reports/robustness": {"robustness", "robustness_int8", "robustness_int4"}}
 
 
 def test_no_file_of_the_repository_bears_a_leaf_s_name():
@@ -193,19 +193,32 @@ def test_no_file_of_the_repository_bears_a_leaf_s_name():
 def _study_stage_names() -> set[str]:
     """Every stage of the committed study, as DVC names them in dvc.lock."""
     from stages.lib.common import load_params
-    from stages.lib.forms.registry import post_training_runs
+    from stages.lib.forms.registry import form_of, post_training_runs, source_variant
     from stages.lib.names import run_name
     from stages.lib.params import study_datasets, study_runs, study_variants
 
     params = load_params(REPO / "params.yaml")
     runs = [run_name(*run) for run in study_runs(params)]
     study = study_runs(params)
-    int8 = [run_name(dataset, form[:-len("+int8")], seed) for dataset, form, seed in post_training_runs(params, study)]
+    formed = {f"{stage}@{run_name(dataset, source_variant(network), seed)}"
+              for dataset, network, seed in post_training_runs(params, study)
+              for stage in (form_of(network).stage, f"robustness_{form_of(network).name}")}
     return ({"twins", "check", "benchmark", "aggregate", "plots", "report"}
             | {f"{stage}@{name}" for name in study_datasets(params) for stage in ("download", "corrupt")}
             | {f"profile@{name}" for name in study_variants(params)}
             | {f"{stage}@{run}" for run in runs for stage in ("train", "deploy", "robustness")}
-            | {f"{stage}@{run}" for run in int8 for stage in ("quantize", "robustness_int8")})
+            | formed)
+
+
+def test_every_form_of_the_registry_has_its_two_stages():
+    # a form's conversion over its section's variants, and its robustness run by --form
+    from stages.lib.forms.registry import FORMS
+
+    stages = _stages()
+    for form in FORMS:
+        convert, robustness = stages[form.stage], stages[f"robustness_{form.name}"]
+        assert convert["matrix"]["variant"] == robustness["matrix"]["variant"] == f"${{{form.section}.variants}}"
+        assert f"+{form.name}-" in convert["cmd"] and f"--form {form.name}" in robustness["cmd"]
 
 
 def test_the_committed_lock_records_the_study_and_nothing_else():

@@ -69,17 +69,21 @@ def _restore_params(repo):
 TABLE_STAGES = ("benchmark", "aggregate", "plots", "report")
 
 
-# The variants whose runs get an int8 form (params.yaml's int8.variants).
+# The variants whose runs get an int8 form (int8.variants in the tiny study
+# and the experiments below), and an int4 form (int4.variants).
 INT8_VARIANTS = ("fp32", "fp32_w0.352", "fp32_w0.5")
+INT4_VARIANTS = ("fp32",)
 
 
 def _run_stages(*runs):
     """The stages of a run that a change to it reruns: it trains, deploys
     and is evaluated on the corrupted images again; a run of a variant with
-    an int8 form is quantized again too."""
+    an int8 or int4 form is quantized again too."""
     return {f"{stage}@{run}" for run in runs for stage in ("train", "deploy", "robustness")} | {
         f"{stage}@{run}" for run in runs if run.split("-")[1] in INT8_VARIANTS
-        for stage in ("quantize", "robustness_int8")}
+        for stage in ("quantize", "robustness_int8")} | {
+        f"{stage}@{run}" for run in runs if run.split("-")[1] in INT4_VARIANTS
+        for stage in ("quantize_int4", "robustness_int4")}
 
 
 def _experiment(repo, *args):
@@ -120,8 +124,11 @@ def test_repro_writes_every_output(built):
     assert int8["peak_activation_bytes"] < deployed["peak_activation_bytes"] and "LceBconv2d" not in int8["operators"]
     assert (repo / "data" / "deployed" / "mnist-fp32+int8-0" / "tflite" / "model.tflite").stat().st_size == int8["tflite_bytes"]
     timings = (repo / "reports" / "benchmark" / "timings.csv").read_text().splitlines()
-    # processes x rounds x (three models and the overhead model) x option sets x threads
-    assert len(timings) == 1 + TINY_PARAMS["benchmark.processes"] * TINY_PARAMS["benchmark.rounds"] * 4 * 4 * 2
+    int4 = json.loads((repo / "reports" / "deploy" / "mnist-fp32+int4-0" / "record" / "deploy.json").read_text())
+    assert int4["int4"]["calibration_images"] == 100 and int4["tflite_bytes"] < int8["tflite_bytes"]
+    assert int4["int4"]["constant_bytes_by_type"]["INT4"] > int4["weights_bytes"] / 2
+    # processes x rounds x (four models and the overhead model through each runtime) x option sets x threads
+    assert len(timings) == 1 + TINY_PARAMS["benchmark.processes"] * TINY_PARAMS["benchmark.rounds"] * 6 * 4 * 2
     assert "served by data/mnist-shipped" in log
 
 
@@ -131,7 +138,8 @@ def test_tables_plots_and_report(built):
     repo, _ = built
     tables = repo / "reports" / "tables"
     summary = pd.read_csv(tables / "summary.csv")
-    assert list(summary["variant"]) == ["fp32", "bnn", "fp32+int8"]   # the int8 form: one more deployed network
+    # each form: one more deployed network
+    assert list(summary["variant"]) == ["fp32", "bnn", "fp32+int8", "fp32+int4"]
     for column in ("seeds", "test_accuracy_mean", "test_accuracy_std", "test_accuracy_ci95_low",
                    "test_accuracy_ci95_high", "params_total", "memory_kib", "compression_vs_baseline", "macs_total",
                    "binarized_mac_fraction", "accuracy_gap_vs_baseline", "accuracy_gap_ci95_low",
@@ -140,19 +148,20 @@ def test_tables_plots_and_report(built):
                    "on_deployed_pareto_frontier"):
         assert column in summary.columns, column
     runs = pd.read_csv(tables / "runs.csv")
-    assert len(runs) == 3 and {"seed", "test_accuracy", "train_time_s", "tflite_kib", "params_32bit"} <= set(runs)
+    assert len(runs) == 4 and {"seed", "test_accuracy", "train_time_s", "tflite_kib", "params_32bit"} <= set(runs)
     int8 = runs.set_index("variant").loc["fp32+int8"]
     assert int8["tflite_kib"] < runs.set_index("variant").at["fp32", "tflite_kib"] / 3 and pd.isna(int8["test_loss"])
     article = pd.read_csv(tables / "article.csv")
     assert list(article.columns) == ["dataset", "variant", "figure", "article", "ours", "difference"]
     assert article.set_index(["variant", "figure"]).loc[("bnn", "params_32bit"), "difference"] == 0
     latency = pd.read_csv(tables / "latency.csv")
-    assert len(latency) == 4 * 4 * 2 and set(latency["variant"]) == {"fp32", "bnn", "fp32+int8", "overhead"}
-    assert set(latency["threads"]) == {1, 2} and latency["headline"].sum() == 4 * 2
+    assert len(latency) == 6 * 4 * 2 and set(latency["variant"]) == {"fp32", "bnn", "fp32+int8", "fp32+int4",
+                                                                    "overhead", "overhead_litert"}
+    assert set(latency["threads"]) == {1, 2} and latency["headline"].sum() == 6 * 2
     comparison = pd.read_csv(tables / "int8.csv")
     assert comparison[["one_bit", "int8", "threads"]].values.tolist() == [["bnn", "fp32+int8", 1],
                                                                          ["bnn", "fp32+int8", 2]]
-    assert set(pd.read_csv(tables / "robustness.csv")["variant"]) == {"fp32", "bnn", "fp32+int8"}
+    assert set(pd.read_csv(tables / "robustness.csv")["variant"]) == {"fp32", "bnn", "fp32+int8", "fp32+int4"}
     per_class = pd.read_csv(tables / "per_class.csv")
     assert len(per_class) == 2 * 10 and per_class["images"].groupby(per_class["variant"]).sum().to_dict() == {
         "bnn": 2000, "fp32": 2000}
@@ -512,7 +521,7 @@ def test_an_int8_breach_deletes_nothing_and_int8_settings_convert_again(study):
     report = json.loads((repo / "reports" / "deploy" / "mnist-fp32+int8-0" / "record" / "deploy.json").read_text())
     assert report["int8"]["io"] == "int8" and report["input_bytes"] == 28 * 28
     summary = pd.read_csv(repo / "reports" / "tables" / "summary.csv")
-    assert list(summary["variant"]) == ["fp32", "bnn", "fp32+int8"]
+    assert list(summary["variant"]) == ["fp32", "bnn", "fp32+int8", "fp32+int4"]
     assert "## The other way to shrink a network: int8 post-training quantization" in (
         repo / "reports" / "report.md").read_text()
 
@@ -522,7 +531,7 @@ def test_a_study_without_int8_converts_nothing_and_reports_without_it(study):
 
     result = _experiment(study, "-S", "int8.variants=[]")
     assert _ran(result) == {"check", *TABLE_STAGES}, result.stdout
-    assert list(pd.read_csv(study / "reports" / "tables" / "summary.csv")["variant"]) == ["fp32", "bnn"]
+    assert list(pd.read_csv(study / "reports" / "tables" / "summary.csv")["variant"]) == ["fp32", "bnn", "fp32+int4"]
     assert "int8 post-training" not in (study / "reports" / "report.md").read_text().split("## What binarizing")[0]
 
 
@@ -590,8 +599,8 @@ def test_adding_a_dataset_trains_only_its_runs_and_back_restores_the_tables(stud
         result.stdout
     assert "served by data/fashion_mnist-shipped" in result.stdout + result.stderr
     tax = pd.read_csv(repo / "reports" / "tables" / "tax.csv")
-    assert tax[["dataset", "variant"]].values.tolist() == [["mnist", "bnn"], ["mnist", "fp32+int8"],
-                                                           ["fashion_mnist", "bnn"], ["fashion_mnist", "fp32+int8"]]
+    assert tax[["dataset", "variant"]].values.tolist() == [
+        [dataset, variant] for dataset in ("mnist", "fashion_mnist") for variant in ("bnn", "fp32+int8", "fp32+int4")]
     per_class = pd.read_csv(repo / "reports" / "tables" / "per_class.csv")
     assert "Ankle boot" in set(per_class.loc[per_class["dataset"] == "fashion_mnist", "class_name"])
     report = (repo / "reports" / "report.md").read_text()

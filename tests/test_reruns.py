@@ -34,13 +34,23 @@ def _runs(stage_names, variants=None, seeds=None, datasets=None):
 
 
 INT8 = yaml.safe_load((REPO / "params.yaml").read_text())["int8"]["variants"]
+INT4 = yaml.safe_load((REPO / "params.yaml").read_text())["int4"]["variants"]
 RUN = ("train", "deploy", "robustness")
 INT8_RUN = ("quantize", "robustness_int8")
+INT4_RUN = ("quantize_int4", "robustness_int4")
 
 
 def _every_run(variants=None, seeds=None, datasets=None):
-    int8 = [v for v in (variants or STUDY["variants"]) if v in INT8]
-    return _runs(RUN, variants, seeds, datasets) | (_runs(INT8_RUN, int8, seeds, datasets) if int8 else set())
+    found = set()
+    for form, stages in ((INT8, INT8_RUN), (INT4, INT4_RUN)):
+        formed = [v for v in (variants or STUDY["variants"]) if v in form]
+        found |= _runs(stages, formed, seeds, datasets) if formed else set()
+    return _runs(RUN, variants, seeds, datasets) | found
+
+
+def _evaluations():
+    """Every robustness evaluation of the default study: the runs' and their forms'."""
+    return _runs(["robustness"]) | _runs(["robustness_int8"], INT8) | _runs(["robustness_int4"], INT4)
 
 
 # Each row of the README's table: (settings applied first, the change, what
@@ -72,26 +82,29 @@ ROWS = {
         ([], ["data.test_limit=5000"], _every_run() | {"corrupt@mnist"} | TABLES)],
     "`robustness.*` (`-S 'robustness.corruptions=[fog,stripe]'`)": [
         ([], ["robustness.corruptions=[fog,stripe]"],
-         {"corrupt@mnist"} | _runs(["robustness"]) | _runs(["robustness_int8"], INT8) | TABLES - {"benchmark"}),
+         {"corrupt@mnist"} | _evaluations() | TABLES - {"benchmark"}),
         ([], ["robustness.seed=1"],
-         {"corrupt@mnist"} | _runs(["robustness"]) | _runs(["robustness_int8"], INT8) | TABLES - {"benchmark"})],
+         {"corrupt@mnist"} | _evaluations() | TABLES - {"benchmark"})],
     "`int8.*` but `variants` (`-S int8.io=int8`)": [
         ([], ["int8.io=int8"], _runs(INT8_RUN, INT8) | TABLES),
         ([], ["int8.representative_images=100"], _runs(INT8_RUN, INT8) | TABLES)],
     "`int8.variants` (`-S 'int8.variants=[fp32_w0.352]'`)": [
         ([], ["int8.variants=[fp32_w0.352]"], TABLES),
         (["int8.variants=[fp32_w0.352]"], ["int8.variants=[fp32,fp32_w0.352]"], _runs(INT8_RUN, ["fp32"]) | TABLES)],
+    "`int4.*` but `variants` (`-S int4.calibration_images=100`)": [
+        ([], ["int4.calibration_images=100"], _runs(INT4_RUN, INT4) | TABLES),
+        ([], ["int4.max_accuracy_drop_pp=1.0"], _runs(INT4_RUN, INT4) | TABLES)],
     "`deploy.max_disagreement_pct`": [
         # if the files come out otherwise: the evaluations, the int8 forms' too
         # (they are compared with their run's answers), and the tables
         ([], ["deploy.max_disagreement_pct=0.5"],
-         _runs(["deploy", "robustness"]) | _runs(["robustness_int8"], INT8) | TABLES)],
+         _runs(["deploy"]) | _evaluations() | TABLES)],
     "`benchmark.*` but `headline_options`": [
         ([], ["benchmark.rounds=5"], TABLES),
         ([], ["benchmark.threads=[1]"], TABLES)],
     "`benchmark.headline_options`": [
         ([], ["benchmark.headline_options=bgemm"],
-         _runs(["robustness"]) | _runs(["robustness_int8"], INT8) | TABLES - {"benchmark"})],
+         _evaluations() | TABLES - {"benchmark"})],
     "`aggregate.baseline`, `aggregate.primary`, `aggregate.margin_pp`": [
         ([], ["aggregate.baseline=bnn", "aggregate.primary=[fp32]"], {"aggregate", "plots", "report"}),
         ([], ["aggregate.primary=[]"], {"aggregate", "plots", "report"}),
