@@ -183,7 +183,7 @@ def test_tables_plots_and_report(built):
     bnn = summary.set_index("variant").loc["bnn"]
     assert f"{100 * bnn['test_accuracy_mean']:.2f}%" in report
     metrics = json.loads((repo / "reports" / "metrics.json").read_text())
-    assert set(metrics) == {"mnist"} and set(metrics["mnist"]) == {"fp32", "bnn", "fp32+int8"}
+    assert set(metrics) == {"mnist"} and set(metrics["mnist"]) == {"fp32", "bnn", "fp32+int8", "fp32+int4"}
     assert "test_accuracy_mean" in metrics["mnist"]["bnn"]
     # the tiny study names no 1-bit network for the same flash (its twins stage derives nothing): no such answer
     assert json.loads((repo / "data" / "twins" / "twins.json").read_text()) == {}
