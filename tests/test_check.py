@@ -44,7 +44,8 @@ def test_valid_params_pass_and_each_slice_changes_only_with_what_it_holds(study_
     before = _slices(out)
     variants = sorted([*study_params["variants"], "fp32_w0.352"])
     assert sorted(before) == sorted(
-        ["aggregate.json", "benchmark.json", "deploy.json", "quantize.json", "report.json", "robustness.json"]
+        ["aggregate.json", "benchmark.json", "deploy.json", "quantize.json", "quantize_int4.json", "report.json",
+         "robustness.json"]
         + [f"{kind}/{name}.json" for kind in ("download", "corrupt") for name in ("mnist", "fashion_mnist")]
         + [f"{kind}/{name}.json" for kind in ("architecture", "training") for name in variants])
 
@@ -134,7 +135,8 @@ def test_every_stage_reads_its_slice_through_the_same_checked_views(study_params
     from stages.lib.params import study_runs
 
     assert post_training_runs(bench, study_runs(bench)) == post_training_runs(table, study_runs(table)) == [
-        ("mnist", name, seed) for name in ("fp32+int8", "fp32_w0.352+int8") for seed in study_params["study"]["seeds"]]
+        ("mnist", name, seed) for name in ("fp32+int8", "fp32_w0.352+int8", "fp32_w0.352+int4")
+        for seed in study_params["study"]["seeds"]]
     assert conversion_settings(load_params(out / "quantize.json")).representative_images == 500
 
 
