@@ -34,7 +34,7 @@ from stages.lib.settings.report import memory_budgets
 from stages.lib.forms.registry import post_training_runs
 from stages.lib.layout import CORRUPTED, DEPLOY_RECORDS, DEPLOYED, PROFILES, ROBUSTNESS, RUNS, tidy
 from stages.lib.names import run_name
-from stages.lib.data import robustness as robustness_section
+from stages.lib.settings import robustness as robustness_section
 from stages.lib.settings import deploy as deploy_section
 from stages.lib.settings import int4 as int4_section
 from stages.lib.settings import int8 as int8_section

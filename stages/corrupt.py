@@ -28,7 +28,8 @@ from stages.lib.data.datasets import dataset as registered_dataset
 from stages.lib.data.datasets import encode_idx, load_split
 from stages.lib.layout import dataset_dir
 from stages.lib.params import data_limits
-from stages.lib.data.robustness import EXAMPLE_IMAGE, MANIFEST_FILE, corrupted_file, robustness_settings
+from stages.lib.data.robustness import EXAMPLE_IMAGE, MANIFEST_FILE, corrupted_file
+from stages.lib.settings.robustness import robustness_settings
 
 
 def _write_one(images, name: str, level: int | None, seed: int, path: Path) -> str:

@@ -30,7 +30,8 @@ import numpy as np
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from stages.lib.common import StudyError, load_params, run_cli
 from stages.lib.data.datasets import load_split, scale_images
-from stages.lib.data.robustness import THREADS, evaluate, evaluated_images, image_subset, read_manifest, source_answers
+from stages.lib.data.robustness import THREADS, evaluate, image_subset, read_manifest, source_answers
+from stages.lib.settings.robustness import evaluated_images
 from stages.lib.forms.deployed import answers, command_line, read, trained_run
 from stages.lib.forms.registry import BY_NAME, Form
 from stages.lib.forms.runtime import TFLITE_FILE, interpreter

@@ -248,7 +248,8 @@ def test_robustness_stage_evaluates_keras_and_the_deployed_model_on_every_corrup
     from stages.check import check_all
     from stages.corrupt import corrupt_dataset
     from stages.lib.common import StudyError
-    from stages.lib.data.robustness import corrupt_slice, image_subset
+    from stages.lib.data.robustness import image_subset
+    from stages.lib.settings.robustness import corrupt_slice
     from stages.robustness import evaluate_run
     from conftest import with_param
 

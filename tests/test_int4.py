@@ -35,6 +35,16 @@ def test_the_default_section_is_valid_and_the_registry_knows_the_form(study_para
                                                                      "max_accuracy_drop_pp": 0.5}}}
 
 
+def test_each_form_s_settings_module_names_the_registry_s_section():
+    # settings import nothing of forms (forms stand above them): each names its section, held equal here
+    import importlib
+
+    from stages.lib.forms.registry import FORMS
+
+    for form in FORMS:
+        assert importlib.import_module(f"stages.lib.settings.{form.name}").SECTION == form.section, form.name
+
+
 @pytest.mark.parametrize("key, value, message", [
     ("variants", ["bnn"], r"int4.variants: bnn is not a float network \(kernel_quantizer, .* set\): "
                           r"int4 post-training quantization applies to float networks; remove it"),

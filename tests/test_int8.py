@@ -321,7 +321,7 @@ def test_the_comparison_is_empty_without_either_network():
 @pytest.mark.slow
 def test_int8_robustness_answers_every_corrupted_image_against_its_keras_model(trained_fp32, study_params, mnist_dir):
     from stages.corrupt import corrupt_dataset
-    from stages.lib.data.robustness import corrupt_slice
+    from stages.lib.settings.robustness import corrupt_slice
     from stages.lib.analysis.robustness_tables import gap_table, load_evaluations
     from stages.quantize import quantize_run
     from stages.robustness import evaluate_run

@@ -224,7 +224,7 @@ def test_a_bad_robustness_image_count_is_one_line(study_params, value):
 
 def _corrupt_params(study_params, corruptions, test_limit):
     from stages.check import check_all
-    from stages.lib.data.robustness import corrupt_slice
+    from stages.lib.settings.robustness import corrupt_slice
 
     from conftest import with_param
 

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from stages.lib.common import StudyError
-from stages.lib.forms.registry import BY_NAME
-from stages.lib.params import is_int, is_number, section
-from stages.lib.settings.post_training import float_variants
+from stages.lib.params import is_int, section
+from stages.lib.settings.post_training import calibration, float_variants
 
-SECTION = BY_NAME["int4"].section
+SECTION = "int4"   # the form's section in stages.lib.forms.registry
 KEYS = ("variants", "calibration_images", "seed", "max_accuracy_drop_pp")
 
 
@@ -35,17 +34,8 @@ def conversion_settings(params: dict[str, Any], variants: tuple[str, ...] = ()) 
     """``int4`` without its list of variants (what a `quantize_int4` stage
     reads), checked: a positive image count, a seed >= 0, a drop >= 0;
     anything else is a one-line error naming the key."""
-    found = section(params, SECTION, KEYS)
-    count = found.get("calibration_images")
-    if not is_int(count) or count < 1:
-        raise StudyError(f"{SECTION}.calibration_images must be a positive whole number, got {count!r}")
-    seed = found.get("seed")
-    if not is_int(seed) or seed < 0:
-        raise StudyError(f"{SECTION}.seed must be a whole number >= 0, got {seed!r}")
-    drop = found.get("max_accuracy_drop_pp")
-    if not is_number(drop) or not drop >= 0:
-        raise StudyError(f"{SECTION}.max_accuracy_drop_pp must be a number of percentage points >= 0, got {drop!r}")
-    return Int4Settings(variants, count, seed, float(drop))
+    count, seed, drop = calibration(section(params, SECTION, KEYS), SECTION, "calibration_images")
+    return Int4Settings(variants, count, seed, drop)
 
 
 def int4_settings(params: dict[str, Any]) -> Int4Settings:

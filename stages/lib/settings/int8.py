@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from stages.lib.common import StudyError
-from stages.lib.forms.registry import BY_NAME
-from stages.lib.params import is_int, is_number, section
-from stages.lib.settings.post_training import float_variants, training_images
+from stages.lib.params import section
+from stages.lib.settings.post_training import calibration, float_variants, training_images
 
-SECTION = BY_NAME["int8"].section
+SECTION = "int8"   # the form's section in stages.lib.forms.registry
 KEYS = ("variants", "representative_images", "seed", "io", "max_accuracy_drop_pp")
 IO_TYPES = ("float", "int8")
 
@@ -41,19 +40,11 @@ def conversion_settings(params: dict[str, Any], variants: tuple[str, ...] = ()) 
     reads), checked: a positive image count, a seed >= 0, ``io`` float or
     int8, a drop >= 0; anything else is a one-line error naming the key."""
     found = section(params, SECTION, KEYS)
-    count = found.get("representative_images")
-    if not is_int(count) or count < 1:
-        raise StudyError(f"{SECTION}.representative_images must be a positive whole number, got {count!r}")
-    seed = found.get("seed")
-    if not is_int(seed) or seed < 0:
-        raise StudyError(f"{SECTION}.seed must be a whole number >= 0, got {seed!r}")
+    count, seed, drop = calibration(found, SECTION, "representative_images")
     io = found.get("io")
     if io not in IO_TYPES:
         raise StudyError(f"{SECTION}.io must be one of {', '.join(IO_TYPES)}, got {io!r}")
-    drop = found.get("max_accuracy_drop_pp")
-    if not is_number(drop) or not drop >= 0:
-        raise StudyError(f"{SECTION}.max_accuracy_drop_pp must be a number of percentage points >= 0, got {drop!r}")
-    return Int8Settings(variants, count, seed, io, float(drop))
+    return Int8Settings(variants, count, seed, io, drop)
 
 
 def int8_settings(params: dict[str, Any]) -> Int8Settings:
