@@ -457,8 +457,12 @@ def run_git(repo, *args):
 
 def set_params(repo, **changes):
     """Change params.yaml as DVC's `-S` does (ruamel's round trip, comments
-    kept), so that an override of the same length keeps its byte length."""
+    kept; a list in flow style, ``[a, b]``, as params.yaml and `-S` write
+    them), so that an override of the same length keeps its byte length. (A
+    list left in block style makes a later `-S` of the list before it write
+    YAML that does not parse: ruamel's round trip as DVC 3.67 drives it.)"""
     from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedSeq
 
     path = repo / "params.yaml"
     round_trip = YAML()
@@ -468,6 +472,9 @@ def set_params(repo, **changes):
         node = params
         for key in keys:
             node = node[key]
+        if isinstance(value, list):
+            value = CommentedSeq(value)
+            value.fa.set_flow_style()
         node[last] = value
     with path.open("w") as out:
         round_trip.dump(params, out)

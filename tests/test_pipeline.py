@@ -629,7 +629,8 @@ def test_an_experiment_is_listed_with_its_metrics_and_applied(study):
     # under which options the deployed models are checked on corrupted images
     result = _dvc(repo, "exp", "run", "-S", "benchmark.headline_options=bgemm", "--name", "bgemm-headline")
     assert _ran(result) == {"check", "robustness@mnist-fp32-0", "robustness@mnist-bnn-0",
-                            "robustness_int8@mnist-fp32-0", "aggregate", "plots", "report"}, result.stdout
+                            "robustness_int8@mnist-fp32-0", "robustness_int4@mnist-fp32-0", "aggregate", "plots",
+                            "report"}, result.stdout
     experiments = json.loads(_dvc(repo, "exp", "show", "--json").stdout)
     text = json.dumps(experiments)
     assert "bgemm-headline" in text
@@ -641,7 +642,8 @@ def test_an_experiment_is_listed_with_its_metrics_and_applied(study):
 
 @pytest.mark.heavy
 def test_a_learning_rate_that_leaves_every_variant_at_chance_still_reports(study):
-    result = _dvc(study, "exp", "run", "-S", "recipes.article.learning_rate=1e6", "-S", "int8.variants=[]", check=False)
+    result = _dvc(study, "exp", "run", "-S", "recipes.article.learning_rate=1e6", "-S", "int8.variants=[]",
+                  "-S", "int4.variants=[]", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     import pandas as pd
 
@@ -657,11 +659,11 @@ def test_fewer_corruptions_evaluate_again_and_train_nothing(study):
 
     result = _experiment(study, "-S", "robustness.corruptions=[fog,stripe]")
     assert _ran(result) == {"check", "corrupt@mnist", "robustness@mnist-fp32-0", "robustness@mnist-bnn-0",
-                            "robustness_int8@mnist-fp32-0", "aggregate", "plots", "report"}, result.stdout
+                            "robustness_int8@mnist-fp32-0", "robustness_int4@mnist-fp32-0", "aggregate", "plots",
+                            "report"}, result.stdout
     gaps = pd.read_csv(study / "reports" / "tables" / "robustness_gap.csv")
     assert gaps[["dataset", "variant", "corruption"]].values.tolist() == [
-        ["mnist", "bnn", "fog"], ["mnist", "bnn", "stripe"], ["mnist", "fp32+int8", "fog"],
-        ["mnist", "fp32+int8", "stripe"]]
+        ["mnist", variant, corruption] for variant in ("bnn", "fp32+int8", "fp32+int4") for corruption in ("fog", "stripe")]
 
 
 # -- damaged files ------------------------------------------------------------
