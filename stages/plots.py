@@ -73,6 +73,7 @@ from stages.lib.reporting.robustness_figures import corruption_examples, robustn
 from stages.lib.analysis.stats import accuracy_interval, mean_interval  # noqa: E402
 from stages.lib.analysis.judged import test_images  # noqa: E402
 from stages.lib.data.datasets import DATASETS  # noqa: E402
+from stages.lib.forms.registry import form_of, runtime_of  # noqa: E402
 from stages.lib.analysis.tables import read_table, table_errors  # noqa: E402
 from stages.lib.analysis.verdicts import ROBUSTNESS_GAP, judge  # noqa: E402
 
@@ -146,8 +147,11 @@ def accuracy_vs_latency(runs, summary, cpu: str):
     threads = f"{int(first['latency_threads'])} thread" + ("" if int(first["latency_threads"]) == 1 else "s")
     fig = _accuracy_scatter(runs, summary, "latency_median_us", f"latency (µs, batch 1, {threads})",
                             x_interval=("latency_rerun95_low", "latency_rerun95_high"))
+    # each form's runtime (LCE's interpreter; LiteRT's for a form LCE cannot run)
+    others = sorted({form_of(name).name for name in summary["variant"] if runtime_of(name) != "lce"})
+    runtime = "LCE interpreter" + (f"; LiteRT's for {', '.join(others)}" if others else "")
     # wrapped to the panels' width: the legend sits beside them, at the top right
-    fig.suptitle(textwrap.fill(f"Deployed latency on {cpu} (LCE interpreter, options {first['latency_options']}; "
+    fig.suptitle(textwrap.fill(f"Deployed latency on {cpu} ({runtime}, options {first['latency_options']}; "
                                "geometric mean and 95% interval across the processes of one benchmark run)",
                                int(fig.get_figwidth() * 9)), fontsize=9)
     return fig
