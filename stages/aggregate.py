@@ -88,6 +88,7 @@ from stages.lib.layout import PROFILES, RUNS, output
 from stages.lib.names import run_name
 from stages.lib.data.datasets import dataset as registered_dataset
 from stages.lib.analysis.deployment import load_deployments
+from stages.lib.forms.runtime import OVERHEAD_MODELS
 from stages.lib.forms.registry import (
     BY_NAME, form_of, is_post_training, post_training_networks, post_training_runs, source_variant,
 )
@@ -103,7 +104,7 @@ from stages.lib.analysis.robustness_tables import examples_table, gap_table, loa
 from stages.lib.analysis.speed import latency_table, load_timings
 from stages.lib.analysis.stats import at_chance
 from stages.lib.analysis.tables import (
-    ARTICLE_ONE_BIT, COUNT, COUNTS, FRACTION, NON_NEGATIVE, OVERHEAD_MODELS, POSITIVE, POSITIVE_COUNT, Runs, of_dataset,
+    ARTICLE_ONE_BIT, COUNT, COUNTS, FRACTION, NON_NEGATIVE, POSITIVE, POSITIVE_COUNT, Runs, of_dataset,
     per_dataset, read_json, write_tables,
 )
 
@@ -214,9 +215,10 @@ def dvc_metrics(summary: pd.DataFrame, mce: pd.DataFrame | None = None,
     variant (with the gap's verdict interval, adjusted p and the seeds it
     would need); with the mean corruption error of each variant but the
     baseline and its interval when ``mce`` is given; and per dataset, under
-    ``same_flash``, each same-flash comparison (the network, the float or
-    int8 twin of equal flash, the difference with the interval
-    its verdict is read from, its margin and the seeds the margin needs)."""
+    ``same_flash``, each same-flash comparison by 1-bit network and twin
+    form (``same_flash.bnn.int8``: the network, its twin of equal flash in
+    that form, the difference with the interval its verdict is read from,
+    its margin and the seeds the margin needs)."""
     keep = ("seeds", "test_accuracy_mean", "test_accuracy_ci95_low", "test_accuracy_ci95_high", "memory_kib",
             "compression_vs_baseline", "binarized_mac_fraction", "accuracy_gap_vs_baseline", "tflite_kib",
             "converted_accuracy_mean", "ram_kib", "binary_mac_fraction_deployed", "latency_median_us",
@@ -234,7 +236,8 @@ def dvc_metrics(summary: pd.DataFrame, mce: pd.DataFrame | None = None,
                   "same_flash_p_adjusted", "same_flash_verdict", "same_flash_detectable", "same_flash_margin",
                   "same_flash_tost_p_adjusted", "same_flash_seeds_for_margin")
     for row in ([] if same_flash is None else same_flash.to_dict("records")):
-        metrics[row["dataset"]].setdefault("same_flash", {})[row["one_bit"]] = {
+        form = form_of(row["twin"]).name
+        metrics[row["dataset"]].setdefault("same_flash", {}).setdefault(row["one_bit"], {})[form] = {
             k: None if not isinstance(row[k], str) and pd.isna(row[k]) else row[k] for k in flash_keys}
     return metrics
 

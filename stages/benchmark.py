@@ -51,8 +51,8 @@ from stages.lib.forms.deployed import model_inputs, read
 from stages.lib.layout import DEPLOY_RECORDS, DEPLOYED, output
 from stages.lib.names import run_name
 from stages.lib.data.datasets import scale_images
-from stages.lib.forms.registry import OVERHEADS, post_training_runs, runtime_of, writing_stage
-from stages.lib.forms.runtime import INTERPRETER_OPTIONS, SAMPLE_FILE, TFLITE_FILE, interpreter, timed_call
+from stages.lib.forms.registry import post_training_runs, runtime_of, writing_stage
+from stages.lib.forms.runtime import INTERPRETER_OPTIONS, RUNTIMES, SAMPLE_FILE, TFLITE_FILE, interpreter, timed_call
 from stages.lib.params import BenchmarkSettings, benchmark_settings, study_runs, study_seeds
 
 
@@ -158,11 +158,12 @@ def load_subjects(deployed_dir: str | Path, deploy_reports_dir: str | Path,
         if sample.dtype != np.uint8 or sample.ndim != 3 or not len(sample):
             raise StudyError(f"{sample_path} holds no uint8 images: run `dvc repro --force {stage}` to rewrite it")
         # a file the interpreter refuses stops before any timing
+        runtime = runtime_of(variant)
         interpreter(flatbuffer, 1, "default", source=str(output(deployed_dir, run, DEPLOYED) / TFLITE_FILE),
-                    runtime=runtime_of(variant))
+                    runtime=runtime)
         subjects.append(Subject(run, dataset, variant, seed, flatbuffer,
                                 model_inputs(scale_images(sample, input_range), quantization)[:, np.newaxis],
-                                options, runtime_of(variant)))
+                                options, runtime))
     if not subjects:
         raise StudyError("the study has no runs to time: list datasets, variants and seeds under `study`")
     # the overhead model ignores what the pixels hold: any float input will do
@@ -170,7 +171,8 @@ def load_subjects(deployed_dir: str | Path, deploy_reports_dir: str | Path,
                   np.zeros((1, 1, 28, 28, 1), np.float32))
     flatbuffer = overhead_flatbuffer()
     for runtime in dict.fromkeys(subject.runtime for subject in subjects):
-        subjects.append(Subject(OVERHEADS[runtime], None, OVERHEADS[runtime], None, flatbuffer, images,
+        model = RUNTIMES[runtime].overhead
+        subjects.append(Subject(model, None, model, None, flatbuffer, images,
                                 tuple(INTERPRETER_OPTIONS), runtime))
     return subjects
 

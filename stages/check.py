@@ -29,11 +29,12 @@ from stages.lib.params import (
     SECTIONS, benchmark_settings, check_keys, data_limits, download_settings, extended_variants, headline_options,
     study_datasets, study_runs, study_seeds, study_variants, train_settings, validation_settings,
 )
-from stages.lib.settings.aggregate import baseline, margins, primary, same_flash, twins
-from stages.lib.settings.report import memory_budgets
+from stages.lib.settings.aggregate import same_flash, twins
 from stages.lib.forms.registry import post_training_runs
 from stages.lib.layout import CORRUPTED, DEPLOY_RECORDS, DEPLOYED, PROFILES, ROBUSTNESS, RUNS, tidy
 from stages.lib.names import run_name
+from stages.lib.settings import aggregate as aggregate_section
+from stages.lib.settings import report as report_section
 from stages.lib.settings import robustness as robustness_section
 from stages.lib.settings import deploy as deploy_section
 from stages.lib.settings import int4 as int4_section
@@ -43,7 +44,7 @@ from stages.lib.spec import SPEC_DIR, dumps, write_slices
 
 # The sections checked by a module of their own, each with its SECTION,
 # its check(params) and the slice files it writes, slices(params).
-SELF_CHECKED = (deploy_section, robustness_section, int8_section, int4_section)
+SELF_CHECKED = (aggregate_section, report_section, deploy_section, robustness_section, int8_section, int4_section)
 
 
 def check_all(params: dict[str, Any]) -> list[str]:
@@ -52,9 +53,8 @@ def check_all(params: dict[str, Any]) -> list[str]:
     now, and every other width of a variant it names (``fp32_w0.25``);
     return the study's variants."""
     params = with_widths(params)
-    # `deploy`, `robustness`, `int8` and `int4` are checked by their own modules:
-    # every run depends on stages/lib/params.py, so naming them there would
-    # retrain them all.
+    # the sections of SELF_CHECKED are checked by their own modules: every run
+    # depends on stages/lib/params.py, so naming them there would retrain them all.
     own = tuple(module.SECTION for module in SELF_CHECKED)
     unknown = [str(name) for name in params if name not in SECTIONS and name not in own]
     if unknown:
@@ -79,11 +79,6 @@ def check_all(params: dict[str, Any]) -> list[str]:
         recipe_from_params(variant.recipe, recipes, where=f"variants.{name}.recipe")
     benchmark_settings(params)
     headline_options(params)
-    baseline(params)
-    primary(params)
-    same_flash(params)
-    margins(params)
-    memory_budgets(params)
     for module in SELF_CHECKED:
         module.check(params)
     return names

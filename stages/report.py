@@ -212,7 +212,8 @@ def _environment():
 
 def render(tables_dir: str | Path, plots_rel: str, baseline: str, budgets_kib: Sequence[float | None],
            details_name: str = "details.md", primary: Sequence[str] = (),
-           twins: dict[str, str] | None = None, margins_pp: dict[str, float] | None = None) -> tuple[str, str]:
+           twins: dict[str, dict[str, str]] | None = None, margins_pp: dict[str, float] | None = None
+           ) -> tuple[str, str]:
     """The report and its details file, from the tables in ``tables_dir``."""
     tables_dir = Path(tables_dir)
     tables = {name: read_table(tables_dir, name, may_be_empty=name in MAY_BE_EMPTY)

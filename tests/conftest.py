@@ -136,25 +136,31 @@ def trained_fp32(study_params, mnist_dir, tmp_path_factory):
 # What the `twins` stage derives for the default params.yaml: bnn's equal-flash twin
 # (tests/test_twins.py derives it by converting the networks; here it stands in for
 # the stage wherever a test runs `check` alone)
-DEFAULT_TWIN = {"name": "fp32_w0.352", "width": 0.352, "units": [11, 23, 23, 23], "twin_bytes": 19088,
+DEFAULT_TWIN = {"form": "int8", "name": "fp32_w0.352", "width": 0.352, "units": [11, 23, 23, 23], "twin_bytes": 19088,
                 "one_bit_bytes": 19252, "wider_name": "fp32_w0.36", "wider_bytes": 19328}
+# and its int4 twin (when aggregate.twin_forms names int4)
+INT4_TWIN = {"form": "int4", "name": "fp32_w0.49", "width": 0.49, "units": [16, 31, 31, 31], "twin_bytes": 19224,
+             "one_bit_bytes": 19252, "wider_name": "fp32_w0.5", "wider_bytes": 19936}
 
 
 def twins_file(folder, params):
     """``folder``/twins.json as the `twins` stage writes it for ``params``:
     each pair of ``aggregate.same_flash`` with :data:`DEFAULT_TWIN`'s
-    derivation (only bnn against fp32 is derived; a test needing another
-    pair runs the stage)."""
+    derivation in int8 and :data:`INT4_TWIN`'s in int4, for the forms of
+    ``aggregate.twin_forms`` (only bnn against fp32 is derived; a test
+    needing another pair runs the stage)."""
     import json
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     pairs = (params.get("aggregate") or {}).get("same_flash") or {}
-    records = {one_bit: {"one_bit": one_bit, "base": base, **DEFAULT_TWIN, "one_bit_spec": params["variants"][one_bit],
-                         "base_spec": params["variants"][base]}
-               for one_bit, base in (pairs.items() if isinstance(pairs, dict) else [])
-               if one_bit in params.get("variants", {}) and base in params.get("variants", {})}
-    (folder / "twins.json").write_text(json.dumps(records))
+    forms = (params.get("aggregate") or {}).get("twin_forms") or ["int8"]
+    records = {form: {one_bit: {"one_bit": one_bit, "base": base, **twin, "one_bit_spec": params["variants"][one_bit],
+                                "base_spec": params["variants"][base]}
+                      for one_bit, base in (pairs.items() if isinstance(pairs, dict) else [])
+                      if one_bit in params.get("variants", {}) and base in params.get("variants", {})}
+               for form, twin in (("int8", DEFAULT_TWIN), ("int4", INT4_TWIN)) if form in forms}
+    (folder / "twins.json").write_text(json.dumps({form: found for form, found in records.items() if found}))
     return folder / "twins.json"
 
 

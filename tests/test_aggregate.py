@@ -14,7 +14,8 @@ from stages.lib.analysis.classes import confusion_table, load_predictions, paire
 
 from stages.lib.analysis.deployment import census
 from stages.lib.analysis.speed import latency_table, load_timings
-from stages.lib.analysis.tables import OVERHEAD, read_table
+from stages.lib.analysis.tables import read_table
+from stages.lib.forms.runtime import RUNTIMES
 from conftest import (
     synthetic_latency, synthetic_predictions, synthetic_profiles, synthetic_runs, synthetic_timings,
 )
@@ -211,11 +212,11 @@ def test_latency_table_takes_the_process_as_the_replication_unit():
     assert bnn["latency_rerun95_low"] < 51 * 1.1 and bnn["latency_rerun95_high"] > 51 * 1.2
     assert bnn["processes"] == 4 and bnn["rounds"] == 5
     assert bool(bnn["headline"]) and not bool(table.loc[("bnn", "default", 2), "headline"])
-    assert table.loc[(OVERHEAD, "default", 1), "latency_median_us"] == pytest.approx(1.0)
-    assert math.isnan(table.loc[(OVERHEAD, "default", 1), "net_latency_median_us"])
+    assert table.loc[(RUNTIMES['lce'].overhead, "default", 1), "latency_median_us"] == pytest.approx(1.0)
+    assert math.isnan(table.loc[(RUNTIMES['lce'].overhead, "default", 1), "net_latency_median_us"])
     assert table.loc[("fp32", "default", 1), "speedup_vs_baseline"] == 1.0
     assert math.isnan(table.loc[("fp32", "default", 1), "speedup_p_value"])
-    assert list(table.index.get_level_values("variant").unique()) == ["fp32", "bnn", OVERHEAD]
+    assert list(table.index.get_level_values("variant").unique()) == ["fp32", "bnn", RUNTIMES["lce"].overhead]
     # four speed verdicts (bnn: two option sets, two thread counts) form the family Holm adjusts
     assert int(table["speedup_p_value"].notna().sum()) == 4
 

@@ -124,9 +124,11 @@ def test_deploy_stage_on_a_small_trained_model(deployed_bnn):
 @pytest.mark.slow
 def test_benchmark_times_every_combination_in_shuffled_rounds(deployed_bnn, study_params, mnist_dir):
     from stages.benchmark import load_subjects, run_benchmark
-    from stages.lib.analysis.tables import OVERHEAD
     from stages.lib.data.datasets import load_split, scale_images
+    from stages.lib.forms.runtime import RUNTIMES
     from stages.lib.params import BenchmarkSettings
+
+    OVERHEAD = RUNTIMES["lce"].overhead
 
     tmp_path, _ = deployed_bnn
     subjects = load_subjects(tmp_path / "deployed", tmp_path / "deploy", [("mnist", "bnn", 0)])

@@ -145,7 +145,7 @@ def test_only_check_declares_params_and_every_stage_reads_a_declared_slice():
     assert stages["check"]["params"] == [{"params.yaml": None}] and stages["check"]["outs"] == [{"data/spec": {"persist": True}}]
     # `twins` runs before `check` (which refuses a study without the twin), so it
     # reads params.yaml itself, and declares exactly the two entries it reads
-    assert stages["twins"]["params"] == ["aggregate.same_flash", "variants"]
+    assert stages["twins"]["params"] == ["aggregate.same_flash", "aggregate.twin_forms", "variants"]
     assert "data/twins/twins.json" in stages["check"]["deps"]
     for name, stage in stages.items():
         if name in ("check", "twins"):

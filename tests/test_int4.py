@@ -12,7 +12,7 @@ from conftest import randomized, with_param
 from stages.lib.common import StudyError
 from stages.lib.forms.graph import read_graph
 from stages.lib.forms.int4 import FORM, calibration_images
-from stages.lib.forms.registry import OVERHEADS, form_of, overhead_of, post_training_runs, runtime_of, writing_stage
+from stages.lib.forms.registry import form_of, overhead_of, post_training_runs, runtime_of, writing_stage
 from stages.lib.params import Validation, study_runs
 from stages.lib.settings.int4 import Int4Settings, int4_settings, slices
 
@@ -26,13 +26,24 @@ def test_the_default_section_is_valid_and_the_registry_knows_the_form(study_para
     assert form_of("fp32_w0.352+int4") is FORM and writing_stage("fp32_w0.352+int4") == "quantize_int4"
     assert (FORM.bits, FORM.mac_bits) == (4, 8)
     assert runtime_of("fp32_w0.352+int4") == "litert" and runtime_of("fp32+int8") == runtime_of("bnn") == "lce"
-    assert overhead_of("fp32_w0.352+int4") == OVERHEADS["litert"] and overhead_of("bnn") == "overhead"
+    assert overhead_of("fp32_w0.352+int4") == "overhead_litert" and overhead_of("bnn") == "overhead"
     runs = post_training_runs(study_params, study_runs(study_params))
     seeds = study_params["study"]["seeds"]
     assert [run for run in runs if run[1].endswith("+int4")] == [("mnist", "fp32_w0.352+int4", seed) for seed in seeds]
     # the conversion's slice leaves the list of variants to the fan-in stages
     assert slices(study_params) == {"quantize_int4.json": {"int4": {"calibration_images": 500, "seed": 0,
                                                                      "max_accuracy_drop_pp": 0.5}}}
+
+
+def test_every_form_runs_on_a_runtime_the_study_knows_and_no_other_is_loaded():
+    from stages.lib.forms.registry import FORMS
+    from stages.lib.forms.runtime import OVERHEAD_MODELS, RUNTIMES, interpreter
+
+    assert all(form.runtime in RUNTIMES for form in FORMS)
+    # one overhead model per runtime, each its own name
+    assert len(set(OVERHEAD_MODELS)) == len(RUNTIMES)
+    with pytest.raises(StudyError, match=r"unknown runtime 'tflm' for the converted model: one of lce, litert"):
+        interpreter(b"", 1, "default", runtime="tflm")
 
 
 def test_each_form_s_settings_module_names_the_registry_s_section():

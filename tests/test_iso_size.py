@@ -51,7 +51,7 @@ def _judged(networks, twins=None, margin=0.5, others=0):
     """The equal-flash table judged as the primary family it belongs to:
     its rows and ``others`` more primaries named (each with p = 1)."""
     frontier, runs = _tables(networks)
-    table = same_flash_table(frontier, runs, {"bnn": "fp32_w0.352"} if twins is None else twins)
+    table = same_flash_table(frontier, runs, {"int8": {"bnn": "fp32_w0.352"}} if twins is None else twins)
     tests = {index: raw_tests(row, SAME_FLASH, margin / 100) for index, row in table.iterrows()}
     tests.update({f"other{i}": (1.0, 1.0) for i in range(others)})
     family = primary_family(tests, {key: margin for key in tests})
@@ -123,6 +123,21 @@ def test_a_primary_verdict_is_adjusted_over_the_primaries_named_never_over_the_v
     named = _judged(networks, others=3).iloc[0]
     assert named["same_flash_family_size"] == 4
     assert named["same_flash_p_adjusted"] == pytest.approx(min(1.0, 4 * named["difference_p_value"]))
+
+
+def test_each_twin_form_is_one_more_primary_row_of_the_1_bit_network():
+    networks = {**BASE, TWIN: ("int8", 0.352, "article", 18.64, (0.9876, 0.9881, 0.9868)),
+                "fp32_w0.49+int4": ("int4", 0.49, "article", 18.77, (0.9870, 0.9872, 0.9880))}
+    twins = {"int8": {"bnn": "fp32_w0.352"}, "int4": {"bnn": "fp32_w0.49"}}
+    table = _judged(networks, twins)
+    assert list(table["twin"]) == [TWIN, "fp32_w0.49+int4"] and list(table["one_bit"]) == ["bnn", "bnn"]
+    assert list(table["twin_width"]) == [0.352, 0.49]
+    # named together, adjusted together: a family of two, whichever form's row
+    assert set(table["same_flash_family_size"]) == {2}
+    alone = _judged(networks, {"int8": {"bnn": "fp32_w0.352"}}).iloc[0]
+    assert alone["same_flash_family_size"] == 1 and alone["difference"] == table.iloc[0]["difference"]
+    assert same_flash_sentence(table.iloc[1], title).startswith(
+        "MNIST, at `bnn`'s 18.80 KiB: its equal-flash twin `fp32_w0.49+int4` (18.77 KiB, width 0.49")
 
 
 def test_the_width_is_chosen_on_the_validation_images():

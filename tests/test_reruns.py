@@ -109,8 +109,11 @@ ROWS = {
         ([], ["aggregate.baseline=bnn", "aggregate.primary=[fp32]"], {"aggregate", "plots", "report"}),
         ([], ["aggregate.primary=[]"], {"aggregate", "plots", "report"}),
         ([], ["aggregate.margin_pp.mnist=0.3"], {"aggregate", "plots", "report"})],
-    "`aggregate.same_flash` (`-S 'aggregate.same_flash=null'`)": [
-        ([], ["aggregate.same_flash=null"], {"twins", "aggregate", "plots", "report"})],
+    "`aggregate.same_flash`, `aggregate.twin_forms` (`-S 'aggregate.same_flash=null'`)": [
+        ([], ["aggregate.same_flash=null"], {"twins", "aggregate", "plots", "report"}),
+        # the int4 twin's runs already made: naming its comparison derives it, and the tables
+        (["study.variants=[fp32,bnn,fp32_w0.352,fp32_w0.49]", "int4.variants=[fp32_w0.352,fp32_w0.49]"],
+         ["aggregate.twin_forms=[int8,int4]"], {"twins", "aggregate", "plots", "report"})],
     "`report.memory_budgets_kib`": [
         ([], ["report.memory_budgets_kib=[16,null]"], {"report"})],
     "`study.extended`, a comment": [

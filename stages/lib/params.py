@@ -13,7 +13,8 @@ from stages.lib.common import StudyError
 from stages.lib.names import check_name
 from stages.lib.data.datasets import DATASETS, dataset
 
-# Every section and key params.yaml may hold: a misspelt key (`-S
+# Every section and key of the sections checked here (the others are checked
+# by their own modules under stages/lib/settings/): a misspelt key (`-S
 # recipes.article.epoch=3`) would otherwise be added silently and change nothing.
 SECTIONS: dict[str, tuple[str, ...] | None] = {
     "data": ("sources", "retries", "timeout_s", "train_limit", "test_limit", "validation_images", "validation_seed"),
@@ -22,8 +23,6 @@ SECTIONS: dict[str, tuple[str, ...] | None] = {
     "recipes": None,  # names of the user's choosing, checked one by one
     "variants": None,
     "benchmark": ("threads", "processes", "rounds", "calls_per_block", "warmup_calls", "seed", "headline_options"),
-    "aggregate": ("baseline", "primary", "same_flash", "margin_pp"),
-    "report": ("memory_budgets_kib",),
 }
 
 # The fewest benchmark processes whose figures give a Student-t interval

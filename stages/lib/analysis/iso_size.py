@@ -11,9 +11,10 @@ quarter of the hidden channels and units).
   its interval, the two size measures (the deployed file as it is, and
   Larq's count of weight bits) and RAM and latency at one thread;
 - :func:`same_flash_table`: per dataset and per 1-bit network named in
-  ``aggregate.same_flash``, its equal-flash twin (the int8 form of the
-  widest float network whose file is no larger, derived before training by
-  :mod:`stages.lib.forms.twins`: one opponent, no pick) and the difference of
+  ``aggregate.same_flash``, its equal-flash twin in each form of
+  ``aggregate.twin_forms`` (the int8 or int4 form of the widest float
+  network whose file in that form is no larger, derived before training by
+  :mod:`stages.lib.forms.twins`: one opponent per form, no pick) and the difference of
   their mean accuracies (separate runs: Welch); a primary comparison
   (:mod:`stages.lib.analysis.verdicts`);
 - :func:`width_match_table`: per dataset and 1-bit family, the narrowest
@@ -39,8 +40,7 @@ from stages.lib.names import family
 from stages.lib.wording import cell, p_text, pct, points, span
 
 FLOAT, ONE_BIT, OTHER = "float", "1-bit", "other"
-INT8_FORM = BY_NAME["int8"]   # the equal-flash twin's form
-INT8 = INT8_FORM.name
+INT8 = BY_NAME["int8"].name   # the width match's form
 FRONTIER_COLUMNS = (
     "dataset", "family", "precision", "width", "variant", "recipe", "seeds", "validation_accuracy_mean",
     "test_accuracy_mean",
@@ -108,10 +108,11 @@ def frontier_table(summary: pd.DataFrame, latency: pd.DataFrame) -> pd.DataFrame
                              kind="stable").reset_index(drop=True)
 
 
-def same_flash_table(frontier: pd.DataFrame, runs: pd.DataFrame, twins: dict[str, str]) -> pd.DataFrame:
-    """Per dataset and per 1-bit network of ``twins`` (its name to its twin's
-    trained variant, ``{bnn: fp32_w0.352}``) the study has: the twin's int8
-    form against it, the difference of their mean test accuracies with
+def same_flash_table(frontier: pd.DataFrame, runs: pd.DataFrame, twins: dict[str, dict[str, str]]) -> pd.DataFrame:
+    """Per dataset, per 1-bit network of ``twins`` (per post-training form,
+    each 1-bit network's name to its twin's trained variant, ``{int8: {bnn:
+    fp32_w0.352}}``) the study has and per form: the twin in that form
+    (``fp32_w0.352+int8``) against it, the difference of their mean test accuracies with
     Welch's interval, p-value and degrees of freedom over their seeds
     (separate runs). Equal flash is checked on the files deployed: a twin
     whose file is larger than the 1-bit network's stops the table in one line
@@ -122,8 +123,10 @@ def same_flash_table(frontier: pd.DataFrame, runs: pd.DataFrame, twins: dict[str
         by_seed = runs[runs["dataset"] == dataset].pivot_table(index="seed", columns="variant",
                                                                values="test_accuracy")
         indexed = of.set_index("variant")
-        for name, trained in twins.items():
-            twin = INT8_FORM.network(trained)
+        pairs = [(name, BY_NAME[form].network(of_form[name])) for name in
+                 dict.fromkeys(name for of_form in twins.values() for name in of_form)
+                 for form, of_form in twins.items() if name in of_form]
+        for name, twin in pairs:
             if name not in indexed.index or twin not in indexed.index:
                 continue
             one, other = indexed.loc[name], indexed.loc[twin]

@@ -57,12 +57,12 @@ def _primary_rows(tables: dict[str, pd.DataFrame], baseline: str, primary: Seque
 
 
 def judge_tables(tables: dict[str, pd.DataFrame], baseline: str, primary: Sequence[str],
-                 twins: dict[str, str] | None = None, margins: dict[str, float] | None = None
+                 twins: dict[str, dict[str, str]] | None = None, margins: dict[str, float] | None = None
                  ) -> dict[str, pd.DataFrame]:
     """``tables`` (by name, as ``aggregate`` writes them) with every
     comparison judged: the primaries (each of ``primary`` against the
     baseline, and each 1-bit network of ``twins`` against its equal-flash
-    twin, per dataset) as one family, adjusted together by Holm with their
+    twin in each form, per dataset) as one family, adjusted together by Holm with their
     equivalence read against the dataset's margin in ``margins`` (pp); the
     other accuracy gaps within their dataset, the gap changes between
     datasets, the robustness gaps, the per-class gaps, the recipe effects and

@@ -17,8 +17,9 @@ import pandas as pd
 from stages.lib.common import StudyError
 from stages.lib.params import OPTION_SETS
 from stages.lib.analysis.stats import ALPHA, Estimate, direction, holm, rerun_interval
-from stages.lib.analysis.tables import MAPPING, OVERHEAD, OVERHEAD_MODELS, TEXT, read_json
-from stages.lib.forms.registry import OVERHEADS, overhead_of
+from stages.lib.analysis.tables import MAPPING, TEXT, read_json
+from stages.lib.forms.registry import overhead_of
+from stages.lib.forms.runtime import OVERHEAD_MODELS, RUNTIMES
 from stages.lib.wording import cell, holm_clause, interval, p_cell, times, title, with_interval
 
 
@@ -45,8 +46,6 @@ def load_timings(benchmark_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any
                          "run `dvc repro --force benchmark`")
     return timings, info
 
-
-RUNTIME_NAMES = {"lce": "LCE", "litert": "LiteRT"}
 
 
 def _per_process(values: pd.Series) -> pd.Series:
@@ -244,7 +243,7 @@ def benchmark_context(latency: pd.DataFrame) -> dict:
         return ", ".join(f"{row['latency_median_us']:.1f} µs at {threads_label(int(row['threads']))}"
                          for row in rows.to_dict("records"))
 
-    others = {runtime: overhead(name) for runtime, name in OVERHEADS.items() if name != OVERHEAD}
+    lce, *others = RUNTIMES.values()
     thread_counts = sorted(int(t) for t in latency["threads"].unique())
     cores = latency["cpu_cores"].iloc[0] if "cpu_cores" in latency else math.nan
     all_cores = [t for t in thread_counts if not pd.isna(cores) and t >= cores]
@@ -255,8 +254,8 @@ def benchmark_context(latency: pd.DataFrame) -> dict:
         "processes": int(latency["processes"].max()),
         "rounds": int(latency["rounds"].max()),
         "options": headline["options"].iloc[0] if not headline.empty else "n/a",
-        "overhead": overhead(OVERHEAD) + "".join(f"; through {RUNTIME_NAMES[runtime]}'s, {figures}"
-                                                 for runtime, figures in others.items() if figures),
+        "overhead": overhead(lce.overhead) + "".join(f"; through {runtime.title}'s, {overhead(runtime.overhead)}"
+                                                     for runtime in others if overhead(runtime.overhead)),
         "all_cores": ", ".join(threads_label(t) for t in all_cores),
         "cores": None if pd.isna(cores) else int(cores),
         # Holm runs per dataset (see latency_table): the largest family is the one to name

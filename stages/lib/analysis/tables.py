@@ -14,7 +14,6 @@ from typing import Any
 
 import pandas as pd
 
-from stages.lib.forms.registry import OVERHEADS
 from stages.lib.common import StudyError, atomic_directory
 
 # (dataset, variant, seed), as stages.lib.params.study_runs lists them
@@ -24,10 +23,6 @@ Runs = Sequence[tuple[str, str, int]]
 ARTICLE_DATASET = "mnist"
 # The article's 1-bit network, the one the report's answer is about when the study has it.
 ARTICLE_ONE_BIT = "bnn"
-# The benchmark's trivial model timed through LCE's binding, and through
-# every runtime's (stages.lib.forms.registry.OVERHEADS), as the timings name them.
-OVERHEAD = OVERHEADS["lce"]
-OVERHEAD_MODELS = tuple(OVERHEADS.values())
 
 
 @dataclass(frozen=True)

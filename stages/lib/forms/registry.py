@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from stages.lib.forms.runtime import RUNTIMES
 from stages.lib.names import split_form, with_form
 
 
@@ -29,7 +30,7 @@ class Form:
     stage ``stage`` from the runs of the variants listed under
     ``<section>.variants``; its file stores every weight at ``bits`` bits
     and runs every MAC at ``mac_bits`` (int4's weights meet 8-bit
-    activations); the runtime that runs it (a name of
+    activations); the runtime that runs it (a key of
     :data:`stages.lib.forms.runtime.RUNTIMES`)."""
     name: str
     section: str
@@ -84,15 +85,10 @@ def runtime_of(network: str) -> str:
     return "lce" if form is None else form.runtime
 
 
-# The benchmark's trivial model (no weights, the study's input and output),
-# timed through each runtime's call: that runtime's per-call overhead, which
-# the tables subtract from the networks it runs.
-OVERHEADS = {"lce": "overhead", "litert": "overhead_litert"}
-
-
 def overhead_of(network: str) -> str:
-    """The trivial model timed through ``network``'s runtime."""
-    return OVERHEADS[runtime_of(network)]
+    """The benchmark's trivial model timed through ``network``'s runtime
+    (whose per-call overhead the tables subtract from it)."""
+    return RUNTIMES[runtime_of(network)].overhead
 
 
 def writing_stage(network: str) -> str:

@@ -15,6 +15,8 @@ changing one form's conversion reconverts only that form's files.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 import stages  # noqa: F401  (selects Keras 2 before TensorFlow loads)
@@ -46,7 +48,22 @@ INTERPRETER_OPTIONS = {
 # every form is checked and timed under the same four names.
 LITERT_RESOLVERS = {"default": "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "bgemm": "BUILTIN_WITHOUT_DEFAULT_DELEGATES",
                     "xnnpack": "BUILTIN", "bgemm+xnnpack": "BUILTIN"}
-RUNTIMES = ("lce", "litert")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A runtime deployed files run on: its name (as the forms registry and
+    the timings give it), its name in prose, and the benchmark's trivial
+    model (no weights, the study's input and output) timed through its call:
+    the per-call overhead the tables subtract from the networks it runs."""
+    name: str
+    title: str
+    overhead: str
+
+
+RUNTIMES = {runtime.name: runtime for runtime in (Runtime("lce", "LCE", "overhead"),
+                                                  Runtime("litert", "LiteRT", "overhead_litert"))}
+OVERHEAD_MODELS = tuple(runtime.overhead for runtime in RUNTIMES.values())
 
 
 def strip_names(flatbuffer: bytes) -> bytes:
@@ -89,7 +106,9 @@ def interpreter(flatbuffer: bytes, threads: int, options: str, source: str = "th
     key of :data:`INTERPRETER_OPTIONS`): LCE's, or :class:`LiteRT`, which
     answers like it. A flatbuffer that is not a whole model
     (:func:`check_structure`) or that the interpreter refuses is a one-line
-    error naming ``source``."""
+    error naming ``source``; so is a runtime the study does not know."""
+    if runtime not in RUNTIMES:
+        raise StudyError(f"unknown runtime {runtime!r} for {source}: one of {', '.join(RUNTIMES)}")
     check_structure(flatbuffer, source)
     try:
         if runtime == "litert":

@@ -1,11 +1,13 @@
 """Equal-flash twins, derived from the architecture before any run trains.
 
 For each 1-bit network named in ``aggregate.same_flash`` (``{bnn: fp32}``:
-``bnn`` against ``fp32``'s family), its twin is the widest network of the
-float family whose int8 file is no larger than the 1-bit network's file. The
-twin is fixed before training (the `twins` stage writes it, `check` refuses
-a study that does not train it) and the two are compared at equal flash:
-one opponent, no pick among candidates.
+``bnn`` against ``fp32``'s family) and each post-training form of
+``aggregate.twin_forms`` (int8, int4), its twin in that form is the widest
+network of the float family whose file in that form is no larger than the
+1-bit network's file. The twin is fixed before training (the `twins` stage
+writes it, `check` refuses a study that does not train it and make that
+form of it) and the two are compared at equal flash: one opponent per form,
+no pick among candidates.
 
 A deployed file's bytes depend on the shapes of its tensors, not on the
 values of its weights, provided no two weight buffers are equal: TensorFlow
@@ -13,8 +15,9 @@ Lite keeps one buffer for equal constants, so an untrained network's zero
 biases would share one and its file would be smaller than any trained
 one's. Each network is therefore built with generic weights (drawn at
 random, every buffer distinct) and converted as its runs are: LCE for the
-1-bit network, int8 post-training quantization for the float one
-(``tests/test_twins.py`` pins these bytes against trained files).
+1-bit network, the form's post-training quantization for the float one
+(:data:`FORM_BYTES`; ``tests/test_twins.py`` pins these bytes against
+trained files; the calibration images change scales, not sizes).
 
 Widths are searched in 128ths of the article's (every distinct set of
 hidden channels :func:`stages.lib.training.networks.hidden_units` makes up
@@ -42,11 +45,13 @@ ONE_BIT_QUANTIZERS = ("ste_sign", "approx_sign", "swish_sign", "magnitude_aware_
 
 @dataclass(frozen=True)
 class Twin:
-    """A 1-bit network's equal-flash twin: the float family it comes from
-    (``base``), its name and width, its int8 file's bytes against the 1-bit
-    file's, and the next wider network's bytes (which no longer fit)."""
+    """A 1-bit network's equal-flash twin in one post-training ``form``: the
+    float family it comes from (``base``), its trained variant's name and
+    width, the bytes of its file in that form against the 1-bit file's, and
+    the next wider network's bytes (which no longer fit)."""
     one_bit: str
     base: str
+    form: str
     name: str
     width: float
     units: tuple[int, ...]
@@ -75,7 +80,7 @@ def is_float(variant: Variant) -> bool:
     return all(getattr(variant, key) is None for key in QUANTIZER_KEYS)
 
 
-def check_pair(one_bit: Variant, base: Variant) -> None:
+def check_pair(one_bit: Variant, base: Variant, form: str = "int8") -> None:
     """One line when ``one_bit`` is not a 1-bit network, ``base`` not a
     float one, or their recipes differ (families are compared under the
     same recipe)."""
@@ -84,8 +89,8 @@ def check_pair(one_bit: Variant, base: Variant) -> None:
         raise StudyError(f"{where}: {one_bit.name} is not a 1-bit network (its hidden kernel and input quantizers "
                          f"must be one of {', '.join(ONE_BIT_QUANTIZERS)}): name 1-bit networks only")
     if not is_float(base):
-        raise StudyError(f"{where}: {base.name} is not a float network (it sets a quantizer); its twin is the int8 "
-                         "form of a float network")
+        raise StudyError(f"{where}: {base.name} is not a float network (it sets a quantizer); its twin is the "
+                         f"{form} form of a float network")
     if base.width != 1:
         raise StudyError(f"{where}: name the float family at the article's width ({base.name.split('_w')[0]}), "
                          f"not {base.name}: the twin's width is derived")
@@ -115,16 +120,34 @@ def one_bit_bytes(variant: Variant) -> int:
     return len(strip_names(convert(_generic_weights(build_model(variant)))))
 
 
+def _images(variant: Variant) -> np.ndarray:
+    """A few generic images in ``variant``'s input range, to calibrate on."""
+    low, high = variant.input_range
+    return np.random.default_rng(0).uniform(low, high, (8, 28, 28, 1)).astype(np.float32)
+
+
 def int8_bytes(variant: Variant) -> int:
     """The bytes of ``variant``'s int8 file, as `quantize` writes it (float
-    input and output; the calibration images change values, not sizes)."""
+    input and output)."""
     from stages.lib.forms.int8 import quantize
     from stages.lib.forms.runtime import strip_names
     from stages.lib.training.networks import build_model
 
-    low, high = variant.input_range
-    images = np.random.default_rng(0).uniform(low, high, (8, 28, 28, 1)).astype(np.float32)
-    return len(strip_names(quantize(_generic_weights(build_model(variant)), images, "float", source=variant.name)))
+    return len(strip_names(quantize(_generic_weights(build_model(variant)), _images(variant), "float",
+                                    source=variant.name)))
+
+
+def int4_bytes(variant: Variant) -> int:
+    """The bytes of ``variant``'s int4 file, as `quantize_int4` writes it."""
+    from stages.lib.forms.int4 import quantize
+    from stages.lib.forms.runtime import strip_names
+    from stages.lib.training.networks import build_model
+
+    return len(strip_names(quantize(_generic_weights(build_model(variant)), _images(variant), source=variant.name)))
+
+
+# The bytes of a float network's file in each post-training form a twin can take.
+FORM_BYTES = {"int8": int8_bytes, "int4": int4_bytes}
 
 
 def shortest_width(step: int) -> float:
@@ -143,27 +166,29 @@ def shortest_width(step: int) -> float:
     return step / STEPS
 
 
-def derive(one_bit: Variant, base: Variant, log=None) -> Twin:
-    """``one_bit``'s twin in ``base``'s family (see the module doc); a 1-bit
-    file smaller than the narrowest int8 network the architecture allows is
-    one line."""
+def derive(one_bit: Variant, base: Variant, form: str = "int8", log=None, budget: int | None = None) -> Twin:
+    """``one_bit``'s twin in ``base``'s family and post-training ``form``
+    (see the module doc); ``budget``: the 1-bit file's bytes when already
+    known. A 1-bit file smaller than the narrowest network of that form the
+    architecture allows is one line."""
     from dataclasses import replace
 
-    check_pair(one_bit, base)
-    budget = one_bit_bytes(one_bit)
+    check_pair(one_bit, base, form)
+    form_bytes = FORM_BYTES[form]
+    budget = one_bit_bytes(one_bit) if budget is None else budget
     sizes: dict[int, int] = {}
 
     def size(step: int) -> int:
         if step not in sizes:
-            sizes[step] = int8_bytes(replace(base, name=width_name(base.name, step / STEPS), width=step / STEPS))
+            sizes[step] = form_bytes(replace(base, name=width_name(base.name, step / STEPS), width=step / STEPS))
             if log is not None:
-                log(f"{base.name} at width {step}/{STEPS}: int8 file {sizes[step]} bytes ({one_bit.name}: {budget})")
+                log(f"{base.name} at width {step}/{STEPS}: {form} file {sizes[step]} bytes ({one_bit.name}: {budget})")
         return sizes[step]
 
     if size(1) > budget:
         raise StudyError(f"aggregate.same_flash.{one_bit.name}: its file ({budget} bytes) is smaller than the "
-                         f"narrowest int8 network of {base.name} ({sizes[1]} bytes at width 1/{STEPS}): no twin "
-                         "exists; remove it from aggregate.same_flash")
+                         f"narrowest {form} network of {base.name} ({sizes[1]} bytes at width 1/{STEPS}): no {form} "
+                         "twin exists; remove it from aggregate.same_flash, or the form from aggregate.twin_forms")
     low, high = 1, STEPS
     while size(high) <= budget:   # the twin may be wider than the article's network
         if high >= MAX_WIDTH * STEPS:
@@ -176,6 +201,6 @@ def derive(one_bit: Variant, base: Variant, log=None) -> Twin:
     from stages.lib.training.networks import hidden_units
 
     width, wider = shortest_width(low), shortest_width(high)
-    return Twin(one_bit=one_bit.name, base=base.name, name=width_name(base.name, width), width=width,
+    return Twin(one_bit=one_bit.name, base=base.name, form=form, name=width_name(base.name, width), width=width,
                 units=hidden_units(width), twin_bytes=size(low), one_bit_bytes=budget,
                 wider_name=width_name(base.name, wider), wider_bytes=size(high))

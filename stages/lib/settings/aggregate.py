@@ -1,8 +1,8 @@
 """The ``aggregate`` section, checked: which variant every gap is measured
 against (``aggregate.baseline``), which comparisons are primary
 (``aggregate.primary``, ``aggregate.same_flash`` with the twins the `twins`
-stage derived), and the margins their verdicts read
-(``aggregate.margin_pp``).
+stage derived in each form of ``aggregate.twin_forms``), and the margins
+their verdicts read (``aggregate.margin_pp``).
 
 Read by `check` and the table stages only: every training run depends on
 :mod:`stages.lib.params`, so a change to how a table is chosen lives here
@@ -15,6 +15,14 @@ from typing import Any
 
 from stages.lib.common import StudyError
 from stages.lib.params import is_number, section, study_variants
+
+SECTION = "aggregate"
+KEYS = ("baseline", "primary", "same_flash", "twin_forms", "margin_pp")
+# The post-training forms an equal-flash twin can take (each the name of its
+# form and of its params section; a test holds them to the forms registry and
+# to the bytes stages.lib.forms.twins derives for each).
+TWIN_FORMS = ("int8", "int4")
+DEFAULT_TWIN_FORMS = ["int8"]
 
 
 def baseline(params: dict[str, Any]) -> str:
@@ -75,45 +83,62 @@ def same_flash(params: dict[str, Any]) -> dict[str, str]:
     return dict(found)
 
 
-def twins(params: dict[str, Any], records: dict[str, Any]) -> dict[str, str]:
-    """Each 1-bit network of ``aggregate.same_flash`` with its twin's name,
-    from the `twins` stage's ``records``: refused in one line when a record
-    is missing or was derived from other variants, when the study does not
-    train the 1-bit network or its twin, or does not make the twin's int8
-    form."""
+def twin_forms(params: dict[str, Any]) -> list[str]:
+    """``aggregate.twin_forms``: the post-training forms in which each 1-bit
+    network of ``aggregate.same_flash`` meets its equal-flash twin (one
+    primary comparison per form, per dataset); absent: int8 alone."""
+    found = section(params, "aggregate").get("twin_forms", DEFAULT_TWIN_FORMS)
+    if (not isinstance(found, list) or not found or len(set(map(str, found))) != len(found)
+            or not all(name in TWIN_FORMS for name in found)):
+        raise StudyError(f"aggregate.twin_forms must be a non-empty list of distinct forms among "
+                         f"{', '.join(TWIN_FORMS)}, got {str(found)[:120]!r}")
+    return list(found)
+
+
+def twins(params: dict[str, Any], records: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Per form of ``aggregate.twin_forms``, each 1-bit network of
+    ``aggregate.same_flash`` with its twin's name, from the `twins` stage's
+    ``records`` (by form, then 1-bit network): refused in one line when a
+    record is missing or was derived from other variants, when the study
+    does not train the 1-bit network or its twin, or does not make the
+    twin's form of it."""
     named, study = same_flash(params), study_variants(params)
-    int8 = section(params, "int8").get("variants") if isinstance(params.get("int8"), dict) else []
-    found = {}
-    for one_bit, base in named.items():
-        record = records.get(one_bit) if isinstance(records, dict) else None
-        if (not isinstance(record, dict) or record.get("base") != base
-                or record.get("one_bit_spec") != params["variants"][one_bit]
-                or record.get("base_spec") != params["variants"][base]):
-            raise StudyError(f"aggregate.same_flash.{one_bit}: its twin was not derived from these variants; run the "
-                             "`twins` stage first (`dvc repro`, or `python -m stages.twins --out data/twins`)")
-        twin = record["name"]
-        missing = [name for name in (one_bit, twin) if name not in study]
-        if missing:
-            raise StudyError(f"aggregate.same_flash.{one_bit}: the equal-flash twin of {one_bit} is {twin}+int8 "
-                             f"({record['twin_bytes']} bytes against {record['one_bit_bytes']}; "
-                             f"{record['wider_name']} would take {record['wider_bytes']}): add "
-                             f"{' and '.join(missing)} to study.variants (and {twin} to int8.variants), or drop "
-                             f"{one_bit} from aggregate.same_flash")
-        if not isinstance(int8, list) or twin not in int8:
-            raise StudyError(f"aggregate.same_flash.{one_bit}: its twin {twin} must be in int8.variants (its int8 "
-                             "form is the one of equal flash)")
-        found[one_bit] = twin
+    found: dict[str, dict[str, str]] = {}
+    for form in twin_forms(params) if named else []:
+        made = section(params, form).get("variants") if isinstance(params.get(form), dict) else []
+        of_form = records.get(form) if isinstance(records, dict) else None
+        for one_bit, base in named.items():
+            record = of_form.get(one_bit) if isinstance(of_form, dict) else None
+            if (not isinstance(record, dict) or record.get("base") != base or record.get("form") != form
+                    or record.get("one_bit_spec") != params["variants"][one_bit]
+                    or record.get("base_spec") != params["variants"][base]):
+                raise StudyError(f"aggregate.same_flash.{one_bit}: its {form} twin was not derived from these "
+                                 "variants; run the `twins` stage first (`dvc repro`, or `python -m stages.twins "
+                                 "--out data/twins`)")
+            twin = record["name"]
+            missing = [name for name in (one_bit, twin) if name not in study]
+            if missing:
+                raise StudyError(f"aggregate.same_flash.{one_bit}: the equal-flash {form} twin of {one_bit} is "
+                                 f"{twin}+{form} ({record['twin_bytes']} bytes against {record['one_bit_bytes']}; "
+                                 f"{record['wider_name']} would take {record['wider_bytes']}): add "
+                                 f"{' and '.join(missing)} to study.variants (and {twin} to {form}.variants), or "
+                                 f"drop {one_bit} from aggregate.same_flash")
+            if not isinstance(made, list) or twin not in made:
+                raise StudyError(f"aggregate.same_flash.{one_bit}: its twin {twin} must be in {form}.variants (its "
+                                 f"{form} form is the one of equal flash)")
+            found.setdefault(form, {})[one_bit] = twin
     return found
 
 
-def twin_names(params: dict[str, Any]) -> dict[str, str]:
+def twin_names(params: dict[str, Any]) -> dict[str, dict[str, str]]:
     """The twins `check` wrote into a table stage's slice
-    (``aggregate.twins``: each 1-bit network of ``aggregate.same_flash``
-    with its twin's trained variant); none in a slice without them."""
+    (``aggregate.twins``: per form, each 1-bit network of
+    ``aggregate.same_flash`` with its twin's trained variant); none in a
+    slice without them."""
     found = section(params, "aggregate").get("twins") or {}
-    if not isinstance(found, dict):
-        raise StudyError(f"aggregate.twins in {found!r} is not a mapping: rerun `check`")
-    return dict(found)
+    if not isinstance(found, dict) or not all(isinstance(of_form, dict) for of_form in found.values()):
+        raise StudyError(f"aggregate.twins in {str(found)[:120]!r} is not a mapping of forms: rerun `check`")
+    return {form: dict(of_form) for form, of_form in found.items()}
 
 
 def margins(params: dict[str, Any], required: bool = True) -> dict[str, float]:
@@ -135,3 +160,19 @@ def margins(params: dict[str, Any], required: bool = True) -> dict[str, float]:
             raise StudyError(f"aggregate.margin_pp.{name} must be a positive number of percentage points below 100, "
                              f"got {str(value)[:40]!r}")
     return {name: float(value) for name, value in found.items() if is_number(value)}
+
+
+def check(params: dict[str, Any]) -> None:
+    """The whole section: no key but :data:`KEYS`, each one checked."""
+    section(params, SECTION, KEYS)
+    baseline(params)
+    primary(params)
+    same_flash(params)
+    twin_forms(params)
+    margins(params)
+
+
+def slices(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """None of its own: the table stages' slices hold the section
+    (:mod:`stages.lib.fanin_slices`)."""
+    return {}
