@@ -123,8 +123,9 @@ def same_flash_table(frontier: pd.DataFrame, runs: pd.DataFrame, twins: dict[str
         by_seed = runs[runs["dataset"] == dataset].pivot_table(index="seed", columns="variant",
                                                                values="test_accuracy")
         indexed = of.set_index("variant")
-        pairs = [(name, BY_NAME[form].network(of_form[name])) for name in
-                 dict.fromkeys(name for of_form in twins.values() for name in of_form)
+        # each 1-bit network against its twin in each form, one network after the other
+        one_bits = dict.fromkeys(name for of_form in twins.values() for name in of_form)
+        pairs = [(name, BY_NAME[form].network(of_form[name])) for name in one_bits
                  for form, of_form in twins.items() if name in of_form]
         for name, twin in pairs:
             if name not in indexed.index or twin not in indexed.index:

@@ -47,7 +47,6 @@ def load_timings(benchmark_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any
     return timings, info
 
 
-
 def _per_process(values: pd.Series) -> pd.Series:
     """Each benchmark process's median of its rounds: the process is the
     replication unit (a fresh interpreter, its own memory layout)."""
@@ -254,8 +253,8 @@ def benchmark_context(latency: pd.DataFrame) -> dict:
         "processes": int(latency["processes"].max()),
         "rounds": int(latency["rounds"].max()),
         "options": headline["options"].iloc[0] if not headline.empty else "n/a",
-        "overhead": overhead(lce.overhead) + "".join(f"; through {runtime.title}'s, {overhead(runtime.overhead)}"
-                                                     for runtime in others if overhead(runtime.overhead)),
+        "overhead": "; ".join([overhead(lce.overhead), *(f"through {runtime.title}'s, {figures}" for runtime in others
+                                                         if (figures := overhead(runtime.overhead)))]),
         "all_cores": ", ".join(threads_label(t) for t in all_cores),
         "cores": None if pd.isna(cores) else int(cores),
         # Holm runs per dataset (see latency_table): the largest family is the one to name
