@@ -155,10 +155,16 @@ def twins_file(folder, params):
     folder.mkdir(parents=True, exist_ok=True)
     pairs = (params.get("aggregate") or {}).get("same_flash") or {}
     forms = (params.get("aggregate") or {}).get("twin_forms") or ["int8"]
-    records = {form: {one_bit: {"one_bit": one_bit, "base": base, **twin, "one_bit_spec": params["variants"][one_bit],
-                                "base_spec": params["variants"][base]}
+    try:   # each spec written out from its base, as the stage records it
+        from stages.lib.training.variants import with_widths
+
+        variants = with_widths(params)["variants"]
+    except Exception:  # noqa: BLE001  (params a test makes bad on purpose: `check` says why)
+        variants = params.get("variants", {})
+    records = {form: {one_bit: {"one_bit": one_bit, "base": base, **twin, "one_bit_spec": variants[one_bit],
+                                "base_spec": variants[base]}
                       for one_bit, base in (pairs.items() if isinstance(pairs, dict) else [])
-                      if one_bit in params.get("variants", {}) and base in params.get("variants", {})}
+                      if one_bit in variants and base in variants}
                for form, twin in (("int8", DEFAULT_TWIN), ("int4", INT4_TWIN)) if form in forms}
     (folder / "twins.json").write_text(json.dumps({form: found for form, found in records.items() if found}))
     return folder / "twins.json"
