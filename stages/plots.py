@@ -64,8 +64,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from stages.lib.common import atomic_directory, log, run_cli  # noqa: E402
 from stages.lib.reporting.figures import (  # noqa: E402
-    accuracy_axis, figure, label_points, legend_outside, log2_x, save, seeds_caption, title, variant_handles,
-    variant_styles,
+    accuracy_axis, figure, label_points, legend_outside, log2_x, save, seeds_caption, title, title_beside_legend,
+    variant_handles, variant_styles,
 )
 from stages.lib.reporting.width_figures import frontier_figure  # noqa: E402
 from stages.lib.analysis.iso_size import frontier_table  # noqa: E402
@@ -150,10 +150,8 @@ def accuracy_vs_latency(runs, summary, cpu: str):
     # each form's runtime (LCE's interpreter; LiteRT's for a form LCE cannot run)
     others = sorted({form_of(name).name for name in summary["variant"] if runtime_of(name) != "lce"})
     runtime = "LCE interpreter" + (f"; LiteRT's for {', '.join(others)}" if others else "")
-    # wrapped to the panels' width: the legend sits beside them, at the top right
-    fig.suptitle(textwrap.fill(f"Deployed latency on {cpu} ({runtime}, options {first['latency_options']}; "
-                               "geometric mean and 95% interval across the processes of one benchmark run)",
-                               int(fig.get_figwidth() * 9)), fontsize=9)
+    title_beside_legend(fig, f"Deployed latency on {cpu} ({runtime}, options {first['latency_options']}; "
+                             "geometric mean and 95% interval across the processes of one benchmark run)")
     return fig
 
 

@@ -117,6 +117,12 @@ def assert_readable(name, fig):
     for i, (ax, box, text) in enumerate(labels):
         for other, other_box, other_text in labels[i + 1:]:
             assert other is ax or not box.overlaps(other_box), (name, text, other_text)
+    # the figure's own title runs into no legend (the latency figure's ran into the legend's title)
+    if fig._suptitle is not None and fig._suptitle.get_text():
+        box = fig._suptitle.get_window_extent(renderer)
+        assert page.contains(box.x0, box.y0) and page.contains(box.x1, box.y1), (name, "title")
+        for legend in legends:
+            assert not box.overlaps(legend.get_window_extent(renderer)), (name, "title over the legend")
     import matplotlib.pyplot as plt
     plt.close(fig)
 

@@ -78,6 +78,19 @@ def legend_outside(fig, handles: Sequence, title: str) -> None:
                frameon=False)
 
 
+def title_beside_legend(fig, text: str, fontsize: float = 9) -> None:
+    """``text`` as the figure's title, wrapped to and centred over the width
+    left of its legend: centred on the whole figure, it ran into the title
+    of the legend, which stands at the top right."""
+    import textwrap
+
+    fig.canvas.draw()  # constrained layout places the legend
+    right = min((legend.get_window_extent().x0 for legend in fig.legends), default=fig.bbox.x1) / fig.bbox.width
+    # about 0.6 of the font size per character, in points
+    chars = max(20, int(right * fig.get_figwidth() * 72 / (0.6 * fontsize)))
+    fig.suptitle(textwrap.fill(text, chars), x=right / 2, fontsize=fontsize)
+
+
 def label_points(ax, xs: Sequence[float], ys: Sequence[float], names: Sequence[str]) -> None:
     """Name each point, moving the names apart until none overlaps another
     or a point (adjustText), with a thin line back to the point."""

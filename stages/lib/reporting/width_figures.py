@@ -6,7 +6,6 @@ and latency, in the look of every other figure
 
 from __future__ import annotations
 
-import textwrap
 
 import matplotlib
 import matplotlib.ticker
@@ -17,7 +16,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from stages.lib.reporting.figures import (  # noqa: E402
-    MARKERS, Style, accuracy_axis, figure, label_points, legend_outside, seeds_caption, title,
+    MARKERS, Style, accuracy_axis, figure, label_points, legend_outside, seeds_caption, title, title_beside_legend,
 )
 
 
@@ -73,6 +72,5 @@ def frontier_figure(frontier: pd.DataFrame, cpu: str):
                       label=name) for name, style in styles.items()]
     legend_outside(fig, handles, "family through its widths\n(numbers: width),\nmean and 95% CI\n"
                                  f"over {seeds_caption(frontier)}")
-    fig.suptitle(textwrap.fill(f"Accuracy per byte across widths; latency on {cpu} (one benchmark run)",
-                               int(fig.get_figwidth() * 9)), fontsize=9)
+    title_beside_legend(fig, f"Accuracy per byte across widths; latency on {cpu} (one benchmark run)")
     return fig
