@@ -59,8 +59,10 @@ summaries, Pareto flags, per-class figures and tests are per dataset.
   :func:`recipe_table`).
 - ``article``: the reference article's published figures beside ours (MNIST
   only, the article's dataset).
-- ``curves``: per-epoch accuracy and loss of every run (long form), and per
-  (dataset, variant) the mean across seeds (for ``dvc plots``).
+- ``curves``: per-epoch accuracy and loss of every run (long form);
+  ``mean_curves``: per (dataset, variant, epoch) the mean across seeds, what
+  the ``plots:`` of ``dvc.yaml`` draw (one file, so that ``dvc plots show``
+  follows the study's datasets and variants).
 - ``robustness``, ``robustness_gap``, ``mce`` and ``corruption_examples``:
   accuracy under each corruption, the robustness gap against the baseline,
   the mean corruption error, and what each corruption does to one image
@@ -82,7 +84,7 @@ from stages.lib.analysis.judged import judge_tables
 from stages.lib.analysis.article import article_table
 from stages.lib.analysis.classes import confusion_table, load_predictions, paired_images_table, per_class_table
 from stages.lib.common import (
-    StudyError, atomic_directory, load_params, log, run_cli, write_json_atomic,
+    StudyError, load_params, log, run_cli, write_json_atomic,
 )
 from stages.lib.layout import PROFILES, RUNS, output
 from stages.lib.names import run_name
@@ -195,18 +197,15 @@ def runs_table(runs: pd.DataFrame, profiles: pd.DataFrame, deployments: pd.DataF
             .join(profiles, on="variant"))
 
 
-def mean_curves(curves: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Per (dataset, variant), named ``<dataset>-<variant>``, the mean across
-    seeds per epoch, one column per (split, metric): ``train_accuracy``,
-    ``validation_accuracy``, ..."""
+def mean_curves(curves: pd.DataFrame) -> pd.DataFrame:
+    """The mean across seeds per (dataset, variant, epoch), one column per
+    (split, metric): ``train_accuracy``, ``validation_accuracy``, ...; rows in
+    the study's order."""
     means = curves.groupby(["dataset", "variant", "epoch", "split"], sort=False)[["accuracy", "loss"]].mean()
-    result = {}
-    for (dataset, variant), group in means.reset_index().groupby(["dataset", "variant"], sort=False):
-        wide = group.pivot(index="epoch", columns="split", values=["accuracy", "loss"])
-        wide.columns = [f"{split}_{metric}" for metric, split in wide.columns]
-        result[f"{dataset}-{variant}"] = wide.reset_index()[["epoch", "train_accuracy", "validation_accuracy",
-                                                             "train_loss", "validation_loss"]]
-    return result
+    wide = means.unstack("split").reindex(means.index.droplevel("split").unique())  # unstack sorts
+    wide.columns = [f"{split}_{metric}" for metric, split in wide.columns]
+    return wide.reset_index()[["dataset", "variant", "epoch", "train_accuracy", "validation_accuracy",
+                               "train_loss", "validation_loss"]]
 
 
 def dvc_metrics(summary: pd.DataFrame, mce: pd.DataFrame | None = None,
@@ -243,8 +242,7 @@ def dvc_metrics(summary: pd.DataFrame, mce: pd.DataFrame | None = None,
 
 
 def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | Path, deploy_dir: str | Path,
-              benchmark_dir: str | Path, tables_dir: str | Path, curves_dir: str | Path,
-              metrics_path: str | Path, robustness_dir: str | Path = "reports/robustness",
+              benchmark_dir: str | Path, tables_dir: str | Path, metrics_path: str | Path, robustness_dir: str | Path = "reports/robustness",
               corrupted_dir: str | Path = "data/corrupted") -> pd.DataFrame:
     datasets, variants, baseline = study_datasets(params), study_variants(params), checked_baseline(params)
     study = study_runs(params)
@@ -321,10 +319,8 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
                            "recipes": recipes, "int8": int8, **robustness}, baseline, checked_primary(params),
                           twin_names(params), margins(params, required=False))
     summary = tables["summary"]
-    write_tables({**tables, "article": article_table(summary), "curves": curves}, tables_dir)
-    with atomic_directory(curves_dir) as tmp:
-        for name, frame in mean_curves(curves).items():
-            frame.to_csv(tmp / f"{name}.csv", index=False)
+    write_tables({**tables, "article": article_table(summary), "curves": curves, "mean_curves": mean_curves(curves)},
+                 tables_dir)
     write_json_atomic(metrics_path, dvc_metrics(summary, tables["mce"], tables["same_flash"]))
     for row in summary.to_dict("records"):
         log.info("%s %s: %d seeds, test accuracy %.2f%% (95%% CI %.2f-%.2f%%), %.2f KiB; deployed %.2f KiB flash, "
@@ -348,11 +344,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--robustness", default="reports/robustness", help="every run's evaluation on corrupted images")
     parser.add_argument("--corrupted", default="data/corrupted", help="the corrupted test images, per dataset")
     parser.add_argument("--tables-out", default="reports/tables")
-    parser.add_argument("--curves-out", default="reports/curves")
     parser.add_argument("--metrics-out", default="reports/metrics.json")
     args = parser.parse_args(argv)
     aggregate(load_params(args.params), args.runs, args.profiles, args.deployments, args.benchmark, args.tables_out,
-              args.curves_out, args.metrics_out, args.robustness, args.corrupted)
+              args.metrics_out, args.robustness, args.corrupted)
 
 
 if __name__ == "__main__":

@@ -381,7 +381,7 @@ def synthetic_curves(datasets=("mnist",)):
         for variant in ("fp32", "bnn"):
             for seed in (0, 1, 2):
                 for epoch in (1, 2, 3):
-                    for split in ("train", "test"):
+                    for split in ("train", "validation"):
                         rows.append({"dataset": dataset, "variant": variant, "seed": seed, "epoch": epoch,
                                      "split": split, "accuracy": 0.9 - 0.1 * offset + 0.02 * epoch + 0.001 * seed,
                                      "loss": 0.5 / epoch})

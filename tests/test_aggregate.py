@@ -88,11 +88,11 @@ def test_mean_curves_average_across_seeds():
         "loss": [1.0, 0.5, 2.0, 1.5],
     })
     other = curves.assign(dataset="fashion_mnist", accuracy=0.1)
-    means = mean_curves(pd.concat([curves, other]))
-    assert sorted(means) == ["fashion_mnist-bnn", "mnist-bnn"]
-    frame = means["mnist-bnn"]
-    assert list(frame.columns) == ["epoch", "train_accuracy", "validation_accuracy", "train_loss", "validation_loss"]
-    assert frame.iloc[0].tolist() == pytest.approx([1, 0.7, 0.8, 1.5, 1.0])
+    means = mean_curves(pd.concat([other, curves]))  # the study's order, not the alphabet's
+    assert list(means.columns) == ["dataset", "variant", "epoch", "train_accuracy", "validation_accuracy",
+                                   "train_loss", "validation_loss"]
+    assert means[["dataset", "variant"]].values.tolist() == [["fashion_mnist", "bnn"], ["mnist", "bnn"]]
+    assert means.iloc[1, 2:].tolist() == pytest.approx([1, 0.7, 0.8, 1.5, 1.0])
 
 
 def test_missing_run_says_how_to_fix(tmp_path):
@@ -116,7 +116,7 @@ def test_failed_aggregate_writes_nothing(tmp_path):
                            "headline_options": "default"}
     with pytest.raises(StudyError):
         aggregate(params, tmp_path / "runs", tmp_path / "profiles", tmp_path / "deploy", tmp_path / "benchmark",
-                  tmp_path / "tables", tmp_path / "curves", tmp_path / "metrics.json")
+                  tmp_path / "tables", tmp_path / "metrics.json")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["profiles"]
 
 

@@ -121,7 +121,7 @@ def test_the_aggregate_stage_names_a_damaged_field_in_one_line(tmp_path, capsys)
     (tmp_path / "profiles" / "bnn" / "profile" / "profile.json").write_text(json.dumps(profile))
     status = run_cli(main, ["--params", str(params), "--runs", str(tmp_path / "runs"),
                             "--profiles", str(tmp_path / "profiles"), "--tables-out", str(tmp_path / "tables"),
-                            "--curves-out", str(tmp_path / "curves"), "--metrics-out", str(tmp_path / "m.json")])
+                            "--metrics-out", str(tmp_path / "m.json")])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 1 and len(err) == 1
     assert err[0].endswith("mnist-bnn-0/live/metrics.json: test_accuracy must be a number from 0 to 1, got None: "

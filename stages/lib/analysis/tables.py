@@ -263,7 +263,7 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> None:
     with atomic_directory(out_dir) as tmp:
         for name, table in tables.items():
             table.to_csv(tmp / f"{name}.csv", index=False)
-            if name not in ("curves", "confusion", "corruption_examples"):  # for tools, not for reading
+            if name not in ("curves", "mean_curves", "confusion", "corruption_examples"):  # for tools, not for reading
                 (tmp / f"{name}.md").write_text(to_markdown(table))
 
 
