@@ -64,8 +64,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from stages.lib.common import atomic_directory, log, run_cli  # noqa: E402
 from stages.lib.reporting.figures import (  # noqa: E402
-    accuracy_axis, figure, label_points, legend_outside, log2_x, save, seeds_caption, title, title_beside_legend,
-    variant_handles, variant_styles,
+    MEAN_MARKER, accuracy_axis, dodge, figure, label_points, legend_outside, log2_x, save, seeds_caption, shifted,
+    title, title_beside_legend, variant_handles, variant_styles,
 )
 from stages.lib.reporting.width_figures import frontier_figure  # noqa: E402
 from stages.lib.analysis.iso_size import frontier_table  # noqa: E402
@@ -91,44 +91,81 @@ def _accuracy_scatter(runs: pd.DataFrame, summary: pd.DataFrame, x: str, xlabel:
                       x_scale: float = 1.0, frontier: bool = False, x_interval: tuple[str, str] | None = None):
     """One panel per dataset: every seed a small dot, each variant's mean in
     its colour and marker with its 95% interval (and ``x_interval``'s, if
-    given), named beside it."""
+    given), named beside it where the name fits. Means whose markers would
+    hide each other are set side by side (:func:`dodge`), their seeds and
+    intervals with them; the legend says so when it happens."""
     datasets = _datasets(summary)
     styles = variant_styles(summary)
     fig, axes = figure(len(datasets))
+    panels = []
+    # first every panel's scales, limits and labels, and the legend, and the layout they make: markers are set
+    # apart in pixels, which the layout decides
     for ax, dataset in zip(axes.flat, datasets, strict=True):
-        rows = summary[summary["dataset"] == dataset]
+        rows = summary[summary["dataset"] == dataset].reset_index(drop=True)
         seeds = runs[runs["dataset"] == dataset]
         if x not in seeds:  # a per-variant figure: every seed at its variant's x
             seeds = seeds.merge(rows[["variant", x]], on="variant")
-        for row in rows.to_dict("records"):
-            style = styles[row["variant"]]
-            of_variant = seeds[seeds["variant"] == row["variant"]]
-            ax.scatter(of_variant[x] * x_scale, 100 * of_variant["test_accuracy"], color=style.color, s=14,
-                       alpha=0.5, linewidths=0)
-            mean = 100 * row["test_accuracy_mean"]
-            low, high = 100 * row["test_accuracy_ci95_low"], 100 * row["test_accuracy_ci95_high"]
-            xerr = None
-            if x_interval and pd.notna(row[x_interval[0]]):
-                xerr = [[(row[x] - row[x_interval[0]]) * x_scale], [(row[x_interval[1]] - row[x]) * x_scale]]
-            ax.errorbar(row[x] * x_scale, mean, yerr=[[mean - low], [high - mean]] if pd.notna(low) else None,
-                        xerr=xerr, fmt=style.marker, ms=8, capsize=4, color=style.color, markeredgecolor="black")
-        if frontier and "on_pareto_frontier" in rows:
-            best = rows[rows["on_pareto_frontier"]].sort_values(x)
-            ax.step(best[x] * x_scale, 100 * best["test_accuracy_mean"], where="post", color="black",
-                    linestyle=":", linewidth=1.2, zorder=0)
+        xs, means = rows[x] * x_scale, 100 * rows["test_accuracy_mean"]
+        extent_x = [*xs, *(seeds[x] * x_scale)]
+        if x_interval:
+            extent_x += [*(rows[x_interval[0]].dropna() * x_scale), *(rows[x_interval[1]].dropna() * x_scale)]
+        extent_y = [*means, *(100 * seeds["test_accuracy"]), *(100 * rows["test_accuracy_ci95_low"].dropna()),
+                    *(100 * rows["test_accuracy_ci95_high"].dropna())]
+        ax.update_datalim(np.column_stack([[min(extent_x), max(extent_x)], [min(extent_y), max(extent_y)]]))
         if log_x:
             log2_x(ax)
         ax.margins(x=0.12, y=0.08)
+        ax.autoscale_view()
         accuracy_axis(ax)
+        ax.set_xlim(ax.get_xlim())
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test accuracy (%, logit scale)")
         ax.set_title(title(dataset))
         ax.grid(True, which="both", alpha=0.3)
-        label_points(ax, list(rows[x] * x_scale), list(100 * rows["test_accuracy_mean"]), list(rows["variant"]))
+        panels.append((ax, rows, seeds, xs, means))
     handles = variant_handles(styles, list(styles))
     if frontier:
         handles.append(Line2D([], [], color="black", linestyle=":", label="Pareto frontier"))
-    legend_outside(fig, handles, f"variant: mean and 95% CI\nover {seeds_caption(summary)}\n(small dots: single seeds)")
+    caption = f"variant: mean and 95% CI\nover {seeds_caption(summary)}\n(small dots: single seeds)"
+    legend_outside(fig, handles, caption)
+    fig.canvas.draw()
+    dodged = False
+    for ax, rows, seeds, xs, means in panels:
+        offsets = dodge(ax, list(xs), list(means))
+        if any(offsets):  # widen the panel to hold the markers set apart, a marker's room beyond them; again
+            dodged = True
+            y = [means[0], means[0]]
+            placed = shifted(ax, list(xs), list(means), np.array(offsets))
+            left, right = ax.transData.transform(np.column_stack([[min(placed), max(placed)], y]))[:, 0]
+            panel, pad = ax.get_window_extent(), MEAN_MARKER * fig.dpi / 72
+            ax.set_xlim(*shifted(ax, ax.get_xlim(), y, np.array([min(0.0, left - pad - panel.x0),
+                                                                  max(0.0, right + pad - panel.x1)])))
+            offsets = dodge(ax, list(xs), list(means))
+        placed = []
+        for index, row in rows.iterrows():
+            style = styles[row["variant"]]
+            of_variant = seeds[seeds["variant"] == row["variant"]]
+            move = offsets[index]
+            seed_x = shifted(ax, of_variant[x] * x_scale, 100 * of_variant["test_accuracy"], move)
+            ax.scatter(seed_x, 100 * of_variant["test_accuracy"], color=style.color, s=14, alpha=0.5, linewidths=0)
+            mean = means[index]
+            at = float(shifted(ax, [xs[index]], [mean], move)[0])
+            placed.append(at)
+            low, high = 100 * row["test_accuracy_ci95_low"], 100 * row["test_accuracy_ci95_high"]
+            xerr = None
+            if x_interval and pd.notna(row[x_interval[0]]):
+                edges = shifted(ax, [row[x_interval[0]] * x_scale, row[x_interval[1]] * x_scale], [mean, mean], move)
+                xerr = [[at - edges[0]], [edges[1] - at]]
+            ax.errorbar(at, mean, yerr=[[mean - low], [high - mean]] if pd.notna(low) else None,
+                        xerr=xerr, fmt=style.marker, ms=MEAN_MARKER, capsize=4, color=style.color,
+                        markeredgecolor="black")
+        if frontier and "on_pareto_frontier" in rows:
+            best = rows[rows["on_pareto_frontier"]].sort_values(x)
+            ax.step(best[x] * x_scale, 100 * best["test_accuracy_mean"], where="post", color="black",
+                    linestyle=":", linewidth=1.2, zorder=0)
+        label_points(ax, placed, list(means), list(rows["variant"]))
+    if dodged:  # a longer legend title: the legend grows down, the panels keep their width
+        fig.legends[0].set_title(caption + "\n(means that would overlap:\nset side by side)")
     return fig
 
 
@@ -325,42 +362,100 @@ def confusion_difference(confusion: pd.DataFrame, summary: pd.DataFrame):
 
 
 def tax_by_dataset(tax: pd.DataFrame):
-    """Every variant's seed-paired accuracy gap to the baseline, with its
-    95% interval, datasets side by side."""
+    """Every variant's seed-paired accuracy gap to the baseline, with the
+    interval its verdict is read from, datasets side by side; one panel per
+    family of comparisons, so that a panel holds one kind of interval, named
+    over it: the primaries' (Holm, each at its step's level) and the
+    exploratory ones' (simultaneous, Bonferroni). An interval reaching far
+    beyond the others is cut at the panel's edge with its end written there
+    (:func:`clip_outlying`), so that one uncertain variant does not flatten
+    the rest."""
     datasets = list(dict.fromkeys(tax["dataset"]))
-    variants = list(dict.fromkeys(tax["variant"]))
     colors = dict(zip(datasets, sns.color_palette("dark", len(datasets)), strict=False))
     markers = dict(zip(datasets, ("D", "o", "s", "^"), strict=False))
     width = 0.7 / max(len(datasets), 1)
     # the interval each verdict is read from; tables written before the verdicts: the unadjusted 95% one, said so
     judged = "accuracy_gap_adj_low" in tax
     bounds = ("adj_low", "adj_high") if judged else ("ci95_low", "ci95_high")
-    fig, axes = figure(1, width=max(5.0, 0.8 * len(variants) + 2.0))
-    ax = axes[0, 0]
-    for index, dataset in enumerate(datasets):
-        rows = tax[tax["dataset"] == dataset].set_index("variant").reindex(variants)
-        x = np.arange(len(variants)) - 0.35 + width * (index + 0.5)
-        gap = 100 * rows["accuracy_gap_vs_baseline"].to_numpy()
-        low = 100 * rows[f"accuracy_gap_{bounds[0]}"].to_numpy()
-        high = 100 * rows[f"accuracy_gap_{bounds[1]}"].to_numpy()
-        yerr = np.vstack([gap - low, high - gap])
-        ax.bar(x, gap, width=width * 0.9, color=colors[dataset], alpha=0.35)
-        ax.errorbar(x, gap, yerr=np.where(np.isnan(yerr), 0, yerr), fmt=markers.get(dataset, "D"),
-                    color=colors[dataset], capsize=4, markeredgecolor="black", label=title(dataset))
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.margins(y=0.1)
-    ax.set_xticks(np.arange(len(variants)), variants)
-    ax.tick_params(axis="x", labelrotation=45 if len(variants) > 4 else 0)
+    if judged:
+        families = [(family, tax[tax["accuracy_gap_family"] == family]) for family in ("primary", "exploratory")]
+        families = [(family, rows) for family, rows in families if len(rows)]
+    else:
+        families = [("unadjusted", tax)]
+    counts = [rows["variant"].nunique() for _, rows in families]
+    fig, axes = plt.subplots(1, len(families), squeeze=False, sharey=True, layout="constrained",
+                             width_ratios=counts, figsize=(max(5.0, 0.8 * sum(counts) + 1.2 * len(counts)) + 2.5, 4.5))
+    ends = []
+    for ax, (family, rows_of_family) in zip(axes.flat, families, strict=True):
+        variants = list(dict.fromkeys(rows_of_family["variant"]))
+        for index, dataset in enumerate(datasets):
+            rows = rows_of_family[rows_of_family["dataset"] == dataset].set_index("variant").reindex(variants)
+            x = np.arange(len(variants)) - 0.35 + width * (index + 0.5)
+            gap = 100 * rows["accuracy_gap_vs_baseline"].to_numpy()
+            low = 100 * rows[f"accuracy_gap_{bounds[0]}"].to_numpy()
+            high = 100 * rows[f"accuracy_gap_{bounds[1]}"].to_numpy()
+            yerr = np.vstack([gap - low, high - gap])
+            ax.bar(x, gap, width=width * 0.9, color=colors[dataset], alpha=0.35)
+            ax.errorbar(x, gap, yerr=np.where(np.isnan(yerr), 0, yerr), fmt=markers.get(dataset, "D"),
+                        color=colors[dataset], capsize=4, markeredgecolor="black", label=title(dataset))
+            ends.append((ax, x, gap, low, high))
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xticks(np.arange(len(variants)), variants)
+        ax.tick_params(axis="x", labelrotation=45 if len(variants) > 3 or sum(counts) > 4 else 0)
+        ax.set_xlim(-0.6, len(variants) - 0.4)
+        ax.grid(True, axis="y", alpha=0.3)
+        sizes = ", ".join(str(int(n)) for n in dict.fromkeys(rows_of_family.get("accuracy_gap_family_size", [])))
+        ax.set_title({"primary": f"Primary (Holm over {sizes}):\neach at its Holm step's level",
+                      "exploratory": f"Exploratory: simultaneous\n(Bonferroni over {sizes})",
+                      "unadjusted": "95% CI of each gap\n(unadjusted)"}[family], fontsize=9)
+    clip_outlying(ends)
     baseline = tax["baseline"].iloc[0] if len(tax) else "the baseline"
-    ax.set_ylabel(f"test accuracy minus {baseline}'s (pp)")
-    ax.set_title("The accuracy cost by dataset, paired by seed", fontsize=10)
-    ax.grid(True, axis="y", alpha=0.3)
+    axes[0, 0].set_ylabel(f"test accuracy minus {baseline}'s (pp)")
     seeds = int(tax["seeds"].max()) if len(tax) else 0
-    legend_outside(fig, ax.get_legend_handles_labels()[0],
-                   f"dataset: mean gap over {seeds} seed" + ("" if seeds == 1 else "s")
-                   + ("\nand the interval of its verdict\n(95% if primary, simultaneous\nif exploratory)" if judged
+    handles = axes[0, 0].get_legend_handles_labels()[0]
+    legend_outside(fig, handles, f"dataset: mean gap over {seeds} seed" + ("" if seeds == 1 else "s")
+                   + ("\nand the interval its verdict\nis read from (over each panel)" if judged
                       else "\nand its 95% CI (unadjusted)"))
+    title_beside_legend(fig, "The accuracy cost by dataset, paired by seed", fontsize=10)
     return fig
+
+
+def clip_outlying(ends) -> None:
+    """Fit the shared y axis to the gaps and their usual intervals; an
+    interval end that lies far beyond them (more than the usual range again)
+    is cut at the panel's edge, marked with an arrow and its value. ``ends``:
+    (axes, xs, gaps, lows, highs) per drawn series, in pp."""
+    gaps = np.concatenate([g for _, _, g, _, _ in ends]) if ends else np.array([])
+    lows = np.concatenate([lo for _, _, _, lo, _ in ends]) if ends else np.array([])
+    highs = np.concatenate([hi for _, _, _, _, hi in ends]) if ends else np.array([])
+    halves = np.abs(np.concatenate([highs - gaps, gaps - lows]))
+    halves = halves[np.isfinite(halves)]
+    if not len(halves) or not np.isfinite(gaps).any():
+        return
+    typical = float(np.median(halves))
+    top = max(float(np.nanmax(gaps)), 0.0) + 2 * typical
+    bottom = min(float(np.nanmin(gaps)), 0.0) - 2 * typical
+    span = top - bottom
+    if np.nanmax(highs, initial=top) <= top + span and np.nanmin(lows, initial=bottom) >= bottom - span:
+        for ax, *_ in ends:
+            ax.margins(y=0.1)
+        return
+    top, bottom = max(top, float(np.nanmax(highs[highs <= top + span], initial=top))), \
+        min(bottom, float(np.nanmin(lows[lows >= bottom - span], initial=bottom)))
+    pad = 0.12 * (top - bottom)
+    ends[0][0].set_ylim(bottom - pad, top + pad)  # shared by every panel
+    placed: dict[object, int] = {}
+    for ax, xs, _, series_lows, series_highs in ends:
+        line = placed[ax] = placed.get(ax, -1) + 1  # each series' values a line further in, side by side as they are
+        for x, low, high in zip(xs, series_lows, series_highs, strict=True):
+            if np.isfinite(high) and high > top + pad:
+                ax.annotate(f"to {high:+.1f}", (x, top + pad), xytext=(3, -2 - 9 * line), textcoords="offset points",
+                            ha="left", va="top", fontsize=7, annotation_clip=False)
+                ax.plot([x], [top + pad], marker="^", color="black", markersize=5, clip_on=False)
+            if np.isfinite(low) and low < bottom - pad:
+                ax.annotate(f"to {low:+.1f}", (x, bottom - pad), xytext=(3, 2 + 9 * line), textcoords="offset points",
+                            ha="left", va="bottom", fontsize=7, annotation_clip=False)
+                ax.plot([x], [bottom - pad], marker="v", color="black", markersize=5, clip_on=False)
 
 
 def figures(tables_dir: str | Path) -> dict[str, object]:

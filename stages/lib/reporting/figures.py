@@ -93,12 +93,85 @@ def title_beside_legend(fig, text: str, fontsize: float = 9) -> None:
 
 def label_points(ax, xs: Sequence[float], ys: Sequence[float], names: Sequence[str]) -> None:
     """Name each point, moving the names apart until none overlaps another
-    or a point (adjustText), with a thin line back to the point."""
+    or a point (adjustText), with a thin line back to the point. A name that
+    still overlaps one already placed, or leaves the panel, is left out (the
+    legend names every point by its colour and marker): a crowd of names
+    stacked on each other reads as none."""
     texts = [ax.text(x, y, name, fontsize=7) for x, y, name in zip(xs, ys, names, strict=True)]
-    if texts:
-        adjust_text(texts, x=list(xs), y=list(ys), ax=ax, iter_lim=LABEL_STEPS, force_text=(0.4, 0.8),
-                    force_static=(0.3, 0.6), expand=(1.3, 1.6), max_move=(20, 20),
-                    arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5})
+    if not texts:
+        return
+    _, arrows = adjust_text(texts, x=list(xs), y=list(ys), ax=ax, iter_lim=LABEL_STEPS, force_text=(0.4, 0.8),
+                            force_static=(0.3, 0.6), expand=(1.3, 1.6), max_move=(20, 20),
+                            arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5})
+    renderer = ax.figure.canvas.get_renderer()
+    panel = ax.get_window_extent(renderer)
+    kept = []
+    for index, text in enumerate(texts):
+        box = text.get_window_extent(renderer)
+        inside = panel.x0 <= box.x0 and box.x1 <= panel.x1 and panel.y0 <= box.y0 and box.y1 <= panel.y1
+        if inside and not any(box.overlaps(other) for other in kept):
+            kept.append(box)
+            continue
+        text.remove()
+        for arrow in arrows:  # its line back to the point (a patch, or an annotation's)
+            if getattr(getattr(arrow, "arrow_patch", arrow), "patchA", None) is text:
+                arrow.remove()
+
+
+MEAN_MARKER = 8  # points: the size of a variant's mean marker
+HIDDEN = 0.5  # of a marker's width: centres closer than this along both axes hide one marker under another
+
+
+def dodge(ax, xs: Sequence[float], ys: Sequence[float], size: float = MEAN_MARKER) -> list[float]:
+    """For markers of ``size`` points at (``xs``, ``ys``), how far (in pixels)
+    to move each one along x so that none hides another. A marker is hidden
+    when another's centre lies within half a marker of its own, along both
+    axes; such markers (directly or through a chain) are set side by side,
+    0.6 of a marker apart, centred on their group's mean position, in the
+    order of their x then y: each shows at least half of itself, and a group
+    spreads as little as that allows. Markers that overlap less stay where
+    they are. The axes' scales and limits must be fixed first."""
+    if not len(xs):
+        return []
+    points = ax.transData.transform(np.column_stack([np.asarray(xs, float), np.asarray(ys, float)]))
+    width = size * ax.figure.dpi / 72  # a marker's width in pixels
+    near, step = HIDDEN * width, 0.6 * width
+    group = list(range(len(points)))
+
+    def root(i):
+        while group[i] != i:
+            group[i] = group[group[i]]
+            i = group[i]
+        return i
+
+    for i in range(len(points)):
+        for j in range(i + 1, len(points)):
+            if abs(points[i, 0] - points[j, 0]) < near and abs(points[i, 1] - points[j, 1]) < near:
+                group[root(j)] = root(i)
+    offsets = [0.0] * len(points)
+    for members in _groups([root(i) for i in range(len(points))]).values():
+        if len(members) < 2:
+            continue
+        members.sort(key=lambda i: (points[i, 0], points[i, 1], i))
+        centre = float(np.mean(points[members, 0]))
+        for rank, i in enumerate(members):
+            offsets[i] = centre + (rank - (len(members) - 1) / 2) * step - float(points[i, 0])
+    return offsets
+
+
+def _groups(keys: Sequence[int]) -> dict[int, list[int]]:
+    groups: dict[int, list[int]] = {}
+    for index, key in enumerate(keys):
+        groups.setdefault(key, []).append(index)
+    return groups
+
+
+def shifted(ax, xs: Sequence[float], ys: Sequence[float], pixels) -> np.ndarray:
+    """``xs`` moved ``pixels`` (one number, or one per point) along x on the
+    panel, in data units whatever the scale."""
+    points = ax.transData.transform(np.column_stack([np.asarray(xs, float), np.asarray(ys, float)]))
+    points[:, 0] += pixels
+    return ax.transData.inverted().transform(points)[:, 0]
 
 
 # Where an accuracy axis may put its ticks (percent); thinned to the range shown.

@@ -49,12 +49,15 @@ def robustness_gaps(gaps: pd.DataFrame):
     baseline on each corruption (its accuracy drop minus the baseline's, in
     percentage points, mean over seeds) and below it the half-width of its
     simultaneous interval (Bonferroni over the variant's corruptions); a star
-    marks a gap whose verdict tells it from zero. The colour scale spans the
-    largest gap, so none saturates."""
+    marks a gap whose verdict tells it from zero. Only those are coloured:
+    a gap whose interval spans zero stays grey, whatever its point estimate,
+    so that colour never shows a difference the seeds do not tell. The
+    colour scale spans the largest told gap, so none saturates."""
     datasets = list(dict.fromkeys(gaps["dataset"]))
     corruptions = list(dict.fromkeys(gaps["corruption"]))
     variants = list(dict.fromkeys(gaps["variant"]))
-    limit = max(1.0, float(np.nanmax(np.abs(100 * gaps["robustness_gap"]))))
+    told_gaps = gaps.loc[gaps["robustness_gap_verdict"].isin([HIGHER, LOWER]), "robustness_gap"]
+    limit = max(1.0, float(np.nanmax(np.abs(100 * told_gaps), initial=0.0)))
     fig, axes = plt.subplots(len(datasets), 1, figsize=(0.7 * len(corruptions) + 3.6, 0.62 * len(variants) + 2.2),
                              squeeze=False, layout="constrained")
     for ax, dataset in zip(axes[:, 0], datasets, strict=True):
@@ -67,9 +70,14 @@ def robustness_gaps(gaps: pd.DataFrame):
                    for v, star, h in zip(vrow, srow, hrow, strict=True)]
                   for vrow, srow, hrow in zip(*(grid[c].to_numpy() for c in ("robustness_gap", "told", "half")),
                                               strict=True)]
-        sns.heatmap(100 * grid["robustness_gap"], ax=ax, cmap="RdBu_r", vmin=-limit, vmax=limit, center=0,
-                    annot=np.array(labels), fmt="", annot_kws={"fontsize": 6.5},
-                    cbar_kws={"label": "pp", "shrink": 0.9})
+        told = grid["told"].to_numpy(dtype=bool)
+        sns.heatmap((100 * grid["robustness_gap"]).where(grid["told"].astype(bool)), ax=ax, cmap="RdBu_r",
+                    vmin=-limit, vmax=limit, center=0, annot=np.array(labels), fmt="", annot_kws={"fontsize": 6.5},
+                    cbar_kws={"label": "pp", "shrink": 0.9}, linewidths=0.5, linecolor="white")
+        ax.set_facecolor("#ececec")  # the cells left uncoloured: not told from zero
+        ax.grid(False)
+        for i, j in zip(*np.nonzero(~told), strict=True):  # seaborn writes no value in a cell it leaves blank
+            ax.text(j + 0.5, i + 0.5, labels[i][j], ha="center", va="center", fontsize=6.5, color="#444444")
         ax.set_xticklabels([c.replace("_", " ") for c in corruptions], rotation=45, ha="right", fontsize=8)
         ax.set_yticklabels(variants, rotation=0, fontsize=8)
         ax.set_xlabel("")
@@ -78,7 +86,8 @@ def robustness_gaps(gaps: pd.DataFrame):
         ax.set_title(f"{title(dataset)} ({seeds} seed{'s' if seeds != 1 else ''})", fontsize=9)
     fig.suptitle(textwrap.fill(
         f"Extra accuracy drop against {_baseline_of(gaps)} (pp, paired by seed; red: loses more), ± the half-width of "
-        "its simultaneous interval over the variant's corruptions; * told from zero", int(fig.get_figwidth() * 13)),
+        "its simultaneous interval over the variant's corruptions; * told from zero, and only those coloured "
+        "(grey: not told)", int(fig.get_figwidth() * 13)),
         fontsize=8.5)
     return fig
 
