@@ -200,7 +200,7 @@ def _committed_judged_rows():
     from conftest import REPO
 
     rows = []
-    for path in sorted(glob.glob(str(REPO / "reports" / "experiments" / "*" / "tables" / "*.csv"))):
+    for path in sorted(glob.glob(str(REPO / "reports" / "experiments" / "**" / "tables" / "*.csv"), recursive=True)):
         table = pd.read_csv(path)
         for prefix in [column[:-len("_adj_low")] for column in table.columns if column.endswith("_adj_low")]:
             if f"{prefix}_p_adjusted" not in table.columns:
