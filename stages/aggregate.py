@@ -292,7 +292,7 @@ def aggregate(params: dict[str, Any], runs_dir: str | Path, profiles_dir: str | 
                                                                               variants, baseline))
     per_class = per_dataset(datasets, lambda dataset: per_class_table(
         of_dataset(predictions, dataset), variants, baseline, registered_dataset(dataset).class_names))
-    confusion = per_dataset(datasets, lambda dataset: confusion_table(of_dataset(predictions, dataset), variants))
+    confusion = per_dataset(datasets, lambda dataset: confusion_table(of_dataset(predictions, dataset), variants, baseline))
     # recipes are about training: the trained variants only
     recipes = per_dataset(datasets, lambda dataset: recipe_table(
         of_dataset(summary[~summary["variant"].map(is_post_training)], dataset),

@@ -59,7 +59,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
-from matplotlib.colors import SymLogNorm  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from stages.lib.common import atomic_directory, log, run_cli  # noqa: E402
@@ -70,7 +69,7 @@ from stages.lib.reporting.figures import (  # noqa: E402
 from stages.lib.reporting.width_figures import frontier_figure  # noqa: E402
 from stages.lib.analysis.iso_size import frontier_table  # noqa: E402
 from stages.lib.reporting.robustness_figures import corruption_examples, robustness_gaps  # noqa: E402
-from stages.lib.analysis.stats import accuracy_interval, mean_interval  # noqa: E402
+from stages.lib.analysis.stats import ALPHA, accuracy_interval, mean_interval  # noqa: E402
 from stages.lib.analysis.judged import test_images  # noqa: E402
 from stages.lib.data.datasets import DATASETS  # noqa: E402
 from stages.lib.forms.registry import form_of, runtime_of  # noqa: E402
@@ -316,24 +315,39 @@ def accuracy_by_variant(runs: pd.DataFrame, summary: pd.DataFrame):
 
 def confusion_difference(confusion: pd.DataFrame, summary: pd.DataFrame):
     """One row of panels per dataset: each variant's matrix minus the
-    baseline's (the baseline's own matrix when it is alone)."""
+    baseline's, paired by seed (the baseline's own matrix when it is alone).
+    Every cell holds its mean difference in test images; only the cells
+    whose simultaneous interval (over the matrix's cells) tells them from
+    zero are coloured, on a linear scale: a difference of a third of an
+    image that the seeds do not tell stays grey."""
     baseline = summary.loc[summary["is_baseline"], "variant"]
     baseline = baseline.iloc[0] if len(baseline) else None
+    tested = "images_difference_p_adjusted" in confusion
     panels = []
     for dataset in _datasets(summary):
         names = list(DATASETS[dataset].class_names) if dataset in DATASETS else None
         of_dataset = confusion[confusion["dataset"] == dataset]
-        matrix = {v: g.pivot(index="label", columns="predicted", values="images")
-                  for v, g in of_dataset.groupby("variant")}
+        grids = {v: g for v, g in of_dataset.groupby("variant")}
         variants = list(summary.loc[summary["dataset"] == dataset, "variant"])
-        others = [v for v in variants if v != baseline]
-        if baseline in matrix and others:
-            row = [(f"{title(dataset)}: {v} minus {baseline}", matrix[v] - matrix[baseline]) for v in others]
-        else:  # nothing to compare: the first variant's own matrix
-            row = [(f"{title(dataset)}: {variants[0]}", matrix[variants[0]])]
+        others = [v for v in variants if v != baseline and v in grids]
+        row = []
+        if baseline in grids and others:
+            for v in others:
+                grid = grids[v]
+                if tested:
+                    diff = grid.pivot(index="label", columns="predicted", values="images_difference")
+                    told = grid.pivot(index="label", columns="predicted", values="images_difference_p_adjusted") < ALPHA
+                else:  # tables written before the cells were tested: every cell uncoloured
+                    diff = (grid.pivot(index="label", columns="predicted", values="images")
+                            - grids[baseline].pivot(index="label", columns="predicted", values="images"))
+                    told = diff * 0 != 0
+                row.append((f"{title(dataset)}: {v} minus {baseline}", diff, told))
+        else:  # nothing to compare: the first variant's own matrix, every cell coloured
+            own = grids[variants[0]].pivot(index="label", columns="predicted", values="images")
+            row.append((f"{title(dataset)}: {variants[0]}", own, own * 0 == 0))
         if names:
-            row = [(name, diff.rename(index=dict(enumerate(names)), columns=dict(enumerate(names))))
-                   for name, diff in row]
+            rename = {"index": dict(enumerate(names)), "columns": dict(enumerate(names))}
+            row = [(name, diff.rename(**rename), told.rename(**rename)) for name, diff, told in row]
         panels.append(row)
     columns = min(max(len(row) for row in panels), 3)
     rows = sum(-(-len(row) // columns) for row in panels)
@@ -341,23 +355,33 @@ def confusion_difference(confusion: pd.DataFrame, summary: pd.DataFrame):
                              layout="constrained")
     slots = iter(range(rows))
     for row_panels in panels:
-        # one colour scale per dataset, its bar beside the dataset's last panel
-        limit = max(1.0, max(float(np.abs(diff.to_numpy()).max()) for _, diff in row_panels))
+        # one colour scale per dataset, spanning its largest coloured cell, its bar beside the dataset's last panel
+        shown = [diff.where(told).abs().max().max() for _, diff, told in row_panels]
+        limit = max([1.0, *[float(value) for value in shown if pd.notna(value)]])
         for start in range(0, len(row_panels), columns):
             axis_row = axes[next(slots)]
-            for ax, (name, diff) in zip(axis_row, row_panels[start:start + columns], strict=False):
+            for ax, (name, diff, told) in zip(axis_row, row_panels[start:start + columns], strict=False):
                 last = name == row_panels[-1][0]
-                # symmetric-log colours: one variant's hundreds of images do not wash out another's few
-                sns.heatmap(diff, ax=ax, cmap="RdBu_r", norm=SymLogNorm(linthresh=1.0, vmin=-limit, vmax=limit),
-                            annot=True, fmt=".1f", annot_kws={"fontsize": 6}, cbar=last,
-                            cbar_kws={"label": "test images (mean over seeds; symmetric log scale)"} if last else None,
-                            square=True)
+                sns.heatmap(diff.where(told), ax=ax, cmap="RdBu_r", vmin=-limit, vmax=limit, center=0,
+                            annot=diff.round(1).to_numpy(), fmt="", annot_kws={"fontsize": 6}, cbar=last,
+                            cbar_kws={"label": "test images (mean over seeds)"} if last else None, square=True,
+                            linewidths=0.5, linecolor="white")
+                ax.set_facecolor("#ececec")  # the cells left uncoloured: not told from zero
+                ax.grid(False)
+                values = diff.to_numpy()
+                for i, j in zip(*np.nonzero(~told.to_numpy(dtype=bool)), strict=True):
+                    ax.text(j + 0.5, i + 0.5, f"{values[i, j]:.1f}", ha="center", va="center", fontsize=6,
+                            color="#555555")
                 ax.tick_params(labelsize=7)
                 ax.set_title(name, fontsize=10)
                 ax.set_xlabel("predicted class")
                 ax.set_ylabel("true class")
             for ax in axis_row[len(row_panels[start:start + columns]):]:
                 ax.axis("off")
+    if tested and baseline is not None:
+        title_beside_legend(fig, "Test images per (true, predicted) class, minus the baseline's, paired by seed; "
+                                 "coloured only where the interval simultaneous over the matrix's cells tells the "
+                                 "difference from zero (grey: not told)", fontsize=9)
     return fig
 
 

@@ -325,7 +325,7 @@ def write_synthetic_tables(tables, datasets=("mnist",)):
         "article": article_table(summary),
         "per_class": per_dataset(datasets, lambda d: per_class_table(predictions, variants, "fp32",
                                                                      DATASETS[d].class_names)),
-        "confusion": per_dataset(datasets, lambda d: confusion_table(predictions, variants)),
+        "confusion": per_dataset(datasets, lambda d: confusion_table(predictions, variants, "fp32")),
         "paired_images": paired_images,
         "tax_change": tax_change_table(runs, list(datasets), variants, "fp32"),
         "recipes": per_dataset(datasets, lambda d: recipe_table(of_dataset(summary, d),

@@ -294,6 +294,36 @@ def test_confusion_matrix_is_the_mean_over_seeds():
     assert table.groupby("variant")["images"].sum().to_dict() == {"bnn": 10.0, "fp32": 10.0}
 
 
+def test_confusion_differences_are_paired_by_seed_and_told_only_past_the_simultaneous_interval():
+    """Against the baseline, each cell's difference per seed, its interval
+    simultaneous over the matrix's 4 cells (scipy's t at 1 - 0.05/4), its
+    Bonferroni p; a difference alike on every seed gets the exact sign-flip
+    test, which 5 seeds never pass over 4 cells (2/32 x 4)."""
+    from scipy import stats
+
+    rows = []
+    for seed, moved in zip(range(5), (10, 12, 11, 13, 9), strict=True):
+        for image in range(100):  # the baseline right on every image of both classes
+            rows.append({"variant": "fp32", "seed": seed, "image": image, "label": image % 2, "predicted": image % 2})
+        for image in range(100):  # the variant: `moved` images of class 0 called 1, 3 of class 1 called 0
+            label = image % 2
+            wrong = (label == 0 and image // 2 < moved) or (label == 1 and image // 2 < 3)
+            rows.append({"variant": "bnn", "seed": seed, "image": image, "label": label,
+                         "predicted": 1 - label if wrong else label})
+    table = confusion_table(pd.DataFrame(rows), ["fp32", "bnn"], "fp32").set_index(["variant", "label", "predicted"])
+    assert table.loc["fp32", "images_difference"].isna().all()
+    moved = table.loc[("bnn", 0, 1)]
+    assert moved["images_difference"] == pytest.approx(11.0)
+    expected = stats.ttest_1samp([10, 12, 11, 13, 9], 0.0)
+    interval = expected.confidence_interval(1 - 0.05 / 4)
+    assert (moved["images_difference_adj_low"], moved["images_difference_adj_high"]) == pytest.approx(
+        (interval.low, interval.high))
+    assert moved["images_difference_p_adjusted"] == pytest.approx(4 * expected.pvalue) and 4 * expected.pvalue < 0.05
+    alike = table.loc[("bnn", 1, 0)]  # +3 on every seed: no spread
+    assert alike["images_difference_adj_low"] == alike["images_difference_adj_high"] == 3.0
+    assert alike["images_difference_p_adjusted"] == pytest.approx(min(1.0, 4 * 2 / 2 ** 5))
+
+
 def test_paired_images_table_tests_all_seeds_at_once():
     table = paired_images_table(synthetic_predictions(), ["fp32", "bnn"], "fp32").set_index("variant")
     # per image, seeds right bnn minus fp32: image 0 -3, image 1 -1, image 4 -1, image 9 +2: 1 ahead, 3 behind

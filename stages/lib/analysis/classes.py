@@ -16,7 +16,9 @@ from stages.lib.common import StudyError
 from stages.lib.layout import RUNS, output
 from stages.lib.names import run_name
 from stages.lib.data.datasets import dataset as registered_dataset
-from stages.lib.analysis.stats import ALPHA, accuracy_interval, holm, image_sign_test, paired_difference
+from stages.lib.analysis.stats import (
+    ALPHA, accuracy_interval, holm, image_sign_test, paired_difference, simultaneous_means,
+)
 from stages.lib.analysis.tables import Runs
 from stages.lib.analysis.verdicts import HIGHER, LOWER, adjusted_cell
 from stages.lib.wording import holm_clause, p_text, pct, points
@@ -75,16 +77,52 @@ def per_class_table(predictions: pd.DataFrame, variants: Sequence[str], baseline
     return pd.DataFrame(rows)
 
 
-def confusion_table(predictions: pd.DataFrame, variants: Sequence[str]) -> pd.DataFrame:
+def confusion_table(predictions: pd.DataFrame, variants: Sequence[str], baseline: str | None = None) -> pd.DataFrame:
     """Mean over seeds of how many test images of each label got each
-    answer, every (label, predicted) pair listed."""
+    answer, every (label, predicted) pair listed. With ``baseline``, each
+    other variant's cell also holds its difference from the baseline's,
+    paired by seed (``images_difference``), with the simultaneous interval
+    over the matrix's cells (Bonferroni: each at level 0.05 / cells; Student
+    t across the seeds, ``scipy.stats.ttest_1samp``) and its adjusted p: a
+    cell's difference is told from zero only when that p is below 0.05
+    (where every seed differs by the same count, the exact sign-flip test)."""
     classes = sorted(set(predictions["label"]) | set(predictions["predicted"]))
-    counts = predictions.groupby(["variant", "seed", "label", "predicted"]).size()
-    seeds = predictions.groupby("variant")["seed"].nunique()
-    index = pd.MultiIndex.from_product([variants, classes, classes], names=["variant", "label", "predicted"])
-    total = counts.groupby(["variant", "label", "predicted"]).sum().reindex(index, fill_value=0)
-    mean = total / seeds.reindex(total.index.get_level_values("variant")).to_numpy()
-    return mean.rename("images").reset_index()
+    seeds_of = predictions.groupby("variant")["seed"].unique()
+    cells = pd.MultiIndex.from_product([classes, classes], names=["label", "predicted"])
+    per_seed = {}  # variant -> (cells x seeds) counts
+    for variant in variants:
+        of = predictions[predictions["variant"] == variant]
+        counts = of.groupby(["label", "predicted", "seed"]).size().unstack("seed")
+        per_seed[variant] = counts.reindex(index=cells, columns=sorted(seeds_of.get(variant, [])), fill_value=0
+                                           ).fillna(0)
+    frames = []
+    for variant in variants:
+        frame = pd.DataFrame({"variant": variant, "images": per_seed[variant].mean(axis=1)}, index=cells)
+        if baseline is not None:
+            frame = frame.join(_cell_differences(per_seed[variant], per_seed.get(baseline), variant == baseline))
+        frames.append(frame.reset_index())
+    columns = ["variant", "label", "predicted", "images"] + (list(DIFFERENCE_COLUMNS) if baseline is not None else [])
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+DIFFERENCE_COLUMNS = ("images_difference", "images_difference_adj_low", "images_difference_adj_high",
+                      "images_difference_p_adjusted")
+
+
+def _cell_differences(variant: pd.DataFrame, baseline: pd.DataFrame | None, same: bool) -> pd.DataFrame:
+    """Per cell, the variant's count minus the baseline's over the seeds
+    both have, its simultaneous interval and adjusted p (empty for the
+    baseline itself and where fewer than two seeds pair)."""
+    empty = pd.DataFrame(np.nan, index=variant.index, columns=list(DIFFERENCE_COLUMNS))
+    if same or baseline is None:
+        return empty
+    seeds = [seed for seed in variant.columns if seed in baseline.columns]
+    if len(seeds) < 2:
+        return empty
+    mean, low, high, p_adjusted = simultaneous_means(variant[seeds].to_numpy(float) - baseline[seeds].to_numpy(float))
+    return pd.DataFrame({"images_difference": mean, "images_difference_adj_low": low,
+                         "images_difference_adj_high": high,
+                         "images_difference_p_adjusted": p_adjusted}, index=variant.index)
 
 
 PAIRED_IMAGES_COLUMNS = ("variant", "seeds", "images", "variant_ahead", "baseline_ahead", "p_value", "p_holm")

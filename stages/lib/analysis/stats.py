@@ -103,6 +103,29 @@ def mean_interval(values: Sequence[float]) -> Estimate:
     return Estimate(mean, float(ci.low), float(ci.high), len(values), float(result.pvalue), float(result.df))
 
 
+def simultaneous_means(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of ``values`` (rows: the quantities of one family, columns:
+    the seeds), the mean, its Student-t interval simultaneous over the rows
+    (Bonferroni: each at level ``ALPHA`` / rows; ``scipy.stats.ttest_1samp``)
+    and the Bonferroni-adjusted p of the test that it is zero. A row whose
+    values are all equal has its value as interval and the exact sign-flip
+    test (:func:`sign_flip_p`)."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float)
+    rows, n = values.shape
+    mean = values.mean(axis=1) if n else np.full(rows, math.nan)
+    low, high, p = mean.copy(), mean.copy(), np.ones(rows)
+    spread = np.ptp(values, axis=1) > 0 if n else np.zeros(rows, dtype=bool)
+    if spread.any():
+        result = stats.ttest_1samp(values[spread], 0.0, axis=1)
+        interval = result.confidence_interval(1 - ALPHA / rows)
+        low[spread], high[spread], p[spread] = interval.low, interval.high, result.pvalue
+    for row in np.flatnonzero(~spread):
+        p[row] = sign_flip_p(float(mean[row]), n)
+    return mean, low, high, np.minimum(1.0, p * rows)
+
+
 def paired_difference(second: Sequence[float], first: Sequence[float], limit: float = 1.0) -> Estimate:
     """``second`` minus ``first``, paired position by position (by seed),
     pairs with a missing value dropped: the mean difference, its Student-t

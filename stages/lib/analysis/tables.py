@@ -135,6 +135,7 @@ COLUMN_KINDS: dict[str, ColumnKind] = {
                     ColumnKind("number", 0, whole=True, nullable=True)),
     "test_loss": _MAYBE_AMOUNT,  # not measured for an int8 form (its test accuracy is the int8 model's)
     "images": _MAYBE_AMOUNT,  # the tax table's images test: none for an int8 form (no per-image answers kept)
+    "images_difference": _ANY,  # a confusion cell's count minus the baseline's (empty for the baseline)
     **dict.fromkeys(("one_bit_tflite_kib", "int8_tflite_kib", "flash_ratio", "one_bit_ram_kib", "int8_ram_kib",
                      "ram_ratio", "one_bit_latency_us", "int8_latency_us"), _AMOUNT),
     **dict.fromkeys(("int8_speedup_vs_one_bit", "int8_speedup_rerun95_low", "int8_speedup_rerun95_high"),
