@@ -282,7 +282,11 @@ def accuracy_by_variant(runs: pd.DataFrame, summary: pd.DataFrame):
     styles = variant_styles(summary)
     datasets = _datasets(summary)
     variants = list(styles)
-    fig, axes = figure(len(datasets), width=max(5.0, 0.55 * len(variants) + 2.0), height=4.2)
+    width = max(5.0, 0.55 * len(variants) + 2.0)
+    if len(variants) > 6:  # datasets one above the other: side by side, 13 variants made a strip 2,080 px wide
+        fig, axes = figure(1, width=width, height=4.2, rows=len(datasets))
+    else:
+        fig, axes = figure(len(datasets), width=width, height=4.2)
     for ax, dataset in zip(axes.flat, datasets, strict=True):
         data = runs[runs["dataset"] == dataset]
         order = [v for v in variants if v in set(data["variant"])]
