@@ -344,11 +344,12 @@ def confusion_difference(confusion: pd.DataFrame, summary: pd.DataFrame):
                 else:  # tables written before the cells were tested: every cell uncoloured
                     diff = (grid.pivot(index="label", columns="predicted", values="images")
                             - grids[baseline].pivot(index="label", columns="predicted", values="images"))
-                    told = diff * 0 != 0
+                    told = pd.DataFrame(False, index=diff.index, columns=diff.columns)
                 row.append((f"{title(dataset)}: {v} minus {baseline}", diff, told))
         else:  # nothing to compare: the first variant's own matrix, every cell coloured
             own = grids[variants[0]].pivot(index="label", columns="predicted", values="images")
-            row.append((f"{title(dataset)}: {variants[0]}", own, own * 0 == 0))
+            every = pd.DataFrame(True, index=own.index, columns=own.columns)
+            row.append((f"{title(dataset)}: {variants[0]}", own, every))
         if names:
             rename = {"index": dict(enumerate(names)), "columns": dict(enumerate(names))}
             row = [(name, diff.rename(**rename), told.rename(**rename)) for name, diff, told in row]

@@ -108,14 +108,15 @@ def simultaneous_means(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     the seeds), the mean, its Student-t interval simultaneous over the rows
     (Bonferroni: each at level ``ALPHA`` / rows; ``scipy.stats.ttest_1samp``)
     and the Bonferroni-adjusted p of the test that it is zero. A row whose
-    values are all equal has its value as interval and the exact sign-flip
-    test (:func:`sign_flip_p`)."""
+    values are all equal has no spread for a t interval: no interval (NaN,
+    as :func:`stages.lib.analysis.verdicts.judge` leaves such a row) and the
+    exact sign-flip test (:func:`sign_flip_p`)."""
     from scipy import stats
 
     values = np.asarray(values, dtype=float)
     rows, n = values.shape
     mean = values.mean(axis=1) if n else np.full(rows, math.nan)
-    low, high, p = mean.copy(), mean.copy(), np.ones(rows)
+    low, high, p = np.full(rows, math.nan), np.full(rows, math.nan), np.ones(rows)
     spread = np.ptp(values, axis=1) > 0 if n else np.zeros(rows, dtype=bool)
     if spread.any():
         result = stats.ttest_1samp(values[spread], 0.0, axis=1)

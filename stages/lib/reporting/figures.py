@@ -106,7 +106,7 @@ def label_points(ax, xs: Sequence[float], ys: Sequence[float], names: Sequence[s
     renderer = ax.figure.canvas.get_renderer()
     panel = ax.get_window_extent(renderer)
     kept = []
-    for index, text in enumerate(texts):
+    for text in texts:
         box = text.get_window_extent(renderer)
         inside = panel.x0 <= box.x0 and box.x1 <= panel.x1 and panel.y0 <= box.y0 and box.y1 <= panel.y1
         if inside and not any(box.overlaps(other) for other in kept):
